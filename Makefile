@@ -1,0 +1,54 @@
+# Catalog Sync. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export CATALOG_SYNC_HOME ?= $(CURDIR)/.state
+export AIRFLOW_HOME ?= $(CATALOG_SYNC_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(AIRFLOW_HOME)/passwords.json
+export AIRFLOW__API__PORT ?= 8080
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help venv run stop test test-fast lint freeze clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Catalog Sync needs $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the pinned requirements and the package
+
+run: venv ## set everything up and run Catalog Sync on the embedded default (Airflow UI on :8080)
+	bash scripts/run.sh
+
+stop: ## stop what `make run` started
+	bash scripts/stop.sh
+
+test: venv ## run the whole test suite (PostgreSQL too when CATALOG_SYNC_TEST_PG_URL is set)
+	bash scripts/install_browser.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff (with the AIR rules) and mypy on the package
+	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/mypy
+
+freeze: venv ## rewrite requirements.txt from what is installed in .venv
+	{ head -2 requirements.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^catalog-sync'; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+
+clean: stop ## remove the local state (databases, Airflow home); keeps .venv
+	rm -rf $(CATALOG_SYNC_HOME)

@@ -1,0 +1,66 @@
+"""A sandbox in its own process (so its CPU is not billed to Catalog Sync's interpreter), loaded at a scale."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.common import LUMA, PY, ROOT
+
+#: Storefront call limits used by the benchmarks: effectively unlimited (see BENCHMARKS.md for why).
+UNLIMITED_STOREFRONT = {"storefront_bucket_size": 1_000_000_000, "storefront_leak_per_s": 1_000_000_000.0}
+
+
+class SandboxProcess:
+    def __init__(self, workdir: Path, name: str = "sandbox") -> None:
+        from catalog_sync.sandbox.server import free_port
+
+        self.db_url = f"sqlite:///{workdir / (name + '.sqlite')}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(workdir / f"{name}.log", "w")  # noqa: SIM115
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, plan: str = "plus") -> SandboxProcess:
+        env = {**os.environ}
+        self.proc = subprocess.Popen(
+            [PY, "-m", "catalog_sync.cli", "sandbox", "serve", "--port", str(self.port), "--db", self.db_url,
+             "--storefront-plan", plan], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/_sandbox/settings", timeout=2).read()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"sandbox exited: see {self.log.name}") from None
+                time.sleep(0.3)
+        raise RuntimeError("sandbox did not start in 60 s")
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        from catalog_sync.sandbox.server import control
+
+        return control(self.url, method, path, body, timeout=7200)
+
+    def load(self, scale: int | None) -> dict[str, Any]:
+        return self.control("POST", "load", {"catalog": str(LUMA), "scale": scale, "reset": True})
+
+    def settings(self, **changes: Any) -> Any:
+        return self.control("PUT", "settings", changes)
+
+    @property
+    def credentials(self) -> dict[str, dict[str, str]]:
+        return self.control("GET", "credentials")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()

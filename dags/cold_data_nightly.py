@@ -1,0 +1,155 @@
+"""
+### Nightly cold-data sync (ERP and DAM into the PIM, PIM out to the storefront)
+
+Moves the slow-changing product data through the PIM once a day, inside the run's data window:
+
+1. **ERP -> PIM**: items changed since the committed cursor; units, vendors and countries normalised,
+   duplicates dead-lettered, the **syntax gate** (layer 0, hard), then ERP-owned attributes written to the PIM.
+2. **DAM -> PIM**: approved assets inside their validity and rights windows linked to their products;
+   orphans and pre-staged images are quarantined with their reason (asset gates, layers 0-2).
+3. **Supplier portal -> PIM**: pending submissions written field by field; a supplier's (often stale) lifecycle
+   flag is refused by the ownership rules and dead-lettered, never written.
+4. **PIM -> storefront**: every changed product family through the **business-rules gate** (layer 1, soft), then
+   published (content from the PIM, status from the ERP); images follow in separate chunked tasks.
+5. **Consistency gate** (layer 2, soft): ERP, PIM and storefront agree for what was published.
+6. Cursors commit only in `finish`, after every write and gate succeeded; a failed run leaves them where they
+   were, so the next run picks the same changes up again.
+
+Every record read is delivered, unchanged or dead-lettered (see the Dead letters page); `finish` fails the run
+loudly when the counts of any hop do not reconcile. Data Docs are built afterwards, off the critical path.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+
+from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+
+IMAGE_CHUNK = 200
+
+
+@dag(
+    schedule="0 2 * * *",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=3),
+    default_args=default_args(),
+    on_failure_callback=HubRunFailed("cold_data_nightly"),
+    doc_md=__doc__,
+    tags=["catalog-sync", "cold", "pim"],
+)
+def cold_data_nightly():
+    @task
+    def open_run() -> str:
+        from catalog_sync.airflow.tasks import run_window
+        from catalog_sync.flows import cold
+
+        return cold.open_run(**run_window(get_current_context()))
+
+    @task(pool="erp_api")
+    def extract_erp(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.extract_erp(load_id, systems())
+
+    @task(retries=0)
+    def gate_master_data(load_id: str) -> dict:
+        from catalog_sync.flows import cold
+
+        return cold.gate_master_data(load_id)
+
+    @task(pool="pim_api")
+    def load_pim(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.load_pim(load_id, systems())
+
+    @task(pool="dam_api")
+    def link_assets(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.link_assets(load_id, systems())
+
+    @task(pool="supplier_api")
+    def writeback_supplier(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.writeback_supplier(load_id, systems())
+
+    @task(pool="pim_api")
+    def extract_pim(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.extract_pim(load_id, systems())
+
+    @task(retries=0)
+    def gate_channel_content(load_id: str) -> dict:
+        from catalog_sync.flows import cold
+
+        return cold.gate_channel_content(load_id)
+
+    @task(pool="storefront_api")
+    def publish_products(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.publish_products(load_id, systems())
+
+    @task
+    def plan_image_chunks(load_id: str) -> list[int]:
+        from catalog_sync.flows import cold
+
+        return cold.plan_image_chunks(load_id, IMAGE_CHUNK)
+
+    @task(pool="storefront_api")
+    def publish_images(chunk: int, load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.publish_images(load_id, chunk, systems(), IMAGE_CHUNK)
+
+    @task(retries=0)
+    def gate_consistency(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import cold
+
+        return cold.check_consistency(load_id, systems())
+
+    @task(retries=0)
+    def finish(load_id: str) -> dict:
+        from catalog_sync.flows import cold
+
+        return cold.finish(load_id)
+
+    @task(retries=1, trigger_rule="all_done")
+    def build_data_docs(load_id: str) -> str:
+        from catalog_sync.flows import cold
+
+        return cold.build_docs(load_id)
+
+    load_id = open_run()
+    erp = extract_erp(load_id)
+    gated = gate_master_data(load_id)
+    pim = load_pim(load_id)
+    assets = link_assets(load_id)
+    supplier = writeback_supplier(load_id)
+    changed = extract_pim(load_id)
+    content = gate_channel_content(load_id)
+    products = publish_products(load_id)
+    chunks = plan_image_chunks(load_id)
+    images = publish_images.partial(load_id=load_id).expand(chunk=chunks)
+    consistency = gate_consistency(load_id)
+    done = finish(load_id)
+    erp >> gated >> pim >> assets >> supplier >> changed >> content >> products >> chunks >> images >> consistency >> done
+    done >> build_data_docs(load_id)
+
+
+cold_data_nightly()

@@ -1,0 +1,79 @@
+"""
+### Hot-data sync (ERP stock, live prices and lifecycle status straight to the storefront)
+
+Event-driven, not scheduled: the `erp_changes` asset is watched by `ErpChangeFeedTrigger` in the triggerer,
+which polls the ERP change feed's head against the hub's committed cursor (`erp/changes`) every 2 s and fires
+when the ERP has committed changes the storefront has not received. Each event becomes an asset event and
+queues a run of this DAG (see `docs/adr/0004-hot-path-event-driven.md` for the choice and measured latency).
+
+One task, `sync_changes`, does the whole hop in seconds:
+
+1. reads every ERP change after the cursor up to the feed head frozen at start, and keeps only the latest value
+   per SKU, topic and location (a burst of 30 stock moves is one write);
+2. passes the stock/price gates `stock_prices.l0` and `.l1` (hard, per `thresholds.yaml`; failing rows are
+   dead-lettered) and the ownership rules (the ERP owns `stock`, `live_price`, `lifecycle_status`);
+3. writes the storefront: stock with a deterministic `Idempotency-Key` per ERP change, live price on the
+   variant, lifecycle as the product status; SKUs not published yet are audited and left to the nightly publish;
+4. commits the cursor only when every change read is delivered, unchanged or dead-lettered, and records the
+   `timeliness` KPI (ERP commit to storefront write).
+
+`max_active_runs=1`: events that arrive during a run collapse into one follow-up run, which reads everything
+after the cursor. A failed run leaves the cursor; the retry (or the next event) re-reads the same changes and
+the idempotency keys make re-applying them harmless. A breached hard gate fails without retry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
+
+from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
+
+FLOW = "hot_data_sync"
+
+ERP_CHANGES = Asset(
+    "erp_changes",
+    uri="catalog-sync://erp/changes",
+    watchers=[AssetWatcher(name="erp_change_feed", trigger=ErpChangeFeedTrigger(poll_interval=2.0))],
+)
+
+
+@dag(
+    schedule=[ERP_CHANGES],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=15),
+    # Hot data is worth nothing late: retry soon and often, but give up within minutes and alert.
+    default_args=default_args(
+        retries=3,
+        retry_delay=timedelta(seconds=10),
+        retry_exponential_backoff=3.0,
+        max_retry_delay=timedelta(minutes=2),
+        execution_timeout=timedelta(minutes=5),
+    ),
+    on_failure_callback=HubRunFailed(FLOW),
+    doc_md=__doc__,
+    tags=["catalog-sync", "hot"],
+)
+def hot_data_sync():
+    @task(pool="storefront_api")
+    def sync_changes() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import hot
+        from catalog_sync.quality.gate import GateFailed
+
+        dag_run = get_current_context()["dag_run"]
+        try:
+            return hot.sync_changes(systems(), dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        except GateFailed as exc:  # a breached hard gate fails the same way again: no retry, alert now
+            raise AirflowFailException(str(exc)) from exc
+
+    sync_changes()
+
+
+hot_data_sync()

@@ -1,0 +1,125 @@
+"""
+### Weekly reconciliation (full reads of every system, drift against the owners, deletions)
+
+Once a week, when the systems are quiet, compares complete id sets instead of deltas:
+
+1. **Read** every ERP item, PIM product and product model, DAM asset and storefront product (one task per
+   system, each in its system's pool); the lean canonical frames are staged as CSV.gz files under the state
+   folder (shared storage), never in XCom.
+2. **Compare** each attribute a system holds a copy of (per `ownership.yaml`) with its owner's value; findings go
+   to the Drift page: `drift`, `missing`, `deleted` (SKU gone from the ERP), `orphan` (DAM asset of no SKU),
+   `reference` (an ERP unit or country the reference tables do not know). The run details keep the taxonomy
+   snapshot (categories in use, units and countries in use) for the nightly gate.
+3. **Deletions**: only this DAG may declare a SKU deleted. It disables the PIM product and archives the storefront
+   product (both audited and delta-logged, so `sync_rollback` can undo them). Param `apply_deletions` (default
+   true) turns the writes off; more than `max_deletions` SKUs at once applies nothing, since that many means a
+   broken read.
+4. **Alert** when the share of SKUs whose PIM lifecycle differs from the ERP's exceeds the Variable
+   `catalog_sync_lifecycle_divergence_threshold` (default 0.01).
+5. **Finish**: every record read is accounted for (unchanged, or delivered when a corrective write changed it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+
+THRESHOLD_VARIABLE = "catalog_sync_lifecycle_divergence_threshold"
+
+
+@dag(
+    schedule="0 3 * * 0",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=4),
+    default_args=default_args(),
+    on_failure_callback=HubRunFailed("weekly_reconciliation"),
+    doc_md=__doc__,
+    tags=["catalog-sync", "reconciliation"],
+    params={
+        "apply_deletions": Param(True, type="boolean",
+                                 description="Disable/archive SKUs deleted in the ERP; false reports them only."),
+        "max_deletions": Param(100, type="integer", minimum=0,
+                               description="Above this many deleted SKUs in one run, none is applied."),
+    },
+)
+def weekly_reconciliation():
+    @task
+    def open_run() -> str:
+        from catalog_sync.airflow.tasks import run_window
+        from catalog_sync.flows import reconcile
+
+        return reconcile.open_run(**run_window(get_current_context()))
+
+    @task(pool="erp_api")
+    def read_erp(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reconcile
+
+        return reconcile.read_erp(load_id, systems())
+
+    @task(pool="pim_api")
+    def read_pim(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reconcile
+
+        return reconcile.read_pim(load_id, systems())
+
+    @task(pool="dam_api")
+    def read_dam(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reconcile
+
+        return reconcile.read_dam(load_id, systems())
+
+    @task(pool="storefront_api")
+    def read_storefront(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reconcile
+
+        return reconcile.read_storefront(load_id, systems())
+
+    @task
+    def compare(load_id: str) -> dict:
+        from catalog_sync.flows import reconcile
+
+        return reconcile.compare_systems(load_id, max_deletions=int(get_current_context()["params"]["max_deletions"]))
+
+    @task(pool="pim_api")
+    def apply_deletions(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reconcile
+
+        params = get_current_context()["params"]
+        return reconcile.apply_deletions(load_id, systems(), apply=bool(params["apply_deletions"]),
+                                         max_deletions=int(params["max_deletions"]))
+
+    @task
+    def alert_lifecycle_divergence(load_id: str) -> dict:
+        from airflow.sdk import Variable
+
+        from catalog_sync.airflow.notifiers import alert_targets
+        from catalog_sync.flows import reconcile
+
+        raw = Variable.get(THRESHOLD_VARIABLE, default=reconcile.DEFAULT_DIVERGENCE_THRESHOLD)
+        return reconcile.alert_on_divergence(load_id, reconcile.parse_threshold(raw), alert_targets())
+
+    @task(retries=0)
+    def finish(load_id: str) -> dict:
+        from catalog_sync.flows import reconcile
+
+        return reconcile.finish(load_id)
+
+    load_id = open_run()
+    reads = [read_erp(load_id), read_pim(load_id), read_dam(load_id), read_storefront(load_id)]
+    compared = compare(load_id)
+    deletions = apply_deletions(load_id)
+    alerted = alert_lifecycle_divergence(load_id)
+    reads >> compared >> deletions >> alerted >> finish(load_id)
+
+
+weekly_reconciliation()

@@ -1,0 +1,152 @@
+"""Thin, stateless Airflow hooks: each turns one Airflow connection into a ``catalog_sync.connectors`` client.
+
+Connection layout (conn ids ``catalog_sync_<system>``):
+
+* ``schema``: ``http`` or ``https`` (default ``http``); ``host``; ``port``.
+* ``extra.path_prefix``: the system's root under the host (``/erp`` on the sandbox, empty on a real system).
+* ERP, DAM, supplier portal: the API key is the ``password``. Storefront: the admin access token is the
+  ``password``. PIM: ``login``/``password`` are the Akeneo user, ``extra.client_id``/``extra.client_secret`` the
+  API connection.
+* Optional tuning in ``extra``: ``connect_timeout``, ``read_timeout``, ``max_concurrency``, ``page_size``,
+  ``batch_size``, ``max_attempts``, ``backoff_base``, ``backoff_cap``.
+
+The hooks hold no client between calls: every ``get_conn`` builds a fresh one from the current connection, so a
+rotated secret takes effect on the next task without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from catalog_sync.connectors import (
+    CLIENTS,
+    ApiKeyCredentials,
+    AttemptCallback,
+    ClientOptions,
+    ConfigurationError,
+    PimCredentials,
+    RetryPolicy,
+    StorefrontCredentials,
+)
+from catalog_sync.domain import System
+
+
+def base_url_of(conn: Any) -> str:
+    """The system root URL of an Airflow connection: ``schema://host:port`` + ``extra.path_prefix``."""
+    host = (conn.host or "").strip()
+    if not host:
+        raise ConfigurationError(f"connection {conn.conn_id!r} has no host")
+    if "://" in host:  # someone pasted a URL into the host field: take it as it is
+        root = host.rstrip("/")
+    else:
+        scheme = (conn.schema or "http").lower()
+        if scheme not in ("http", "https"):
+            raise ConfigurationError(f"connection {conn.conn_id!r}: schema must be http or https, got {scheme!r}")
+        root = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+    prefix = str(conn.extra_dejson.get("path_prefix") or "").strip("/")
+    return f"{root}/{prefix}" if prefix else root
+
+
+def options_of(extra: Mapping[str, Any], on_attempt: AttemptCallback | None = None, **defaults: Any) -> ClientOptions:
+    """Client options from a connection's ``extra`` (strings allowed: the UI stores what was typed)."""
+    base = ClientOptions(**defaults)
+    retry = RetryPolicy(
+        max_attempts=int(extra.get("max_attempts", base.retry.max_attempts)),
+        base=float(extra.get("backoff_base", base.retry.base)),
+        cap=float(extra.get("backoff_cap", base.retry.cap)),
+    )
+    page_size = extra.get("page_size", base.page_size)
+    batch_size = extra.get("batch_size", base.batch_size)
+    return ClientOptions(
+        connect_timeout=float(extra.get("connect_timeout", base.connect_timeout)),
+        read_timeout=float(extra.get("read_timeout", base.read_timeout)),
+        max_concurrency=int(extra.get("max_concurrency", base.max_concurrency)),
+        retry=retry,
+        page_size=int(page_size) if page_size else None,
+        batch_size=int(batch_size) if batch_size else None,
+        on_attempt=on_attempt,
+    )
+
+
+def credentials_of(system: System, conn: Any) -> Any:
+    """The credentials object a system's client expects, read from the connection fields documented above."""
+    secret = conn.password or ""
+    if system is System.PIM:
+        extra = conn.extra_dejson
+        return PimCredentials(
+            client_id=str(extra.get("client_id") or ""),
+            client_secret=str(extra.get("client_secret") or ""),
+            username=conn.login or "",
+            password=secret,
+        )
+    if not secret:
+        raise ConfigurationError(f"connection {conn.conn_id!r} has no password (the {system} credential)")
+    if system is System.STOREFRONT:
+        return StorefrontCredentials(secret)
+    return ApiKeyCredentials(secret)
+
+
+def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
+    """A ready client for ``system`` from an Airflow ``Connection`` (no Airflow call: easy to test)."""
+    defaults = {"max_concurrency": 4}
+    options = options_of(conn.extra_dejson, on_attempt, **defaults)
+    kwargs: dict[str, Any] = {}
+    if system is System.STOREFRONT and conn.extra_dejson.get("call_limit_leak_per_s"):
+        kwargs["leak_per_second"] = float(conn.extra_dejson["call_limit_leak_per_s"])
+    return CLIENTS[system](base_url_of(conn), credentials_of(system, conn), options, **kwargs)
+
+
+class CatalogSyncHook(BaseHook):
+    """Base of the per-system hooks. ``get_conn()`` returns a new client; close it (or use ``with``) when done."""
+
+    conn_name_attr = "conn_id"
+    conn_type = "http"
+    system: ClassVar[System]
+    default_conn_name: ClassVar[str]
+
+    def __init__(self, conn_id: str | None = None, on_attempt: AttemptCallback | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.on_attempt = on_attempt
+
+    def get_conn(self) -> Any:
+        return client_from_connection(self.system, self.get_connection(self.conn_id), self.on_attempt)
+
+
+class ErpHook(CatalogSyncHook):
+    system = System.ERP
+    default_conn_name = "catalog_sync_erp"
+    hook_name = "Catalog Sync ERP"
+
+
+class PimHook(CatalogSyncHook):
+    system = System.PIM
+    default_conn_name = "catalog_sync_pim"
+    hook_name = "Catalog Sync PIM (Akeneo)"
+
+
+class DamHook(CatalogSyncHook):
+    system = System.DAM
+    default_conn_name = "catalog_sync_dam"
+    hook_name = "Catalog Sync DAM"
+
+
+class StorefrontHook(CatalogSyncHook):
+    system = System.STOREFRONT
+    default_conn_name = "catalog_sync_storefront"
+    hook_name = "Catalog Sync storefront (Shopify)"
+
+
+class SupplierHook(CatalogSyncHook):
+    system = System.SUPPLIER
+    default_conn_name = "catalog_sync_supplier"
+    hook_name = "Catalog Sync supplier portal"
+
+
+#: The hook of each system, for code that loops over systems.
+HOOKS: dict[System, type[CatalogSyncHook]] = {
+    h.system: h for h in (ErpHook, PimHook, DamHook, StorefrontHook, SupplierHook)
+}

@@ -1,0 +1,38 @@
+"""What DAG tasks need from Airflow at run time: the systems from connections, the run's window.
+
+Kept out of the DAG files so those stay orchestration only; imported inside task bodies, never at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from catalog_sync.flows.systems import Systems
+
+
+def systems() -> Systems:
+    """The five systems, each built from its Airflow connection (``catalog_sync_<system>``)."""
+    from catalog_sync.airflow.hooks import HOOKS
+    from catalog_sync.domain import System
+
+    clients = {s: HOOKS[s]().get_conn() for s in System}
+    return Systems(clients[System.ERP], clients[System.PIM], clients[System.DAM], clients[System.STOREFRONT],
+                   clients[System.SUPPLIER])
+
+
+def run_window(context: Any) -> dict[str, Any]:
+    """dag_id, run_id and the data window of the running DAG run.
+
+    A manual run's data interval can end hours before it was triggered (the last cron tick); its window ends
+    at ``run_after`` instead, so "run it now" means now. Scheduled runs keep their data interval, so a re-run of
+    the same interval does the same work.
+    """
+    dag_run = context["dag_run"]
+    end: datetime | None = context.get("data_interval_end")
+    run_after = getattr(dag_run, "run_after", None)
+    run_type = str(getattr(dag_run, "run_type", "") or "")
+    if run_after is not None and (end is None or run_type.endswith("manual")):
+        end = run_after
+    return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
+            "window_start": context.get("data_interval_start"), "window_end": end}

@@ -1,0 +1,121 @@
+"""Event trigger for Airflow 3's event-driven scheduling: "the ERP has committed changes the hub has not applied".
+
+``ErpChangeFeedTrigger`` runs in the triggerer as the trigger of an ``AssetWatcher`` (``dags/hot_data_sync.py``).
+It polls two cheap things, both off the event loop: the ERP change feed's head (``GET /erp/changes?limit=1``,
+through the ERP connector) and the hub's committed cursor (``erp/changes``). When the head is ahead of the cursor
+it yields a ``TriggerEvent``; the triggerer turns each event into an asset event (``Trigger.submit_event`` ->
+``AssetManager.register_asset_change``) and the scheduler queues a run of every DAG scheduled on the asset.
+
+Semantics this relies on (Airflow 3.3, ``jobs/triggerer_job_runner.py`` and ``models/dag.py``):
+
+* A watcher trigger is not finished by its first event: the triggerer keeps iterating ``run()`` and submits every
+  event it yields, so ``run()`` loops for ever and must not repeat itself. It signals a given feed head once, and
+  signals again only when the head moves on, or when ``resignal_after`` seconds passed with the cursor still
+  behind (a failed run left it there: the changes must not wait for the next ERP commit).
+* Events are not deduplicated by Airflow, but runs are: queued asset events collapse into one pending run per
+  DAG (one ``asset_dag_run_queue`` row per asset and DAG), and an asset-triggered DAG at ``max_active_runs`` gets
+  its next run only when the current one ends. A burst therefore costs one run that reads everything after the
+  cursor, plus at most one follow-up run for what arrived meanwhile.
+* A watcher trigger is identified by ``BaseEventTrigger.hash(classpath, kwargs)``: ``serialize()`` returns only
+  configuration (no timestamps, no secrets), so every DAG parse maps to the same trigger row.
+
+Boundary: this module is imported when the DAG file is parsed, so its top level imports Airflow's trigger base
+only; the connector (``requests``), the hub (``sqlalchemy``) and the hooks are imported inside ``run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+
+class ErpChangeFeedTrigger(BaseEventTrigger):
+    """Fires when the ERP change feed holds changes after the hub's committed ``erp/changes`` cursor.
+
+    Args:
+        conn_id: Airflow connection of the ERP (the same one the tasks use).
+        poll_interval: Seconds between polls. Each poll is one small ERP request and one hub read; this bounds
+            the trigger's share of the hot path's latency.
+        resignal_after: Seconds after which a head that was already signalled is signalled again while the
+            cursor is still behind it (the run it started failed or was cleared).
+        error_backoff: Seconds to wait after a failed poll (ERP or hub unreachable) before trying again; the
+            watcher keeps running through outages instead of dying with them.
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str = "catalog_sync_erp",
+        poll_interval: float = 2.0,
+        resignal_after: float = 60.0,
+        error_backoff: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+        self.resignal_after = float(resignal_after)
+        self.error_backoff = float(error_backoff)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "resignal_after": self.resignal_after,
+                "error_backoff": self.error_backoff,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll for ever; yield one event per new feed head (and again when a signalled head stays unapplied)."""
+        from airflow.sdk import BaseHook
+
+        # The async accessor: the synchronous get_connection would block the triggerer's shared event loop
+        # (and, from async code, is refused outside sync_to_async).
+        conn = await BaseHook.aget_connection(self.conn_id)
+        erp = await asyncio.to_thread(_erp_client, conn)
+        signalled: int | None = None
+        signalled_at = 0.0
+        try:
+            while True:
+                try:
+                    cursor, head = await asyncio.to_thread(_poll, erp)
+                except Exception as exc:  # an outage of the ERP or the hub must not end the watch
+                    self.log.warning("ERP change feed poll failed (%s); retrying in %.0f s",
+                                     type(exc).__name__, self.error_backoff)
+                    await asyncio.sleep(self.error_backoff)
+                    continue
+                now = time.monotonic()
+                fresh = signalled is None or head > signalled
+                stale = signalled is not None and now - signalled_at >= self.resignal_after
+                if head > cursor and (fresh or stale):
+                    self.log.info("ERP changes %d..%d not applied yet: signalling", cursor + 1, head)
+                    yield TriggerEvent({"after": cursor, "head": head, "pending": head - cursor})
+                    signalled, signalled_at = head, now
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await asyncio.to_thread(erp.close)
+
+
+def _erp_client(conn: Any) -> Any:
+    """The ERP connector client for an Airflow connection (imports requests: kept out of DAG parsing)."""
+    from catalog_sync.airflow.hooks import client_from_connection
+    from catalog_sync.domain import System
+
+    return client_from_connection(System.ERP, conn)
+
+
+def _poll(erp: Any) -> tuple[int, int]:
+    """(committed cursor, feed head). Blocking: runs in a worker thread, never on the triggerer's loop."""
+    from catalog_sync.flows.hot import CURSOR
+    from catalog_sync.hub import repo
+    from catalog_sync.hub.db import session_scope
+
+    with session_scope() as s:
+        cursor = int(repo.get_cursor(s, *CURSOR) or 0)
+    return cursor, int(erp.last_seq())

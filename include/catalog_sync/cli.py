@@ -1,0 +1,60 @@
+"""The ``catalog-sync`` command line.
+
+Each feature area registers its own sub-commands from a small ``cli`` module of its own; this file only builds
+the top-level parser, so adding a command never touches another area's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+#: Modules exposing ``register(subparsers)``; each adds its sub-commands and sets ``func`` on them.
+COMMAND_MODULES = [
+    "catalog_sync.hub.cli",
+    "catalog_sync.ops_cli",
+    "catalog_sync.sandbox.cli",
+    "catalog_sync.flows.reconcile_cli",
+    "catalog_sync.trace_cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="catalog-sync",
+        description="Catalog Sync: keep ERP, PIM, DAM, storefront and supplier portals in step.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad argument, missing file); printed without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        for noisy in ("alembic", "great_expectations", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        result = args.func(args)
+    except UserError as exc:
+        print(f"catalog-sync: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""Pure translations between each system's wire shape and the canonical product record (``domain.PRODUCT_FIELDS``).
+
+No I/O here: every function takes plain dicts and returns plain dicts, so the mapping rules are unit-tested
+without a server and the engine can show exactly what would be sent before sending it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from catalog_sync.domain import CHANNEL, LOCALES, PRODUCT_FIELDS, STOREFRONT_STATUS, LifecycleStatus
+
+Canonical = dict[str, Any]
+
+#: How ERP clerks spell units of measure -> the canonical UN/ECE code. Unknown spellings pass through upper-cased
+#: so the quality gate (not the mapping) decides whether they are acceptable.
+UOM_ALIASES: Final[dict[str, str]] = {
+    "ea": "EA",
+    "each": "EA",
+    "pc": "EA",
+    "pcs": "EA",
+    "piece": "EA",
+    "unit": "EA",
+    "pr": "PR",
+    "pair": "PR",
+    "pairs": "PR",
+    "set": "SET",
+    "pk": "PK",
+    "pack": "PK",
+}
+
+#: PIM attributes that hold translated text; descriptions are also per channel (Akeneo "scope").
+LOCALIZED_TEXT: Final[tuple[str, ...]] = (
+    "name", "description", "short_description", "meta_title", "meta_description", "url_key",
+)
+SCOPED: Final[frozenset[str]] = frozenset({"description", "short_description"})
+#: Canonical fields the PIM stores as plain (non-localised, non-scoped) attribute values under the same name.
+PIM_PLAIN: Final[tuple[str, ...]] = (
+    "color", "size", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
+    "product_group", "asset_links",
+)
+REFERENCE_LOCALE: Final[str] = LOCALES[0]
+#: Shopify metafield namespace where Catalog Sync keeps its own keys.
+METAFIELD_NAMESPACE: Final[str] = "catalog_sync"
+
+
+def empty_record() -> Canonical:
+    return dict.fromkeys(PRODUCT_FIELDS)
+
+
+def normalize_uom(value: str | None) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    return UOM_ALIASES.get(text.lower(), text.upper())
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------- ERP
+
+
+def erp_item_to_canonical(item: Mapping[str, Any]) -> Canonical:
+    """An ERP ``Item`` as a canonical record. Only ERP-owned fields are filled; PIM-owned content stays None.
+
+    The ERP's own short ``description`` is deliberately not mapped: descriptions are PIM-owned, and letting the
+    ERP's terse text leak into the record would overwrite enriched copy downstream.
+    """
+    record = empty_record()
+    weight = item.get("weight") or {}
+    dims = item.get("dimensions") or {}
+    price = item.get("reference_price") or {}
+    record.update(
+        sku=item.get("sku"),
+        parent_sku=item.get("parent_sku") or None,
+        product_type=item.get("product_type"),
+        lifecycle_status=item.get("lifecycle_status"),
+        upc=item.get("upc") or None,
+        product_group=item.get("product_group"),
+        uom=normalize_uom(item.get("uom")),
+        weight=_number(weight.get("value")),
+        weight_unit=weight.get("unit"),
+        length=_number(dims.get("length")),
+        width=_number(dims.get("width")),
+        height=_number(dims.get("height")),
+        dimension_unit=dims.get("unit"),
+        country_of_origin=item.get("country_of_origin"),
+        vendor_name=item.get("vendor_name"),
+        reference_price=_number(price.get("amount")),
+        currency=price.get("currency"),
+    )
+    return record
+
+
+def canonical_to_erp_item(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ERP ``Item`` for a canonical record (scenarios and repairs write ERP items through ``PUT``)."""
+    return {
+        "sku": record["sku"],
+        "parent_sku": record.get("parent_sku"),
+        "product_type": record.get("product_type") or "simple",
+        "lifecycle_status": record.get("lifecycle_status"),
+        "upc": record.get("upc"),
+        "product_group": record.get("product_group"),
+        "uom": record.get("uom"),
+        "weight": {"value": record.get("weight"), "unit": record.get("weight_unit")},
+        "dimensions": {
+            "length": record.get("length"),
+            "width": record.get("width"),
+            "height": record.get("height"),
+            "unit": record.get("dimension_unit"),
+        },
+        "country_of_origin": record.get("country_of_origin"),
+        "vendor_name": record.get("vendor_name"),
+        "reference_price": {"amount": record.get("reference_price"), "currency": record.get("currency")},
+    }
+
+
+# -------------------------------------------------------------------------------------------------- PIM (Akeneo)
+
+
+def category_code(path: str) -> str:
+    """Akeneo category code for a category path: codes allow only ``[A-Za-z0-9_]``.
+
+    ``"Men/Tops/Hoodies & Sweatshirts"`` -> ``"men_tops_hoodies_sweatshirts"``.
+    """
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+
+
+def _value(data: Any, locale: str | None = None, scope: str | None = None) -> dict[str, Any]:
+    return {"locale": locale, "scope": scope, "data": data}
+
+
+def canonical_to_akeneo_values(record: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Akeneo ``values`` for a canonical record: localised text per locale, descriptions scoped to the channel.
+
+    Fields that are None are left out rather than sent as null, so a partial record never erases PIM content.
+    """
+    values: dict[str, list[dict[str, Any]]] = {}
+    translations: Mapping[str, Mapping[str, Any]] = record.get("translations") or {}
+    for attr in LOCALIZED_TEXT:
+        scope = CHANNEL if attr in SCOPED else None
+        per_locale = {REFERENCE_LOCALE: record.get(attr)}
+        for locale in LOCALES[1:]:
+            per_locale[locale] = (translations.get(locale) or {}).get(attr)
+        entries = [_value(text, locale, scope) for locale, text in per_locale.items() if text is not None]
+        if entries:
+            values[attr] = entries
+    for attr in PIM_PLAIN:
+        if record.get(attr) is not None:
+            values[attr] = [_value(record[attr])]
+    if record.get("weight") is not None and record.get("weight_unit"):
+        # an Akeneo "metric" attribute carries its unit with the amount
+        values["weight"] = [_value({"amount": record["weight"], "unit": record["weight_unit"]})]
+    if record.get("reference_price") is not None:
+        values["erp_reference_price"] = [
+            _value([{"amount": record["reference_price"], "currency": record.get("currency")}])
+        ]
+    return values
+
+
+def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
+    """An Akeneo product (a variant or a simple product) for a canonical record.
+
+    The family defaults to the one named after the product group (see :func:`family_code`).
+
+    ``enabled`` follows the lifecycle: only an ``active`` item is sellable, so only it is enabled in the PIM.
+    """
+    product: dict[str, Any] = {
+        "identifier": record["sku"],
+        "enabled": record.get("lifecycle_status") == LifecycleStatus.ACTIVE,
+        "parent": record.get("parent_sku"),
+        "values": canonical_to_akeneo_values(record),
+    }
+    categories = record.get("categories") or ([record["category"]] if record.get("category") else [])
+    if categories:
+        product["categories"] = [category_code(c) for c in categories]
+    product["family"] = family or family_code(record.get("product_group"))
+    return product
+
+
+def family_code(product_group: str | None) -> str:
+    """The Akeneo family of a product: its ERP product group as a code (``"Hoodies"`` -> ``"hoodies"``)."""
+    return category_code(product_group or "default") or "default"
+
+
+def family_variant_code(family: str, axes: Sequence[str]) -> str:
+    """The family variant of a configurable parent: its family and its axes, e.g. ``hoodies_by_size_color``."""
+    return f"{family}_by_{'_'.join(axes)}"
+
+
+def canonical_to_akeneo_product_model(
+    record: Mapping[str, Any], family: str | None = None, family_variant: str | None = None
+) -> dict[str, Any]:
+    """An Akeneo product model for a configurable parent; its axes pick the family variant.
+
+    The family defaults to the one named after the product group (see :func:`family_code`).
+    """
+    family = family or family_code(record.get("product_group"))
+    axes = list(record.get("axes") or [])
+    model: dict[str, Any] = {
+        "code": record["sku"],
+        "family": family,
+        "family_variant": family_variant or family_variant_code(family, axes),
+        "parent": None,
+        "values": {k: v for k, v in canonical_to_akeneo_values(record).items() if k not in axes},
+    }
+    categories = record.get("categories") or ([record["category"]] if record.get("category") else [])
+    if categories:
+        model["categories"] = [category_code(c) for c in categories]
+    return model
+
+
+def _pick(values: Mapping[str, Any], attr: str, locale: str | None = None, scope: str | None = None) -> Any:
+    """The data of one Akeneo value; a scoped attribute read without a scope prefers the storefront channel."""
+    entries = values.get(attr) or []
+    best: Any = None
+    for entry in entries:
+        if entry.get("locale") != locale:
+            continue
+        if entry.get("scope") == scope:
+            return entry.get("data")
+        if entry.get("scope") in (None, CHANNEL):
+            best = entry.get("data")
+    return best
+
+
+def akeneo_product_to_canonical(
+    product: Mapping[str, Any],
+    category_paths: Mapping[str, str] | None = None,
+    axes: Sequence[str] | None = None,
+) -> Canonical:
+    """An Akeneo product (or product model) as a canonical record, for reconciliation against the owners.
+
+    ``category_paths`` maps category codes back to paths; without it the codes are kept as they are (compare
+    them with :func:`category_code` of the owner's paths). ``axes`` are a product model's variant axes, which
+    Akeneo keeps on the family variant (``PimClient.family_variant_axes``), not on the model.
+    """
+    values = product.get("values") or {}
+    record = empty_record()
+    sku = product.get("identifier") or product.get("code")
+    is_model = "code" in product and "identifier" not in product
+    for attr in LOCALIZED_TEXT:
+        record[attr] = _pick(values, attr, REFERENCE_LOCALE, CHANNEL if attr in SCOPED else None)
+    translations: dict[str, dict[str, Any]] = {}
+    for locale in LOCALES[1:]:
+        texts = {
+            attr: _pick(values, attr, locale, CHANNEL if attr in SCOPED else None)
+            for attr in LOCALIZED_TEXT
+        }
+        texts = {k: v for k, v in texts.items() if v is not None}
+        if texts:
+            translations[locale] = texts
+    for attr in PIM_PLAIN:
+        record[attr] = _pick(values, attr)
+    weight = _pick(values, "weight")
+    if isinstance(weight, dict):
+        record["weight"], record["weight_unit"] = weight.get("amount"), weight.get("unit")
+    price = _pick(values, "erp_reference_price") or []
+    if isinstance(price, list) and price:
+        record["reference_price"] = _number(price[0].get("amount"))
+        record["currency"] = price[0].get("currency")
+    codes = list(product.get("categories") or [])
+    paths = [(category_paths or {}).get(code, code) for code in codes]
+    record.update(
+        sku=sku,
+        parent_sku=product.get("parent") or None,
+        product_type="configurable" if is_model else "simple",  # Akeneo variants and simple products alike
+        translations=translations or None,
+        categories=paths or None,
+        category=paths[0] if paths else None,
+        weight=_number(record["weight"]),
+    )
+    if is_model:
+        record["axes"] = list(axes or []) or None
+    return record
+
+
+# ------------------------------------------------------------------------------------------ storefront (Shopify)
+
+
+def storefront_handle(record: Mapping[str, Any]) -> str:
+    """The Shopify handle of a product: its ``url_key`` when the PIM gave one, else its SKU, slugged."""
+    base = record.get("url_key") or record["sku"]
+    return re.sub(r"[^a-z0-9]+", "-", str(base).lower()).strip("-")
+
+
+def _option_title(axis: str) -> str:
+    return axis.replace("_", " ").title()
+
+
+def canonical_to_shopify_product(
+    parent: Mapping[str, Any],
+    variants: Sequence[Mapping[str, Any]] = (),
+    images: Sequence[Mapping[str, Any]] = (),
+    prices: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """A Shopify product for a configurable parent and its variants, or for a simple product (no ``variants``).
+
+    Args:
+        images: DAM assets (``Asset`` dicts) to show, in display order; the hero asset should come first.
+        prices: live prices by SKU (hot data from the ERP); the reference price is the fallback.
+    """
+    prices = prices or {}
+    lifecycle = parent.get("lifecycle_status")
+    status = STOREFRONT_STATUS.get(LifecycleStatus(lifecycle), "draft") if lifecycle in set(LifecycleStatus) else "draft"
+    axes = list(parent.get("axes") or [])[:3]  # Shopify carries at most three options
+    rows = list(variants) or [parent]
+    shop_variants = []
+    for row in rows:
+        variant: dict[str, Any] = {
+            "sku": row["sku"],
+            "price": _money(prices.get(row["sku"], row.get("reference_price"))),
+            "barcode": row.get("upc"),
+            "weight": row.get("weight"),
+            "weight_unit": row.get("weight_unit"),
+        }
+        for i, axis in enumerate(axes, start=1):
+            variant[f"option{i}"] = row.get(axis)
+        shop_variants.append(variant)
+    options = [
+        {"name": _option_title(axis), "values": _unique(v.get(f"option{i}") for v in shop_variants)}
+        for i, axis in enumerate(axes, start=1)
+    ]
+    product: dict[str, Any] = {
+        "title": parent.get("name") or parent["sku"],
+        "body_html": parent.get("description") or "",
+        "handle": storefront_handle(parent),
+        "vendor": parent.get("vendor_name"),
+        "product_type": parent.get("product_group") or "",
+        "status": status,
+        "tags": ", ".join(parent.get("categories") or []),
+        "variants": shop_variants,
+        "images": [
+            {"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
+            for i, a in enumerate(images, start=1)
+            if (a.get("renditions") or {}).get("ecommerce")
+        ],
+    }
+    if options:
+        product["options"] = options
+    # Shopify has no field for our parent SKU; a metafield keeps reconciliation keyed on the business key.
+    product["metafields"] = [
+        {"namespace": METAFIELD_NAMESPACE, "key": "sku", "value": parent["sku"], "type": "single_line_text_field"}
+    ]
+    return product
+
+
+def shopify_product_to_canonical(product: Mapping[str, Any]) -> list[Canonical]:
+    """What the storefront shows, as canonical records: the product itself, then one record per variant SKU."""
+    status_to_lifecycle = {"active": LifecycleStatus.ACTIVE.value}
+    option_names = [o.get("name", "").lower().replace(" ", "_") for o in product.get("options") or []]
+    variants = product.get("variants") or []
+    configurable = bool(option_names) and len(variants) >= 1 and any(v.get("option1") for v in variants)
+    head = empty_record()
+    head.update(
+        name=product.get("title"),
+        description=product.get("body_html") or None,
+        url_key=product.get("handle"),
+        vendor_name=product.get("vendor"),
+        product_group=product.get("product_type") or None,
+        lifecycle_status=status_to_lifecycle.get(product.get("status", "")),
+        categories=[t.strip() for t in (product.get("tags") or "").split(",") if t.strip()] or None,
+    )
+    if not configurable:
+        v = variants[0] if variants else {}
+        head.update(sku=v.get("sku"), product_type="simple", upc=v.get("barcode"),
+                    reference_price=_number(v.get("price")), weight=_number(v.get("weight")),
+                    weight_unit=v.get("weight_unit"))
+        return [head]
+    meta = {m.get("key"): m.get("value") for m in product.get("metafields") or []
+            if m.get("namespace") == METAFIELD_NAMESPACE}
+    head.update(sku=meta.get("sku") or product.get("handle"), product_type="configurable", axes=option_names)
+    out = [head]
+    for v in variants:
+        row = empty_record()
+        row.update(sku=v.get("sku"), parent_sku=head["sku"], product_type="simple", upc=v.get("barcode"),
+                   reference_price=_number(v.get("price")), weight=_number(v.get("weight")),
+                   weight_unit=v.get("weight_unit"), lifecycle_status=head["lifecycle_status"])
+        for i, name in enumerate(option_names[:3], start=1):
+            if name in row:
+                row[name] = v.get(f"option{i}")
+        out.append(row)
+    return out
+
+
+def _money(value: Any) -> str | None:
+    number = _number(value)
+    return None if number is None else f"{number:.2f}"
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item is not None and item not in seen:
+            seen.append(item)
+    return seen

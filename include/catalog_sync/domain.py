@@ -1,0 +1,99 @@
+"""The retail vocabulary every part of Catalog Sync shares: systems, lifecycle states, the canonical record.
+
+Connectors translate each system's wire shape into the canonical product record below; the gates, the engine,
+the reconciliation and the UI only ever see canonical records (as dicts, or as pandas frames with these columns).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class System(StrEnum):
+    ERP = "erp"
+    PIM = "pim"
+    DAM = "dam"
+    STOREFRONT = "storefront"
+    SUPPLIER = "supplier"
+
+
+class LifecycleStatus(StrEnum):
+    """The ERP's item lifecycle. Only ``active`` items may be published to a sales channel."""
+
+    DRAFT = "draft"
+    PRE_ACTIVE = "pre-active"
+    ACTIVE = "active"
+    SEASONAL_HOLD = "seasonal-hold"
+    DISCONTINUED = "discontinued"
+
+
+#: Storefront publication status (Shopify's ProductStatus) the ERP lifecycle maps to.
+STOREFRONT_STATUS: Final[dict[LifecycleStatus, str]] = {
+    LifecycleStatus.DRAFT: "draft",
+    LifecycleStatus.PRE_ACTIVE: "draft",
+    LifecycleStatus.ACTIVE: "active",
+    LifecycleStatus.SEASONAL_HOLD: "draft",
+    LifecycleStatus.DISCONTINUED: "archived",
+}
+
+
+class AssetRole(StrEnum):
+    HERO = "hero"
+    GALLERY = "gallery"
+    SWATCH = "swatch"
+    SEASONAL = "seasonal"
+
+
+class AssetStatus(StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    RETIRED = "retired"
+
+
+#: Locales the PIM holds translations for; the first is the catalog's reference locale.
+LOCALES: Final[tuple[str, ...]] = ("en_US", "fr_FR", "de_DE")
+#: The PIM channel (Akeneo "scope") that feeds the storefront.
+CHANNEL: Final[str] = "ecommerce"
+
+#: Canonical product record: one row per SKU (configurable parents and their variants alike).
+#: ERP-owned fields first, PIM-owned after; ``catalog_sync/governance/ownership.yaml`` is the authority.
+PRODUCT_FIELDS: Final[tuple[str, ...]] = (
+    # identity and structure
+    "sku",
+    "parent_sku",  # None for a parent or a simple product
+    "product_type",  # "configurable" | "simple"
+    "axes",  # a parent's variant axes, e.g. ["size", "color"]; None on variants
+    # ERP-owned master data
+    "lifecycle_status",
+    "upc",
+    "product_group",
+    "uom",
+    "weight",
+    "weight_unit",
+    "length",
+    "width",
+    "height",
+    "dimension_unit",
+    "country_of_origin",
+    "vendor_name",
+    "reference_price",
+    "currency",
+    # PIM-owned content
+    "name",
+    "description",
+    "short_description",
+    "meta_title",
+    "meta_description",
+    "url_key",
+    "category",  # primary category path, e.g. "Men/Tops/Hoodies & Sweatshirts"
+    "categories",  # all category paths
+    "color",
+    "size",
+    "translations",  # {locale: {"name": ..., "description": ...}} beyond the reference locale
+    "asset_links",  # DAM asset ids linked to this SKU
+)
+
+#: Hot data: flows ERP -> storefront directly, never through the PIM.
+HOT_FIELDS: Final[tuple[str, ...]] = ("stock", "live_price", "lifecycle_status")

@@ -1,0 +1,1 @@
+"""The sync engine: runs, per-record isolation, delta detection, dead letters, audit and rollback."""

@@ -1,0 +1,279 @@
+"""A run of one flow: its load id, its counters, and the hub writes every step makes on its behalf.
+
+A flow is split across Airflow tasks; each task re-attaches to the run by load id (``RunContext.attach``), so no
+state lives in the worker between tasks. Records move between tasks through the ``staged_record`` table.
+
+Invariant: when a run finishes, ``read == delivered + unchanged + dead_lettered`` on every hop (ERP -> PIM,
+PIM -> storefront, ...). A run whose counts do not reconcile is marked failed and raises ``RecordsUnaccounted``:
+a sync that silently drops records must never report success.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from catalog_sync.hub import repo
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import RunCounter, StagedRecord, SyncRun, utcnow
+
+COUNTERS = ("read", "delivered", "unchanged", "dead_lettered")
+
+
+class RecordsUnaccounted(RuntimeError):
+    """Read records that were neither delivered, unchanged nor dead-lettered: the run must not succeed."""
+
+
+def json_safe(value: Any) -> Any:
+    """Turn NaN, numpy scalars, timestamps and decimals into plain JSON values (for payloads and audit rows)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return json_safe(item())
+    if hasattr(value, "tolist"):  # numpy arrays
+        return json_safe(value.tolist())
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class RunContext:
+    """Handle on one run in the hub. Cheap to create; holds no connection."""
+
+    load_id: str
+    flow: str
+    hub_url: str | None = None
+    #: Seconds spent waiting on external systems, by system (filled by ``on_attempt``).
+    external_seconds: dict[str, float] = field(default_factory=dict)
+    _audit_buffer: list[dict[str, Any]] = field(default_factory=list)
+    _delta_buffer: list[dict[str, Any]] = field(default_factory=list)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        flow: str,
+        *,
+        load_id: str | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        hub_url: str | None = None,
+    ) -> RunContext:
+        """Start (or, for a retried task with the same load id, re-open) a run."""
+        with session_scope(hub_url) as s:
+            load_id = repo.start_run(
+                s, flow, load_id=load_id, dag_id=dag_id, run_id=run_id,
+                window_start=window_start, window_end=window_end,
+            )
+            s.execute(update(SyncRun).where(SyncRun.load_id == load_id).values(
+                **{f"records_{c}": 0 for c in COUNTERS}
+            ))
+            s.execute(delete(RunCounter).where(RunCounter.load_id == load_id))
+        return cls(load_id=load_id, flow=flow, hub_url=hub_url)
+
+    @classmethod
+    def attach(cls, load_id: str, hub_url: str | None = None) -> RunContext:
+        with session_scope(hub_url) as s:
+            run = s.get(SyncRun, load_id)
+            if run is None:
+                raise LookupError(f"no run with load id {load_id!r} in the hub")
+            return cls(load_id=load_id, flow=run.flow, hub_url=hub_url)
+
+    def count(self, hop: str, **increments: int) -> None:
+        """Add to a hop's counters atomically (safe when several tasks of a run write at once)."""
+        unknown = set(increments) - set(COUNTERS)
+        if unknown:
+            raise ValueError(f"unknown counters {sorted(unknown)}")
+        rows = [
+            {"load_id": self.load_id, "hop": hop, "counter": name, "value": int(n)}
+            for name, n in increments.items()
+            if n
+        ]
+        if not rows:
+            return
+        with session_scope(self.hub_url) as s:
+            insert: Any = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
+            table = cast(Table, RunCounter.__table__)
+            stmt = insert(table).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["load_id", "hop", "counter"],
+                set_={"value": table.c.value + stmt.excluded.value},
+            )
+            s.execute(stmt)
+
+    def hop_counts(self) -> dict[str, dict[str, int]]:
+        """{hop: {counter: value}} with every counter present."""
+        with session_scope(self.hub_url) as s:
+            rows = s.execute(
+                select(RunCounter.hop, RunCounter.counter, RunCounter.value).where(RunCounter.load_id == self.load_id)
+            ).all()
+        hops: dict[str, dict[str, int]] = {}
+        for hop, counter, value in rows:
+            hops.setdefault(hop, dict.fromkeys(COUNTERS, 0))[counter] = int(value)
+        return hops
+
+    def counts(self) -> dict[str, int]:
+        """Totals over every hop."""
+        totals = dict.fromkeys(COUNTERS, 0)
+        for counters in self.hop_counts().values():
+            for name, value in counters.items():
+                totals[name] += value
+        return totals
+
+    def finish(self, *, details: dict[str, Any] | None = None) -> dict[str, int]:
+        """Close the run; fails it loudly when any hop's counts do not reconcile."""
+        self.flush_audit()
+        hops = self.hop_counts()
+        counts = self.counts()
+        merged = {**(details or {}), "hops": hops, "external_seconds": self.external_seconds}
+        problems = []
+        for hop, c in sorted(hops.items()):
+            accounted = c["delivered"] + c["unchanged"] + c["dead_lettered"]
+            if accounted != c["read"]:
+                problems.append(
+                    f"{hop}: {c['read']} records read but {accounted} accounted for (delivered {c['delivered']}, "
+                    f"unchanged {c['unchanged']}, dead-lettered {c['dead_lettered']})"
+                )
+        with session_scope(self.hub_url) as s:
+            if problems:
+                error = "; ".join(problems)
+                repo.finish_run(s, self.load_id, status="failed", counts=counts, error=error, details=merged)
+            else:
+                repo.finish_run(s, self.load_id, status="success", counts=counts, details=merged)
+        if problems:
+            raise RecordsUnaccounted("; ".join(problems))
+        self.cleanup_staging()
+        return counts
+
+    def fail(self, error: str) -> None:
+        self.flush_audit()
+        with session_scope(self.hub_url) as s:
+            repo.finish_run(s, self.load_id, status="failed", error=error[:4000])
+
+    # --- staging ---------------------------------------------------------------------------------------------
+
+    def stage(self, stage: str, records: Sequence[dict[str, Any]], key: str = "sku") -> int:
+        """Replace a stage's records (idempotent: a retried task writes the same stage again)."""
+        rows = [
+            {"load_id": self.load_id, "stage": stage, "record_key": str(r[key]), "payload": json_safe(r)}
+            for r in records
+        ]
+        with session_scope(self.hub_url) as s:
+            s.execute(delete(StagedRecord).where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage))
+            for start in range(0, len(rows), repo.CHUNK):
+                s.execute(cast(Table, StagedRecord.__table__).insert(), rows[start : start + repo.CHUNK])
+        return len(rows)
+
+    def staged(self, stage: str) -> list[dict[str, Any]]:
+        with session_scope(self.hub_url) as s:
+            rows = s.scalars(
+                select(StagedRecord.payload)
+                .where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage)
+                .order_by(StagedRecord.record_key)
+            ).all()
+        return list(rows)
+
+    def cleanup_staging(self) -> None:
+        with session_scope(self.hub_url) as s:
+            s.execute(delete(StagedRecord).where(StagedRecord.load_id == self.load_id))
+
+    # --- audit, dead letters, deltas ------------------------------------------------------------------------
+
+    def on_attempt(self, system: str, method: str, path: str, status: int | None, attempt: int,
+                   elapsed: float) -> None:
+        """Connector callback: time spent waiting on the external system, by system."""
+        self.external_seconds[system] = self.external_seconds.get(system, 0.0) + elapsed
+
+    def audit(self, system: str, entity: str, record_key: str, action: str, outcome: str, *,
+              request: Any = None, response: Any = None, changes: Any = None, attempt: int = 1,
+              started_at: datetime | None = None) -> None:
+        """Buffer one audit row; flushed in bulk (every 1,000 rows and at the end of each step)."""
+        self._audit_buffer.append({
+            "load_id": self.load_id, "system": system, "entity": entity, "record_key": str(record_key),
+            "action": action, "attempt": attempt, "outcome": outcome, "request": json_safe(request),
+            "response": json_safe(response), "changes": json_safe(changes),
+            "started_at": started_at or utcnow(), "ended_at": utcnow(),
+        })
+        if len(self._audit_buffer) >= 1000:
+            self.flush_audit()
+
+    def flush_audit(self) -> None:
+        """Write buffered audit rows and field deltas in one transaction."""
+        if not self._audit_buffer and not self._delta_buffer:
+            return
+        with session_scope(self.hub_url) as s:
+            repo.record_audit(s, self._audit_buffer)
+            repo.record_deltas(s, self._delta_buffer)
+        self._audit_buffer = []
+        self._delta_buffer = []
+
+    def dead_letter(self, letters: Iterable[dict[str, Any]], *, hop: str | None) -> int:
+        """Dead-letter records (each dict needs entity, record_key, source/target system, reason_kind, reason).
+
+        With a ``hop``, each distinct record counts once as dead-lettered on that hop; ``hop=None`` records a
+        finding about a record already accounted for (a post-delivery consistency check).
+        """
+        rows = [{"load_id": self.load_id, "flow": self.flow, **json_safe(letter)} for letter in letters]
+        if not rows:
+            return 0
+        with session_scope(self.hub_url) as s:
+            repo.dead_letter(s, rows)
+        if hop is not None:
+            self.count(hop, dead_lettered=len({(r["entity"], r["record_key"]) for r in rows}))
+        return len(rows)
+
+    def record_deltas(self, system: str, entity: str, record_key: str, before: dict[str, Any],
+                      after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Buffer the fields that really changed for the delta log; returns {field: {"before", "after"}}."""
+        changed = {
+            f: {"before": json_safe(before.get(f)), "after": json_safe(v)}
+            for f, v in after.items()
+            if json_safe(before.get(f)) != json_safe(v)
+        }
+        self._delta_buffer.extend(
+            {"load_id": self.load_id, "system": system, "entity": entity, "record_key": str(record_key),
+             "field": f, "before": d["before"], "after": d["after"]}
+            for f, d in changed.items()
+        )
+        if len(self._delta_buffer) >= 1000:
+            self.flush_audit()
+        return changed
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Stopwatch:
+    """Wall time of a block, for the share of time spent in Catalog Sync's own code."""
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,1 @@
+"""Flows: what each DAG does, step by step, as plain functions over the systems and the hub."""

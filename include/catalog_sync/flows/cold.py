@@ -1,0 +1,730 @@
+"""The nightly cold-data flow: ERP master data and DAM asset links into the PIM, then the PIM's enriched content
+out to the storefront; product data first, images afterwards in separate chunks.
+
+Hops and what each counts (``read == delivered + unchanged + dead_lettered`` on each):
+
+- ``erp->pim``: ERP items changed in the window, written to the PIM as ERP-owned attributes.
+- ``dam->pim``: DAM assets changed in the window, turned into PIM asset links.
+- ``pim->storefront``: products (a configurable parent with its variants, or a simple product) published.
+- ``dam->storefront``: the image sets of published products, in chunks.
+- ``erp->storefront``: opening stock of newly published variants (hot data, straight from the ERP).
+- ``supplier->pim``: pending supplier submissions, written field by field under the ownership rules.
+
+Cursors (``erp/items``, ``dam/assets``, ``pim/products``) commit in ``finish`` only, after every write and gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
+from catalog_sync.connectors.mapping import (
+    akeneo_product_to_canonical,
+    canonical_to_akeneo_product,
+    canonical_to_akeneo_product_model,
+    canonical_to_akeneo_values,
+    canonical_to_shopify_product,
+    erp_item_to_canonical,
+    storefront_handle,
+)
+from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
+from catalog_sync.engine.run import RunContext, chunked, json_safe
+from catalog_sync.flows import steps
+from catalog_sync.flows.systems import Systems
+from catalog_sync.hub import repo
+from catalog_sync.hub.db import session_scope
+
+log = logging.getLogger(__name__)
+
+FLOW = "cold_data_nightly"
+ERP_PIM = "erp->pim"
+DAM_PIM = "dam->pim"
+PIM_STOREFRONT = "pim->storefront"
+IMAGES = "dam->storefront"
+STOCK = "erp->storefront"
+SUPPLIER_PIM = "supplier->pim"
+
+#: Cursors this flow owns: (system, stream) -> the stage holding the value to commit at the end.
+CURSORS = {("erp", "items"): "_cursor:erp/items", ("dam", "assets"): "_cursor:dam/assets",
+           ("pim", "products"): "_cursor:pim/products"}
+#: The ERP-owned attributes the PIM keeps a copy of.
+ERP_FIELDS_IN_PIM = ("sku", "parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom",
+                     "weight", "weight_unit", "country_of_origin", "vendor_name", "reference_price", "currency")
+
+
+# --- run bookkeeping -------------------------------------------------------------------------------------------
+
+
+def open_run(*, dag_id: str | None, run_id: str | None, window_start: datetime | None,
+             window_end: datetime | None, hub_url: str | None = None) -> str:
+    """Register the run; its window's end is the frozen upper bound of every delta read."""
+    end = window_end or datetime.now(UTC)
+    ctx = RunContext.open(FLOW, load_id=steps.run_load_id(FLOW, run_id), dag_id=dag_id, run_id=run_id,
+                          window_start=window_start, window_end=end, hub_url=hub_url)
+    return ctx.load_id
+
+
+def _window_end(ctx: RunContext) -> datetime:
+    with session_scope(ctx.hub_url) as s:
+        run = repo.get_run(s, ctx.load_id)
+    end = run["window_end"] if run else None
+    if end is None:
+        return datetime.now(UTC)
+    return end if end.tzinfo else end.replace(tzinfo=UTC)
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if not value:
+        return None
+    ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _cursor(ctx: RunContext, system: str, stream: str) -> str | None:
+    with session_scope(ctx.hub_url) as s:
+        return repo.get_cursor(s, system, stream)
+
+
+def _stage_cursor(ctx: RunContext, system: str, stream: str, value: datetime) -> None:
+    ctx.stage(CURSORS[(system, stream)], [{"stream": f"{system}/{stream}", "value": value.isoformat()}], key="stream")
+
+
+# --- ERP -> PIM ----------------------------------------------------------------------------------------------
+
+
+def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
+    """Read the ERP items changed since the committed cursor, up to the run's frozen upper bound."""
+    ctx = RunContext.attach(load_id)
+    upper = _window_end(ctx)
+    since = _cursor(ctx, "erp", "items")
+    result = ReadResult.collect(systems.erp.iter_items(updated_since=since))
+    records = []
+    for item in result.records:
+        changed = _parse_ts(item.get("updated_at"))
+        if changed is not None and changed > upper:
+            continue  # the next run's window
+        record = erp_item_to_canonical(item)
+        record["updated_at"] = item.get("updated_at")
+        records.append(record)
+    ctx.count(ERP_PIM, read=len(records))
+    steps.dead_letter_read_errors(ctx, result.errors, hop=ERP_PIM, entity="product", source="erp", target="pim")
+    for r in records:
+        ctx.audit("erp", "product", r["sku"], "read", "ok")
+    ctx.flush_audit()
+    ctx.stage("erp_items", records)
+    _stage_cursor(ctx, "erp", "items", upper)
+    return {"read": len(records), "malformed": len(result.errors), "pages": result.pages}
+
+
+def gate_master_data(load_id: str) -> dict[str, int]:
+    """Normalise units, vendors and countries, refuse duplicates, and pass the syntax gate (layer 0)."""
+    from catalog_sync.transforms import (
+        duplicates_to_dead_letters,
+        find_duplicates,
+        issues_to_dead_letters,
+        normalise_record,
+    )
+
+    ctx = RunContext.attach(load_id)
+    records = ctx.staged("erp_items")
+    clean: list[dict[str, Any]] = []
+    letters: list[dict[str, Any]] = []
+    for record in records:
+        normalised, issues = normalise_record(record)
+        if issues:
+            letters += issues_to_dead_letters(record, issues, load_id=load_id, flow=FLOW, entity="product",
+                                              source_system="erp", target_system="pim")
+        else:
+            clean.append(normalised)
+    ctx.dead_letter(letters, hop=ERP_PIM)
+    unique, duplicates = find_duplicates(clean)
+    unique = list(unique)
+    dup_positions = {d.position for d in duplicates}
+    silently_merged = len(clean) - len(unique) - len(dup_positions)
+    if duplicates:
+        ctx.dead_letter(duplicates_to_dead_letters(duplicates, load_id=load_id, flow=FLOW, entity="product",
+                                                   source_system="erp", target_system="pim"), hop=None)
+        ctx.count(ERP_PIM, dead_lettered=len(dup_positions))
+    ctx.count(ERP_PIM, unchanged=silently_merged)  # an exact repeat of a record already in the batch
+    passed = steps.gate(ctx, unique, "products.l0", layer=0, entity="products", hop=ERP_PIM,
+                        source_system="erp", target_system="pim", now=_window_end(ctx))
+    ctx.stage("erp_ready", passed)
+    return {"in": len(records), "transform_failed": len({letter["record_key"] for letter in letters}),
+            "duplicates": len(dup_positions), "passed": len(passed)}
+
+
+def _pim_values(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{f: r.get(f) for f in ERP_FIELDS_IN_PIM} for r in records]
+
+
+def _current_pim(systems: Systems, skus: Sequence[str], models: bool) -> dict[str, dict[str, Any]]:
+    """Current PIM state of ``skus`` as canonical records (the before-values of the delta log)."""
+    out: dict[str, dict[str, Any]] = {}
+    for batch in chunked(list(skus), 100):
+        if models:
+            pages = systems.pim.iter_product_models(search={"code": [{"operator": "IN", "value": list(batch)}]})
+        else:
+            pages = systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": list(batch)}]})
+        for page in pages:
+            for product in page.records:
+                canonical = akeneo_product_to_canonical(product)
+                out[str(canonical["sku"])] = canonical
+    return out
+
+
+def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
+    """Write ERP-owned attributes into the PIM: parents as product models first, then variants and simples.
+
+    Unchanged records (same content hash as last delivered) are not sent at all; every sent record is
+    audited, its changed fields logged for rollback, and a per-item 422 dead-letters that record only.
+    """
+    ctx = RunContext.attach(load_id)
+    ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
+                                  hop=ERP_PIM)
+    with session_scope(ctx.hub_url) as s:
+        known = repo.fingerprints(s, "pim", "product")
+    hashes = {r["sku"]: repo.content_hash(r) for r in ready}
+    changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
+    ctx.count(ERP_PIM, unchanged=len(ready) - len(changed))
+    totals = {"delivered": 0, "unchanged": len(ready) - len(changed), "dead_lettered": 0}
+    parents = [r for r in changed if r.get("product_type") == "configurable"]
+    others = [r for r in changed if r.get("product_type") != "configurable"]
+    delivered_hashes: dict[str, str] = {}
+    for group, is_model in ((parents, True), (others, False)):
+        before = _current_pim(systems, [r["sku"] for r in group], models=is_model)
+        by_key = {r["sku"]: r for r in group}
+        for batch in chunked(group, systems.pim.batch_size):
+            payloads = [
+                _model_payload(r, before.get(r["sku"])) if is_model else _product_payload(r) for r in batch
+            ]
+            try:
+                results = (systems.pim.upsert_product_models if is_model else systems.pim.upsert_products)(payloads)
+            except RecordError as exc:
+                steps.failed_batch(ctx, [r["sku"] for r in batch], exc, hop=ERP_PIM, entity="product",
+                                   source="erp", target="pim", payloads={r["sku"]: r for r in batch})
+                totals["dead_lettered"] += len(batch)
+                continue
+            counts = steps.deliver(ctx, results, hop=ERP_PIM, system="pim", entity="product", source_system="erp",
+                                   before=before, fields_of=steps.by_key(by_key))
+            for name, n in counts.items():
+                totals[name] += n
+            delivered_hashes.update({res.key: hashes[res.key] for res in results if res.ok and res.key in hashes})
+    with session_scope(ctx.hub_url) as s:
+        repo.save_fingerprints(s, "pim", "product", delivered_hashes, load_id)
+    ctx.stage("pim_touched", [{"sku": k} for k in delivered_hashes])
+    return totals
+
+
+def _product_payload(record: Mapping[str, Any]) -> dict[str, Any]:
+    product = canonical_to_akeneo_product(record)
+    # Only the ERP-owned values travel: content the PIM owns is never touched by this hop.
+    return product
+
+
+def _model_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged = dict(record)
+    if current and current.get("axes"):
+        merged["axes"] = current["axes"]
+    model = canonical_to_akeneo_product_model(merged)
+    if current is not None:
+        # An existing model keeps its family variant: it is the PIM's modelling decision, not the ERP's.
+        model.pop("family_variant", None)
+        model.pop("family", None)
+    return model
+
+
+# --- DAM -> PIM ----------------------------------------------------------------------------------------------
+
+
+def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
+    """Link approved DAM assets (inside their validity and rights windows) to their products in the PIM.
+
+    Assets still in draft or review are not yet for the PIM (counted unchanged); approved assets that fail the
+    gates (outside their window, pointing at no SKU) are dead-lettered with the reason, so an orphan or a
+    pre-staged seasonal image is visible instead of silently missing.
+    """
+    ctx = RunContext.attach(load_id)
+    upper = _window_end(ctx)
+    since = _cursor(ctx, "dam", "assets")
+    result = ReadResult.collect(systems.dam.iter_assets(updated_since=since))
+    steps.dead_letter_read_errors(ctx, result.errors, hop=DAM_PIM, entity="asset", source="dam", target="pim")
+    assets = [a for a in result.records if (_parse_ts(a.get("updated_at")) or upper) <= upper]
+    ctx.count(DAM_PIM, read=len(assets))
+    approved = [dict(a, asset_id=str(a["id"])) for a in assets if a.get("status") == AssetStatus.APPROVED.value]
+    ctx.count(DAM_PIM, unchanged=len(assets) - len(approved))
+    passed = steps.gate(ctx, approved, "assets.l0", layer=0, entity="assets", key="asset_id", hop=DAM_PIM,
+                        source_system="dam", target_system="pim", now=upper)
+    passed = steps.gate(ctx, passed, "assets.l1", layer=1, entity="assets", key="asset_id", hop=DAM_PIM,
+                        source_system="dam", target_system="pim", now=upper)
+    linked_skus = {str(a["sku"]) for a in passed if a.get("sku")}
+    known = _existing_pim_skus(systems, linked_skus)
+    passed = steps.gate(ctx, passed, "assets.l2", layer=2, entity="assets", key="asset_id", hop=DAM_PIM,
+                        source_system="dam", target_system="pim", now=upper, known_skus=known)
+    by_sku: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for asset in passed:
+        by_sku[str(asset["sku"])].append(asset)
+    # The full set of eligible links per SKU: earlier approved assets of the SKU stay linked.
+    current, models = _current_links_and_kinds(systems, list(by_sku))
+    products = []
+    asset_to_sku: dict[str, str] = {}
+    for sku, group in sorted(by_sku.items()):
+        links = sorted(set(current.get(sku, [])) | {str(a["id"]) for a in group}, key=_link_order(group))
+        products.append({"sku": sku, "asset_links": links})
+        for a in group:
+            asset_to_sku[str(a["id"])] = sku
+    allowed = steps.check_ownership(ctx, products, writer="dam", target="pim", hop=DAM_PIM)
+    delivered: set[str] = set()
+    for batch in chunked(allowed, systems.pim.batch_size):
+        wanted = {p["sku"]: p.get("asset_links") or [] for p in batch}
+        for res in write_asset_links(systems, wanted, models):
+            ctx.audit("pim", "product", res.key, "write", res.outcome.value, request=res.sent,
+                      response={"status": res.status, "message": res.message})
+            if res.ok:
+                delivered.add(res.key)
+                ctx.record_deltas("pim", "product", res.key, {"asset_links": current.get(res.key)},
+                                  {"asset_links": wanted[res.key]})
+    # Account per asset: delivered when its SKU's links were written, dead-lettered otherwise.
+    failed_assets = [aid for aid, sku in asset_to_sku.items() if sku not in delivered]
+    ctx.count(DAM_PIM, delivered=len(asset_to_sku) - len(failed_assets))
+    if failed_assets:
+        ctx.dead_letter([{"entity": "asset", "record_key": aid, "source_system": "dam", "target_system": "pim",
+                          "reason_kind": "api", "reason": f"PIM refused the asset links of {asset_to_sku[aid]}"}
+                         for aid in failed_assets], hop=DAM_PIM)
+    ctx.flush_audit()
+    ctx.stage("pim_touched_assets", [{"sku": s} for s in delivered])
+    _stage_cursor(ctx, "dam", "assets", upper)
+    return {"read": len(assets), "approved": len(approved), "linked_products": len(delivered),
+            "dead_lettered_assets": len(failed_assets)}
+
+
+def _link_order(group: Sequence[Mapping[str, Any]]) -> Any:
+    roles = {str(a["id"]): a.get("role") for a in group}
+    order = {"hero": 0, "seasonal": 1, "gallery": 2, "swatch": 3}
+    return lambda aid: (order.get(roles.get(aid) or "", 9), aid)
+
+
+def _existing_pim_skus(systems: Systems, skus: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = sorted(skus)
+    for batch in chunked(wanted, 100):
+        for page in systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": list(batch)}]}):
+            found.update(str(p["identifier"]) for p in page.records)
+        missing = [s for s in batch if s not in found]
+        if missing:
+            for page in systems.pim.iter_product_models(search={"code": [{"operator": "IN", "value": missing}]}):
+                found.update(str(p["code"]) for p in page.records)
+    return found
+
+
+def _current_links_and_kinds(systems: Systems, skus: Sequence[str]) -> tuple[dict[str, list[str]], set[str]]:
+    """Current PIM asset links of ``skus``, and which of them are product models (configurable parents)."""
+    products = _current_pim(systems, skus, models=False)
+    models = _current_pim(systems, [s for s in skus if s not in products], models=True)
+    links = {sku: list(rec.get("asset_links") or []) for sku, rec in {**models, **products}.items()}
+    return links, set(models)
+
+
+def write_asset_links(systems: Systems, links: Mapping[str, Sequence[str]], models: set[str]) -> list[Any]:
+    """PATCH asset links, products and product models each through their own endpoint (a parent's code sent
+    to the products endpoint would create a stray product beside the model)."""
+    def values(sku: str) -> dict[str, Any]:
+        return {"asset_links": [{"locale": None, "scope": None, "data": list(links[sku])}]}
+
+    results: list[Any] = []
+    plain = [sku for sku in links if sku not in models]
+    parents = [sku for sku in links if sku in models]
+    if plain:
+        results += systems.pim.upsert_products([{"identifier": sku, "values": values(sku)} for sku in plain])
+    if parents:
+        results += systems.pim.upsert_product_models([{"code": sku, "values": values(sku)} for sku in parents])
+    return results
+
+
+# --- supplier portal -> PIM ----------------------------------------------------------------------------------
+
+#: The supplier portal's own lifecycle flag, as the canonical attribute it claims to set.
+SUPPLIER_FLAG_TO_LIFECYCLE = {"active": LifecycleStatus.ACTIVE.value, "inactive": LifecycleStatus.DISCONTINUED.value}
+
+
+def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
+    """Write pending supplier submissions back toward the PIM, field by field under the ownership rules.
+
+    Suppliers may propose content (they are contributors of a few PIM attributes); their lifecycle flag is often
+    stale and is never written: it is refused and dead-lettered with the reason, so a supplier can no longer
+    switch a product off behind the ERP's back. Each submission is then decided in the portal.
+    """
+    ctx = RunContext.attach(load_id)
+    result = ReadResult.collect(systems.supplier.iter_submissions(status="pending"))
+    steps.dead_letter_read_errors(ctx, result.errors, hop=SUPPLIER_PIM, entity="product", source="supplier",
+                                  target="pim")
+    submissions = result.records
+    ctx.count(SUPPLIER_PIM, read=len(submissions))
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "refused_fields": 0}
+    for sub in submissions:
+        claimed = dict(sub.get("changes") or {})
+        if sub.get("lifecycle_flag") in SUPPLIER_FLAG_TO_LIFECYCLE:
+            claimed["lifecycle_status"] = SUPPLIER_FLAG_TO_LIFECYCLE[sub["lifecycle_flag"]]
+        record = {"sku": sub["sku"], **claimed}
+        (allowed,) = steps.check_ownership(ctx, [record], writer="supplier", target="pim", hop=SUPPLIER_PIM)
+        refused = sorted(set(claimed) - set(allowed))
+        counts["refused_fields"] += len(refused)
+        content = {k: v for k, v in allowed.items() if k != "sku"}
+        note = f"not written (owned elsewhere): {', '.join(refused)}" if refused else ""
+        if not content:
+            ctx.count(SUPPLIER_PIM, unchanged=1)
+            counts["unchanged"] += 1
+            systems.supplier.decide(sub["id"], "rejected", note or "nothing to write")
+            ctx.audit("supplier", "submission", str(sub["id"]), "write", "unchanged", response={"message": note})
+            continue
+        current = _current_pim(systems, [sub["sku"]], models=False).get(sub["sku"], {})
+        (res,) = systems.pim.upsert_products([{"identifier": sub["sku"],
+                                               "values": canonical_to_akeneo_values(content)}])
+        res = dataclasses.replace(res, key=str(sub["sku"]))
+        c = steps.deliver(ctx, [res], hop=SUPPLIER_PIM, system="pim", entity="product", source_system="supplier",
+                          before={res.key: current}, fields_of=steps.fixed(content))
+        for name, n in c.items():
+            counts[name] += n
+        decision = "accepted" if res.ok else "quarantined"
+        systems.supplier.decide(sub["id"], decision, note or (res.message or ""))
+    return counts
+
+
+# --- PIM -> storefront ---------------------------------------------------------------------------------------
+
+
+def extract_pim(load_id: str, systems: Systems) -> dict[str, int]:
+    """Find the products whose PIM record changed since the last publish and stage each as a family
+    (a configurable parent with all its variants, or a simple product) ready for the storefront."""
+    ctx = RunContext.attach(load_id)
+    upper = datetime.now(UTC)  # includes what this run itself just wrote into the PIM
+    since = _cursor(ctx, "pim", "products")
+    changed = ReadResult.collect(systems.pim.iter_products(updated_after=since))
+    steps.dead_letter_read_errors(ctx, changed.errors, hop=PIM_STOREFRONT, entity="product", source="pim",
+                                  target="storefront")
+    roots = {str(p.get("parent") or p["identifier"]) for p in changed.records}
+    models_changed = ReadResult.collect(systems.pim.iter_product_models(updated_after=since))
+    roots |= {str(m["code"]) for m in models_changed.records}
+    families = _families(systems, sorted(roots))
+    ctx.count(PIM_STOREFRONT, read=len(families))
+    ctx.stage("families", families)
+    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
+                                                       for c in (r.get("categories") or [])})])
+    _stage_cursor(ctx, "pim", "products", upper)
+    return {"changed_products": len(changed.records), "families": len(families)}
+
+
+def _families(systems: Systems, roots: Sequence[str]) -> list[dict[str, Any]]:
+    families: dict[str, dict[str, Any]] = {}
+    axes_cache: dict[str, dict[str, list[str]]] = {}
+    for batch in chunked(list(roots), 100):
+        for page in systems.pim.iter_product_models(search={"code": [{"operator": "IN", "value": list(batch)}]}):
+            for model in page.records:
+                family = str(model.get("family") or "")
+                if family not in axes_cache:
+                    axes_cache[family] = systems.pim.family_variant_axes(family) if family else {}
+                axes = axes_cache[family].get(str(model.get("family_variant") or ""), [])
+                parent = akeneo_product_to_canonical(model, axes=axes)
+                families[str(model["code"])] = {"sku": str(model["code"]), "parent": parent, "rows": []}
+        for page in systems.pim.iter_products(search={"parent": [{"operator": "IN", "value": list(batch)}]}):
+            for product in page.records:
+                fam = families.get(str(product.get("parent")))
+                if fam is not None:
+                    fam["rows"].append(akeneo_product_to_canonical(product))
+        simple = [s for s in batch if s not in families]
+        if simple:
+            for page in systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": simple}]}):
+                for product in page.records:
+                    if product.get("parent"):
+                        continue
+                    rec = akeneo_product_to_canonical(product)
+                    families[str(rec["sku"])] = {"sku": str(rec["sku"]), "parent": rec, "rows": []}
+    for fam in families.values():
+        # Variants inherit the parent's content where they have none of their own (Akeneo's model levels).
+        for row in fam["rows"]:
+            for field in ("name", "description", "short_description", "meta_title", "meta_description",
+                          "categories", "category", "product_group"):
+                if row.get(field) in (None, "", []):
+                    row[field] = fam["parent"].get(field)
+        fam["rows"].sort(key=lambda r: str(r["sku"]))
+    return [families[k] for k in sorted(families)]
+
+
+def gate_channel_content(load_id: str) -> dict[str, int]:
+    """Business rules (layer 1) on every record of every staged family; a family with a quarantined parent is
+    held back whole, a quarantined variant is left out of its family."""
+    ctx = RunContext.attach(load_id)
+    families = ctx.staged("families")
+    taxonomy = [r["sku"] for r in ctx.staged("taxonomy")]
+    rows = []
+    for fam in families:
+        rows.append({**fam["parent"], "_family": fam["sku"]})
+        rows.extend({**r, "_family": fam["sku"]} for r in fam["rows"])
+    passed = steps.gate(ctx, rows, "products.l1", layer=1, entity="products", hop=None, source_system="pim",
+                        target_system="storefront", now=_window_end(ctx), taxonomy=taxonomy)
+    ok = {str(r["sku"]) for r in passed}
+    ready, held = [], 0
+    for fam in families:
+        if fam["sku"] not in ok:
+            held += 1
+            continue
+        fam["rows"] = [r for r in fam["rows"] if str(r["sku"]) in ok]
+        ready.append(fam)
+    ctx.count(PIM_STOREFRONT, dead_lettered=held)
+    ctx.stage("families_ready", ready)
+    return {"families": len(families), "held": held, "ready": len(ready)}
+
+
+def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
+    """Create or update each family's storefront product (content from the PIM, status from the ERP).
+
+    The PIM only publishes families whose lifecycle copy is active; others are suppressed (counted unchanged and
+    audited) exactly as a PIM channel would, so a stale PIM state shows up as a missing product, not a wrong one.
+    """
+    ctx = RunContext.attach(load_id)
+    families = ctx.staged("families_ready")
+    erp_status = _erp_lifecycle(systems, [fam["sku"] for fam in families])
+    # Live prices are hot data owned by the ERP: a republish must show them, never fall back to the reference.
+    from catalog_sync.flows.hot import _erp_prices
+
+    family_skus = [r["sku"] for fam in families for r in [fam["parent"], *fam["rows"]]]
+    live_prices = {sku: float(p["price"]) for sku, p in _erp_prices(systems, family_skus).items()
+                   if p.get("price") is not None} if families else {}
+    with session_scope(ctx.hub_url) as s:
+        known = repo.fingerprints(s, "storefront", "product")
+    ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "suppressed": 0}
+    hashes: dict[str, str] = {}
+    new_variants: list[tuple[str, dict[str, Any]]] = []
+    for fam in families:
+        parent = fam["parent"]
+        if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
+            counts["suppressed"] += 1
+            ctx.count(PIM_STOREFRONT, unchanged=1)
+            ctx.audit("storefront", "product", fam["sku"], "write", "unchanged",
+                      response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
+            continue
+        product = canonical_to_shopify_product({k: v for k, v in parent.items() if k != "lifecycle_status"},
+                                               fam["rows"], prices=live_prices)
+        product.pop("images", None)  # images travel in their own chunked step
+        status = erp_status.get(fam["sku"])
+        product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus) else "draft"
+        digest = repo.content_hash(product)
+        if known.get(fam["sku"]) == digest and fam["sku"] in ids:
+            counts["unchanged"] += 1
+            ctx.count(PIM_STOREFRONT, unchanged=1)
+            continue
+        # Audited under the SKU (the business key), not the storefront handle.
+        result = dataclasses.replace(systems.storefront.upsert_product(product), key=fam["sku"])
+        before = {"status": (ids.get(fam["sku"], ("", None))[1] or {}).get("status")}
+        after = {"status": product["status"], "title": product["title"]}
+        c = steps.deliver(ctx, [result], hop=PIM_STOREFRONT, system="storefront", entity="product",
+                          source_system="pim", before={result.key: before}, fields_of=steps.fixed(after))
+        for name, n in c.items():
+            counts[name] += n
+        if result.ok and result.response:
+            hashes[fam["sku"]] = digest
+            variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
+            steps.save_external_ids("storefront", "product", {fam["sku"]: (str(result.response["id"]), {
+                "handle": result.response.get("handle"), "status": result.response.get("status")})}, ctx.hub_url)
+            steps.save_external_ids("storefront", "variant", {
+                sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
+                                         "product_id": result.response["id"], "handle": result.response.get("handle")})
+                for sku, v in variants.items()}, ctx.hub_url)
+            if result.message == "created":
+                new_variants.extend(variants.items())
+    with session_scope(ctx.hub_url) as s:
+        repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
+    _opening_stock(ctx, systems, new_variants)
+    ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
+    return counts
+
+
+def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | None]:
+    """The ERP's lifecycle status of ``skus`` (a bulk read beats one call per SKU past a few hundred)."""
+    wanted = set(skus)
+    out: dict[str, str | None] = {}
+    if len(wanted) > 200:
+        for page in systems.erp.iter_items():
+            out.update({str(i["sku"]): i.get("lifecycle_status") for i in page.records if i.get("sku") in wanted})
+    else:
+        for sku in wanted:
+            item = systems.erp.get_item(sku)
+            if item:
+                out[sku] = item.get("lifecycle_status")
+    return out
+
+
+def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Stock of freshly created storefront variants, straight from the ERP (hot data never passes the PIM):
+    each ERP location's quantity at the storefront location that mirrors it, as the hot path keeps it."""
+    if not variants:
+        return
+    from catalog_sync.flows.hot import _erp_stock
+
+    mirror = {str(loc.get("erp_location")): loc["id"] for loc in systems.storefront.locations()
+              if loc.get("erp_location")}
+    stock = _erp_stock(systems, [sku for sku, _ in variants])
+    levels = [(sku, variant, location, quantity) for sku, variant in variants
+              for location, quantity in sorted(stock.get(sku, {}).items()) if location in mirror]
+    ctx.count(STOCK, read=len(levels))
+    results = []
+    for sku, variant, location, quantity in levels:
+        key = f"{sku}@{location}"
+        item_id = variant.get("inventory_item_id")
+        if item_id is None:
+            results.append(WriteResult(key, Outcome.FAILED, None, "the storefront gave the variant no inventory item"))
+            continue
+        try:
+            result = systems.storefront.set_inventory(sku, mirror[location], item_id, int(quantity or 0),
+                                                      f"opening:{ctx.load_id}")
+            results.append(dataclasses.replace(result, key=key))
+        except RecordError as exc:
+            results.append(WriteResult.failure(key, exc))
+    steps.deliver(ctx, results, hop=STOCK, system="storefront", entity="inventory", source_system="erp")
+
+
+def plan_image_chunks(load_id: str, chunk_size: int = 200) -> list[int]:
+    """Chunk numbers of the image step, so images run as separate (mapped) tasks after the product data."""
+    ctx = RunContext.attach(load_id)
+    n = len(ctx.staged("published"))
+    return list(range((n + chunk_size - 1) // chunk_size)) if n else []
+
+
+def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int = 200) -> dict[str, int]:
+    """Attach each published product's approved images (hero first) from its PIM asset links."""
+    ctx = RunContext.attach(load_id)
+    published = [r["sku"] for r in ctx.staged("published")][chunk * chunk_size:(chunk + 1) * chunk_size]
+    families = {f["sku"]: f for f in ctx.staged("families_ready") if f["sku"] in set(published)}
+    ctx.count(IMAGES, read=len(published))
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
+    for sku in published:
+        fam = families[sku]
+        asset_ids: list[str] = []
+        for rec in [fam["parent"], *fam["rows"]]:
+            asset_ids.extend(a for a in rec.get("asset_links") or [] if a not in asset_ids)
+        assets = []
+        for aid in asset_ids:
+            try:
+                asset = systems.dam.get_asset(aid)
+            except RecordError:
+                asset = None
+            if asset and asset.get("status") == AssetStatus.APPROVED.value:
+                assets.append(asset)
+        handle = storefront_handle(fam["parent"])
+        images = [{"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
+                  for i, a in enumerate(assets, start=1) if (a.get("renditions") or {}).get("ecommerce")]
+        existing = systems.storefront.find_by_handle(handle) or {}
+        previous = {"images": [i.get("src") for i in existing.get("images") or []]}  # for rollback
+        result = dataclasses.replace(systems.storefront.upsert_product({"handle": handle, "images": images}),
+                                     key=sku)
+        srcs = {"images": [i["src"] for i in images]}
+        c = steps.deliver(ctx, [result], hop=IMAGES, system="storefront", entity="images", source_system="dam",
+                          before={sku: previous}, fields_of=steps.fixed(srcs))
+        for name, n in c.items():
+            counts[name] += n
+    return counts
+
+
+# --- consistency and finish ----------------------------------------------------------------------------------
+
+
+def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
+    """Cross-system gate (layer 2) on this run's published families: ERP and PIM agree, variants follow their
+    parent, the storefront shows what the PIM published. Findings are alerts on delivered data, not losses."""
+    ctx = RunContext.attach(load_id)
+    families = ctx.staged("families_ready")
+    skus = [r["sku"] for f in families for r in [f["parent"], *f["rows"]]]
+    if not skus:
+        return {"checked": 0}
+    # On the storefront: written by this run, or already there and unchanged (a cleared run re-executed, or a
+    # family whose content did not change) — the storefront's own answer is what is compared, either way.
+    published = {r["sku"] for r in ctx.staged("published")} | set(
+        steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url))
+    erp = {}
+    for page in (systems.erp.iter_items() if len(skus) > 200 else []):
+        erp.update({str(i["sku"]): erp_item_to_canonical(i) for i in page.records})
+    if len(skus) <= 200:
+        for sku in skus:
+            item = systems.erp.get_item(sku)
+            if item:
+                erp[sku] = erp_item_to_canonical(item)
+    rows = []
+    for fam in families:
+        shop = systems.storefront.find_by_handle(storefront_handle(fam["parent"])) if fam["sku"] in published else None
+        for rec in [fam["parent"], *fam["rows"]]:
+            e = erp.get(str(rec["sku"]), {})
+            rows.append({
+                "sku": rec["sku"], "parent_sku": rec.get("parent_sku"),
+                "erp_lifecycle_status": e.get("lifecycle_status"), "pim_lifecycle_status": rec.get("lifecycle_status"),
+                "erp_weight": e.get("weight"), "pim_weight": rec.get("weight"),
+                "erp_reference_price": e.get("reference_price"), "pim_reference_price": rec.get("reference_price"),
+                "pim_status": "active" if rec.get("lifecycle_status") == "active" else "draft",
+                "storefront_status": (shop or {}).get("status") if shop else None,
+                "pim_name": fam["parent"].get("name") if shop else None,
+                "storefront_title": (shop or {}).get("title") if shop else None,
+            })
+    passed = steps.gate(ctx, rows, "products.l2", layer=2, entity="products", hop=None, source_system="erp",
+                        target_system="pim", now=_window_end(ctx))
+    return {"checked": len(rows), "consistent": len(passed)}
+
+
+def finish(load_id: str) -> dict[str, Any]:
+    """Commit the cursors (the writes and gates behind them all succeeded), write KPIs, close the run."""
+    ctx = RunContext.attach(load_id)
+    with session_scope(ctx.hub_url) as s:
+        for (system, stream), stage in CURSORS.items():
+            staged = ctx.staged(stage)
+            if staged:
+                repo.commit_cursor(s, system, stream, "updated_at", staged[0]["value"], load_id)
+    _write_kpis(ctx)
+    counts = ctx.finish()
+    return {"counts": counts, "hops": ctx.hop_counts()}
+
+
+def _write_kpis(ctx: RunContext) -> None:
+    """Completeness of the published content and first-time pass rate of this run's gates."""
+    import pandas as pd
+
+    from catalog_sync.hub.models import DqResult
+    from catalog_sync.quality.kpis import completeness, write_kpis
+
+    families = ctx.staged("families_ready")
+    rows = [r for f in families for r in [f["parent"], *f["rows"]]]
+    values: dict[str, float] = {}
+    if rows:
+        values["completeness"] = completeness(pd.DataFrame([json_safe(r) for r in rows]),
+                                              ["name", "description", "category", "upc", "weight", "lifecycle_status"])
+    with session_scope(ctx.hub_url) as s:
+        from sqlalchemy import select
+
+        results = s.execute(select(DqResult.rows_checked, DqResult.rows_passed).where(
+            DqResult.load_id == ctx.load_id, DqResult.layer < 2)).all()
+        checked = sum(r[0] for r in results)
+        if checked:
+            values["first_time_pass_rate"] = sum(r[1] for r in results) / checked
+        l2 = s.execute(select(DqResult.rows_checked, DqResult.rows_passed).where(
+            DqResult.load_id == ctx.load_id, DqResult.layer == 2, DqResult.entity == "products")).all()
+        if l2 and sum(r[0] for r in l2):
+            values["accuracy"] = sum(r[1] for r in l2) / sum(r[0] for r in l2)
+        if values:
+            write_kpis(s, ctx.load_id, values)
+
+
+def build_docs(load_id: str) -> str:
+    from catalog_sync.quality.docs import build_data_docs
+
+    return str(build_data_docs(load_id))
+
+
+def fail(load_id: str, error: str) -> None:
+    RunContext.attach(load_id).fail(error)
+
+
+__all__ = ["ConnectorError", "FLOW", "open_run", "extract_erp", "gate_master_data", "load_pim", "link_assets",
+           "writeback_supplier", "extract_pim", "gate_channel_content", "publish_products", "plan_image_chunks", "publish_images",
+           "check_consistency", "finish", "build_docs", "fail"]

@@ -1,0 +1,919 @@
+"""The weekly reconciliation: full reads of every system, drift against each attribute's owner, deletions.
+
+Every other flow moves deltas; this one reads the *full* id sets of the ERP (items), the PIM (products and product
+models), the DAM (assets) and the storefront (products and their variants), lines them up by SKU and asks, for
+each attribute ``ownership.yaml`` lets a system hold a copy of, whether the copy still equals the owner's value.
+
+Findings are ``drift`` rows in the hub (one per record and attribute, for the run's load id):
+
+- ``drift``: a copy differs from its owner (numbers within a tolerance; None, "" and NaN are one value);
+- ``missing``: the owner has the record, the copy system does not (the storefront only for ERP-active items, since
+  only those are published);
+- ``deleted``: a SKU the PIM or the storefront still holds that the ERP (the owner of ``sku``) no longer has;
+- ``orphan``: a DAM asset linked to no SKU, or to one the ERP does not know;
+- ``reference``: an ERP unit or country the reference tables (``governance/reference_data.yaml``) do not know.
+
+Deletions. Only this flow may declare a SKU deleted, because only it sees complete id sets. It acts
+conservatively and reversibly: a deleted PIM product is *disabled* (``enabled: false``), a deleted storefront
+product is *archived*; nothing is ever removed, and every change is audited and logged as a field delta, so
+``sync_rollback`` can undo it. Product models have no ``enabled`` flag and storefront variants no status of their
+own, so those are reported only. Guards: SKUs of ERP records that could not be parsed count as existing (an
+unreadable item is not a deleted one); when more SKUs look deleted than ``max_deletions`` allows (default
+:data:`MAX_DELETIONS`), nothing is applied and the run says so, because that many at once means a broken read,
+not a decision. The DAG param ``apply_deletions`` (default true for scheduled runs: the guard and rollback bound
+the risk) turns the writes off and leaves only the findings.
+
+Staging (decision): the four reads run as separate tasks (one per system pool) and hand their frames to the
+compare task as gzip-compressed CSV files under ``catalog_sync.config.state_dir()/staging/<load_id>/``. The hub's
+``staged_record`` table costs one row per record and is far too slow at a million SKUs; Parquet and Feather
+need pyarrow, which the project does not ship; pickle is unsafe to read back. CSV with an explicit dtype per
+column (``keep_default_na=False``, so Namibia's ``NA`` stays a country) round-trips exactly the lean canonical
+columns compared here. The folder must be on storage every worker sees (a shared volume); ``finish`` removes it.
+Small results (the deletion plan, the summary) go through ``staged_record`` as usual.
+
+Hops (``read == delivered + unchanged + dead_lettered`` on each): ``erp:items``, ``pim:products``,
+``dam:assets`` and ``storefront:products`` count the records each read returned; a record is ``delivered`` when a
+corrective write (disable or archive) changed it, ``dead_lettered`` when that write was refused or the record could
+not be parsed, ``unchanged`` otherwise. Drift is a finding about a record, not a loss of it.
+
+Scale: frames hold only the compared columns, low-cardinality text as categoricals and descriptions as 64-bit
+digests; :func:`compare` is vectorised (no loop over rows), so a million SKUs per system compare in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+
+from catalog_sync.connectors import Page, RecordError, WriteResult
+from catalog_sync.connectors.mapping import (
+    akeneo_product_to_canonical,
+    category_code,
+    erp_item_to_canonical,
+    shopify_product_to_canonical,
+)
+from catalog_sync.domain import STOREFRONT_STATUS, LifecycleStatus
+from catalog_sync.engine.run import RunContext, chunked, json_safe
+from catalog_sync.flows import steps
+from catalog_sync.flows.systems import Systems
+from catalog_sync.hub import repo
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import Drift
+
+if TYPE_CHECKING:
+    from catalog_sync.alerts import AlertTargets
+    from catalog_sync.governance import Ownership
+    from catalog_sync.transforms import ReferenceData
+
+log = logging.getLogger(__name__)
+
+FLOW: Final = "weekly_reconciliation"
+#: One hop per system read: the records of that system's full read.
+HOPS: Final[dict[str, str]] = {"erp": "erp:items", "pim": "pim:products", "dam": "dam:assets",
+                               "storefront": "storefront:products"}
+#: Above this many SKUs declared deleted in one run, no deletion is applied (a broken read, not a decision).
+MAX_DELETIONS: Final = 100
+#: Share of SKUs whose PIM lifecycle may differ from the ERP's before someone is alerted.
+DEFAULT_DIVERGENCE_THRESHOLD: Final = 0.01
+#: Absolute tolerance for numbers (prices in currency units, weights in their unit): float noise, not drift.
+NUMERIC_ATOL: Final = 0.005
+NUMERIC_RTOL: Final = 1e-6
+FINDING_COLUMNS: Final = ("system", "entity", "record_key", "attribute", "kind", "owner_system", "owner_value",
+                          "observed_value")
+CATEGORY_SEP: Final = "|"
+
+
+# --- frame layouts ---------------------------------------------------------------------------------------------
+# Column kinds: "key" (high-cardinality text, object), "cat" (low-cardinality text, categorical), "num" (float).
+# Only what is compared is kept: a frame of a million rows stays a few hundred megabytes.
+
+_ERP_COPIED: Final = ("parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom", "weight",
+                      "weight_unit", "country_of_origin", "vendor_name", "reference_price", "currency")
+
+LAYOUTS: Final[dict[str, dict[str, str]]] = {
+    "erp": {"sku": "key", "parent_sku": "key", "upc": "key", "product_type": "cat", "lifecycle_status": "cat",
+            "product_group": "cat", "uom": "cat", "weight": "num", "weight_unit": "cat", "dimension_unit": "cat",
+            "country_of_origin": "cat", "vendor_name": "cat", "reference_price": "num", "currency": "cat"},
+    "pim": {"sku": "key", "entity": "cat", "enabled": "num", "parent_sku": "key", "upc": "key", "name": "key",
+            "description": "key", "product_type": "cat", "lifecycle_status": "cat", "product_group": "cat",
+            "uom": "cat", "weight": "num", "weight_unit": "cat", "country_of_origin": "cat", "vendor_name": "cat",
+            "reference_price": "num", "currency": "cat", "categories": "cat"},
+    "storefront": {"sku": "key", "row_kind": "cat", "handle": "key", "product_id": "num", "status": "cat",
+                   "parent_sku": "key", "product_type": "cat", "upc": "key", "name": "key", "description": "key",
+                   "vendor_name": "cat", "categories": "cat", "weight": "num", "weight_unit": "cat"},
+    "dam": {"asset_id": "key", "sku": "key", "status": "cat", "role": "cat"},
+}
+
+#: What each copy system's wire shape can hold (the mapping reads it back); ownership decides which of these
+#: the system is *supposed* to hold. The PIM has no dimensions, the storefront no country or reference price.
+REPRESENTED: Final[dict[str, frozenset[str]]] = {
+    "pim": frozenset(_ERP_COPIED) | {"name", "description", "categories"},
+    "storefront": frozenset({"parent_sku", "product_type", "upc", "weight", "weight_unit", "vendor_name", "name",
+                             "description", "categories", "lifecycle_status"}),
+}
+#: Which storefront rows carry an attribute: product-level fields live on the product (a configurable head or a
+#: simple product), variant-level fields on the variant (or the simple product's single variant).
+_STOREFRONT_ROWS: Final[dict[str, frozenset[str]]] = {
+    **dict.fromkeys(("name", "description", "vendor_name", "categories", "lifecycle_status"),
+                    frozenset({"head", "simple"})),
+    **dict.fromkeys(("upc", "weight", "weight_unit", "parent_sku"), frozenset({"variant", "simple"})),
+    "product_type": frozenset({"head", "variant", "simple"}),
+}
+_NUMERIC: Final = frozenset({"weight", "reference_price"})
+
+
+def empty_frame(system: str) -> pd.DataFrame:
+    """A zero-row frame in ``system``'s layout."""
+    return _build(system, {c: [] for c in LAYOUTS[system]})
+
+
+def _build(system: str, columns: Mapping[str, list[Any]]) -> pd.DataFrame:
+    layout = LAYOUTS[system]
+    data: dict[str, Any] = {}
+    for name, kind in layout.items():
+        values = columns[name]
+        if kind == "cat":
+            data[name] = pd.Categorical(values)
+        elif kind == "num":
+            data[name] = pd.array(values, dtype="float64") if values else np.array([], dtype="float64")
+        else:
+            data[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data)
+
+
+class FrameBuilder:
+    """Collects canonical records into lean columns as pages arrive, so a full read never holds the raw dicts.
+
+    Values of categorical columns are interned: JSON decoding makes a new string object for every occurrence of
+    ``"active"``, which at a million rows costs more memory than the whole frame.
+    """
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+        self.layout = LAYOUTS[system]
+        self.columns: dict[str, list[Any]] = {c: [] for c in self.layout}
+        self._interned: dict[str, dict[Any, Any]] = {c: {} for c, k in self.layout.items() if k == "cat"}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name, kind in self.layout.items():
+            value = row.get(name)
+            if value is None or (isinstance(value, str) and value == ""):
+                value = np.nan if kind == "num" else None
+            elif kind == "cat":
+                value = self._interned[name].setdefault(value, value)
+            elif kind == "num":
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    value = np.nan
+            self.columns[name].append(value)
+
+    def __len__(self) -> int:
+        return len(self.columns["sku"] if "sku" in self.columns else next(iter(self.columns.values())))
+
+    def frame(self) -> pd.DataFrame:
+        return _build(self.system, self.columns)
+
+
+def text_digest(text: Any) -> str | None:
+    """A 64-bit digest of a long text (descriptions): compared instead of the text, to keep frames small."""
+    if text is None or (isinstance(text, float) and np.isnan(text)) or str(text) == "":
+        return None
+    return hashlib.blake2b(str(text).encode(), digest_size=8).hexdigest()
+
+
+def categories_key(values: Iterable[str] | None) -> str | None:
+    """Categories as one comparable value: their Akeneo codes, sorted, joined (paths and codes alike)."""
+    codes = sorted({category_code(str(v)) for v in values or [] if str(v).strip()})
+    return CATEGORY_SEP.join(codes) if codes else None
+
+
+# --- wire -> frame rows (one record at a time, while reading) ----------------------------------------------
+
+
+def erp_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    record = erp_item_to_canonical(item)
+    return {c: record.get(c) for c in LAYOUTS["erp"]}
+
+
+def pim_row(product: Mapping[str, Any], entity: str) -> dict[str, Any]:
+    record = akeneo_product_to_canonical(product)
+    row = {c: record.get(c) for c in LAYOUTS["pim"]}
+    row.update(entity=entity, description=text_digest(record.get("description")),
+               categories=categories_key(product.get("categories")))
+    # Akeneo product models have no enabled flag: NaN, not "disabled".
+    row["enabled"] = None if entity == "model" else float(bool(product.get("enabled", True)))
+    return row
+
+
+def storefront_rows(product: Mapping[str, Any]) -> list[dict[str, Any]]:
+    records = shopify_product_to_canonical(product)
+    configurable = len(records) > 1 or records[0].get("product_type") == "configurable"
+    out = []
+    for i, record in enumerate(records):
+        kind = "simple" if not configurable else ("head" if i == 0 else "variant")
+        row = {c: record.get(c) for c in LAYOUTS["storefront"]}
+        row.update(row_kind=kind, handle=product.get("handle"), product_id=product.get("id"),
+                   status=product.get("status"), description=text_digest(record.get("description")),
+                   categories=categories_key(record.get("categories")))
+        out.append(row)
+    return out
+
+
+def dam_row(asset: Mapping[str, Any]) -> dict[str, Any]:
+    return {"asset_id": str(asset.get("id")), "sku": asset.get("sku") or None, "status": asset.get("status"),
+            "role": asset.get("role")}
+
+
+# --- the comparison (pure) ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """The ERP frame with units, countries and vendors normalised as the nightly flow does before writing them,
+    and the values the reference tables do not know (field -> sorted raw values)."""
+
+    erp: pd.DataFrame
+    unknown: dict[str, list[str]]
+
+
+def normalise_erp(erp: pd.DataFrame, ref: ReferenceData | None = None) -> Normalised:
+    """Normalise the ERP's units, countries and vendor names once per distinct value (never once per row).
+
+    The PIM and the storefront hold the normalised values (``transforms.normalise_record`` runs before every
+    write), so the owner's value must be normalised the same way before it is compared with a copy.
+    """
+    from catalog_sync.transforms import (
+        FIELD_UNIT_KINDS,
+        UnknownReference,
+        canonical_vendor,
+        load_reference_data,
+        normalise_country,
+        normalise_unit,
+    )
+
+    ref = ref or load_reference_data()
+    out = erp.copy(deep=False)
+    unknown: dict[str, list[str]] = {}
+
+    def remap(column: str, fn: Callable[[str], str], collect: bool) -> None:
+        if column not in out:
+            return
+        values = [v for v in pd.unique(out[column].dropna()) if str(v).strip()]
+        mapping: dict[Any, Any] = {}
+        bad: list[str] = []
+        for value in values:
+            try:
+                mapping[value] = fn(str(value))
+            except UnknownReference:
+                mapping[value] = value  # kept raw: the nightly flow dead-letters it, so the copy lacks it
+                bad.append(str(value))
+        out[column] = _as_category(out[column].map(mapping))
+        if collect and bad:
+            unknown[column] = sorted(bad)
+
+    def unit_of(field: str, kinds: frozenset[str]) -> Callable[[str], str]:
+        return lambda value: normalise_unit(value, kinds, field=field, ref=ref)
+
+    for field, kinds in FIELD_UNIT_KINDS.items():
+        remap(field, unit_of(field, kinds), True)
+    remap("country_of_origin", lambda v: normalise_country(v, ref=ref), True)
+    remap("vendor_name", lambda v: canonical_vendor(v, ref=ref), False)
+    return Normalised(out, unknown)
+
+
+def _as_category(series: pd.Series) -> pd.Series:
+    return series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
+
+
+def _text(values: pd.Series) -> np.ndarray:
+    """Text as an object array where None, NaN and "" are all "" (one missing value)."""
+    arr = values.astype(object).to_numpy(dtype=object, copy=True)
+    arr[pd.isna(arr)] = ""
+    return arr
+
+
+def _differs(attribute: str, owner: pd.Series, copy: pd.Series) -> np.ndarray:
+    """Boolean mask of rows whose copy differs from the owner's value."""
+    if attribute in _NUMERIC:
+        a = pd.to_numeric(owner, errors="coerce").to_numpy(dtype="float64")
+        b = pd.to_numeric(copy, errors="coerce").to_numpy(dtype="float64")
+        both_missing = np.isnan(a) & np.isnan(b)
+        with np.errstate(invalid="ignore"):
+            close = np.isclose(a, b, rtol=NUMERIC_RTOL, atol=NUMERIC_ATOL)
+        return ~(close | both_missing)
+    return np.asarray(_text(owner) != _text(copy), dtype=bool)
+
+
+def _findings(system: str, entity: str, keys: Any, attribute: str, kind: str, owner_system: str,
+              owner_values: Any = None, observed: Any = None) -> pd.DataFrame:
+    keys = pd.Series(keys, dtype=object).reset_index(drop=True)
+    n = len(keys)
+
+    def column(values: Any) -> pd.Series:
+        if values is None:
+            return pd.Series([None] * n, dtype=object)
+        return pd.Series(np.asarray(values, dtype=object), dtype=object)
+
+    return pd.DataFrame({
+        "system": system, "entity": entity, "record_key": keys, "attribute": attribute, "kind": kind,
+        "owner_system": owner_system, "owner_value": column(owner_values), "observed_value": column(observed),
+    }, columns=list(FINDING_COLUMNS))
+
+
+def _unique_by_sku(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame[frame["sku"].notna()]
+    return frame.drop_duplicates("sku", keep="first")
+
+
+def _pim_by_sku(pim: pd.DataFrame) -> pd.DataFrame:
+    """One PIM row per SKU, the product model first: a configurable parent is modelled as a product model, and a
+    product under the same code (a stray, e.g. created by an asset-link write) must not stand in for it."""
+    rows = pim[pim["sku"].notna()]
+    order = np.argsort((rows["entity"] != "model").to_numpy(), kind="stable")
+    return rows.iloc[order].drop_duplicates("sku", keep="first")
+
+
+def copied_attributes(system: str, ownership: Ownership) -> list[tuple[str, str]]:
+    """(attribute, owner) pairs ``system`` holds a copy of per ``ownership.yaml`` and can represent."""
+    out = []
+    for attribute in ownership.attributes("product"):
+        rule = ownership.rule(attribute)
+        if system in rule.copies_to and attribute in REPRESENTED.get(system, frozenset()) \
+                and rule.owner in ("erp", "pim") and rule.owner != system:
+            out.append((attribute, rule.owner))
+    return out
+
+
+def compare(
+    erp: pd.DataFrame,
+    pim: pd.DataFrame,
+    storefront: pd.DataFrame,
+    dam: pd.DataFrame,
+    *,
+    ownership: Ownership | None = None,
+    ref: ReferenceData | None = None,
+    protected_skus: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Every finding of one reconciliation, as a frame with :data:`FINDING_COLUMNS` (no I/O besides the YAML).
+
+    Args:
+        erp, pim, storefront, dam: full reads in the :data:`LAYOUTS` of each system.
+        protected_skus: SKUs known to exist in the ERP although their record could not be read (never "deleted").
+    """
+    from catalog_sync.governance import load_ownership
+
+    ownership = ownership or load_ownership()
+    normalised = normalise_erp(_unique_by_sku(erp), ref)
+    owner_erp = normalised.erp.set_index("sku")
+    erp_skus = pd.Index(owner_erp.index).append(pd.Index(list(protected_skus), dtype=object)).unique()
+    owner_pim = _pim_by_sku(pim).set_index("sku")
+    parts: list[pd.DataFrame] = []
+
+    # Reference data: one finding per ERP record holding a unit or country the tables do not know.
+    for column, values in normalised.unknown.items():
+        hit = owner_erp[column].isin(values).to_numpy()
+        parts.append(_findings("erp", "product", owner_erp.index[hit], column, "reference", "erp",
+                               None, owner_erp[column].to_numpy(dtype=object)[hit]))
+
+    # Membership goes through Index.get_indexer: the owner's hash table is built once and reused for every
+    # attribute, where Series.isin would rebuild it each time (the difference is minutes at a million SKUs).
+    erp_index = pd.Index(erp_skus)
+    copies = {"pim": owner_pim.reset_index(), "storefront": storefront[storefront["sku"].notna()]}
+    for system, frame in copies.items():
+        present = erp_index.get_indexer(frame["sku"]) >= 0
+        # Deleted: the owner of the SKU no longer has it. Reported once per record, never compared further.
+        gone = frame.loc[~present].drop_duplicates("sku")
+        if len(gone):
+            parts.append(_findings(system, "product", gone["sku"], "sku", "deleted", "erp", None, gone["sku"]))
+        # Missing: the ERP has it and the copy system does not (the storefront only sells active items).
+        absent = pd.Index(frame["sku"]).unique().get_indexer(owner_erp.index) < 0
+        if system == "storefront":
+            absent &= (_text(owner_erp["lifecycle_status"]) == LifecycleStatus.ACTIVE.value)
+        if absent.any():
+            skus = owner_erp.index[absent]
+            parts.append(_findings(system, "product", skus, "sku", "missing", "erp", skus, None))
+        rows = _unique_by_sku(frame.loc[present])
+        row_skus = rows["sku"].to_numpy(dtype=object)
+        owners = {"erp": owner_erp, "pim": owner_pim}
+        positions = {name: owner.index.get_indexer(row_skus) for name, owner in owners.items()}
+        for attribute, owner in copied_attributes(system, ownership):
+            keep = positions[owner] >= 0
+            if system == "storefront":
+                keep &= rows["row_kind"].isin(_STOREFRONT_ROWS[attribute]).to_numpy()
+            selected = np.flatnonzero(keep)
+            if not len(selected):
+                continue
+            expected = owners[owner][attribute].iloc[positions[owner][selected]].reset_index(drop=True)
+            source = "status" if system == "storefront" and attribute == "lifecycle_status" else attribute
+            observed = rows[source].iloc[selected].reset_index(drop=True)
+            skus_here = row_skus[selected]
+            if source == "status":
+                # The storefront holds the status the lifecycle maps to, not the lifecycle itself.
+                status = {s.value: v for s, v in STOREFRONT_STATUS.items()}
+                expected_cmp = pd.Series(_text(expected)).map(status)
+            elif system == "storefront" and attribute == "name":
+                # The title falls back to the SKU when the PIM has no name (canonical_to_shopify_product).
+                names = _text(expected)
+                expected_cmp = pd.Series(np.where(names == "", skus_here, names))
+            else:
+                expected_cmp = expected
+            mask = _differs(attribute, expected_cmp, observed)
+            if mask.any():
+                parts.append(_findings(system, "product", skus_here[mask], attribute, "drift", owner,
+                                       expected.to_numpy(dtype=object)[mask], observed.to_numpy(dtype=object)[mask]))
+
+    # Orphans: DAM assets that depict no SKU, or one the ERP does not have.
+    orphan = erp_index.get_indexer(dam["sku"]) < 0  # a missing SKU (None) is not in the index either
+    if orphan.any():
+        parts.append(_findings("dam", "asset", dam.loc[orphan, "asset_id"], "sku", "orphan", "erp", None,
+                               dam.loc[orphan, "sku"].to_numpy(dtype=object)))
+
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    # One finding per business key of the drift table (a duplicated SKU in a copy is reported once).
+    return out.drop_duplicates(["system", "entity", "record_key", "attribute"], keep="first").reset_index(drop=True)
+
+
+def lifecycle_divergence(erp: pd.DataFrame, pim: pd.DataFrame, sample: int = 20) -> dict[str, Any]:
+    """Share of SKUs held by both the ERP and the PIM whose PIM lifecycle differs from the ERP's."""
+    owner = _unique_by_sku(erp)[["sku", "lifecycle_status"]]
+    copy = _pim_by_sku(pim)[["sku", "lifecycle_status"]]
+    both = owner.merge(copy, on="sku", how="inner", suffixes=("_erp", "_pim"))
+    differs = _text(both["lifecycle_status_erp"]) != _text(both["lifecycle_status_pim"])
+    compared = len(both)
+    divergent = int(differs.sum())
+    return {"compared": compared, "divergent": divergent, "share": (divergent / compared) if compared else 0.0,
+            "sample": sorted(both.loc[differs, "sku"].astype(str).tolist())[:sample]}
+
+
+def taxonomy_snapshot(pim: pd.DataFrame, erp: pd.DataFrame) -> dict[str, Any]:
+    """The categories in use in the PIM (code -> number of products), and the units and countries in use in the
+    ERP: what the nightly gate can check new records against until next week."""
+    categories: dict[str, int] = {}
+    combos = pim["categories"].value_counts(dropna=True)
+    for combo, n in combos.items():  # one iteration per distinct combination, not per product
+        for code in str(combo).split(CATEGORY_SEP):
+            categories[code] = categories.get(code, 0) + int(n)
+
+    def in_use(column: str) -> dict[str, int]:
+        if column not in erp:
+            return {}
+        counts = erp[column].value_counts(dropna=True)
+        return {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])) if v}
+
+    return {
+        "categories": dict(sorted(categories.items())),
+        "units": {c: in_use(c) for c in ("uom", "weight_unit", "dimension_unit")},
+        "countries": in_use("country_of_origin"),
+    }
+
+
+# --- synthetic catalogs (benchmarks) ------------------------------------------------------------------------
+
+
+def synthetic_frames(n: int, *, drift_every: int = 1000, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """Four consistent frames of ``n`` simple SKUs, then known defects, for benchmarking :func:`compare`.
+
+    Every ``drift_every``-th SKU (from the first) gets a drifted PIM reference price and a drifted storefront
+    title; every ``drift_every``-th from the third is removed from the ERP (its PIM and storefront records become
+    ``deleted``, its asset an ``orphan``). With ``drift_every >= 3``, :func:`compare` finds exactly
+    ``5 * (n // drift_every)`` findings.
+    """
+    rng = np.random.default_rng(seed)
+    k = n // drift_every
+    idx = np.arange(n)
+    skus = np.array([f"SKU-{i:08d}" for i in idx], dtype=object)
+    lifecycles = [s.value for s in LifecycleStatus]
+    lifecycle = pd.Categorical.from_codes(rng.integers(0, len(lifecycles), n), lifecycles)
+    countries = pd.Categorical.from_codes(rng.integers(0, 4, n), ["US", "CN", "VN", "PT"])
+    vendors = pd.Categorical.from_codes(rng.integers(0, 3, n), ["Northwind Apparel", "Harbor Gear", "Summit Outdoor"])
+    groups = pd.Categorical.from_codes(rng.integers(0, 2, n), ["Bag", "Top"])
+    price = np.round(rng.uniform(5, 200, n), 2)
+    weight = np.round(rng.uniform(0.1, 5, n), 3)
+    upc = np.array([f"{i:012d}" for i in idx], dtype=object)
+    names = np.array([f"Product {i}" for i in idx], dtype=object)
+    digests = np.array([f"{i:016x}" for i in idx], dtype=object)
+
+    def cat(value: str) -> pd.Categorical:
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [value])
+
+    none = pd.Series([None] * n, dtype=object)
+    common = {"parent_sku": none, "upc": upc, "product_type": cat("simple"), "lifecycle_status": lifecycle,
+              "product_group": groups, "uom": cat("EA"), "weight": weight, "weight_unit": cat("lbs"),
+              "country_of_origin": countries, "vendor_name": vendors, "reference_price": price,
+              "currency": cat("USD")}
+    erp = pd.DataFrame({"sku": skus, **common, "dimension_unit": cat("in")})[list(LAYOUTS["erp"])]
+    pim = pd.DataFrame({"sku": skus, "entity": cat("product"), "enabled": np.ones(n), **common, "name": names,
+                        "description": digests, "categories": cat("gear_bags")})[list(LAYOUTS["pim"])]
+    status = {s.value: v for s, v in STOREFRONT_STATUS.items()}
+    storefront = pd.DataFrame({
+        "sku": skus, "row_kind": cat("simple"), "handle": skus, "product_id": idx.astype("float64"),
+        "status": pd.Categorical(pd.Series(lifecycle).map(status)),
+        "parent_sku": none, "product_type": cat("simple"), "upc": upc, "name": names.copy(), "description": digests,
+        "vendor_name": vendors, "categories": cat("gear_bags"), "weight": weight, "weight_unit": cat("lbs"),
+    })[list(LAYOUTS["storefront"])]
+    dam = pd.DataFrame({"asset_id": np.array([f"AST-{i:09d}" for i in idx], dtype=object), "sku": skus,
+                        "status": cat("approved"), "role": cat("hero")})
+    if k:
+        drifted = idx[::drift_every][:k]
+        pim.loc[drifted, "reference_price"] = pim.loc[drifted, "reference_price"] + 1.0
+        storefront.loc[drifted, "name"] = "Edited title"
+        erp = erp.drop(index=idx[2::drift_every][:k]).reset_index(drop=True)
+    return {"erp": erp, "pim": pim, "storefront": storefront, "dam": dam}
+
+
+# --- staging (CSV.gz by reference) ---------------------------------------------------------------------------
+
+
+def staging_dir(load_id: str) -> Path:
+    """Where this run's frames live between tasks (must be shared storage when workers are separate hosts)."""
+    from catalog_sync import config
+
+    return config.state_dir() / "staging" / re.sub(r"[^A-Za-z0-9_.+-]", "_", load_id)
+
+
+def save_frame(load_id: str, system: str, frame: pd.DataFrame) -> Path:
+    path = staging_dir(load_id) / f"{system}.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    # Level 1: the file lives for minutes; speed matters more than size.
+    frame.to_csv(tmp, index=False, compression={"method": "gzip", "compresslevel": 1})
+    tmp.replace(path)  # a retried task never leaves half a file for the compare step to read
+    return path
+
+
+def load_frame(load_id: str, system: str) -> pd.DataFrame:
+    path = staging_dir(load_id) / f"{system}.csv.gz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the read_{system} task of run {load_id} did not finish")
+    dtypes = {c: {"key": object, "cat": "category", "num": "float64"}[k] for c, k in LAYOUTS[system].items()}
+    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""], compression="gzip")
+    return frame if len(frame) else empty_frame(system)
+
+
+# --- tasks ----------------------------------------------------------------------------------------------------
+
+
+def open_run(*, dag_id: str | None, run_id: str | None, window_start: datetime | None,
+             window_end: datetime | None, hub_url: str | None = None) -> str:
+    """Register the run (a retried DAG run re-attaches to the same load id)."""
+    ctx = RunContext.open(FLOW, load_id=steps.run_load_id(FLOW, run_id), dag_id=dag_id, run_id=run_id,
+                          window_start=window_start, window_end=window_end, hub_url=hub_url)
+    return ctx.load_id
+
+
+def _read(ctx: RunContext, system: str, entity: str, pages: Iterable[Page],
+          add: Callable[[FrameBuilder, dict[str, Any]], None], builder: FrameBuilder) -> dict[str, Any]:
+    """Drain ``pages`` into ``builder``; malformed records are dead-lettered on the system's hop."""
+    errors: list[RecordError] = []
+    n_pages = records = 0
+    for page in pages:
+        n_pages += 1
+        records += len(page.records)
+        for record in page.records:
+            add(builder, record)
+        errors.extend(page.errors)
+    steps.dead_letter_read_errors(ctx, errors, hop=HOPS[system], entity=entity, source=system, target="hub")
+    # One audit row for the whole read: a bulk read is one attempt, not a million.
+    ctx.audit(system, entity, "*", "read", "ok", request={"full_read": True},
+              response={"pages": n_pages, "records": records, "malformed": len(errors)})
+    ctx.flush_audit()
+    return {"records": records, "malformed": len(errors), "pages": n_pages,
+            "malformed_keys": sorted({e.record_key for e in errors if e.record_key})}
+
+
+def read_erp(load_id: str, systems: Systems) -> dict[str, Any]:
+    """Every ERP item (the owner of ``sku`` and of the master data)."""
+    ctx = RunContext.attach(load_id)
+    builder = FrameBuilder("erp")
+    stats = _read(ctx, "erp", "product", systems.erp.iter_items(), lambda b, r: b.add(erp_row(r)), builder)
+    save_frame(load_id, "erp", builder.frame())
+    # An item the ERP sent but we could not parse still exists: it must never be declared deleted.
+    ctx.stage("erp_unreadable", [{"sku": k} for k in stats["malformed_keys"]])
+    return {k: v for k, v in stats.items() if k != "malformed_keys"}
+
+
+def read_pim(load_id: str, systems: Systems) -> dict[str, Any]:
+    """Every PIM product (variants and simple products) and product model (configurable parents)."""
+    ctx = RunContext.attach(load_id)
+    builder = FrameBuilder("pim")
+    products = _read(ctx, "pim", "product", systems.pim.iter_products(),
+                     lambda b, r: b.add(pim_row(r, "product")), builder)
+    models = _read(ctx, "pim", "product_model", systems.pim.iter_product_models(),
+                   lambda b, r: b.add(pim_row(r, "model")), builder)
+    save_frame(load_id, "pim", builder.frame())
+    return {"products": products["records"], "models": models["records"],
+            "malformed": products["malformed"] + models["malformed"]}
+
+
+def read_dam(load_id: str, systems: Systems) -> dict[str, Any]:
+    """Every DAM asset with the SKU it depicts."""
+    ctx = RunContext.attach(load_id)
+    builder = FrameBuilder("dam")
+    stats = _read(ctx, "dam", "asset", systems.dam.iter_assets(), lambda b, r: b.add(dam_row(r)), builder)
+    save_frame(load_id, "dam", builder.frame())
+    return {k: v for k, v in stats.items() if k != "malformed_keys"}
+
+
+def read_storefront(load_id: str, systems: Systems) -> dict[str, Any]:
+    """Every storefront product, one row per product and per variant SKU."""
+    ctx = RunContext.attach(load_id)
+    builder = FrameBuilder("storefront")
+
+    def add(b: FrameBuilder, product: dict[str, Any]) -> None:
+        for row in storefront_rows(product):
+            b.add(row)
+
+    stats = _read(ctx, "storefront", "product", systems.storefront.iter_products(), add, builder)
+    save_frame(load_id, "storefront", builder.frame())
+    return {"products": stats["records"], "rows": len(builder), "malformed": stats["malformed"],
+            "pages": stats["pages"]}
+
+
+def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict[str, Any]:
+    """Compare the staged frames, write the findings to the drift table, plan the deletions, count every record.
+
+    Each record read is counted here (read, and unchanged unless a corrective write is planned for it); the
+    planned ones are accounted for by :func:`apply_deletions`.
+    """
+    ctx = RunContext.attach(load_id)
+    frames = {s: load_frame(load_id, s) for s in LAYOUTS}
+    protected = [r["sku"] for r in ctx.staged("erp_unreadable")]
+    findings = compare(frames["erp"], frames["pim"], frames["storefront"], frames["dam"], protected_skus=protected)
+    written = _write_drift(ctx, findings)
+    plan = deletion_plan(frames["pim"], frames["storefront"], findings)
+    ctx.stage("deletion_plan", plan, key="plan_key")
+    divergence = lifecycle_divergence(frames["erp"], frames["pim"])
+    normalised = normalise_erp(_unique_by_sku(frames["erp"]))
+    by_kind = {str(k): int(v) for k, v in findings["kind"].value_counts().items()} if len(findings) else {}
+    by_system = ({f"{s}/{k}": int(v) for (s, k), v in findings.groupby(["system", "kind"]).size().items()}
+                 if len(findings) else {})
+    summary = {
+        "findings": written, "by_kind": by_kind, "by_system": by_system,
+        "lifecycle_divergence": divergence,
+        "taxonomy": taxonomy_snapshot(frames["pim"], frames["erp"]),
+        "reference": {"unknown": normalised.unknown},
+        "deletions_found": {"pim": int(((findings["system"] == "pim") & (findings["kind"] == "deleted")).sum()),
+                            "storefront": int(((findings["system"] == "storefront")
+                                               & (findings["kind"] == "deleted")).sum())} if len(findings) else
+                           {"pim": 0, "storefront": 0},
+        "records": {s: len(f) for s, f in frames.items()},
+        "max_deletions": max_deletions,
+    }
+    ctx.stage("summary", [{"key": "summary", **json_safe(summary)}], key="key")
+    planned = {"pim": sum(1 for p in plan if p["system"] == "pim"),
+               "storefront": sum(1 for p in plan if p["system"] == "storefront")}
+    # Counted last, after everything above succeeded, so a retried compare does not count twice.
+    for system, frame in frames.items():
+        ctx.count(HOPS[system], read=len(frame), unchanged=len(frame) - planned.get(system, 0))
+    return {"findings": written, "by_kind": by_kind, "planned_deletions": planned,
+            "lifecycle_divergence_share": divergence["share"]}
+
+
+def _write_drift(ctx: RunContext, findings: pd.DataFrame) -> int:
+    from sqlalchemy import delete
+
+    rows = [
+        {"load_id": ctx.load_id, "system": r[0], "entity": r[1], "record_key": str(r[2]), "attribute": r[3],
+         "kind": r[4], "owner_system": r[5], "owner_value": json_safe(r[6]), "observed_value": json_safe(r[7])}
+        for r in findings[list(FINDING_COLUMNS)].itertuples(index=False, name=None)
+    ]
+    with session_scope(ctx.hub_url) as s:
+        # A retried compare replaces its own findings: what the systems hold now is the run's answer.
+        s.execute(delete(Drift).where(Drift.load_id == ctx.load_id))
+        repo.upsert(s, Drift.__table__, rows,  # type: ignore[arg-type]
+                    key=["load_id", "system", "entity", "record_key", "attribute"])
+    return len(rows)
+
+
+def deletion_plan(pim: pd.DataFrame, storefront: pd.DataFrame, findings: pd.DataFrame) -> list[dict[str, Any]]:
+    """The corrective writes for deleted SKUs: one per PIM product and per storefront product (head or simple).
+
+    Product models and storefront variants are reported only (no flag to turn off of their own). Records already
+    disabled or archived are planned too: the apply step re-reads them and counts them unchanged.
+    """
+    if not len(findings):
+        return []
+    deleted = findings[findings["kind"] == "deleted"]
+    plan: list[dict[str, Any]] = []
+    pim_gone = set(deleted.loc[deleted["system"] == "pim", "record_key"])
+    products = pim[(pim["entity"] == "product") & pim["sku"].isin(pim_gone)].drop_duplicates("sku")
+    for sku in sorted(products["sku"].astype(str)):
+        plan.append({"plan_key": f"pim:{sku}", "system": "pim", "sku": sku, "action": "disable"})
+    shop_gone = set(deleted.loc[deleted["system"] == "storefront", "record_key"])
+    heads = storefront[storefront["row_kind"].isin(["head", "simple"]) & storefront["sku"].isin(shop_gone)]
+    for row in heads.drop_duplicates("sku").sort_values("sku").itertuples(index=False):
+        plan.append({"plan_key": f"storefront:{row.sku}", "system": "storefront", "sku": str(row.sku),
+                     "action": "archive", "handle": row.handle})
+    return plan
+
+
+def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
+                    max_deletions: int = MAX_DELETIONS) -> dict[str, Any]:
+    """Disable deleted SKUs in the PIM and archive them on the storefront, each audited and delta-logged.
+
+    With ``apply`` false, or more planned than ``max_deletions``, nothing is written and the planned records count
+    unchanged. Current state is re-read first, so a retry after a partial run writes only what is left.
+    """
+    ctx = RunContext.attach(load_id)
+    plan = ctx.staged("deletion_plan")
+    skus = {p["sku"] for p in plan}
+    outcome: dict[str, Any] = {"planned": len(plan), "applied": False, "reason": None,
+                               "disabled": [], "archived": [], "unchanged": [], "failed": []}
+    counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0} for s in ("pim", "storefront")}
+    if not plan:
+        outcome["reason"] = "nothing deleted"
+    elif not apply:
+        outcome["reason"] = "apply_deletions is off: findings only"
+    elif len(skus) > max_deletions:
+        outcome["reason"] = (f"{len(skus)} SKUs look deleted, more than max_deletions={max_deletions}: "
+                             "nothing applied (check the ERP read before raising the limit)")
+        log.warning(outcome["reason"])
+    else:
+        outcome["applied"] = True
+        _disable_in_pim(ctx, systems, [p for p in plan if p["system"] == "pim"], outcome, counts["pim"])
+        _archive_on_storefront(ctx, systems, [p for p in plan if p["system"] == "storefront"], outcome,
+                               counts["storefront"])
+    if not outcome["applied"]:
+        for p in plan:
+            counts[p["system"]]["unchanged"] += 1
+    ctx.flush_audit()
+    for system, c in counts.items():
+        ctx.count(HOPS[system], **c)
+    ctx.stage("deletions", [{"key": "deletions", **outcome}], key="key")
+    return {k: (len(v) if isinstance(v, list) else v) for k, v in outcome.items()}
+
+
+def _disable_in_pim(ctx: RunContext, systems: Systems, plan: Sequence[Mapping[str, Any]],
+                    outcome: dict[str, Any], counts: dict[str, int]) -> None:
+    current: dict[str, bool] = {}
+    for batch in chunked([p["sku"] for p in plan], 100):
+        for page in systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": list(batch)}]}):
+            current.update({str(p["identifier"]): bool(p.get("enabled", True)) for p in page.records})
+    to_disable = []
+    for p in plan:
+        if current.get(p["sku"]) is True:
+            to_disable.append(p["sku"])
+        else:  # already disabled (an earlier run or a retry), or gone from the PIM since the read
+            counts["unchanged"] += 1
+            outcome["unchanged"].append(f"pim:{p['sku']}")
+            ctx.audit("pim", "product", p["sku"], "write", "unchanged",
+                      response={"message": "already disabled" if p["sku"] in current else "no longer in the PIM"})
+    letters = []
+    for batch in chunked(to_disable, systems.pim.batch_size):
+        results = systems.pim.upsert_products([{"identifier": sku, "enabled": False} for sku in batch])
+        for res in results:
+            reason = "SKU deleted in the ERP (weekly reconciliation)"
+            if res.ok:
+                counts["delivered"] += 1
+                outcome["disabled"].append(res.key)
+                changes = ctx.record_deltas("pim", "product", res.key, {"enabled": True}, {"enabled": False})
+                ctx.audit("pim", "product", res.key, "write", res.outcome.value, request=res.sent,
+                          response={"status": res.status, "message": reason}, changes=changes)
+            else:
+                counts["dead_lettered"] += 1
+                outcome["failed"].append(f"pim:{res.key}")
+                ctx.audit("pim", "product", res.key, "write", "dead_lettered", request=res.sent,
+                          response={"status": res.status, "message": res.message})
+                letters.append({"entity": "product", "record_key": res.key, "source_system": "erp",
+                                "target_system": "pim", "reason_kind": "api",
+                                "expectation": f"http_{res.status}" if res.status else "no_answer",
+                                "reason": f"could not disable a deleted SKU: {res.message}", "payload": res.sent})
+    ctx.dead_letter(letters, hop=None)  # counted with the hop's other outcomes
+
+
+def _archive_on_storefront(ctx: RunContext, systems: Systems, plan: Sequence[Mapping[str, Any]],
+                           outcome: dict[str, Any], counts: dict[str, int]) -> None:
+    archived = STOREFRONT_STATUS[LifecycleStatus.DISCONTINUED]
+    letters = []
+    for p in plan:
+        handle = str(p.get("handle") or "")
+        result: WriteResult | None = None
+        before: str | None = None
+        try:
+            existing = systems.storefront.find_by_handle(handle) if handle else None
+            if existing is None or existing.get("status") == archived:
+                counts["unchanged"] += 1
+                outcome["unchanged"].append(f"storefront:{p['sku']}")
+                ctx.audit("storefront", "product", handle or p["sku"], "write", "unchanged",
+                          response={"message": "already archived" if existing else "no longer on the storefront"})
+                continue
+            before = existing.get("status")
+            result = systems.storefront.upsert_product({"handle": handle, "status": archived})
+            error = None if result.ok else result.message
+        except RecordError as exc:  # this product's problem only: dead-letter it, archive the others
+            error = str(exc)
+        if result is not None and result.ok:
+            counts["delivered"] += 1
+            outcome["archived"].append(p["sku"])
+            # Keyed by handle, like every storefront product write of the nightly flow (what rollback replays).
+            changes = ctx.record_deltas("storefront", "product", handle, {"status": before}, {"status": archived})
+            ctx.audit("storefront", "product", handle, "write", "ok", request={"sku": p["sku"], "status": archived},
+                      response={"status": result.status, "message": "SKU deleted in the ERP"}, changes=changes)
+        else:
+            counts["dead_lettered"] += 1
+            outcome["failed"].append(f"storefront:{p['sku']}")
+            ctx.audit("storefront", "product", handle, "write", "dead_lettered",
+                      request={"sku": p["sku"], "status": archived}, response={"message": error})
+            letters.append({"entity": "product", "record_key": handle, "source_system": "erp",
+                            "target_system": "storefront", "reason_kind": "api", "expectation": "archive",
+                            "reason": f"could not archive a deleted SKU: {error}", "payload": {"sku": p["sku"]}})
+    ctx.dead_letter(letters, hop=None)
+
+
+def parse_threshold(raw: Any, default: float = DEFAULT_DIVERGENCE_THRESHOLD) -> float:
+    """A share between 0 and 1 from a Variable's text; anything else falls back to ``default`` (and says so)."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        log.warning("lifecycle divergence threshold %r is not a number; using %s", raw, default)
+        return default
+    if not 0.0 <= value <= 1.0:
+        log.warning("lifecycle divergence threshold %s is outside [0, 1]; using %s", value, default)
+        return default
+    return value
+
+
+def alert_on_divergence(load_id: str, threshold: float, targets: AlertTargets) -> dict[str, Any]:
+    """Alert when more than ``threshold`` of the SKUs have a PIM lifecycle that differs from the ERP's."""
+    from catalog_sync.alerts import Alert, send_alert
+
+    ctx = RunContext.attach(load_id)
+    summary = _staged_one(ctx, "summary")
+    divergence = summary.get("lifecycle_divergence") or {}
+    share = float(divergence.get("share") or 0.0)
+    record: dict[str, Any] = {"key": "alert", "threshold": threshold, "share": share, "sent": False, "reached": []}
+    if share > threshold:
+        alert = Alert(
+            subject=f"Lifecycle divergence {share:.2%} between ERP and PIM (threshold {threshold:.2%})",
+            body=(f"{divergence.get('divergent')} of {divergence.get('compared')} SKUs have a PIM lifecycle status "
+                  "that differs from the ERP's. The ERP owns lifecycle_status: check why the nightly sync did not "
+                  "carry it (dead letters, failed runs) before the storefront shows the wrong items."),
+            severity="warning",
+            facts={"load_id": load_id, "flow": FLOW, "share": round(share, 6), "threshold": threshold,
+                   "divergent": divergence.get("divergent"), "compared": divergence.get("compared"),
+                   "sample": divergence.get("sample")},
+        )
+        record["reached"] = send_alert(alert, targets)
+        record["sent"] = True
+    ctx.stage("alert", [record], key="key")
+    return {k: v for k, v in record.items() if k != "key"}
+
+
+def _staged_one(ctx: RunContext, stage: str) -> dict[str, Any]:
+    rows = ctx.staged(stage)
+    return {k: v for k, v in rows[0].items() if k != "key"} if rows else {}
+
+
+def finish(load_id: str) -> dict[str, Any]:
+    """Close the run with the summary, the taxonomy snapshot, the deletions and the alert in its details."""
+    ctx = RunContext.attach(load_id)
+    summary = _staged_one(ctx, "summary")
+    details = {**summary, "deletions": _staged_one(ctx, "deletions"), "alert": _staged_one(ctx, "alert")}
+    counts = ctx.finish(details=details)
+    shutil.rmtree(staging_dir(load_id), ignore_errors=True)
+    return {"counts": counts, "findings": summary.get("findings", 0), "by_kind": summary.get("by_kind", {})}
+
+
+def fail(load_id: str, error: str) -> None:
+    RunContext.attach(load_id).fail(error)
+
+
+def run(systems: Systems, *, run_id: str | None = None, apply: bool = True, max_deletions: int = MAX_DELETIONS,
+        threshold: float = DEFAULT_DIVERGENCE_THRESHOLD, targets: AlertTargets | None = None,
+        hub_url: str | None = None) -> dict[str, Any]:
+    """The whole flow in one process (the command line and tests); the DAG runs the same steps as tasks."""
+    from catalog_sync.alerts import AlertTargets
+
+    load_id = open_run(dag_id=None, run_id=run_id, window_start=None, window_end=None, hub_url=hub_url)
+    try:
+        reads = {"erp": read_erp(load_id, systems), "pim": read_pim(load_id, systems),
+                 "dam": read_dam(load_id, systems), "storefront": read_storefront(load_id, systems)}
+        compared = compare_systems(load_id, max_deletions=max_deletions)
+        deletions = apply_deletions(load_id, systems, apply=apply, max_deletions=max_deletions)
+        alert = alert_on_divergence(load_id, threshold, targets or AlertTargets())
+        done = finish(load_id)
+    except Exception as exc:  # re-raised: only recorded so the hub never shows a dead run as running
+        fail(load_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return {"load_id": load_id, "reads": reads, "compare": compared, "deletions": deletions, "alert": alert,
+            **done}
+
+
+__all__ = ["FLOW", "HOPS", "LAYOUTS", "FINDING_COLUMNS", "MAX_DELETIONS", "DEFAULT_DIVERGENCE_THRESHOLD",
+           "FrameBuilder", "compare", "lifecycle_divergence", "taxonomy_snapshot", "normalise_erp",
+           "deletion_plan", "synthetic_frames", "open_run", "read_erp", "read_pim", "read_dam", "read_storefront", "compare_systems",
+           "apply_deletions", "parse_threshold", "alert_on_divergence", "finish", "fail", "run"]

@@ -1,0 +1,225 @@
+"""Steps every flow shares: gating a batch, checking ownership, writing with per-record isolation.
+
+Each helper takes the run's ``RunContext`` and a hop name, and keeps that hop's counters honest: every record it is
+given ends as delivered, unchanged or dead-lettered, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from catalog_sync.connectors import ConnectorError, Outcome, RecordError, WriteResult
+from catalog_sync.engine.run import RunContext, json_safe
+from catalog_sync.hub import repo
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import ExternalId, utcnow
+
+
+def run_load_id(flow: str, run_id: str | None) -> str:
+    """A load id that is the same for every try of one Airflow run (so a retried task re-attaches)."""
+    if not run_id:
+        return repo.new_load_id(flow)
+    safe = re.sub(r"[^A-Za-z0-9_.:+-]", "_", run_id)
+    load_id = f"{flow}:{safe}"
+    if len(load_id) <= 64:
+        return load_id
+    # Too long for the column: keep a readable prefix and a digest of the whole run id, so it stays unique.
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    return f"{load_id[:51]}~{digest}"
+
+
+def gate(
+    ctx: RunContext,
+    records: Sequence[Mapping[str, Any]],
+    gate_name: str,
+    *,
+    layer: int,
+    entity: str,
+    hop: str | None,
+    source_system: str,
+    target_system: str,
+    key: str = "sku",
+    now: datetime | None = None,
+    **inputs: Any,
+) -> list[dict[str, Any]]:
+    """Validate ``records`` through one GX gate; quarantined rows become dead letters, passing rows are returned.
+
+    A hard gate that breaches its threshold raises ``GateFailed`` after its results and dead letters were saved,
+    so the task fails with the evidence in the hub. ``hop=None`` marks a post-delivery check whose findings do
+    not count against the hop's records.
+    """
+    import pandas as pd
+
+    from catalog_sync.quality.docs import save_validation
+    from catalog_sync.quality.gate import GateFailed, run_gate
+
+    frame = pd.DataFrame([json_safe(dict(r)) for r in records])
+    try:
+        result = run_gate(frame, gate_name, layer=layer, entity=entity, key=key, now=now, **inputs)
+    except GateFailed as exc:
+        _persist(ctx, exc.result, source_system, target_system, hop, key)
+        raise
+    _persist(ctx, result, source_system, target_system, hop, key)
+    save_validation(ctx.load_id, result)
+    if result.rows_quarantined == 0:
+        return [dict(r) for r in records]
+    passed = set(result.passed[key].astype(str)) if len(result.passed) else set()
+    return [dict(r) for r in records if str(r.get(key)) in passed]
+
+
+def _persist(ctx: RunContext, result: Any, source: str, target: str, hop: str | None, key: str) -> None:
+    from catalog_sync.quality.persist import persist_gate_result
+
+    with session_scope(ctx.hub_url) as s:
+        persist_gate_result(s, ctx.load_id, result, ctx.flow, source, target)
+    if hop is not None and result.rows_quarantined:
+        ctx.count(hop, dead_lettered=int(result.failed[key].astype(str).nunique()))
+
+
+def check_ownership(
+    ctx: RunContext,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    writer: str,
+    target: str,
+    hop: str,
+    entity: str = "product",
+    key: str = "sku",
+) -> list[dict[str, Any]]:
+    """Keep only the attributes ``writer`` may write into ``target``; refused attributes are dead-lettered.
+
+    A record with a refused attribute is still delivered with its allowed attributes (the refusal is about one
+    field, not the record) and is counted once; the refusal stays visible in the dead-letter queue.
+    """
+    from catalog_sync.governance import load_ownership, refusals_to_dead_letters
+
+    ownership = load_ownership()
+    allowed: list[dict[str, Any]] = []
+    refusals: list[Any] = []
+    for record in records:
+        check = ownership.check_write(writer, target, dict(record), entity)
+        refusals.extend(check.refused)
+        allowed.append({key: record.get(key), **check.allowed})
+    if refusals:
+        letters = refusals_to_dead_letters(refusals, ctx.load_id, ctx.flow, entity, target)
+        for letter in letters:
+            letter["source_system"] = writer
+        ctx.dead_letter(letters, hop=None)
+    return allowed
+
+
+def fixed(values: Mapping[str, Any]) -> Callable[[WriteResult], Mapping[str, Any]]:
+    """``fields_of`` for a write whose changed fields are the same whatever the result."""
+    return lambda _result: values
+
+
+def by_key(values: Mapping[str, Mapping[str, Any]]) -> Callable[[WriteResult], Mapping[str, Any]]:
+    """``fields_of`` looking each result's fields up by its record key."""
+    return lambda result: values.get(result.key, {})
+
+
+def deliver(
+    ctx: RunContext,
+    results: Sequence[WriteResult],
+    *,
+    hop: str,
+    system: str,
+    entity: str,
+    source_system: str,
+    before: Mapping[str, Mapping[str, Any]] | None = None,
+    fields_of: Callable[[WriteResult], Mapping[str, Any]] | None = None,
+) -> dict[str, int]:
+    """Account for per-record write results: audit every one, dead-letter failures, log deltas of changes."""
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
+    letters = []
+    for r in results:
+        if r.outcome is Outcome.FAILED:
+            counts["dead_lettered"] += 1
+            letters.append({
+                "entity": entity, "record_key": r.key, "source_system": source_system, "target_system": system,
+                "reason_kind": "api", "expectation": f"http_{r.status}" if r.status else "no_answer",
+                "reason": r.message or "write refused", "payload": r.sent,
+            })
+            ctx.audit(system, entity, r.key, "write", "dead_lettered", request=r.sent,
+                      response={"status": r.status, "message": r.message})
+            continue
+        changes = None
+        if r.outcome is Outcome.OK and fields_of is not None:
+            changes = ctx.record_deltas(system, entity, r.key, dict((before or {}).get(r.key, {})),
+                                        dict(fields_of(r)))
+        counts["delivered" if r.outcome is Outcome.OK else "unchanged"] += 1
+        ctx.audit(system, entity, r.key, "write", r.outcome.value, request=r.sent,
+                  response={"status": r.status, "message": r.message}, changes=changes)
+    if letters:
+        ctx.dead_letter(letters, hop=None)  # counted below with the others
+    ctx.count(hop, **counts)
+    ctx.flush_audit()
+    return counts
+
+
+def dead_letter_read_errors(
+    ctx: RunContext, errors: Sequence[RecordError], *, hop: str, entity: str, source: str, target: str
+) -> int:
+    """Malformed records a connector could not parse: each is dead-lettered with the connector's reason.
+
+    Each one is a record read, so each counts as dead-lettered on the hop, even when two share a key (two
+    garbled changes of one SKU are one open letter in the queue but two records in the run's accounting).
+    """
+    if not errors:
+        return 0
+    ctx.count(hop, read=len(errors))
+    ctx.dead_letter([
+        {"entity": entity, "record_key": e.record_key, "source_system": source, "target_system": target,
+         "reason_kind": "api", "gate_layer": 0, "expectation": "record_schema", "reason": e.reason,
+         "payload": e.record if isinstance(e.record, dict) else {"raw": str(e.record)}}
+        for e in errors
+    ], hop=None)
+    ctx.count(hop, dead_lettered=len(errors))
+    return len(errors)
+
+
+def failed_batch(ctx: RunContext, keys: Sequence[str], error: ConnectorError, *, hop: str, entity: str,
+                 source: str, target: str, payloads: Mapping[str, Any] | None = None) -> None:
+    """A whole write batch that failed with a record-level error: dead-letter each record of it."""
+    ctx.dead_letter([
+        {"entity": entity, "record_key": k, "source_system": source, "target_system": target, "reason_kind": "api",
+         "expectation": f"http_{error.status}" if error.status else "no_answer", "reason": str(error),
+         "payload": (payloads or {}).get(k)}
+        for k in keys
+    ], hop=hop)
+
+
+def save_external_ids(system: str, entity: str, ids: Mapping[str, tuple[str, dict[str, Any] | None]],
+                      hub_url: str | None = None) -> None:
+    rows = [
+        {"system": system, "entity": entity, "record_key": k, "external_id": ext, "extra": extra,
+         "updated_at": utcnow()}
+        for k, (ext, extra) in ids.items()
+    ]
+    with session_scope(hub_url) as s:
+        repo.upsert(s, ExternalId.__table__, rows, key=["system", "entity", "record_key"])  # type: ignore[arg-type]
+
+
+def external_ids(system: str, entity: str, keys: Iterable[str] | None = None,
+                 hub_url: str | None = None) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    from sqlalchemy import select
+
+    query = select(ExternalId.record_key, ExternalId.external_id, ExternalId.extra).where(
+        ExternalId.system == system, ExternalId.entity == entity
+    )
+    wanted = list(keys) if keys is not None else None
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    with session_scope(hub_url) as s:
+        if wanted is None:
+            rows = s.execute(query).all()
+        else:
+            rows = []
+            for start in range(0, len(wanted), 500):
+                rows.extend(s.execute(query.where(ExternalId.record_key.in_(wanted[start:start + 500]))).all())
+    for key, ext, extra in rows:
+        out[key] = (ext, extra)
+    return out

@@ -1,0 +1,1 @@
+"""The integration hub database: models, migrations and repository functions."""

@@ -1,0 +1,89 @@
+"""``catalog-sync explain SKU [--json]``: why a SKU is (or is not) on the storefront, from the command line.
+
+Reads the systems named by ``CATALOG_SYNC_SYSTEMS_URL`` (default: the local sandbox) and the hub. A broken chain
+is an answer, not an error: the command exits 0 whatever it finds, and 2 only for a SKU no system knows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from catalog_sync.cli import UserError
+
+_OK, _BROKEN = "✓", "✗"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    explain = subparsers.add_parser("explain", help="trace one SKU through ERP, DAM, PIM, storefront and supplier")
+    explain.add_argument("sku", help="a SKU, variant SKU or configurable parent")
+    explain.add_argument("--json", action="store_true", help="print the trace as JSON (the UI's shape)")
+    explain.set_defaults(func=_explain)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from catalog_sync.trace import UnknownSku, explain_sku
+
+    try:
+        result = explain_sku(args.sku)
+    except UnknownSku as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+    else:
+        print(render_text(result))
+    return 0
+
+
+def _cell(value: Any, width: int = 60) -> str:
+    if isinstance(value, Mapping | list):
+        value = json.dumps(value, default=str, ensure_ascii=False)
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(rows: Sequence[tuple[str, str]], indent: str = "  ") -> list[str]:
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"{indent}{k.ljust(width)}  {v}" for k, v in rows]
+
+
+def render_text(result: Mapping[str, Any]) -> str:
+    """The trace as aligned text: each system's record, the chain with ✓/✗, the verdict."""
+    systems = result["systems"]
+    lines = [f"SKU {result['sku']}", "", "Systems"]
+    for name in ("erp", "pim", "storefront"):
+        record = systems.get(name)
+        lines.append(f"  {name.upper() if name != 'storefront' else 'Storefront'}")
+        if record is None:
+            lines.append("    not found")
+        else:
+            lines += _table([(k, _cell(v)) for k, v in record.items()], "    ")
+    page = systems.get("shopper_page")
+    lines.append("  Shopper page")
+    lines += (["    not fetched"] if page is None else
+              _table([("status", str(page["status"])), ("cache", str(page["cache"])),
+                      ("has_image", "yes" if page["has_image"] else "no")], "    "))
+    lines.append(f"  DAM assets ({len(systems.get('dam') or [])})")
+    lines += _table([(str(a.get("asset_id")), _cell({k: v for k, v in a.items() if k != "asset_id"}, 100))
+                     for a in systems.get("dam") or []], "    ") or ["    none"]
+    lines.append(f"  Supplier submissions pending ({len(systems.get('supplier') or [])})")
+    lines += _table([(str(s.get("id")), _cell({k: v for k, v in s.items() if k != "id"}, 100))
+                     for s in systems.get("supplier") or []], "    ") or ["    none"]
+    lines += ["", "Chain"]
+    width = max(len(c["link"]) for c in result["chain"])
+    for c in result["chain"]:
+        first = "  <- first broken link" if c["link"] == result.get("broken_link") else ""
+        lines.append(f"  {_OK if c['ok'] else _BROKEN} {c['link'].ljust(width)}  {c['detail']}{first}")
+    diag = result.get("last_diagnosis")
+    if diag:
+        lines += ["", f"Last diagnosis: run {diag.get('load_id')}, broken link {diag.get('broken_link')}, "
+                      f"{'dry run' if diag.get('dry_run') else 'repair run'}"]
+    letters = result.get("dead_letters") or []
+    if letters:
+        lines += ["", f"Open dead letters ({len(letters)})"]
+        lines += [f"  #{d.get('id')} {d.get('source_system')} -> {d.get('target_system')} {d.get('reason_kind')}: "
+                  f"{_cell(d.get('reason'), 100)}" for d in letters]
+    lines += ["", f"Verdict: {result['verdict']}"]
+    return "\n".join(lines)

@@ -1,0 +1,389 @@
+"""Read-only hub queries behind the Catalog Sync pages; every function returns plain, JSON-able values.
+
+All SQL goes through SQLAlchemy expressions (bound parameters, no string building). JSON columns are
+aggregated in Python so the same code runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from catalog_sync.hub.models import DeadLetter, DqKpi, DqResult, Drift, SyncRun
+
+#: KPIs the overview charts, in display order (others found in the hub are appended after these).
+KPI_ORDER: tuple[str, ...] = ("completeness", "accuracy", "timeliness", "first_time_pass_rate")
+#: The flow whose Drift rows the reconciliation page shows.
+RECONCILIATION_FLOW = "weekly_reconciliation"
+#: Replaced values of payload keys that look like credentials (payloads come from external systems).
+REDACTED = "***"
+_SENSITIVE_KEY = re.compile(
+    r"passw(or)?d|^pass$|^pwd$|secret|token|api[_-]?key|private[_-]?key|authori[sz]ation|credential|cookie",
+    re.I,
+)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with the values of credential-looking keys replaced, at any depth."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SENSITIVE_KEY.search(k) else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _row(obj: Any, columns: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in columns:
+        value = getattr(obj, col.name)
+        out[col.name] = _iso(value) if isinstance(value, datetime) else value
+    return out
+
+
+# --- data quality overview --------------------------------------------------------------------------------------
+
+
+def kpi_series(session: Session, limit_runs: int = 60) -> dict[str, list[dict[str, Any]]]:
+    """KPI name -> the last ``limit_runs`` values, oldest first: ``{load_id, flow, measured_at, value}``."""
+    rows = session.execute(
+        select(DqKpi.kpi, DqKpi.load_id, DqKpi.value, DqKpi.measured_at, SyncRun.flow)
+        .outerjoin(SyncRun, SyncRun.load_id == DqKpi.load_id)
+        .order_by(DqKpi.measured_at.desc(), DqKpi.load_id.desc())
+    ).all()
+    series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for kpi, load_id, value, measured_at, flow in rows:
+        if len(series[kpi]) < limit_runs:
+            series[kpi].append(
+                {"load_id": load_id, "flow": flow, "measured_at": _iso(measured_at), "value": float(value)}
+            )
+    ordered = [k for k in KPI_ORDER if k in series] + sorted(k for k in series if k not in KPI_ORDER)
+    return {k: list(reversed(series[k])) for k in ordered}
+
+
+def gate_totals(session: Session) -> list[dict[str, Any]]:
+    """Rows checked, passed and quarantined per (layer, gate), summed over every run, plus failed-run counts."""
+    rows = session.execute(
+        select(
+            DqResult.layer,
+            DqResult.gate,
+            func.min(DqResult.entity),
+            func.min(DqResult.severity),
+            func.count(),
+            func.sum(case((DqResult.success.is_(False), 1), else_=0)),
+            func.coalesce(func.sum(DqResult.rows_checked), 0),
+            func.coalesce(func.sum(DqResult.rows_passed), 0),
+            func.coalesce(func.sum(DqResult.rows_quarantined), 0),
+            func.max(DqResult.created_at),
+        )
+        .group_by(DqResult.layer, DqResult.gate)
+        .order_by(DqResult.layer, DqResult.gate)
+    ).all()
+    return [
+        {
+            "layer": layer,
+            "gate": gate,
+            "entity": entity,
+            "severity": severity,
+            "runs": int(runs),
+            "failed_runs": int(failed or 0),
+            "rows_checked": int(checked),
+            "rows_passed": int(passed),
+            "rows_quarantined": int(quarantined),
+            "last_seen": _iso(last),
+        }
+        for layer, gate, entity, severity, runs, failed, checked, passed, quarantined, last in rows
+    ]
+
+
+def layer_totals(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-gate totals of :func:`gate_totals` summed per layer."""
+    layers: dict[int, dict[str, Any]] = {}
+    for g in gates:
+        t = layers.setdefault(
+            g["layer"],
+            {"layer": g["layer"], "gates": 0, "rows_checked": 0, "rows_passed": 0, "rows_quarantined": 0},
+        )
+        t["gates"] += 1
+        for key in ("rows_checked", "rows_passed", "rows_quarantined"):
+            t[key] += g[key]
+    return [layers[k] for k in sorted(layers)]
+
+
+def aggregate_failing(results: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Sum ``failing_expectations`` maps (expectation -> {count, reason, critical}) over gate results.
+
+    Returns one entry per expectation, most failing rows first: ``{expectation, rows, runs, reason, critical}``.
+    """
+    agg: dict[str, dict[str, Any]] = {}
+    for failing in results:
+        for name, info in (failing or {}).items():
+            info = info if isinstance(info, dict) else {"count": info}
+            entry = agg.setdefault(
+                name, {"expectation": name, "rows": 0, "runs": 0, "reason": "", "critical": False}
+            )
+            try:
+                entry["rows"] += int(info.get("count") or 0)
+            except (TypeError, ValueError):
+                pass
+            entry["runs"] += 1
+            entry["reason"] = str(info.get("reason") or entry["reason"])
+            entry["critical"] = bool(entry["critical"] or info.get("critical"))
+    return sorted(agg.values(), key=lambda e: (-e["rows"], -e["runs"], e["expectation"]))
+
+
+def top_failing_expectations(session: Session, limit: int = 15) -> list[dict[str, Any]]:
+    """The expectations that failed on the most rows, over every gate result in the hub."""
+    failing = session.scalars(
+        select(DqResult.failing_expectations).where(DqResult.failing_expectations.is_not(None))
+    ).all()
+    return aggregate_failing(list(failing))[:limit]
+
+
+def quality_overview(session: Session) -> dict[str, Any]:
+    """Everything the data-quality overview page shows."""
+    gates = gate_totals(session)
+    return {
+        "kpis": kpi_series(session),
+        "gates": gates,
+        "layers": layer_totals(gates),
+        "failing_expectations": top_failing_expectations(session),
+    }
+
+
+# --- runs -------------------------------------------------------------------------------------------------------
+
+
+def recent_runs(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest runs of every flow, newest first."""
+    runs = session.scalars(select(SyncRun).order_by(SyncRun.started_at.desc()).limit(limit)).all()
+    return [_row(r, SyncRun.__table__.columns) for r in runs]
+
+
+def load_id_for_airflow_run(session: Session, dag_id: str, run_id: str) -> str | None:
+    """The load id the hub recorded for an Airflow DAG run (the newest, if a run registered several)."""
+    return session.scalar(
+        select(SyncRun.load_id)
+        .where(SyncRun.dag_id == dag_id, SyncRun.run_id == run_id)
+        .order_by(SyncRun.started_at.desc())
+        .limit(1)
+    )
+
+
+def run_report(session: Session, load_id: str) -> dict[str, Any] | None:
+    """One run: its row, what each gate saw and quarantined, and its dead letters by kind and status."""
+    run = session.get(SyncRun, load_id)
+    if run is None:
+        return None
+    results = session.scalars(
+        select(DqResult).where(DqResult.load_id == load_id).order_by(DqResult.layer, DqResult.gate)
+    ).all()
+    gates = []
+    for r in results:
+        row = _row(r, DqResult.__table__.columns)
+        row["failing"] = aggregate_failing([r.failing_expectations])
+        gates.append(row)
+    letters = session.execute(
+        select(DeadLetter.reason_kind, DeadLetter.status, func.count())
+        .where(DeadLetter.load_id == load_id)
+        .group_by(DeadLetter.reason_kind, DeadLetter.status)
+        .order_by(DeadLetter.reason_kind, DeadLetter.status)
+    ).all()
+    kpis = session.execute(
+        select(DqKpi.kpi, DqKpi.value).where(DqKpi.load_id == load_id).order_by(DqKpi.kpi)
+    ).all()
+    run_row = _row(run, SyncRun.__table__.columns)
+    run_row["details"] = redact(run_row.get("details"))
+    return {
+        "run": run_row,
+        "gates": gates,
+        "totals": {
+            "rows_checked": sum(g["rows_checked"] for g in gates),
+            "rows_passed": sum(g["rows_passed"] for g in gates),
+            "rows_quarantined": sum(g["rows_quarantined"] for g in gates),
+            "gates_failed": sum(1 for g in gates if not g["success"]),
+        },
+        "kpis": {k: float(v) for k, v in kpis},
+        "dead_letters": [{"reason_kind": k, "status": s, "count": int(n)} for k, s, n in letters],
+    }
+
+
+# --- dead letters -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """The filters of the dead-letter page; ``None`` or empty means "any"."""
+
+    source_system: str | None = None
+    target_system: str | None = None
+    gate_layer: int | None = None
+    expectation: str | None = None
+    reason_kind: str | None = None
+    status: str | None = "open"
+    load_id: str | None = None
+    record_key: str | None = None
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value != "":
+                stmt = stmt.where(getattr(DeadLetter, f.name) == value)
+        return stmt
+
+    def as_params(self) -> dict[str, Any]:
+        """The non-empty filters, e.g. for building links that keep them."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")
+        }
+
+
+def _letter(dl: DeadLetter, with_payload: bool) -> dict[str, Any]:
+    row = _row(dl, DeadLetter.__table__.columns)
+    if with_payload:
+        row["payload"] = redact(row["payload"])
+    else:
+        row.pop("payload")
+    return row
+
+
+def list_dead_letters(
+    session: Session, flt: DeadLetterFilter, limit: int = 200, offset: int = 0
+) -> dict[str, Any]:
+    """Dead letters matching ``flt``, newest first, without payloads; ``total`` counts every match."""
+    total = session.scalar(flt.apply(select(func.count()).select_from(DeadLetter))) or 0
+    rows = session.scalars(
+        flt.apply(select(DeadLetter))
+        .order_by(DeadLetter.updated_at.desc(), DeadLetter.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return {"total": int(total), "limit": limit, "offset": offset, "items": [_letter(r, False) for r in rows]}
+
+
+def get_dead_letter(session: Session, letter_id: int) -> dict[str, Any] | None:
+    """One dead letter with its (redacted) payload."""
+    dl = session.get(DeadLetter, letter_id)
+    return _letter(dl, True) if dl is not None else None
+
+
+def dead_letter_facets(session: Session) -> dict[str, list[Any]]:
+    """Distinct values of each filterable column, for the filter drop-downs."""
+    columns = {
+        "source_system": DeadLetter.source_system,
+        "target_system": DeadLetter.target_system,
+        "gate_layer": DeadLetter.gate_layer,
+        "expectation": DeadLetter.expectation,
+        "reason_kind": DeadLetter.reason_kind,
+        "status": DeadLetter.status,
+    }
+    return {
+        name: [v for v in session.scalars(select(col).distinct().order_by(col)).all() if v not in (None, "")]
+        for name, col in columns.items()
+    }
+
+
+def open_letter_ids(session: Session, ids: list[int]) -> list[int]:
+    """The subset of ``ids`` that are still open (replay and discard only act on those)."""
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(DeadLetter.id)
+            .where(DeadLetter.id.in_(ids), DeadLetter.status == "open")
+            .order_by(DeadLetter.id)
+        ).all()
+    )
+
+
+# --- reconciliation drift ---------------------------------------------------------------------------------------
+
+
+def drift_report(
+    session: Session, attribute: str | None = None, kind: str | None = None, limit: int = 500
+) -> dict[str, Any]:
+    """Drift of the latest weekly reconciliation: counts per attribute and kind, and the records (filtered)."""
+    run = session.scalars(
+        select(SyncRun)
+        .where(SyncRun.flow == RECONCILIATION_FLOW)
+        .order_by(SyncRun.started_at.desc())
+        .limit(1)
+    ).first()
+    if run is None:
+        return {"run": None, "kinds": [], "by_attribute": [], "total": 0, "records": []}
+    counts = session.execute(
+        select(Drift.attribute, Drift.kind, func.count())
+        .where(Drift.load_id == run.load_id)
+        .group_by(Drift.attribute, Drift.kind)
+        .order_by(Drift.attribute, Drift.kind)
+    ).all()
+    kinds = sorted({k for _, k, _ in counts})
+    pivot: dict[str, dict[str, Any]] = {}
+    for attr, k, n in counts:
+        entry = pivot.setdefault(attr, {"attribute": attr, "total": 0, "kinds": dict.fromkeys(kinds, 0)})
+        entry["kinds"][k] = int(n)
+        entry["total"] += int(n)
+    stmt = select(Drift).where(Drift.load_id == run.load_id)
+    if attribute:
+        stmt = stmt.where(Drift.attribute == attribute)
+    if kind:
+        stmt = stmt.where(Drift.kind == kind)
+    records = session.scalars(
+        stmt.order_by(Drift.attribute, Drift.system, Drift.entity, Drift.record_key).limit(limit)
+    ).all()
+    return {
+        "run": _row(run, [c for c in SyncRun.__table__.columns if c.name != "details"]),
+        "kinds": kinds,
+        "by_attribute": sorted(pivot.values(), key=lambda e: (-e["total"], e["attribute"])),
+        "total": sum(e["total"] for e in pivot.values()),
+        "records": [redact(_row(r, Drift.__table__.columns)) for r in records],
+    }
+
+
+# --- GX Data Docs -----------------------------------------------------------------------------------------------
+
+#: Load ids are generated by ``repo.new_load_id`` (flow-timestamp-hex); anything else is refused as a path.
+_SAFE_LOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
+
+
+def data_docs_root(state_dir: Path, load_id: str) -> Path | None:
+    """``<state_dir>/data_docs/<load_id>``, or None when ``load_id`` cannot be a safe folder name."""
+    if not _SAFE_LOAD_ID.fullmatch(load_id) or ".." in load_id:
+        return None
+    return state_dir / "data_docs" / load_id
+
+
+def resolve_data_docs_file(state_dir: Path, load_id: str, rel_path: str) -> Path | None:
+    """The file ``rel_path`` inside a run's Data Docs, or None if it is missing or escapes the folder.
+
+    Traversal (``..``, absolute paths, symlinks pointing out of the folder, NUL bytes) yields None.
+    """
+    root = data_docs_root(state_dir, load_id)
+    if root is None or "\x00" in rel_path or "\\" in rel_path:
+        return None
+    rel = rel_path.strip("/") or "index.html"
+    if any(part in ("..", "") for part in rel.split("/")):
+        return None
+    try:
+        base = root.resolve(strict=True)
+        target = (base / rel).resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError):
+        return None
+    if not target.is_relative_to(base):
+        return None
+    if target.is_dir():
+        target = target / "index.html"
+    return target if target.is_file() else None

@@ -1,0 +1,98 @@
+"""Replaying dead letters: trigger the ``dead_letter_replay`` DAG through Airflow's own REST API.
+
+Why the REST API and not the api-server's internals: the call carries the *caller's own* token, so Airflow
+itself decides (again) whether this person may trigger the DAG, validates the conf against the DAG's params,
+and records the trigger in its audit log under their name — exactly as if they had pressed "Trigger" in the
+Airflow UI. The replay DAG marks each letter ``replayed`` once it was delivered; the UI never does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from catalog_sync.ui.auth import REPLAY_DAG_ID
+
+#: Where the UI reaches Airflow's REST API; by default the api-server that served the request.
+API_URL_ENV = "CATALOG_SYNC_AIRFLOW_API_URL"
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What Airflow answered: ``ok`` with the new run id, or a message fit to show a person."""
+
+    ok: bool
+    status_code: int
+    message: str
+    dag_run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "status_code": self.status_code,
+            "message": self.message,
+            "dag_run_id": self.dag_run_id,
+        }
+
+
+def api_base_url(request_base: str) -> str:
+    """The Airflow REST API root: ``CATALOG_SYNC_AIRFLOW_API_URL`` if set, else the serving api-server."""
+    return (os.environ.get(API_URL_ENV) or request_base).rstrip("/")
+
+
+async def trigger_replay(
+    base_url: str,
+    token: str,
+    ids: list[int],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float = 30.0,
+) -> ReplayOutcome:
+    """POST ``/api/v2/dags/dead_letter_replay/dagRuns`` with conf ``{"dead_letter_ids": ids}`` as the caller.
+
+    Args:
+        base_url: Airflow api-server root, e.g. ``http://127.0.0.1:8080``.
+        token: the caller's JWT, forwarded as a bearer token (never logged or shown).
+        ids: dead-letter ids to replay (already checked to be open).
+        transport: an httpx transport (tests point it at a stand-in for Airflow).
+        timeout: seconds to wait for Airflow.
+    """
+    url = f"{base_url}/api/v2/dags/{REPLAY_DAG_ID}/dagRuns"
+    body = {
+        "logical_date": None,
+        "conf": {"dead_letter_ids": ids},
+        "note": f"Replay of {len(ids)} dead letter(s)",
+    }
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            resp = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        return ReplayOutcome(
+            False, 502, f"Could not reach Airflow's REST API at {base_url}: {type(exc).__name__}"
+        )
+    if resp.status_code in (200, 201):
+        run_id = resp.json().get("dag_run_id")
+        return ReplayOutcome(True, resp.status_code, f"Triggered {REPLAY_DAG_ID} run {run_id}.", run_id)
+    if resp.status_code == 404:
+        return ReplayOutcome(
+            False,
+            404,
+            f"The DAG {REPLAY_DAG_ID!r} does not exist in Airflow (yet): nothing was replayed. "
+            "Deploy it, wait for the DAG processor to parse it, then try again.",
+        )
+    if resp.status_code in (401, 403):
+        return ReplayOutcome(
+            False, 403, f"Airflow refused to trigger {REPLAY_DAG_ID!r} for you ({resp.status_code})."
+        )
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        detail = None
+    return ReplayOutcome(
+        False,
+        resp.status_code,
+        f"Airflow answered {resp.status_code} when triggering {REPLAY_DAG_ID!r}: {detail}",
+    )

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `make run`: set up Catalog Sync on the embedded default and run it.
+# Started by the Makefile, which exports CATALOG_SYNC_HOME, AIRFLOW_HOME and the AIRFLOW__* settings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATE="${CATALOG_SYNC_HOME:?run me through make run}"
+PIDS="$STATE/pids"; LOGS="$STATE/logs"
+mkdir -p "$PIDS" "$LOGS" "$AIRFLOW_HOME"
+SANDBOX_PORT="${CATALOG_SYNC_SANDBOX_PORT:-8765}"
+API_PORT="${AIRFLOW__API__PORT:-8080}"
+CATALOG="${CATALOG_SYNC_DEMO_CATALOG:-$(cd .. && pwd)/shared/data/luma}"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+wait_for() {  # url, what, seconds
+  local url=$1 what=$2 deadline=$((SECONDS + $3))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if (( SECONDS > deadline )); then
+      echo "$what did not come up within $3 s; see $LOGS" >&2; exit 1
+    fi
+    sleep 1
+  done
+}
+
+start_bg() {  # name, command...: start in its own process group so `make stop` can end all its children
+  local name=$1; shift
+  if [[ -f "$PIDS/$name.pid" ]] && kill -0 "$(cat "$PIDS/$name.pid")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$PIDS/$name.pid"))"; return
+  fi
+  setsid nohup "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$PIDS/$name.pid"
+}
+
+if [[ ! -d "$CATALOG" ]]; then
+  echo "Demo catalog not found at $CATALOG (set CATALOG_SYNC_DEMO_CATALOG to a Magento 2 export folder)" >&2
+  exit 1
+fi
+
+say "Airflow metadata database ($AIRFLOW_HOME)"
+[[ -f "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ]] || echo '{"admin": "admin"}' >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+airflow db migrate >"$LOGS/airflow-db-migrate.log" 2>&1
+# Serialize the DAGs now so they can be triggered as soon as the API server answers.
+airflow dags reserialize >"$LOGS/airflow-reserialize.log" 2>&1
+
+say "Hub database"
+catalog-sync hub migrate
+
+say "Connections, pools and variables from airflow_settings.yaml"
+python -m catalog_sync.airflow.settings_loader airflow_settings.yaml
+
+say "Sandbox systems on http://127.0.0.1:$SANDBOX_PORT"
+start_bg sandbox catalog-sync sandbox serve --port "$SANDBOX_PORT" --storefront-plan plus
+wait_for "http://127.0.0.1:$SANDBOX_PORT/openapi.json" "the sandbox" 60
+catalog-sync sandbox load --catalog "$CATALOG" --url "http://127.0.0.1:$SANDBOX_PORT"
+
+say "Airflow (standalone) on http://127.0.0.1:$API_PORT"
+start_bg airflow airflow standalone
+wait_for "http://127.0.0.1:$API_PORT/api/v2/monitor/health" "Airflow" 180
+
+say "First nightly run"
+catalog-sync demo first-run --timeout 900
+
+cat <<MSG
+
+Catalog Sync is running.
+  Airflow UI        http://127.0.0.1:$API_PORT   (local login: admin / admin)
+  Quality reports   http://127.0.0.1:$API_PORT/catalog-sync/quality
+  Dead letters      http://127.0.0.1:$API_PORT/catalog-sync/dead-letters
+  SKU trace         catalog-sync explain MH01-XS-Black   (or in the UI: /catalog-sync/trace)
+  Sandbox systems   http://127.0.0.1:$SANDBOX_PORT/docs
+  Logs              $LOGS
+Stop everything with: make stop
+MSG

@@ -1,0 +1,93 @@
+"""Airflow connections -> connector clients, and airflow_settings.yaml consistency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow.sdk import Connection
+
+from catalog_sync.airflow.hooks import (
+    HOOKS,
+    ErpHook,
+    PimHook,
+    base_url_of,
+    client_from_connection,
+    credentials_of,
+)
+from catalog_sync.connectors import ConfigurationError, DamClient, PimClient, StorefrontClient
+from catalog_sync.domain import System
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_base_url_from_schema_host_port_and_prefix() -> None:
+    conn = Connection(conn_id="c", conn_type="http", host="127.0.0.1", port=8765, schema="https",
+                      extra=json.dumps({"path_prefix": "/dam/"}))
+    assert base_url_of(conn) == "https://127.0.0.1:8765/dam"
+    assert base_url_of(Connection(conn_id="c", conn_type="http", host="pim.example.com")) == "http://pim.example.com"
+    with pytest.raises(ConfigurationError):
+        base_url_of(Connection(conn_id="c", conn_type="http", host="h", schema="ftp"))
+
+
+def test_pim_connection_becomes_an_oauth_client_without_leaking_secrets() -> None:
+    conn = Connection(conn_id="catalog_sync_pim", conn_type="http", host="127.0.0.1", port=8765, login="julia",
+                      password="pw-secret-1", extra=json.dumps({"path_prefix": "/pim", "client_id": "cid",
+                                                                "client_secret": "cs-secret-2", "max_attempts": "2"}))
+    client = client_from_connection(System.PIM, conn)
+    assert isinstance(client, PimClient)
+    assert client.base_url == "http://127.0.0.1:8765/pim/"
+    assert client.oauth.credentials.username == "julia" and client.options.retry.max_attempts == 2
+    assert client.options.max_concurrency == 4
+    assert "secret" not in repr(client) + repr(client.oauth) + repr(client.oauth.credentials)
+
+
+def test_api_key_systems_need_a_password() -> None:
+    conn = Connection(conn_id="catalog_sync_dam", conn_type="http", host="h", password="k-123")
+    assert isinstance(client_from_connection(System.DAM, conn), DamClient)
+    with pytest.raises(ConfigurationError):
+        client_from_connection(System.ERP, Connection(conn_id="catalog_sync_erp", conn_type="http", host="h"))
+
+
+def test_hook_reads_the_connection_through_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_STOREFRONT", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": 8765, "schema": "http", "password": "shpat_x123",
+         "extra": {"path_prefix": "/storefront"}}))
+    client = HOOKS[System.STOREFRONT]().get_conn()
+    assert isinstance(client, StorefrontClient)
+    assert client.base_url == "http://127.0.0.1:8765/storefront/"
+
+
+def test_every_system_has_a_hook_and_a_connection_in_airflow_settings() -> None:
+    settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
+    conn_ids = {c["conn_id"] for c in settings["connections"]}
+    assert conn_ids == {h.default_conn_name for h in HOOKS.values()}
+    assert set(HOOKS) == set(System)
+    pools = {p["pool_name"]: p["pool_slot"] for p in settings["pools"]}
+    assert pools["pim_api"] == 4  # the PIM's in-flight limit per token
+    assert set(pools) == {"erp_api", "pim_api", "dam_api", "storefront_api", "supplier_api"}
+    for conn in settings["connections"]:
+        hook = next(h for h in HOOKS.values() if h.default_conn_name == conn["conn_id"])
+        built = Connection(conn_id=conn["conn_id"], conn_type=conn["conn_type"], host=conn["conn_host"],
+                           port=conn["conn_port"], schema=conn["conn_schema"], login=conn.get("conn_login"),
+                           password=conn.get("conn_password"), extra=json.dumps(conn.get("conn_extra") or {}))
+        client = client_from_connection(hook.system, built)
+        assert client.base_url == f"http://127.0.0.1:8765/{hook.system.value}/"
+    assert ErpHook().conn_id == "catalog_sync_erp" and PimHook("other").conn_id == "other"
+
+
+def test_airflow_settings_carry_the_sandbox_default_credentials() -> None:
+    from catalog_sync.sandbox.state import DEFAULT_CREDENTIALS
+
+    settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
+    by_system = {}
+    for conn in settings["connections"]:
+        hook = next(h for h in HOOKS.values() if h.default_conn_name == conn["conn_id"])
+        built = Connection(conn_id=conn["conn_id"], conn_type="http", host="h", login=conn.get("conn_login"),
+                           password=conn.get("conn_password"), extra=json.dumps(conn.get("conn_extra") or {}))
+        by_system[hook.system.value] = credentials_of(hook.system, built)
+    for system, fields in DEFAULT_CREDENTIALS.items():
+        for name, value in fields.items():
+            assert getattr(by_system[system], name) == value, (system, name)

@@ -1,0 +1,106 @@
+"""docker-compose.yaml: the official Airflow 3 multi-service shape, built from this project, with the hub database.
+
+There is no Docker engine in CI; the file is checked by reading it, and by `docker-compose config -q` when that
+command is installed (it resolves the anchors, merge keys and variables the way Compose will).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yaml"
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    # PyYAML resolves the &airflow-common anchors and <<: merge keys, as Compose does.
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def _command(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def test_every_airflow_component_runs_its_own_command(services: dict[str, Any]) -> None:
+    for name, command in AIRFLOW_SERVICES.items():
+        assert name in services, name
+        assert _command(services[name]) == command, name
+    assert "airflow-init" in services
+    assert services["flower"]["profiles"] == ["flower"]
+
+
+def test_airflow_services_and_sandbox_are_built_from_this_project(services: dict[str, Any]) -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "FROM apache/airflow:3.3.2-python3.11" in dockerfile
+    assert "requirements.txt" in dockerfile and "--no-deps" in dockerfile
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "sandbox", "flower"]:
+        assert services[name]["build"] == ".", name
+
+
+def test_celery_executor_with_redis_broker_and_postgres_results(services: dict[str, Any]) -> None:
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env[
+            "AIRFLOW__CELERY__BROKER_URL"
+        ]
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags"
+    assert services["redis"]["image"].startswith("redis:")
+
+
+def test_postgres_hosts_the_metadata_and_the_hub_databases(services: dict[str, Any]) -> None:
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_DB"] == "airflow"
+    init_mount = next(v for v in postgres["volumes"] if "/docker-entrypoint-initdb.d" in v)
+    init_dir = REPO / init_mount.split(":")[0]
+    init_sql = "".join(p.read_text() for p in sorted(init_dir.glob("*.sql")))
+    assert "CREATE DATABASE catalog_sync_hub" in init_sql
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow"), name
+        assert env["CATALOG_SYNC_HUB_URL"].endswith("@postgres/catalog_sync_hub"), name
+
+
+def test_sandbox_serves_on_all_interfaces(services: dict[str, Any]) -> None:
+    sandbox = services["sandbox"]
+    full = " ".join([*sandbox["entrypoint"], _command(sandbox)])
+    assert full == "catalog-sync sandbox serve --host 0.0.0.0 --port 8765"
+    assert "8765:8765" in sandbox["ports"]
+
+
+def test_start_order_and_healthchecks(services: dict[str, Any]) -> None:
+    for name in ["postgres", "redis", "sandbox", *AIRFLOW_SERVICES]:
+        assert services[name]["healthcheck"]["test"], name
+    for name in AIRFLOW_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+        assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
+    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    init_script = _command(services["airflow-init"])
+    assert "catalog-sync hub migrate" in init_script
+    assert "catalog_sync.airflow.settings_loader" in init_script
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+def test_docker_compose_accepts_the_file() -> None:
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert result.returncode == 0, result.stderr

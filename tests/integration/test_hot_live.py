@@ -1,0 +1,173 @@
+"""The hot path with Airflow really running: an ERP stock change reaches the storefront through the asset watcher.
+
+Starts the Airflow 3 components as subprocesses on a throw-away home (SQLite, LocalExecutor, as `airflow
+standalone` configures them): the API server (task workers report through its execution API), the DAG processor
+(over a DAGs folder holding only `hot_data_sync.py`, so parsing is instant), the scheduler and the triggerer (which
+runs `ErpChangeFeedTrigger`). Connections come from `AIRFLOW_CONN_*` variables pointing at the sandbox.
+
+The first change includes Airflow's start-up; the second one measures the event-driven latency from the ERP's
+commit to the storefront showing the new figure, and prints it (recorded in docs/adr/0004).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from catalog_sync.flows import steps
+from catalog_sync.flows.systems import Systems
+from catalog_sync.hub.db import migrate, session_scope
+from catalog_sync.hub.models import DqKpi, SyncRun
+from tests.conftest import airflow_connection_env
+
+pytestmark = pytest.mark.airflow_live
+
+REPO = Path(__file__).resolve().parents[2]
+SKU = "MH01-XS-Black"
+FIRST_WITHIN_S = 120.0  # includes Airflow's start-up
+NEXT_WITHIN_S = 45.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(cmd: list[str], env: dict[str, str], log: Path) -> None:
+    done = subprocess.run(cmd, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT, timeout=180)
+    assert done.returncode == 0, f"{' '.join(cmd[2:])} failed:\n{log.read_text()[-3000:]}"
+
+
+@pytest.fixture
+def airflow(tmp_path: Path, fresh_sandbox: Any) -> Iterator[dict[str, Any]]:
+    """A running Airflow (api-server, dag-processor, scheduler, triggerer) over a fresh home; killed afterwards."""
+    home, dags, logs = tmp_path / "airflow", tmp_path / "dags", tmp_path / "logs"
+    for folder in (home, dags, logs):
+        folder.mkdir()
+    shutil.copy(REPO / "dags" / "hot_data_sync.py", dags / "hot_data_sync.py")
+    hub = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    migrate(hub)
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
+        **airflow_connection_env(fresh_sandbox.url),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # No unpause step racing the first parse: the DAG is live as soon as it is parsed.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "catalog-sync-live-test-secret-0123456789abcdef",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(logs),
+        "CATALOG_SYNC_HUB_URL": hub,
+        "CATALOG_SYNC_HOME": str(tmp_path / "catalog-sync"),
+    }
+    airflow_cli = [sys.executable, "-m", "airflow"]
+    setup_log = logs / "setup.log"
+    _run([*airflow_cli, "db", "migrate"], env, setup_log)
+    _run([*airflow_cli, "pools", "set", "storefront_api", "2", "Shopify Admin API"], env, setup_log)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, args in (("api-server", ["api-server", "--port", str(port)]), ("dag-processor", ["dag-processor"]),
+                           ("scheduler", ["scheduler"]), ("triggerer", ["triggerer"])):
+            # Each component leads its own process group, so its workers and supervisors die with it.
+            procs[name] = subprocess.Popen([*airflow_cli, *args], env=env, stdout=(logs / f"{name}.log").open("w"),
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+        yield {"hub": hub, "logs": logs, "procs": procs}
+    finally:
+        for proc in procs.values():
+            with _suppress_gone():
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with _suppress_gone():
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+class _suppress_gone:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, ProcessLookupError)
+
+
+def _publish_one(systems: Systems, hub: str) -> dict[str, Any]:
+    """What the nightly publish leaves for one SKU: a storefront product and the hub's ExternalId rows."""
+    price = next(p["price"] for page in systems.erp.iter_prices() for p in page.records if p["sku"] == SKU)
+    result = systems.storefront.upsert_product({
+        "handle": "hot-live-mh01", "title": "Chaz Kangeroo Hoodie", "status": "active",
+        "variants": [{"sku": SKU, "price": f"{price:.2f}", "option1": "XS"}],
+    })
+    assert result.ok and result.response, result
+    product = result.response
+    extra = {"inventory_item_id": product["variants"][0]["inventory_item_id"], "product_id": product["id"],
+             "handle": product["handle"]}
+    steps.save_external_ids("storefront", "product", {SKU.split("-")[0]: (str(product["id"]), None)}, hub)
+    steps.save_external_ids("storefront", "variant", {SKU: (str(product["variants"][0]["id"]), extra)}, hub)
+    return extra
+
+
+def _wait(condition: Callable[[], bool], within: float, what: str, logs: Path) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.25)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in sorted(logs.glob("*.log")))
+    raise AssertionError(f"{what} not seen within {within:.0f} s\n{tails}")
+
+
+def test_an_erp_stock_change_reaches_the_storefront_through_airflow(fresh_sandbox: Any,
+                                                                     airflow: dict[str, Any]) -> None:
+    fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
+    try:
+        extra = _publish_one(systems, airflow["hub"])
+        location = next(loc["id"] for loc in systems.storefront.locations() if loc["erp_location"] == "DC-EAST")
+
+        def shows(quantity: int) -> Callable[[], bool]:
+            def check() -> bool:
+                levels = systems.storefront.inventory_levels([extra["inventory_item_id"]])
+                return any(lv["location_id"] == location and lv["available"] == quantity for lv in levels)
+            return check
+
+        assert systems.erp.set_stock(SKU, "DC-EAST", 41).ok
+        first = _wait(shows(41), FIRST_WITHIN_S, "the first change (with Airflow start-up)", airflow["logs"])
+
+        committed = datetime.now(UTC)
+        assert systems.erp.set_stock(SKU, "DC-EAST", 42).ok
+        latency = _wait(shows(42), NEXT_WITHIN_S, "the second change", airflow["logs"])
+        print(f"\nhot path through Airflow: first change {first:.1f} s (with start-up), "
+              f"second change {latency:.1f} s from ERP commit to storefront")
+
+        with session_scope(airflow["hub"]) as s:
+            runs = s.scalars(select(SyncRun).where(SyncRun.dag_id == "hot_data_sync")
+                             .order_by(SyncRun.started_at)).all()
+            assert runs and all(r.run_id for r in runs)
+            last = next(r for r in reversed(runs) if r.records_delivered)
+            assert last.status == "success" and last.started_at.replace(tzinfo=UTC) >= committed
+            kpi = s.get(DqKpi, (last.load_id, "timeliness"))
+        assert kpi is not None and 0 <= kpi.value <= latency + 1
+        print(f"timeliness KPI of that run: {kpi.value:.1f} s")
+    finally:
+        systems.close()

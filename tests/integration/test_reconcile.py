@@ -1,0 +1,266 @@
+"""`weekly_reconciliation` against the sandbox after a real nightly cold sync: drift, lifecycle divergence with its
+alert, a SKU deleted from the ERP (disabled in the PIM, archived on the storefront), orphan assets, an idempotent
+second run, and the DAG itself under Airflow (dag.test).
+
+One module-scoped sandbox and hub carry the whole story, because the cold baseline costs most of a minute: the
+tests read the results of runs the fixture made, in order, and never change the systems themselves (except the
+last one, the DAG run, which only re-reads them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from catalog_sync.alerts import AlertTargets
+from catalog_sync.engine.run import RunContext
+from catalog_sync.flows import cold, reconcile
+from catalog_sync.flows.systems import Systems
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import AuditEvent, DeadLetter, Drift, FieldDelta, StagedRecord, SyncRun
+from tests.conftest import LUMA, PG_URL, pg_schema_url
+
+EDITED_PRICE_SKU = "24-MB02"  # a simple bag: its PIM copy of the reference price is edited behind the ERP's back
+DELETED_SKU = "24-MB01"  # a simple bag deleted from the ERP
+DELETED_HANDLE = "joust-duffle-bag"
+DELETED_ASSET = "AST-0000001"  # the deleted bag's hero image: an orphan once the SKU is gone
+THRESHOLD = 0.001  # three SKUs of ~2,000 diverge (0.15%): above this, below the default 1%
+
+
+class _Inbox(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@dataclass
+class Story:
+    server: Any
+    systems: Systems
+    webhook_url: str
+    inbox: list[dict[str, Any]]
+    baseline: dict[str, Any] = field(default_factory=dict)
+    first: dict[str, Any] = field(default_factory=dict)
+    second: dict[str, Any] = field(default_factory=dict)
+    diverged: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+
+
+def _cold_baseline(systems: Systems) -> None:
+    """The nightly cold flow, step by step, as the DAG runs it (what /tmp/try_cold.py does by hand)."""
+    load_id = cold.open_run(dag_id="cold_data_nightly", run_id="baseline", window_start=None, window_end=None)
+    cold.extract_erp(load_id, systems)
+    cold.gate_master_data(load_id)
+    cold.load_pim(load_id, systems)
+    cold.link_assets(load_id, systems)
+    cold.extract_pim(load_id, systems)
+    cold.gate_channel_content(load_id)
+    cold.publish_products(load_id, systems)
+    cold.finish(load_id)  # images are irrelevant to reconciliation and cost half the time
+
+
+def _findings(load_id: str) -> list[tuple[str, str, str, str, Any, Any]]:
+    with session_scope() as s:
+        return [tuple(r) for r in s.execute(
+            select(Drift.system, Drift.record_key, Drift.attribute, Drift.kind, Drift.owner_value,
+                   Drift.observed_value).where(Drift.load_id == load_id).order_by(Drift.id)).all()]
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    from catalog_sync.hub.db import _engine, migrate
+    from catalog_sync.sandbox.server import SandboxServer
+
+    folder = tmp_path_factory.mktemp("reconcile")
+    hub_urls = pg_schema_url(PG_URL) if PG_URL else iter([f"sqlite:///{folder / 'hub.sqlite'}"])
+    hub_url = next(hub_urls)
+    inbox = ThreadingHTTPServer(("127.0.0.1", 0), _Inbox)
+    threading.Thread(target=inbox.serve_forever, daemon=True).start()
+    server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CATALOG_SYNC_HUB_URL", hub_url)
+        _engine.cache_clear()
+        migrate(hub_url)
+        server.load(str(LUMA))
+        server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+        systems = Systems.from_base_url(server.url, server.credentials)
+        story = Story(server, systems, f"http://127.0.0.1:{inbox.server_address[1]}/hook", _Inbox.received)
+        try:
+            _cold_baseline(systems)
+            targets = AlertTargets(webhook_url=story.webhook_url)
+            story.baseline = reconcile.run(systems, run_id="baseline", threshold=THRESHOLD, targets=targets)
+
+            # Behind the owners' backs: a PIM price edit, stale PIM lifecycles, unlinked images, an ERP deletion.
+            [edit] = systems.pim.upsert_products([{"identifier": EDITED_PRICE_SKU, "values": {"erp_reference_price": [
+                {"locale": None, "scope": None, "data": [{"amount": 999.0, "currency": "USD"}]}]}}])
+            assert edit.ok, edit
+            story.diverged = server.scenario("pim_cached_draft_while_erp_active")["skus"]
+            orphans = server.scenario("orphan_assets")["changes"]
+            story.orphaned = [a for c in orphans for a in c["dam"]["orphaned_assets"]]
+            gone = requests.delete(f"{server.url}/erp/items/{DELETED_SKU}",
+                                   headers={"X-Api-Key": server.credentials["erp"]["api_key"]}, timeout=10)
+            assert gone.status_code == 204, gone.text
+
+            story.first = reconcile.run(systems, run_id="first", threshold=THRESHOLD, targets=targets)
+            story.second = reconcile.run(systems, run_id="second", threshold=THRESHOLD, targets=targets)
+            yield story
+        finally:
+            systems.close()
+            server.stop()
+            inbox.shutdown()
+            _engine.cache_clear()
+            for _ in hub_urls:  # drops the PostgreSQL schema, when there is one
+                pass
+
+
+def test_a_clean_baseline_has_no_findings(story: Story) -> None:
+    assert story.baseline["findings"] == 0, _findings(story.baseline["load_id"])[:10]
+    assert story.baseline["alert"]["sent"] is False
+    assert story.baseline["counts"]["delivered"] == 0
+
+
+def test_a_pim_copy_edited_behind_the_owner_is_drift(story: Story) -> None:
+    rows = [r for r in _findings(story.first["load_id"]) if r[1] == EDITED_PRICE_SKU]
+    assert len(rows) == 1
+    system, _, attribute, kind, owner_value, observed = rows[0]
+    assert (system, attribute, kind) == ("pim", "reference_price", "drift")
+    assert observed == 999.0 and owner_value != 999.0
+    with session_scope() as s:
+        owner = s.scalar(select(Drift.owner_system).where(Drift.load_id == story.first["load_id"],
+                                                          Drift.record_key == EDITED_PRICE_SKU))
+    assert owner == "erp"
+
+
+def test_lifecycle_divergence_is_measured_and_alerted(story: Story) -> None:
+    drifted = {r[1] for r in _findings(story.first["load_id"]) if r[2] == "lifecycle_status" and r[0] == "pim"}
+    assert drifted == set(story.diverged)
+    alert = story.first["alert"]
+    assert alert["sent"] is True and alert["reached"] == ["webhook"]
+    assert alert["share"] == pytest.approx(3 / 2025)
+    received = [m for m in story.inbox if m["facts"].get("load_id") == story.first["load_id"]]
+    assert len(received) == 1
+    assert received[0]["source"] == "catalog-sync" and received[0]["facts"]["divergent"] == 3
+    assert set(received[0]["facts"]["sample"]) == set(story.diverged)
+    with session_scope() as s:
+        details = s.get(SyncRun, story.first["load_id"]).details
+    assert details["alert"]["sent"] is True and details["lifecycle_divergence"]["divergent"] == 3
+
+
+def test_a_sku_deleted_from_the_erp_is_disabled_and_archived(story: Story) -> None:
+    load_id = story.first["load_id"]
+    deleted = {(r[0], r[1]) for r in _findings(load_id) if r[3] == "deleted"}
+    assert deleted == {("pim", DELETED_SKU), ("storefront", DELETED_SKU)}
+    assert story.systems.pim.get_product(DELETED_SKU)["enabled"] is False
+    assert story.systems.storefront.find_by_handle(DELETED_HANDLE)["status"] == "archived"
+    with session_scope() as s:
+        deltas = {(d.system, d.record_key, d.field, json.dumps(d.before), json.dumps(d.after))
+                  for d in s.scalars(select(FieldDelta).where(FieldDelta.load_id == load_id))}
+        writes = s.scalars(select(AuditEvent).where(AuditEvent.load_id == load_id,
+                                                    AuditEvent.action == "write")).all()
+    assert deltas == {("pim", DELETED_SKU, "enabled", "true", "false"),
+                      ("storefront", DELETED_HANDLE, "status", '"active"', '"archived"')}
+    assert {(w.system, w.record_key, w.outcome) for w in writes} == {("pim", DELETED_SKU, "ok"),
+                                                                     ("storefront", DELETED_HANDLE, "ok")}
+    assert story.first["deletions"] == {"planned": 2, "applied": True, "reason": None, "disabled": 1,
+                                        "archived": 1, "unchanged": 0, "failed": 0}
+
+
+def test_orphan_assets_are_found(story: Story) -> None:
+    orphans = {r[1]: r[5] for r in _findings(story.first["load_id"]) if r[3] == "orphan"}
+    assert set(story.orphaned) <= set(orphans) and all(orphans[a] is None for a in story.orphaned)
+    assert orphans[DELETED_ASSET] == DELETED_SKU  # still linked, to a SKU that no longer exists
+    assert set(orphans) == set(story.orphaned) | {DELETED_ASSET}
+
+
+def test_every_record_is_accounted_for_and_the_taxonomy_is_kept(story: Story) -> None:
+    with session_scope() as s:
+        run = s.get(SyncRun, story.first["load_id"])
+        staged = s.scalar(select(StagedRecord.load_id).where(StagedRecord.load_id == run.load_id).limit(1))
+        letters = s.scalars(select(DeadLetter).where(DeadLetter.load_id == run.load_id)).all()
+    assert run.status == "success" and not letters and staged is None
+    assert run.records_read == run.records_delivered + run.records_unchanged + run.records_dead_lettered
+    hops = run.details["hops"]
+    assert set(hops) == set(reconcile.HOPS.values())
+    assert hops["pim:products"]["delivered"] == 1 and hops["storefront:products"]["delivered"] == 1
+    assert hops["erp:items"]["read"] == 2025
+    taxonomy = run.details["taxonomy"]
+    assert taxonomy["categories"]["gear_bags"] > 0 and "men_tops_hoodies_sweatshirts" in taxonomy["categories"]
+    assert taxonomy["units"]["uom"] and taxonomy["countries"]
+    assert run.details["reference"] == {"unknown": {}}
+    assert not reconcile.staging_dir(run.load_id).exists()
+
+
+def test_a_second_run_finds_the_same_and_writes_nothing_new(story: Story) -> None:
+    first, second = story.first["load_id"], story.second["load_id"]
+    assert sorted(r[1:] for r in _findings(second)) == sorted(r[1:] for r in _findings(first))
+    with session_scope() as s:
+        deltas = s.scalars(select(FieldDelta).where(FieldDelta.load_id == second)).all()
+        writes = s.scalars(select(AuditEvent.outcome).where(AuditEvent.load_id == second,
+                                                            AuditEvent.action == "write")).all()
+    assert deltas == [] and set(writes) == {"unchanged"}
+    assert story.second["counts"]["delivered"] == 0
+    assert story.second["deletions"]["unchanged"] == 2
+
+
+def test_the_dag_runs_under_airflow(story: Story, airflow_db: str, airflow_connections: Any,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    airflow_connections(story.server.url)
+    monkeypatch.setenv("AIRFLOW_VAR_CATALOG_SYNC_LIFECYCLE_DIVERGENCE_THRESHOLD", str(THRESHOLD))
+    monkeypatch.setenv("AIRFLOW_VAR_CATALOG_SYNC_ALERT_WEBHOOK_URL", story.webhook_url)
+    dag = DagBag(dag_folder=str(Path("dags") / "weekly_reconciliation.py")).get_dag("weekly_reconciliation")
+    dag_run = dag.test(run_conf={"apply_deletions": False})
+    assert str(dag_run.state) == "success", [(ti.task_id, ti.state) for ti in dag_run.get_task_instances()]
+
+    with session_scope() as s:
+        run = s.scalars(select(SyncRun).where(SyncRun.dag_id == "weekly_reconciliation")).one()
+    assert run.status == "success" and run.load_id.startswith("weekly_reconciliation:")
+    assert run.records_read == run.records_unchanged == story.first["counts"]["read"]
+    assert run.details["deletions"]["reason"] == "apply_deletions is off: findings only"
+    assert run.details["alert"]["reached"] == ["webhook"]
+    assert any(m["facts"].get("load_id") == run.load_id for m in story.inbox)
+    assert len(_findings(run.load_id)) == story.first["findings"]
+    assert os.environ.get("CATALOG_SYNC_HUB_URL")  # the tasks wrote to this module's hub, not a default one
+
+
+def test_the_command_line_reports_without_applying(story: Story, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from catalog_sync.cli import main
+
+    monkeypatch.setenv("CATALOG_SYNC_SYSTEMS_URL", story.server.url)
+    assert main(["reconcile", "--json", "--no-apply", "--threshold", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["findings"] == story.first["findings"] and result["alert"]["sent"] is False
+    assert result["deletions"]["reason"] == "apply_deletions is off: findings only"
+    assert result["counts"]["read"] == result["counts"]["unchanged"]
+
+
+def test_too_many_deletions_at_once_apply_nothing(hub_url: str) -> None:
+    """A run that sees more deleted SKUs than allowed writes nothing, and still accounts for every record."""
+    load_id = reconcile.open_run(dag_id=None, run_id="guard", window_start=None, window_end=None)
+    ctx = RunContext.attach(load_id)
+    plan = [{"plan_key": f"pim:S{i}", "system": "pim", "sku": f"S{i}", "action": "disable"} for i in range(3)]
+    ctx.stage("deletion_plan", plan, key="plan_key")
+    ctx.count(reconcile.HOPS["pim"], read=3)
+    # No systems: the guard must decide before any client is touched.
+    result = reconcile.apply_deletions(load_id, None, max_deletions=2)  # type: ignore[arg-type]
+    assert result["applied"] is False and "more than max_deletions=2" in result["reason"]
+    assert reconcile.finish(load_id)["counts"] == {"read": 3, "delivered": 0, "unchanged": 3, "dead_lettered": 0}

@@ -1,0 +1,238 @@
+"""Issue #6: the seasonal republish against the sandbox, one failure mode at a time.
+
+One published baseline (the nightly cold flow run once over Luma) is shared by this module and ``test_trace``;
+each test injects its scenario on the SKUs the scenario picks, so the tests do not step on each other. For every
+failure mode: a dry run names the right broken link and changes nothing; a real run fixes it (checked over HTTP
+in each system); a second run finds nothing left to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from catalog_sync.flows import republish
+from catalog_sync.flows.systems import Systems
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import DeadLetter, SyncRun
+from catalog_sync.trace import REPAIRS, explain_sku, rendition
+from tests.conftest import LUMA
+
+#: Where the session keeps the published sandbox: on pytest's config, because this module is imported under two
+#: names when ``test_trace`` imports it (a module-level cache would be built twice).
+_ATTR = "_catalog_sync_published_baseline"
+
+
+def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A sandbox of its own with Luma published by the nightly cold flow, built once per session.
+
+    Shared with ``test_trace`` so the two modules need one ~minute-long publish, not two. The cold run writes to
+    a hub of its own; each test then gets a fresh hub from the ``hub_url`` fixture.
+    """
+    if getattr(config, _ATTR, None) is not None:
+        return getattr(config, _ATTR)
+    from catalog_sync.flows import cold
+    from catalog_sync.hub.db import migrate
+    from catalog_sync.sandbox.server import SandboxServer
+
+    folder: Path = tmp_path_factory.mktemp("republish-baseline")
+    server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
+    config.add_cleanup(server.stop)
+    server.load(str(LUMA))
+    server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    hub = f"sqlite:///{folder / 'hub.sqlite'}"
+    migrate(hub)
+    previous = os.environ.get("CATALOG_SYNC_HUB_URL")
+    os.environ["CATALOG_SYNC_HUB_URL"] = hub  # the cold steps use the process's default hub
+    systems = Systems.from_base_url(server.url, server.credentials)
+    try:
+        load_id = cold.open_run(dag_id="cold_data_nightly", run_id="baseline", window_start=None, window_end=None)
+        for step in ("extract_erp", "gate_master_data", "load_pim", "link_assets", "writeback_supplier",
+                     "extract_pim", "gate_channel_content", "publish_products"):
+            fn = getattr(cold, step)
+            fn(load_id) if step.startswith("gate_") else fn(load_id, systems)
+        for chunk in cold.plan_image_chunks(load_id):
+            cold.publish_images(load_id, chunk, systems)
+        cold.finish(load_id)
+    finally:
+        systems.close()
+        if previous is None:
+            os.environ.pop("CATALOG_SYNC_HUB_URL", None)
+        else:
+            os.environ["CATALOG_SYNC_HUB_URL"] = previous
+    setattr(config, _ATTR, server)
+    return server
+
+
+@pytest.fixture(scope="module")
+def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return published_baseline(request.config, tmp_path_factory)
+
+
+@pytest.fixture
+def systems(published: Any) -> Iterator[Systems]:
+    bundle = Systems.from_base_url(published.url, published.credentials)
+    yield bundle
+    bundle.close()
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def snapshot(systems: Systems, skus: list[str]) -> dict[str, Any]:
+    """What each system holds for the SKUs (everything but the shopper page, whose cache any read moves)."""
+    out = {}
+    for sku in skus:
+        trace = explain_sku(sku, systems)
+        out[sku] = {k: v for k, v in trace["systems"].items() if k != "shopper_page"}
+    return out
+
+
+def run(systems: Systems, hub_url: str, skus: list[str], *, dry_run: bool, tag: str,
+        repairs: list[str] | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    params: dict[str, Any] = {"season": "AW26", "skus": skus, "dry_run": dry_run}
+    if repairs is not None:
+        params["repairs"] = repairs
+    result = republish.run(params, systems, run_id=tag, hub_url=hub_url)
+    return result, republish.diagnoses(result["load_id"], hub_url)
+
+
+def assert_live(systems: Systems, sku: str, image_src: str | None = None) -> None:
+    """The end state a seasonal launch needs, read straight from each system."""
+    trace = explain_sku(sku, systems)
+    erp, pim = systems.erp.get_item(sku), trace["systems"]["pim"]
+    assert erp is not None and pim is not None
+    assert pim["lifecycle_status"] == erp["lifecycle_status"] == "active", (sku, pim, erp)
+    if pim["kind"] == "product":
+        assert pim["enabled"] is True
+    handle = trace["systems"]["storefront"]["handle"]
+    product = systems.storefront.find_by_handle(handle)
+    assert product is not None and product["status"] == "active", sku
+    page = systems.storefront.shopper_page(handle)
+    assert page.status == 200
+    if image_src is not None:
+        assert image_src in [i["src"] for i in product["images"]]
+        assert f'src="{image_src}"' in page.html.replace("&amp;", "&")
+    assert trace["systems"]["shopper_page"]["has_image"] is True
+    assert trace["broken_link"] is None, trace["chain"]
+
+
+SCENARIOS = {
+    "erp_pre_active_with_approved_seasonal_images": "erp_lifecycle",
+    "dam_valid_from_in_future": "dam_assets",
+    "orphan_assets": "dam_assets",
+    "pim_cached_draft_while_erp_active": "pim_vs_erp",
+    "supplier_stale_inactive_flag": "supplier_writeback",
+    "storefront_stale_cached_page": "shopper_page",
+    "variants_left_behind": "erp_lifecycle",
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_each_failure_mode_is_diagnosed_fixed_and_stays_fixed(
+    scenario: str, published: Any, systems: Systems, hub_url: str
+) -> None:
+    injected = published.scenario(scenario)
+    skus = injected["skus"]
+    assert skus
+    before = snapshot(systems, skus)
+
+    # 1. Dry run: the exact broken link for every affected SKU, and nothing changed anywhere.
+    result, found = run(systems, hub_url, skus, dry_run=True, tag=f"{scenario[:24]}-dry")
+    scope = set(found)
+    assert set(skus) <= scope
+    for sku in skus:
+        assert found[sku]["broken_link"] == SCENARIOS[scenario], (sku, found[sku]["findings"])
+        assert found[sku]["dry_run"] is True and found[sku]["findings"]
+        assert all(a["status"] in ("planned", "not_allowed") for a in found[sku]["actions"])
+    assert result["hops"]["triage"]["read"] == len(scope) == result["hops"]["triage"]["unchanged"]
+    assert snapshot(systems, skus) == before
+    if scenario == "storefront_stale_cached_page":
+        assert explain_sku(skus[0], systems)["broken_link"] == "shopper_page"  # still stale: nothing purged
+
+    # 2. Real run: every SKU repaired and verified live.
+    result, found = run(systems, hub_url, skus, dry_run=False, tag=f"{scenario[:24]}-real")
+    hop = result["hops"]["triage"]
+    assert hop["read"] == len(scope) and hop["dead_lettered"] == 0
+    assert hop["delivered"] == sum(1 for d in found.values() if d["broken_link"]) >= len(skus)
+    for sku in skus:
+        assert found[sku]["actions"][-1]["status"] == "holds", found[sku]["actions"]
+        assert any(a["status"] == "done" for a in found[sku]["actions"])
+    seasonal: dict[str, str] = {}
+    if scenario == "erp_pre_active_with_approved_seasonal_images":
+        for change in injected["changes"]:
+            asset = systems.dam.get_asset(change["dam"]["asset"])
+            assert asset is not None
+            seasonal[change["sku"]] = str(rendition(asset))
+    for sku in skus:
+        assert_live(systems, sku, seasonal.get(sku))
+    if scenario == "supplier_stale_inactive_flag":
+        for change in injected["changes"]:
+            sub = systems.supplier.get_submission(change["supplier"]["submission"])
+            assert sub is not None and sub["status"] == "quarantined" and "lifecycle" in sub["reason"]
+        with session_scope(hub_url) as s:
+            letters = s.scalars(select(DeadLetter).where(DeadLetter.reason_kind == "ownership",
+                                                         DeadLetter.record_key.in_(skus))).all()
+        assert {letter.record_key for letter in letters} == set(skus)
+    if scenario == "variants_left_behind":
+        parent = injected["changes"][0]["sku"]
+        variants = [s for s in skus if s != parent]
+        assert variants
+        for sku in variants:  # found at the variant level, naming the parent that moved
+            assert any(parent in f["detail"] for f in found[sku]["findings"] if f["link"] == "erp_lifecycle")
+
+    # 3. Second run: nothing left to fix.
+    result, found = run(systems, hub_url, skus, dry_run=False, tag=f"{scenario[:24]}-again")
+    assert all(d["broken_link"] is None for d in found.values()), {k: v["findings"] for k, v in found.items()}
+    assert result["hops"]["triage"]["unchanged"] == len(found)
+    with session_scope(hub_url) as s:
+        runs = s.scalars(select(SyncRun).where(SyncRun.flow == republish.FLOW)).all()
+    assert [r.status for r in runs] == ["success"] * 3
+
+
+def test_a_repair_not_allowed_is_left_alone_and_dead_lettered(
+    published: Any, systems: Systems, hub_url: str
+) -> None:
+    (sku,) = published.scenario("erp_pre_active_with_approved_seasonal_images", ["24-MB03"])["skus"]
+    everything_but_erp = [r for r in REPAIRS if r != "activate_erp"]
+    result, found = run(systems, hub_url, [sku], dry_run=False, tag="no-erp", repairs=everything_but_erp)
+    assert systems.erp.get_item(sku)["lifecycle_status"] == "pre-active"  # the ERP owns it: untouched
+    assert result["hops"]["triage"] == {"read": 1, "delivered": 0, "unchanged": 0, "dead_lettered": 1}
+    assert {"repair": "activate_erp", "status": "not_allowed"}.items() <= found[sku]["actions"][0].items()
+    with session_scope(hub_url) as s:
+        letter = s.scalars(select(DeadLetter).where(DeadLetter.record_key == sku)).one()
+    assert letter.reason_kind == "gate" and letter.expectation == "triage:erp_lifecycle"
+
+
+def test_scope_by_category_and_parent(systems: Systems) -> None:
+    by_parent = republish.resolve_scope(systems, ["MH01"], [])
+    assert "MH01" in by_parent and "MH01-XS-Black" in by_parent and len(by_parent) > 10
+    by_category = republish.resolve_scope(systems, [], ["Gear/Bags"])
+    assert "24-MB01" in by_category and all(not s.startswith("MH") for s in by_category)
+    with pytest.raises(republish.ScopeError):
+        republish.normalise_params({"skus": [], "categories": []})
+    with pytest.raises(republish.ScopeError):
+        republish.normalise_params({"skus": ["X"], "repairs": ["delete_everything"]})
+
+
+def test_the_dag_runs_a_dry_run_from_its_form(published: Any, hub_url: str, airflow_db: str,
+                                              airflow_connections: Any) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    airflow_connections(published.url)
+    dag = DagBag(dag_folder="dags/seasonal_republish.py").get_dag("seasonal_republish")
+    assert dag.params["repairs"] == list(REPAIRS) and dag.params["dry_run"] is True
+    dag_run = dag.test(run_conf={"season": "AW26", "skus": ["24-MB01", "MH01-XS-Black"], "dry_run": True})
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    assert str(dag_run.state) == "success", states
+    assert states["repair_and_republish"] == "skipped" and states["verify"] == "success"
+    with session_scope(hub_url) as s:
+        run = s.scalars(select(SyncRun).where(SyncRun.dag_id == "seasonal_republish")).one()
+    assert run.status == "success" and run.records_read == 2 == run.records_unchanged
+    found = republish.diagnoses(run.load_id, hub_url)
+    assert set(found) == {"24-MB01", "MH01-XS-Black"} and all(d["dry_run"] for d in found.values())

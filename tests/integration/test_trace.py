@@ -1,0 +1,140 @@
+"""Issue #7's ``explain_sku`` and ``catalog-sync explain`` against the published sandbox.
+
+Shares the published baseline of ``test_republish`` and injects each failure mode on SKUs of its own (gear items
+and the MP01 family), so the two modules never trace each other's damage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from catalog_sync.cli import main
+from catalog_sync.flows import republish
+from catalog_sync.flows.systems import Systems
+from catalog_sync.trace import CHAIN, UnknownSku, explain_sku
+from tests.integration.test_republish import published_baseline
+
+SHAPE = {"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters"}
+SYSTEMS = {"erp", "pim", "dam", "supplier", "storefront", "shopper_page"}
+
+
+@pytest.fixture(scope="module")
+def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return published_baseline(request.config, tmp_path_factory)
+
+
+@pytest.fixture
+def systems(published: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Systems]:
+    monkeypatch.setenv("CATALOG_SYNC_SYSTEMS_URL", published.url)  # for the CLI, which builds its own
+    bundle = Systems.from_base_url(published.url, published.credentials)
+    yield bundle
+    bundle.close()
+
+
+def assert_shape(result: dict[str, Any]) -> None:
+    assert set(result) == SHAPE
+    assert set(result["systems"]) == SYSTEMS
+    assert [c["link"] for c in result["chain"]] == list(CHAIN)
+    assert all(set(c) == {"link", "ok", "detail"} and c["detail"] for c in result["chain"])
+    first = next((c["link"] for c in result["chain"] if not c["ok"]), None)
+    assert result["broken_link"] == first
+    assert isinstance(result["verdict"], str) and result["sku"] in result["verdict"]
+    if result["systems"]["shopper_page"] is not None:
+        assert set(result["systems"]["shopper_page"]) == {"status", "cache", "has_image"}
+
+
+def test_a_healthy_variant_and_simple_product_hold_at_every_link(systems: Systems, hub_url: str) -> None:
+    for sku in ("MH01-XS-Black", "24-MB01"):
+        result = explain_sku(sku, systems, hub_url)
+        assert_shape(result)
+        assert all(c["ok"] for c in result["chain"]), result["chain"]
+        assert result["broken_link"] is None and result["last_diagnosis"] is None and result["dead_letters"] == []
+        page = result["systems"]["shopper_page"]
+        assert page["status"] == 200 and page["has_image"] is True
+        assert result["systems"]["storefront"]["status"] == "active"
+    # A variant is looked up through its parent's storefront product.
+    variant = explain_sku("MH01-XS-Black", systems, hub_url)
+    assert variant["systems"]["storefront"]["handle"] == "chaz-kangeroo-hoodie"
+    assert variant["systems"]["erp"]["parent_lifecycle_status"] == "active"
+
+
+def test_a_parent_is_traced_through_its_product_model(systems: Systems, hub_url: str) -> None:
+    result = explain_sku("MH01", systems, hub_url)
+    assert_shape(result)
+    assert result["systems"]["pim"]["kind"] == "product_model"
+    assert result["systems"]["storefront"]["handle"] == "chaz-kangeroo-hoodie"
+    assert result["chain"][0]["ok"] and result["chain"][2]["ok"]  # ERP active, PIM agrees
+
+
+CASES = [
+    ("erp_pre_active_with_approved_seasonal_images", ["24-MB05"], "erp_lifecycle", "pre-active"),
+    ("dam_valid_from_in_future", ["24-MB06"], "dam_assets", "embargoed"),
+    ("orphan_assets", ["24-MB02"], "dam_assets", "orphan"),
+    ("pim_cached_draft_while_erp_active", ["24-WB02"], "pim_vs_erp", "draft"),
+    ("supplier_stale_inactive_flag", ["24-WB03"], "supplier_writeback", "inactive"),
+    ("storefront_stale_cached_page", ["24-UG01"], "shopper_page", "cached"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "skus", "link", "word"), CASES, ids=[c[0] for c in CASES])
+def test_each_broken_case_names_its_link(scenario: str, skus: list[str], link: str, word: str, published: Any,
+                                         systems: Systems, hub_url: str) -> None:
+    (sku,) = published.scenario(scenario, skus)["skus"]
+    result = explain_sku(sku, systems, hub_url)
+    assert_shape(result)
+    assert result["broken_link"] == link, result["chain"]
+    broken = next(c for c in result["chain"] if c["link"] == link)
+    assert word in broken["detail"] and word in result["verdict"]
+
+
+def test_variants_left_behind_show_at_the_variant(published: Any, systems: Systems, hub_url: str) -> None:
+    changes = published.scenario("variants_left_behind", ["MP01"])["changes"]
+    variant = next(c["sku"] for c in changes if c["erp"].get("role") == "variant")
+    result = explain_sku(variant, systems, hub_url)
+    assert result["systems"]["erp"]["lifecycle_status"] == "active"  # the variant itself still looks sellable
+    assert result["systems"]["erp"]["parent_lifecycle_status"] == "seasonal-hold"
+    assert result["broken_link"] == "erp_lifecycle" and "MP01" in result["chain"][0]["detail"]
+
+
+def test_the_last_diagnosis_and_open_dead_letters_come_from_the_hub(
+    published: Any, systems: Systems, hub_url: str
+) -> None:
+    (sku,) = published.scenario("supplier_stale_inactive_flag", ["24-WB04"])["skus"]
+    result = republish.run({"skus": [sku], "dry_run": False}, systems, run_id="trace-hub", hub_url=hub_url)
+    trace = explain_sku(sku, systems, hub_url)
+    assert trace["broken_link"] is None
+    assert trace["last_diagnosis"]["load_id"] == result["load_id"]
+    assert trace["last_diagnosis"]["broken_link"] == "supplier_writeback"
+    assert [(d["reason_kind"], d["source_system"]) for d in trace["dead_letters"]] == [("ownership", "supplier")]
+
+
+def test_no_secret_reaches_the_result(published: Any, systems: Systems, hub_url: str) -> None:
+    text = json.dumps(explain_sku("24-MB01", systems, hub_url), default=str)
+    secrets = [v for creds in published.credentials.values() for v in creds.values()]
+    assert secrets and not [s for s in secrets if s in text]
+
+
+def test_unknown_sku(systems: Systems, hub_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(UnknownSku):
+        explain_sku("NO-SUCH-SKU", systems, hub_url)
+    assert main(["explain", "NO-SUCH-SKU"]) == 2
+    assert "no system knows SKU 'NO-SUCH-SKU'" in capsys.readouterr().err
+
+
+def test_cli_text_and_json(published: Any, systems: Systems, hub_url: str,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    (sku,) = published.scenario("pim_cached_draft_while_erp_active", ["24-WB05"])["skus"]
+    assert main(["explain", sku]) == 0  # a broken chain is an answer, not a failure
+    text = capsys.readouterr().out
+    assert f"SKU {sku}" in text and "Verdict:" in text
+    assert "✗ pim_vs_erp" in text and "<- first broken link" in text and "✓ erp_lifecycle" in text
+    rows = [line for line in text.splitlines() if line.startswith("  ✓") or line.startswith("  ✗")]
+    assert len(rows) == len(CHAIN) and len({line.index(line.split()[2]) for line in rows}) == 1  # aligned
+    assert main(["explain", sku, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert_shape(data)
+    assert data["broken_link"] == "pim_vs_erp" and data["systems"]["pim"]["enabled"] is False

@@ -1,0 +1,70 @@
+"""Pure helpers behind the pages: chart geometry, failing-expectation totals, redaction, Data Docs paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from catalog_sync.ui import charts, queries
+
+
+def test_line_chart_scales_ratios_on_a_fixed_axis() -> None:
+    chart = charts.line_chart(
+        [{"value": 0.0, "measured_at": "2025-03-01"}, {"value": 1.0, "measured_at": "2025-03-02"}]
+    )
+    (x0, y0), (x1, y1) = [(p["x"], p["y"]) for p in chart.points]
+    bottom = chart.height - chart.pad - 12
+    assert (x0, y0) == (chart.left, bottom) and (x1, y1) == (chart.width - chart.pad, chart.pad)
+    assert (chart.y_min_label, chart.y_max_label, chart.last_label) == ("0.0%", "100.0%", "100.0%")
+    assert charts.line_chart([]).polyline == ""
+    counts = charts.line_chart([{"value": 10}, {"value": 30}])
+    assert (counts.y_min_label, counts.y_max_label) == ("10.00", "30.00")
+
+
+def test_aggregate_failing_sums_rows_and_counts_results() -> None:
+    out = queries.aggregate_failing(
+        [
+            {"a": {"count": 2, "reason": "r1"}, "b": {"count": 5, "critical": True}},
+            None,
+            {"a": {"count": 4, "reason": "r2"}},
+        ]
+    )
+    assert out == [
+        {"expectation": "a", "rows": 6, "runs": 2, "reason": "r2", "critical": False},
+        {"expectation": "b", "rows": 5, "runs": 1, "reason": "", "critical": True},
+    ]
+
+
+def test_redact_hides_credentials_at_any_depth() -> None:
+    value = {
+        "sku": "X",
+        "auth": {"password": "p", "api_key": "k", "Authorization": "Bearer t"},
+        "rows_passed": 3,
+    }
+    assert queries.redact(value) == {
+        "sku": "X",
+        "auth": {"password": "***", "api_key": "***", "Authorization": "***"},
+        "rows_passed": 3,
+    }
+
+
+def test_data_docs_paths_stay_inside_the_run_folder(tmp_path: Path) -> None:
+    docs = tmp_path / "data_docs" / "nightly-1"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "index.html").write_text("x")
+    (docs / "sub" / "index.html").write_text("y")
+    (tmp_path / "secret.txt").write_text("s")
+    (docs / "out").symlink_to(tmp_path)
+    assert queries.resolve_data_docs_file(tmp_path, "nightly-1", "") == docs / "index.html"
+    assert queries.resolve_data_docs_file(tmp_path, "nightly-1", "sub/") == docs / "sub" / "index.html"
+    for evil in (
+        "../../secret.txt",
+        "/etc/passwd",
+        "sub/../../../secret.txt",
+        "out/secret.txt",
+        "a\x00b",
+        "..\\x",
+    ):
+        assert queries.resolve_data_docs_file(tmp_path, "nightly-1", evil) is None, evil
+    assert queries.resolve_data_docs_file(tmp_path, "..", "secret.txt") is None
+    assert queries.data_docs_root(tmp_path, "../x") is None
+    assert queries.resolve_data_docs_file(tmp_path, "nightly-2", "index.html") is None

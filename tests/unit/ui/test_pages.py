@@ -1,0 +1,363 @@
+"""The Catalog Sync pages show the right figures from a hub seeded with known rows, safely."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.unit.ui.conftest import bearer
+from tests.unit.ui.seed import SCRIPT
+
+PREFIX = "/catalog-sync"
+ESCAPED_SCRIPT = "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"
+
+
+@pytest.fixture
+def admin(client: Any, tokens: dict[str, str]) -> Any:
+    """The test client, signed in as admin through the UI's cookie."""
+    client.cookies.set("_token", tokens["admin"])
+    return client
+
+
+# --- data quality -----------------------------------------------------------------------------------------------
+
+
+def test_quality_figures(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    data = admin.get(f"{PREFIX}/api/quality").json()
+    assert list(data["kpis"]) == ["completeness", "accuracy", "timeliness", "first_time_pass_rate"]
+    assert [p["value"] for p in data["kpis"]["completeness"]] == [0.90, 0.95]  # oldest first
+    gates = {g["gate"]: g for g in data["gates"]}
+    assert (gates["products_l1_schema"]["rows_checked"], gates["products_l1_schema"]["rows_quarantined"]) == (
+        150,
+        0,
+    )
+    assert (gates["products_l2_content"]["rows_checked"], gates["products_l2_content"]["rows_passed"]) == (
+        150,
+        137,
+    )
+    assert gates["products_l2_content"]["rows_quarantined"] == 13
+    assert gates["products_l2_content"]["runs"] == 2
+    assert [(layer["layer"], layer["rows_quarantined"]) for layer in data["layers"]] == [(1, 0), (2, 13)]
+    top = data["failing_expectations"]
+    assert [(e["expectation"], e["rows"], e["runs"]) for e in top] == [
+        ("expect_column_values_to_not_be_null:name", 9, 2),
+        ("expect_column_values_to_match_regex:upc", 4, 1),
+    ]
+    assert top[1]["critical"] is True
+
+
+def test_quality_page_renders_charts_and_numbers(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    resp = admin.get(f"{PREFIX}/quality")
+    html = resp.text
+    assert resp.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "<script" not in html  # the pages carry no script at all
+    assert '<div class="big" data-testid="kpi-completeness">95.0%</div>' in html
+    assert '<div class="big" data-testid="kpi-timeliness">50.0%</div>' in html
+    assert html.count("<polyline") == 4
+    assert "expect_column_values_to_not_be_null:name" in html
+    assert ">137<" in html and ">13<" in html
+
+
+def test_quality_page_on_an_empty_hub(admin: Any, hub_url: str) -> None:
+    html = admin.get(f"{PREFIX}/quality").text
+    assert "No KPI has been measured yet" in html
+    assert "No expectation has failed." in html
+
+
+# --- runs -------------------------------------------------------------------------------------------------------
+
+
+def test_run_report(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    data = admin.get(f"{PREFIX}/api/runs/nightly-1").json()
+    assert data["totals"] == {
+        "rows_checked": 200,
+        "rows_passed": 190,
+        "rows_quarantined": 10,
+        "gates_failed": 0,
+    }
+    assert [g["gate"] for g in data["gates"]] == ["products_l1_schema", "products_l2_content"]
+    assert data["kpis"]["completeness"] == 0.90
+    assert data["dead_letters"] == [{"reason_kind": "gate", "status": "open", "count": 1}]
+    assert data["run"]["details"]["password"] == "***"
+    assert data["data_docs"]["built"] is False
+    html = admin.get(f"{PREFIX}/runs/nightly-1").text
+    assert "Data Docs not built yet" in html
+    assert "hunter2" not in html
+
+
+def test_run_lookup_from_airflow_run(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    params = {"dag_id": "nightly_product_sync", "run_id": "scheduled__2025-03-02T02:00:00+00:00"}
+    resp = admin.get(f"{PREFIX}/run-lookup", params=params, follow_redirects=False)
+    assert resp.status_code == 303
+    assert resp.headers["location"] == f"{PREFIX}/runs/nightly-2"
+    assert admin.get(f"{PREFIX}/api/run-lookup", params=params).json() == {"load_id": "nightly-2"}
+    missing = admin.get(f"{PREFIX}/run-lookup", params={"dag_id": "x", "run_id": "y"})
+    assert missing.status_code == 404 and "recorded no Catalog Sync run" in missing.text
+    assert admin.get(f"{PREFIX}/runs/no-such-run").status_code == 404
+
+
+def test_data_docs_are_served(admin: Any, data_docs: Path) -> None:
+    html = admin.get(f"{PREFIX}/runs/nightly-1").text
+    assert f'href="{PREFIX}/runs/nightly-1/data-docs/index.html"' in html
+    resp = admin.get(f"{PREFIX}/runs/nightly-1/data-docs/index.html")
+    assert resp.status_code == 200 and "GX Data Docs nightly-1" in resp.text
+    assert resp.headers["content-type"].startswith("text/html")
+    assert (
+        admin.get(f"{PREFIX}/runs/nightly-1/data-docs/validations/v.html").text == "<html>validation</html>"
+    )
+    not_built = admin.get(f"{PREFIX}/runs/nightly-2/data-docs/index.html")
+    assert not_built.status_code == 404 and "not built yet" in not_built.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "nightly-1/data-docs/..%2F..%2Fsecret.txt",
+        "nightly-1/data-docs/%2E%2E/%2E%2E/secret.txt",
+        "nightly-1/data-docs/validations/..%2F..%2F..%2Fsecret.txt",
+        "nightly-1/data-docs/%2Fetc%2Fpasswd",
+        "nightly-1/data-docs/..%5C..%5Csecret.txt",
+        "..%2Fsecret.txt/data-docs/x",
+        "nightly-1/data-docs/escape/secret.txt",
+    ],
+)
+def test_data_docs_refuse_traversal(admin: Any, data_docs: Path, path: str) -> None:
+    (data_docs / "escape").symlink_to(data_docs.parent.parent, target_is_directory=True)
+    resp = admin.get(f"{PREFIX}/runs/{path}")
+    assert resp.status_code in (400, 404), resp.status_code
+    assert "top secret" not in resp.text and "root:" not in resp.text
+
+
+# --- dead letters -----------------------------------------------------------------------------------------------
+
+
+def test_dead_letter_filters(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    def keys(**params: Any) -> list[str]:
+        body = admin.get(f"{PREFIX}/api/dead-letters", params=params).json()
+        assert body["total"] == len(body["items"])
+        return sorted(i["record_key"] for i in body["items"])
+
+    assert keys() == ["MH01-XS-Black", "WJ01-S-Red"]  # open by default
+    assert keys(status="") == ["IMG-1", "MH01-XS-Black", "WJ01-S-Red"]
+    assert keys(status="discarded") == ["IMG-1"]
+    assert keys(source_system="erp") == ["WJ01-S-Red"]
+    assert keys(target_system="storefront", reason_kind="gate") == ["MH01-XS-Black"]
+    assert keys(gate_layer="2") == ["MH01-XS-Black"]
+    assert keys(gate_layer="not-a-number") == []
+    assert keys(expectation="expect_column_values_to_not_be_null:name") == ["MH01-XS-Black"]
+    assert keys(load_id="nightly-2") == ["WJ01-S-Red"]
+    page = admin.get(f"{PREFIX}/dead-letters", params={"source_system": "erp"}).text
+    assert '<span data-testid="dl-total">1</span>' in page
+    assert "WJ01-S-Red" in page and "MH01-XS-Black</a>" not in page
+
+
+def test_payload_is_escaped_and_secrets_redacted(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    letter = seeded_hub["dead_letters"]["MH01-XS-Black"]
+    resp = admin.get(f"{PREFIX}/dead-letters/{letter}")
+    assert resp.status_code == 200
+    assert SCRIPT not in resp.text
+    assert ESCAPED_SCRIPT in resp.text
+    assert "sekrit-api-value" not in resp.text and "&#34;api_key&#34;: &#34;***&#34;" in resp.text
+    data = admin.get(f"{PREFIX}/api/dead-letters/{letter}").json()
+    assert data["payload"] == {"sku": "MH01-XS-Black", "description": SCRIPT, "api_key": "***"}
+
+
+def test_discard_through_the_form_is_recorded(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    ids = seeded_hub["dead_letters"]
+    form = {
+        "ids": [str(ids["MH01-XS-Black"]), str(ids["IMG-1"])],
+        "action": "discard",
+        "back": "?status=open",
+    }
+    resp = admin.post(f"{PREFIX}/dead-letters/action", data=form, headers={"Origin": "http://testserver"})
+    assert resp.status_code == 200, resp.text
+    assert "Discarded 1 dead letter(s)." in resp.text  # IMG-1 was already discarded
+    letter = admin.get(f"{PREFIX}/api/dead-letters/{ids['MH01-XS-Black']}").json()
+    assert (letter["status"], letter["resolved_by"]) == ("discarded", "admin")
+    again = admin.post(f"{PREFIX}/api/dead-letters/discard", json={"ids": [ids["MH01-XS-Black"]]})
+    assert again.status_code == 409
+
+
+def test_discard_through_the_json_api(
+    client: Any, tokens: dict[str, str], seeded_hub: dict[str, Any]
+) -> None:
+    letter = seeded_hub["dead_letters"]["WJ01-S-Red"]
+    resp = client.post(
+        f"{PREFIX}/api/dead-letters/discard", json={"ids": [letter]}, headers=bearer(tokens["operator"])
+    )
+    assert resp.status_code == 200 and resp.json()["count"] == 1
+    body = client.get(f"{PREFIX}/api/dead-letters/{letter}", headers=bearer(tokens["operator"])).json()
+    assert body["resolved_by"] == "operator"
+    bad = client.post(
+        f"{PREFIX}/api/dead-letters/discard", json={"ids": ["x"]}, headers=bearer(tokens["operator"])
+    )
+    assert bad.status_code == 422
+
+
+class FakeAirflowApi:
+    """Stands in for Airflow's REST API (``POST /api/v2/dags/{dag_id}/dagRuns``) and records what it got."""
+
+    def __init__(self, dag_exists: bool) -> None:
+        self.dag_exists = dag_exists
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if not self.dag_exists:
+            return httpx.Response(
+                404, json={"detail": "The Dag with dag_id: `dead_letter_replay` was not found"}
+            )
+        return httpx.Response(
+            200, json={"dag_run_id": "manual__2025-03-03T00:00:00+00:00", "state": "queued"}
+        )
+
+
+def test_replay_triggers_the_dag_as_the_caller(
+    make_client: Any, tokens: dict[str, str], seeded_hub: dict[str, Any]
+) -> None:
+    api = FakeAirflowApi(dag_exists=True)
+    client = make_client(replay_transport=httpx.MockTransport(api))
+    ids = seeded_hub["dead_letters"]
+    wanted = [ids["MH01-XS-Black"], ids["WJ01-S-Red"], ids["IMG-1"]]
+    resp = client.post(
+        f"{PREFIX}/api/dead-letters/replay", json={"ids": wanted}, headers=bearer(tokens["operator"])
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["dag_run_id"] == "manual__2025-03-03T00:00:00+00:00"
+    (sent,) = api.requests
+    assert str(sent.url) == "http://testserver/api/v2/dags/dead_letter_replay/dagRuns"
+    assert sent.headers["authorization"] == f"Bearer {tokens['operator']}"
+    body = json.loads(sent.content)
+    assert body["conf"] == {
+        "dead_letter_ids": sorted([ids["MH01-XS-Black"], ids["WJ01-S-Red"]])
+    }  # open ones only
+    assert body["logical_date"] is None
+
+
+def test_replay_when_the_dag_does_not_exist(
+    make_client: Any, tokens: dict[str, str], seeded_hub: dict[str, Any]
+) -> None:
+    client = make_client(replay_transport=httpx.MockTransport(FakeAirflowApi(dag_exists=False)))
+    client.cookies.set("_token", tokens["admin"])
+    letter = seeded_hub["dead_letters"]["MH01-XS-Black"]
+    resp = client.post(
+        f"{PREFIX}/dead-letters/action",
+        data={"ids": str(letter), "action": "replay"},
+        headers={"Referer": f"http://testserver{PREFIX}/dead-letters"},
+    )
+    assert resp.status_code == 404
+    assert "does not exist in Airflow (yet)" in resp.text
+    assert client.get(f"{PREFIX}/api/dead-letters/{letter}").json()["status"] == "open"
+
+
+# --- SKU trace --------------------------------------------------------------------------------------------------
+
+
+def trace_result(sku: str) -> dict[str, Any]:
+    """The shape the lead's ``explain_sku`` returns, with the DAM link broken."""
+    return {
+        "sku": sku,
+        "systems": {
+            "erp": {"sku": sku, "lifecycle_status": "active", "password": "erp-secret"},
+            "pim": {"sku": sku, "name": "Hoodie " + SCRIPT, "enabled": True},
+            "dam": [{"asset_id": "A1", "status": "in_review", "role": "hero"}],
+            "supplier": [],
+            "storefront": None,
+            "shopper_page": {"status": 404, "cache": "MISS", "has_image": False},
+        },
+        "chain": [
+            {"link": "erp_lifecycle", "ok": True, "detail": "active since 2025-02-01"},
+            {"link": "dam_assets", "ok": False, "detail": "hero image A1 is still in review"},
+            {"link": "pim_vs_erp", "ok": True, "detail": "consistent"},
+            {"link": "storefront_feed", "ok": False, "detail": "not in the feed"},
+            {"link": "shopper_page", "ok": False, "detail": "404"},
+            {"link": "supplier_writeback", "ok": True, "detail": "nothing to write back"},
+        ],
+        "broken_link": "dam_assets",
+        "verdict": f"{sku} is held back: its hero image is not approved in the DAM.",
+        "last_diagnosis": {
+            "load_id": "seasonal-1",
+            "broken_link": "dam_assets",
+            "actions": ["notified DAM team"],
+        },
+        "dead_letters": [
+            {
+                "id": 7,
+                "source_system": "pim",
+                "target_system": "storefront",
+                "reason_kind": "gate",
+                "expectation": "hero_image_approved",
+                "reason": "no approved hero",
+                "load_id": "nightly-2",
+            }
+        ],  # fmt: skip
+    }
+
+
+def test_trace_renders_the_chain_and_systems(
+    admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = types.ModuleType("catalog_sync.trace")
+    module.explain_sku = trace_result  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "catalog_sync.trace", module)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
+    assert "MH01-XS-Black is held back: its hero image is not approved in the DAM." in html
+    assert 'class="broken first" data-link="dam_assets"' in html
+    assert html.count("first broken link") == 1
+    assert 'class="broken " data-link="storefront_feed"' in html
+    assert "Hoodie " + ESCAPED_SCRIPT in html and SCRIPT not in html
+    assert "erp-secret" not in html
+    assert "hero_image_approved" in html and "notified DAM team" in html
+    data = admin.get(f"{PREFIX}/api/trace", params={"sku": "MH01-XS-Black"}).json()
+    assert data["broken_link"] == "dam_assets" and data["systems"]["erp"]["password"] == "***"
+
+
+def test_trace_without_the_trace_module(admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "catalog_sync.trace", None)  # makes the import raise ImportError
+    resp = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"})
+    assert resp.status_code == 500
+    assert "SKU trace unavailable" in resp.text and "not available in this deployment" in resp.text
+    assert admin.get(f"{PREFIX}/api/trace", params={"sku": "X"}).status_code == 500
+    assert admin.get(f"{PREFIX}/trace").status_code == 200  # the empty form still works
+
+
+def test_trace_when_explain_fails(admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("catalog_sync.trace")
+
+    def explode(sku: str) -> dict[str, Any]:
+        raise ConnectionError("PIM unreachable")
+
+    module.explain_sku = explode  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "catalog_sync.trace", module)
+    resp = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"})
+    assert resp.status_code == 502 and "ConnectionError: PIM unreachable" in resp.text
+
+
+# --- drift ------------------------------------------------------------------------------------------------------
+
+
+def test_drift_of_the_latest_weekly_run(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    data = admin.get(f"{PREFIX}/api/drift").json()
+    assert data["run"]["load_id"] == "weekly-new"
+    assert data["total"] == 3
+    assert data["kinds"] == ["drift", "missing"]
+    assert data["by_attribute"] == [
+        {"attribute": "name", "total": 2, "kinds": {"drift": 2, "missing": 0}},
+        {"attribute": "weight", "total": 1, "kinds": {"drift": 0, "missing": 1}},
+    ]
+    assert "OLD-1" not in {r["record_key"] for r in data["records"]}
+    only = admin.get(f"{PREFIX}/api/drift", params={"attribute": "weight"}).json()
+    assert [(r["record_key"], r["kind"]) for r in only["records"]] == [("MH01-XS-Black", "missing")]
+    html = admin.get(f"{PREFIX}/drift").text
+    assert '<b data-testid="drift-total">3</b>' in html
+    assert ESCAPED_SCRIPT in html and SCRIPT not in html
+
+
+def test_drift_before_any_reconciliation(admin: Any, hub_url: str) -> None:
+    assert "No weekly reconciliation has run yet." in admin.get(f"{PREFIX}/drift").text
