@@ -17,7 +17,7 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(AIRFLOW_HOME)/pass
 export AIRFLOW__API__PORT ?= 8080
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv run stop test test-fast lint freeze clean
+.PHONY: help venv run stop test lint freeze clean bench bench-quick soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ stop: ## stop what `make run` started
 test: venv ## run the whole test suite (PostgreSQL too when CATALOG_SYNC_TEST_PG_URL is set)
 	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv ## the benchmarks at full scale (10k/100k/1M SKUs; hours): a table, bench/results/*.json
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: venv ## the benchmarks at small scale: a smoke run in minutes
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+soak: venv ## the reliability suite at full size (20,000 SKUs under faults); figures in RELIABILITY.md
+	RELIABILITY_FIGURES=$(CURDIR)/bench/results/reliability_soak.json $(BIN)/python -m pytest -m soak -s tests/reliability $(PYTEST_ARGS)
 
 lint: venv ## ruff (with the AIR rules) and mypy on the package
 	$(BIN)/ruff check include dags plugins tests bench

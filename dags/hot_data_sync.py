@@ -10,8 +10,8 @@ One task, `sync_changes`, does the whole hop in seconds:
 
 1. reads every ERP change after the cursor up to the feed head frozen at start, and keeps only the latest value
    per SKU, topic and location (a burst of 30 stock moves is one write);
-2. passes the stock/price gates `stock_prices.l0` and `.l1` (hard, per `thresholds.yaml`; failing rows are
-   dead-lettered) and the ownership rules (the ERP owns `stock`, `live_price`, `lifecycle_status`);
+2. passes the stock/price gates `stock_prices.l0` and `.l1` (soft in `thresholds.yaml`: failing rows are
+   dead-lettered and the rest go on; a gate made hard there fails the run instead) and the ownership rules (the ERP owns `stock`, `live_price`, `lifecycle_status`);
 3. writes the storefront: stock with a deterministic `Idempotency-Key` per ERP change, live price on the
    variant, lifecycle as the product status; SKUs not published yet are audited and left to the nightly publish;
 4. commits the cursor only when every change read is delivered, unchanged or dead-lettered, and records the
@@ -19,7 +19,8 @@ One task, `sync_changes`, does the whole hop in seconds:
 
 `max_active_runs=1`: events that arrive during a run collapse into one follow-up run, which reads everything
 after the cursor. A failed run leaves the cursor; the retry (or the next event) re-reads the same changes and
-the idempotency keys make re-applying them harmless. A breached hard gate fails without retry.
+the idempotency keys make re-applying them harmless. A breached hard gate (if one is configured) fails
+without retry.
 """
 
 from __future__ import annotations

@@ -1,36 +1,97 @@
-"""`cold_data_nightly` run by Airflow (dag.test) against the sandbox, with the systems' end state checked over HTTP."""
+"""The DAGs run by Airflow (dag.test) against the sandbox, with the systems' end state checked over HTTP.
+
+One published catalog serves the whole story, since publishing it is the expensive part: the nightly run
+publishes Luma; an ERP stock change goes out through `hot_data_sync`; a second nightly run carries an ERP
+price change and dead-letters a record with a unit nobody knows; once the ERP is fixed, `dead_letter_replay`
+delivers it; `sync_rollback` then takes the second nightly run's price back out of the PIM.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from catalog_sync.connectors.mapping import akeneo_product_to_canonical
+from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import SyncRun
+from catalog_sync.hub.models import DeadLetter, SyncRun
 
 
-def test_nightly_dag_publishes_the_catalog(hub_url: str, fresh_sandbox: Any, airflow_db: str,
-                                           airflow_connections: Any) -> None:
+def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> SyncRun:
+    """Run one DAG with dag.test() and return the hub's record of the run it made."""
     from airflow.dag_processing.dagbag import DagBag
 
+    dag = DagBag(dag_folder=f"dags/{dag_id}.py").get_dag(dag_id)
+    dag_run = dag.test(run_conf=conf) if conf else dag.test()
+    assert str(dag_run.state) == "success", [(ti.task_id, ti.state) for ti in dag_run.get_task_instances()]
+    with session_scope() as s:
+        # a replay records its run as "replay:<run id>" (it runs the nightly's steps under the nightly's flow)
+        run = s.scalars(select(SyncRun).where(SyncRun.dag_id == dag_id,
+                                              SyncRun.run_id.endswith(dag_run.run_id))).one()
+    assert run.status == "success", (dag_id, run.load_id, run.status, run.error)
+    assert run.records_read == run.records_delivered + run.records_unchanged + run.records_dead_lettered
+    return run
+
+
+def pim_value(systems: Systems, sku: str, field: str) -> Any:
+    product = systems.pim.get_product(sku)
+    assert product is not None, sku
+    return akeneo_product_to_canonical(product)[field]
+
+
+def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox: Any, airflow_db: str,
+                                                    airflow_connections: Any) -> None:
     fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
     airflow_connections(fresh_sandbox.url)
-    dag = DagBag(dag_folder="dags/cold_data_nightly.py").get_dag("cold_data_nightly")
-    dag_run = dag.test()
-    assert str(dag_run.state) == "success", [(ti.task_id, ti.state) for ti in dag_run.get_task_instances()]
-
-    with session_scope() as s:
-        run = s.query(SyncRun).filter(SyncRun.dag_id == "cold_data_nightly").one()
-    assert run.status == "success" and run.records_read > 7000
-    assert run.records_read == run.records_delivered + run.records_unchanged + run.records_dead_lettered
-
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     try:
+        # 1. cold_data_nightly publishes the catalog.
+        nightly = run_dag("cold_data_nightly")
+        assert nightly.records_read > 7000
         products = [p for page in systems.storefront.iter_products() for p in page.records]
         assert len(products) >= 170
         hoodie = next(p for p in products if any(v["sku"] == "MH01-XS-Black" for v in p["variants"]))
         assert hoodie["status"] == "active" and hoodie["images"]
         page = systems.storefront.shopper_page(hoodie["handle"])
         assert page.status == 200 and hoodie["title"] in page.html
+
+        # 2. hot_data_sync: an ERP stock change reaches the storefront's inventory.
+        sku = "MH01-XS-Black"
+        assert systems.erp.set_stock(sku, "DC-EAST", 4321).ok
+        hot = run_dag("hot_data_sync")
+        assert hot.records_delivered >= 1
+        (_, extra) = steps.external_ids("storefront", "variant", [sku])[sku]
+        assert extra is not None
+        levels = systems.storefront.inventory_levels([extra["inventory_item_id"]])
+        assert 4321 in [lv["available"] for lv in levels]
+
+        # 3. A second nightly run: a new ERP reference price goes to the PIM, an unknown unit is dead-lettered.
+        priced, broken = "MH02-XS-Black", "MJ01-XS-Orange"
+        old_price = pim_value(systems, priced, "reference_price")
+        item = systems.erp.get_item(priced)
+        assert item is not None
+        new_price = round(float(old_price) + 7.5, 2)
+        assert systems.erp.put_item({**item, "reference_price": {**item["reference_price"], "amount": new_price}}).ok
+        assert systems.erp.put_item({**systems.erp.get_item(broken), "uom": "furlong"}).ok
+        second = run_dag("cold_data_nightly")
+        assert pim_value(systems, priced, "reference_price") == new_price
+        with session_scope() as s:
+            (letter,) = s.scalars(select(DeadLetter).where(DeadLetter.record_key == broken,
+                                                           DeadLetter.status == "open")).all()
+        assert letter.load_id == second.load_id and "uom" in letter.expectation
+
+        # 4. dead_letter_replay, once the ERP is fixed, delivers the record.
+        assert systems.erp.put_item({**systems.erp.get_item(broken), "uom": "EA"}).ok
+        replayed = run_dag("dead_letter_replay", {"dead_letter_ids": [letter.id]})
+        assert replayed.records_delivered >= 1
+        with session_scope() as s:
+            assert s.get(DeadLetter, letter.id).status == "replayed"
+        assert pim_value(systems, broken, "uom") == "EA"
+
+        # 5. sync_rollback takes the second nightly run's price back out of the PIM.
+        run_dag("sync_rollback", {"load_id": second.load_id})
+        assert pim_value(systems, priced, "reference_price") == old_price
     finally:
         systems.close()

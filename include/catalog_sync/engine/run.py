@@ -143,20 +143,25 @@ class RunContext:
                 totals[name] += value
         return totals
 
-    def finish(self, *, details: dict[str, Any] | None = None) -> dict[str, int]:
-        """Close the run; fails it loudly when any hop's counts do not reconcile."""
-        self.flush_audit()
-        hops = self.hop_counts()
-        counts = self.counts()
-        merged = {**(details or {}), "hops": hops, "external_seconds": self.external_seconds}
+    def unaccounted(self) -> list[str]:
+        """One line per hop whose read records are not all delivered, unchanged or dead-lettered (so far)."""
         problems = []
-        for hop, c in sorted(hops.items()):
+        for hop, c in sorted(self.hop_counts().items()):
             accounted = c["delivered"] + c["unchanged"] + c["dead_lettered"]
             if accounted != c["read"]:
                 problems.append(
                     f"{hop}: {c['read']} records read but {accounted} accounted for (delivered {c['delivered']}, "
                     f"unchanged {c['unchanged']}, dead-lettered {c['dead_lettered']})"
                 )
+        return problems
+
+    def finish(self, *, details: dict[str, Any] | None = None) -> dict[str, int]:
+        """Close the run; fails it loudly when any hop's counts do not reconcile."""
+        self.flush_audit()
+        hops = self.hop_counts()
+        counts = self.counts()
+        merged = {**(details or {}), "hops": hops, "external_seconds": self.external_seconds}
+        problems = self.unaccounted()
         with session_scope(self.hub_url) as s:
             if problems:
                 error = "; ".join(problems)

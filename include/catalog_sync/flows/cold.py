@@ -270,10 +270,12 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
         by_sku[str(asset["sku"])].append(asset)
     # The full set of eligible links per SKU: earlier approved assets of the SKU stay linked.
     current, models = _current_links_and_kinds(systems, list(by_sku))
+    roles = {str(a["id"]): a.get("role") for a in passed}
+    roles.update(_roles_of(systems, {aid for sku in by_sku for aid in current.get(sku, []) if aid not in roles}))
     products = []
     asset_to_sku: dict[str, str] = {}
     for sku, group in sorted(by_sku.items()):
-        links = sorted(set(current.get(sku, [])) | {str(a["id"]) for a in group}, key=_link_order(group))
+        links = sorted(set(current.get(sku, [])) | {str(a["id"]) for a in group}, key=_link_order(roles))
         products.append({"sku": sku, "asset_links": links})
         for a in group:
             asset_to_sku[str(a["id"])] = sku
@@ -302,10 +304,23 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
             "dead_lettered_assets": len(failed_assets)}
 
 
-def _link_order(group: Sequence[Mapping[str, Any]]) -> Any:
-    roles = {str(a["id"]): a.get("role") for a in group}
+def _link_order(roles: Mapping[str, Any]) -> Any:
+    """Hero first, then seasonal, gallery and swatch images, each by asset id: the same order whichever run
+    (or retry) linked which asset, so a product's links never depend on how its assets were read."""
     order = {"hero": 0, "seasonal": 1, "gallery": 2, "swatch": 3}
     return lambda aid: (order.get(roles.get(aid) or "", 9), aid)
+
+
+def _roles_of(systems: Systems, asset_ids: Iterable[str]) -> dict[str, Any]:
+    """Roles of assets linked by earlier runs (read one by one: only those this run did not read itself)."""
+    roles: dict[str, Any] = {}
+    for aid in sorted(asset_ids):
+        try:
+            asset = systems.dam.get_asset(aid)
+        except RecordError:
+            asset = None
+        roles[aid] = (asset or {}).get("role")
+    return roles
 
 
 def _existing_pim_skus(systems: Systems, skus: Iterable[str]) -> set[str]:
@@ -676,6 +691,8 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
 def finish(load_id: str) -> dict[str, Any]:
     """Commit the cursors (the writes and gates behind them all succeeded), write KPIs, close the run."""
     ctx = RunContext.attach(load_id)
+    if ctx.unaccounted():
+        ctx.finish()  # raises RecordsUnaccounted and fails the run; the cursors stay where they were
     with session_scope(ctx.hub_url) as s:
         for (system, stream), stage in CURSORS.items():
             staged = ctx.staged(stage)

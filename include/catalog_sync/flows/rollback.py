@@ -24,6 +24,7 @@ from catalog_sync.connectors.mapping import (
     LOCALIZED_TEXT,
     REFERENCE_LOCALE,
     SCOPED,
+    akeneo_product_to_canonical,
     canonical_to_akeneo_values,
 )
 from catalog_sync.engine.run import RunContext, chunked, json_safe
@@ -117,10 +118,10 @@ def _restore_pim(ctx: RunContext, systems: Systems,
             continue
         if kind == "products":
             results = systems.pim.upsert_products(
-                [{"identifier": key, "values": _akeneo_restore_values(f)} for _e, key, f in rows])
+                [{"identifier": key, "values": _akeneo_restore_values(f, current[key])} for _e, key, f in rows])
         else:
             results = systems.pim.upsert_product_models(
-                [{"code": key, "values": _akeneo_restore_values(f)} for _e, key, f in rows])
+                [{"code": key, "values": _akeneo_restore_values(f, current[key])} for _e, key, f in rows])
         wanted = {key: fields for _e, key, fields in rows}
         before = {key: {f: json_safe(current[key].get(f)) for f in fields} for key, fields in wanted.items()}
         steps.deliver(ctx, results, hop="rollback", system="pim", entity="product", source_system="hub",
@@ -168,9 +169,16 @@ def _allowed_fields(ctx: RunContext, system: str, entity: str, key: str,
     return allowed
 
 
-def _akeneo_restore_values(fields: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Akeneo values that put ``fields`` back, including explicit nulls for values that did not exist before."""
+def _akeneo_restore_values(fields: Mapping[str, Any],
+                           current: Mapping[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Akeneo values that put ``fields`` back, including explicit nulls for values that did not exist before.
+
+    A price is an amount with its currency in Akeneo; a run that changed only the amount logged only the amount,
+    so the restored amount goes back with the record's ``current`` currency.
+    """
     present = {k: v for k, v in fields.items() if v is not None}
+    if present.get("reference_price") is not None and present.get("currency") is None:
+        present["currency"] = (current or {}).get("currency") or "USD"
     values = canonical_to_akeneo_values(present)
     for field, value in fields.items():
         if value is not None:
@@ -189,7 +197,8 @@ def _akeneo_restore_values(fields: Mapping[str, Any]) -> dict[str, list[dict[str
 
 def _write(systems: Systems, system: str, entity: str, key: str, fields: Mapping[str, Any]) -> WriteResult:
     if system == "pim":
-        values = _akeneo_restore_values(fields)
+        found = systems.pim.get_product(key) or systems.pim.get_product_model(key)
+        values = _akeneo_restore_values(fields, akeneo_product_to_canonical(found) if found else None)
         if systems.pim.get_product(key) is not None:
             (result,) = systems.pim.upsert_products([{"identifier": key, "values": values}])
         else:
@@ -219,8 +228,6 @@ def _write(systems: Systems, system: str, entity: str, key: str, fields: Mapping
 def _current(systems: Systems, system: str, entity: str, key: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Current values of ``fields`` (the before-values of the rollback's own delta log)."""
     if system == "pim":
-        from catalog_sync.connectors.mapping import akeneo_product_to_canonical
-
         product = systems.pim.get_product(key) or systems.pim.get_product_model(key)
         canonical = akeneo_product_to_canonical(product) if product else {}
         return {f: json_safe(canonical.get(f)) for f in fields}
