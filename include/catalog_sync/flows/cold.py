@@ -515,6 +515,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "suppressed": 0}
     hashes: dict[str, str] = {}
     new_variants: list[tuple[str, dict[str, Any]]] = []
+    stocked: dict[str, tuple[str, dict[str, Any]]] = {}
     for fam in families:
         parent = fam["parent"]
         if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
@@ -544,17 +545,29 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
         if result.ok and result.response:
             hashes[fam["sku"]] = digest
             variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
-            steps.save_external_ids("storefront", "product", {fam["sku"]: (str(result.response["id"]), {
-                "handle": result.response.get("handle"), "status": result.response.get("status")})}, ctx.hub_url)
+            # A product new to the hub owes its variants their opening stock until that is written. "New" covers
+            # created now, created by a task killed before it could record the product (the storefront answers
+            # the retry's write as an update), and the mark left by a task killed before the stock was written.
+            owed = (result.message == "created" or fam["sku"] not in ids
+                    or (ids[fam["sku"]][1] or {}).get("opening_stock") == "owed")
+            product_id = (str(result.response["id"]), {
+                "handle": result.response.get("handle"), "status": result.response.get("status"),
+                "opening_stock": "owed" if owed else "written"})
+            steps.save_external_ids("storefront", "product", {fam["sku"]: product_id}, ctx.hub_url)
             steps.save_external_ids("storefront", "variant", {
                 sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
                                          "product_id": result.response["id"], "handle": result.response.get("handle")})
                 for sku, v in variants.items()}, ctx.hub_url)
-            if result.message == "created":
+            if owed:
                 new_variants.extend(variants.items())
+                stocked[fam["sku"]] = (product_id[0], {**product_id[1], "opening_stock": "written"})
+    _opening_stock(ctx, systems, new_variants)
+    if stocked:
+        steps.save_external_ids("storefront", "product", stocked, ctx.hub_url)
+    # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
+    # here re-sends its products, which the storefront takes as unchanged updates).
     with session_scope(ctx.hub_url) as s:
         repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
-    _opening_stock(ctx, systems, new_variants)
     ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
     return counts
 
