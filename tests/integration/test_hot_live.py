@@ -11,6 +11,7 @@ commit to the storefront showing the new figure, and prints it (recorded in docs
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from sqlalchemy import select
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import migrate, session_scope
-from catalog_sync.hub.models import DqKpi, SyncRun
+from catalog_sync.hub.models import AuditEvent, DqKpi, SyncRun
 from tests.conftest import airflow_connection_env
 
 pytestmark = pytest.mark.airflow_live
@@ -169,5 +170,19 @@ def test_an_erp_stock_change_reaches_the_storefront_through_airflow(fresh_sandbo
             kpi = s.get(DqKpi, (last.load_id, "timeliness"))
         assert kpi is not None and 0 <= kpi.value <= latency + 1
         print(f"timeliness KPI of that run: {kpi.value:.1f} s")
+
+        # The connections' secrets were used on every request of those runs, and reach no log or report.
+        secrets = [json.loads(v) for v in airflow_connection_env(fresh_sandbox.url).values()]
+        known = {c["password"] for c in secrets if c.get("password") and len(c["password"]) >= 5}
+        assert {"erp-sandbox-key", "shpat_sandbox_token"} <= known
+        files = [f for f in airflow["logs"].rglob("*") if f.is_file()]
+        task_logs = [f for f in files if "task_id=sync_changes" in str(f)]
+        assert task_logs, "no task log of sync_changes was written"
+        with session_scope(airflow["hub"]) as s:
+            audit = [json.dumps([a.request, a.response]) for a in s.scalars(select(AuditEvent))]
+        assert audit
+        for text, where in [*((f.read_text(errors="replace"), str(f)) for f in files), *((a, "audit") for a in audit)]:
+            leaked = [k for k in known if k in text]
+            assert not leaked, f"{leaked} in {where}"
     finally:
         systems.close()
