@@ -246,6 +246,7 @@ def test_the_change_feed_trigger_signals_each_new_head_once(baseline: Baseline, 
     """The asset watcher's trigger, driven as the triggerer drives it: one event per head the hub has not applied,
     silence while nothing new arrives, and a serialisation that rebuilds the same trigger (same watcher hash)."""
     import asyncio
+    import concurrent.futures
     import importlib
 
     from airflow.triggers.base import BaseEventTrigger
@@ -278,7 +279,9 @@ def test_the_change_feed_trigger_signals_each_new_head_once(baseline: Baseline, 
         await events.aclose()
         return seen
 
-    first, after_restart, newer = asyncio.run(watch())
+    # In its own thread: a browser test's Playwright keeps an event loop running in this one for the session.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first, after_restart, newer = pool.submit(asyncio.run, watch()).result()
     assert first == after_restart == {"after": start, "head": head, "pending": head - start}
     assert newer == {"after": start, "head": head + 1, "pending": head + 1 - start}
     assert hot.sync_changes(baseline.systems)["cursor"] == head + 1  # the run the events ask for

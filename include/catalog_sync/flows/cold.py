@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
+from catalog_sync.connectors.base import REREADS
 from catalog_sync.connectors.mapping import (
     akeneo_product_to_canonical,
     canonical_to_akeneo_product,
@@ -316,8 +317,8 @@ def _roles_of(systems: Systems, asset_ids: Iterable[str]) -> dict[str, Any]:
     roles: dict[str, Any] = {}
     for aid in sorted(asset_ids):
         try:
-            asset = systems.dam.get_asset(aid)
-        except RecordError:
+            asset = _read_asset(systems, aid)
+        except RecordError:  # malformed at the source: no role known, it sorts after the known ones
             asset = None
         roles[aid] = (asset or {}).get("role")
     return roles
@@ -529,7 +530,9 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
         product.pop("images", None)  # images travel in their own chunked step
         status = erp_status.get(fam["sku"])
         product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus) else "draft"
-        digest = repo.content_hash(product)
+        # The asset links are part of what was published: a family whose gallery changed goes out again, so
+        # its images step runs (a link made by a later try of the same run would otherwise never be shown).
+        digest = repo.content_hash({**product, "asset_links": _family_asset_ids(fam)})
         if known.get(fam["sku"]) == digest and fam["sku"] in ids:
             counts["unchanged"] += 1
             ctx.count(PIM_STOREFRONT, unchanged=1)
@@ -623,6 +626,27 @@ def plan_image_chunks(load_id: str, chunk_size: int = 200) -> list[int]:
     return list(range((n + chunk_size - 1) // chunk_size)) if n else []
 
 
+def _family_asset_ids(fam: Mapping[str, Any]) -> list[str]:
+    """The family's gallery: the parent's asset links first, then each variant's by SKU, each asset once; the
+    same whatever order the PIM listed the variants in (a page read again may come back reordered)."""
+    asset_ids: list[str] = []
+    for rec in [fam["parent"], *sorted(fam["rows"], key=lambda r: str(r["sku"]))]:
+        asset_ids.extend(a for a in rec.get("asset_links") or [] if a not in asset_ids)
+    return asset_ids
+
+
+def _read_asset(systems: Systems, asset_id: str) -> dict[str, Any] | None:
+    """One DAM asset, read again when it arrives malformed (garbled on the way, like a page the connectors heal);
+    still malformed after that, it is malformed at the source and the RecordError goes to the caller."""
+    for attempt in range(REREADS + 1):
+        try:
+            return systems.dam.get_asset(asset_id)
+        except RecordError:
+            if attempt == REREADS:
+                raise
+    return None
+
+
 def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int = 200) -> dict[str, int]:
     """Attach each published product's approved images (hero first) from its PIM asset links."""
     ctx = RunContext.attach(load_id)
@@ -632,17 +656,17 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
     for sku in published:
         fam = families[sku]
-        asset_ids: list[str] = []
-        for rec in [fam["parent"], *fam["rows"]]:
-            asset_ids.extend(a for a in rec.get("asset_links") or [] if a not in asset_ids)
-        assets = []
-        for aid in asset_ids:
-            try:
-                asset = systems.dam.get_asset(aid)
-            except RecordError:
-                asset = None
-            if asset and asset.get("status") == AssetStatus.APPROVED.value:
-                assets.append(asset)
+        asset_ids = _family_asset_ids(fam)
+        try:
+            found = [_read_asset(systems, aid) for aid in asset_ids]
+        except RecordError as exc:  # a gallery with a hole in it is not published: the product keeps its images
+            ctx.dead_letter([{"entity": "images", "record_key": sku, "source_system": "dam",
+                              "target_system": "storefront", "reason_kind": "api", "gate_layer": 0,
+                              "expectation": "record_schema", "reason": f"asset {exc.record_key}: {exc.reason}",
+                              "payload": {"asset_links": asset_ids}}], hop=IMAGES)
+            counts["dead_lettered"] += 1
+            continue
+        assets = [a for a in found if a and a.get("status") == AssetStatus.APPROVED.value]
         handle = storefront_handle(fam["parent"])
         images = [{"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
                   for i, a in enumerate(assets, start=1) if (a.get("renditions") or {}).get("ecommerce")]

@@ -408,6 +408,9 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
     mapped = [c for c in changes if c.location in mirror]
     item_of = {c.key: (variants[c.sku][1] or {})["inventory_item_id"] for c in mapped}
     before = _levels(systems, sorted({str(i) for i in item_of.values()}))
+    # The ERP's figure now, not only the feed's: when the newest change of a SKU and location could not be read
+    # (dead-lettered as malformed), the last readable one is older, and writing it would show stale stock.
+    now = _erp_stock(systems, sorted({c.sku for c in mapped}))
     results: list[WriteResult] = []
     written: list[Written] = []
     befores: dict[str, dict[str, Any]] = {}
@@ -416,6 +419,11 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
         location_id = mirror[str(change.location)]
         item_id = item_of[change.key]
         quantity = int(change.data["quantity"])
+        current = now.get(change.sku, {}).get(str(change.location))
+        if isinstance(current, int) and current >= 0 and current != quantity:
+            ctx.audit("erp", change.entity, change.key, "read", "ok", request={"seq": change.seq},
+                      response={"message": f"feed says {quantity}, the ERP holds {current}: writing the ERP's"})
+            quantity = current
         result = systems.storefront.set_inventory(change.sku, location_id, item_id, quantity, change.seq)
         results.append(dataclasses.replace(result, key=change.key))
         befores[change.key] = {"available": before.get((str(item_id), str(location_id)))}
