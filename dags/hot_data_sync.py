@@ -11,7 +11,8 @@ One task, `sync_changes`, does the whole hop in seconds:
 1. reads every ERP change after the cursor up to the feed head frozen at start, and keeps only the latest value
    per SKU, topic and location (a burst of 30 stock moves is one write);
 2. passes the stock/price gates `stock_prices.l0` and `.l1` (soft in `thresholds.yaml`: failing rows are
-   dead-lettered and the rest go on; a gate made hard there fails the run instead) and the ownership rules (the ERP owns `stock`, `live_price`, `lifecycle_status`);
+   dead-lettered and the rest go on; a gate made hard there fails the run instead) and the ownership rules
+   (the ERP owns `stock`, `live_price`, `lifecycle_status`);
 3. writes the storefront: stock with a deterministic `Idempotency-Key` per ERP change, live price on the
    variant, lifecycle as the product status; SKUs not published yet are audited and left to the nightly publish;
 4. commits the cursor only when every change read is delivered, unchanged or dead-lettered, and records the

@@ -12,8 +12,8 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
    snapshot (categories in use, units and countries in use) for the nightly gate.
 3. **Deletions**: only this DAG may declare a SKU deleted. It disables the PIM product and archives the storefront
    product (both audited and delta-logged, so `sync_rollback` can undo them). Param `apply_deletions` (default
-   true) set to false turns the writes off (report only); more than `max_deletions` SKUs at once applies nothing, since that many means a
-   broken read.
+   true) set to false turns the writes off (report only); more than `max_deletions` SKUs at once applies
+   nothing, since that many means a broken read.
 4. **Alert** when the share of SKUs whose PIM lifecycle differs from the ERP's exceeds the Variable
    `catalog_sync_lifecycle_divergence_threshold` (default 0.01).
 5. **Finish**: every record read is accounted for (unchanged, or delivered when a corrective write changed it).
