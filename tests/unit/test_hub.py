@@ -122,3 +122,70 @@ def test_upsert_many_rows_is_chunked_and_idempotent(hub_url: str) -> None:
 def test_content_hash_ignores_key_order() -> None:
     assert repo.content_hash({"a": 1, "b": [1, 2]}) == repo.content_hash({"b": [1, 2], "a": 1})
     assert repo.content_hash({"a": 1}) != repo.content_hash({"a": 2})
+
+
+AWKWARD = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", "quote \" ' ; DROP TABLE x;--", "", "Ünïcødé ✓",
+           "\\.", "null"]
+
+
+def test_bulk_writes_store_exactly_what_small_batches_store(hub_url: str, monkeypatch) -> None:
+    """Batches of COPY_MIN_ROWS and more take the COPY path on PostgreSQL: awkward text, JSON, NULLs and column
+    defaults must come back exactly as the row-by-row INSERT path stores them."""
+    from sqlalchemy import Table
+
+    copies: list[str] = []
+    real_copy_rows = repo._copy_rows
+
+    def spy(session, target, rows, into=None):  # noqa: ANN001, ANN202
+        copies.append(target.name)
+        return real_copy_rows(session, target, rows, into)
+
+    monkeypatch.setattr(repo, "_copy_rows", spy)
+
+    from catalog_sync.hub.models import AuditEvent
+
+    def events(load_id: str, n: int) -> list[dict]:
+        return [{"load_id": load_id, "system": "pim", "entity": "product", "record_key": f"K{i:05d}",
+                 "action": "write", "outcome": "ok", "request": {"text": AWKWARD[i % len(AWKWARD)], "n": i},
+                 "response": None if i % 3 else {"list": [1, 2.5, None, AWKWARD[i % len(AWKWARD)]]},
+                 "changes": {"name": {"before": None, "after": AWKWARD[(i + 1) % len(AWKWARD)]}},
+                 "ended_at": None} for i in range(n)]
+
+    big, small = events("BIG", repo.COPY_MIN_ROWS + 7), events("SMALL", 40)
+    with session_scope(hub_url) as s:
+        assert repo.record_audit(s, big) == len(big)
+        repo.record_audit(s, small)
+    cols = ["record_key", "request", "response", "changes", "attempt", "ended_at"]
+    with session_scope(hub_url) as s:
+        got = {load: {r.record_key: r for r in s.execute(
+            select(*(AuditEvent.__table__.c[c] for c in cols), AuditEvent.started_at)
+            .where(AuditEvent.load_id == load))} for load in ("BIG", "SMALL")}
+        null_responses = {load: s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.load_id == load, AuditEvent.response.is_(None))) for load in ("BIG", "SMALL")}
+    assert len(got["BIG"]) == len(big)
+    for row in big:
+        stored = got["BIG"][row["record_key"]]
+        assert (stored.request, stored.response, stored.changes) == (row["request"], row["response"], row["changes"])
+        assert stored.attempt == 1 and stored.started_at is not None  # Python-side defaults filled in
+    for row in small:  # both paths agree row for row, including how a None JSON value is stored
+        a, b = got["SMALL"][row["record_key"]], got["BIG"][row["record_key"]]
+        assert (a.request, a.response, a.changes, a.attempt) == (b.request, b.response, b.changes, b.attempt)
+    # SQLAlchemy stores a None JSON value as JSON null, not SQL NULL; the COPY path must do the same
+    assert null_responses == {"BIG": 0, "SMALL": 0}
+
+    # upsert: repeated keys in one batch fold to the last row (DO UPDATE) or the first (DO NOTHING)
+    table: Table = SyncRun.__table__  # type: ignore[assignment]
+    n = repo.COPY_MIN_ROWS + 3
+    rows = [{"load_id": f"R{i % (n - 2)}", "flow": AWKWARD[i % len(AWKWARD)] or "x", "status": f"s{i}"}
+            for i in range(n)]
+    with session_scope(hub_url) as s:
+        assert repo.upsert(s, table, rows, key=["load_id"]) == n - 2
+        repo.upsert(s, table, [{**r, "status": "ignored"} for r in rows], key=["load_id"], update_cols=[])
+    with session_scope(hub_url) as s:
+        runs = {r.load_id: r for r in s.execute(select(SyncRun.load_id, SyncRun.flow, SyncRun.status,
+                                                       SyncRun.records_read, SyncRun.started_at))}
+    assert len(runs) == n - 2
+    assert runs["R0"].status == f"s{n - 2}" and runs["R1"].status == f"s{n - 1}" and runs["R5"].status == "s5"
+    assert runs["R3"].flow == AWKWARD[3] and runs["R0"].records_read == 0 and runs["R0"].started_at is not None
+    expected_copies = ["audit_event", "sync_run", "sync_run"] if hub_url.startswith("postgresql") else []
+    assert copies == expected_copies

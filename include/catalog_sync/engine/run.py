@@ -188,8 +188,7 @@ class RunContext:
         ]
         with session_scope(self.hub_url) as s:
             s.execute(delete(StagedRecord).where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage))
-            for start in range(0, len(rows), repo.CHUNK):
-                s.execute(cast(Table, StagedRecord.__table__).insert(), rows[start : start + repo.CHUNK])
+            repo.insert_rows(s, cast(Table, StagedRecord.__table__), rows)
         return len(rows)
 
     def staged(self, stage: str) -> list[dict[str, Any]]:

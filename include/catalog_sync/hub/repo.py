@@ -7,14 +7,21 @@ transactions.
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import JSON, Table, and_, exists, func, select, text, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog_sync.hub.models import (
@@ -31,6 +38,11 @@ from catalog_sync.hub.models import (
 CHUNK = 500
 #: Parameter sets per executemany call of ``upsert`` (bounds memory only: no bound-parameter limit applies).
 EXECUTEMANY_CHUNK = 10_000
+#: On PostgreSQL, batches of at least this many rows go through ``COPY`` into a temporary table and one
+#: ``INSERT ... SELECT`` (about 4x the rows per second of a batched INSERT; bench/b6_hub_writes.py). Smaller
+#: batches keep the plain statement, whose fixed cost is lower.
+COPY_MIN_ROWS = 2_000
+_temp_names = itertools.count()
 
 
 def upsert(
@@ -53,34 +65,200 @@ def upsert(
     if insert is None:
         raise RuntimeError(f"hub database dialect {dialect!r} is not supported (use SQLite or PostgreSQL)")
     cols = update_cols if update_cols is not None else [c for c in rows[0] if c not in key]
+    # A multi-row ON CONFLICT DO UPDATE must not touch a key twice, so repeated keys are folded first with the
+    # result a row-by-row run would give: DO UPDATE keeps the last row of a key, DO NOTHING the first.
+    rows = _fold(rows, key, keep_last=bool(cols))
+
+    def on_conflict(stmt: Any) -> Any:
+        if not cols:
+            return stmt.on_conflict_do_nothing(index_elements=list(key), index_where=index_where)
+        return stmt.on_conflict_do_update(index_elements=list(key), index_where=index_where,
+                                          set_={c: getattr(stmt.excluded, c) for c in cols})
+
+    if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        with _copied(session, table, rows) as (temp, names):
+            copied = select(*(temp.c[n] for n in names))
+            clash = and_(*(table.c[k] == temp.c[k] for k in key), *([index_where] if index_where is not None else []))
+            if not session.scalar(select(exists().where(clash))):
+                # None of the keys is there yet: a plain INSERT ... SELECT costs about half of ON CONFLICT's
+                # speculative insertion. A writer that adds one of the keys meanwhile makes it fail; then the
+                # savepoint is rolled back and the ON CONFLICT statement below does the work.
+                try:
+                    with session.begin_nested():
+                        session.execute(insert(table).from_select(names, copied))
+                    return len(rows)
+                except IntegrityError:
+                    pass
+            session.execute(on_conflict(insert(table).from_select(names, copied)))
+        return len(rows)
     # One statement executed with a list of parameter sets (executemany): compiled once and cached, sent by the
     # driver in batches (SQLAlchemy's insertmanyvalues on PostgreSQL, cursor.executemany on SQLite). Building a
     # multi-row VALUES clause per chunk instead re-compiled a 3,000-parameter statement every 500 rows and ran at
     # about 6% of the raw driver's rate (bench/b6_hub_writes.py).
-    stmt = insert(table)
-    if cols:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(key),
-            index_where=index_where,
-            set_={c: getattr(stmt.excluded, c) for c in cols},
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(key), index_where=index_where)
+    stmt = on_conflict(insert(table))
+    if dialect == "sqlite":
+        _sqlite_executemany(session, table, stmt, rows)
+        return len(rows)
     if dialect == "postgresql":
         # SQLAlchemy batches an ON CONFLICT executemany into multi-row statements only with RETURNING (without it,
-        # psycopg2 sends one statement per row). A multi-row ON CONFLICT DO UPDATE must not touch a key twice, so
-        # repeated keys are folded first with the result a row-by-row run would give: DO UPDATE keeps the last
-        # row of a key, DO NOTHING the first.
+        # psycopg2 sends one statement per row).
         stmt = stmt.returning(*(table.c[k] for k in key))
-        folded: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in rows:
-            k = tuple(row.get(c) for c in key)
-            if cols or k not in folded:
-                folded[k] = row
-        rows = list(folded.values())
     for start in range(0, len(rows), EXECUTEMANY_CHUNK):
         session.execute(stmt, list(rows[start : start + EXECUTEMANY_CHUNK]))
     return len(rows)
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Plain INSERT of many rows (no conflict handling): ``COPY`` on PostgreSQL for large batches."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        _copy_rows(session, table, rows)
+        return len(rows)
+    if dialect == "sqlite":
+        _sqlite_executemany(session, table, table.insert(), rows)
+        return len(rows)
+    for start in range(0, len(rows), EXECUTEMANY_CHUNK):
+        session.execute(table.insert(), list(rows[start : start + EXECUTEMANY_CHUNK]))
+    return len(rows)
+
+
+def _fold(rows: Sequence[dict[str, Any]], key: Sequence[str], *, keep_last: bool) -> Sequence[dict[str, Any]]:
+    """One row per key: the last one (``keep_last``) or the first."""
+    key_of = itemgetter(*key)
+    if keep_last:
+        folded = {key_of(row): row for row in rows}
+    else:
+        folded = {}
+        for row in rows:
+            folded.setdefault(key_of(row), row)
+    return rows if len(folded) == len(rows) else list(folded.values())
+
+
+def _python_defaults(table: Table, given: Iterable[str]) -> dict[str, Any]:
+    """Values of the Python-side column defaults (``default=``) for the columns the rows leave out, computed once
+    per batch, as SQLAlchemy would compute them for an INSERT."""
+    out: dict[str, Any] = {}
+    given = set(given)
+    for col in table.columns:
+        default: Any = col.default
+        if col.name in given or default is None or not (default.is_scalar or default.is_callable):
+            continue
+        out[col.name] = default.arg(None) if default.is_callable else default.arg
+    return out
+
+
+def _sqlite_executemany(session: Session, table: Table, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Run an INSERT statement once per row through sqlite3's own ``executemany``, with the parameters converted
+    by each column type's bind processor here.
+
+    This is what ``session.execute(stmt, rows)`` does, minus SQLAlchemy's per-row bookkeeping, which cost more
+    than SQLite's own work on large batches (bench/b6_hub_writes.py).
+    """
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    defaults = _python_defaults(table, names)
+    compiled = stmt.compile(dialect=dialect, column_keys=[*names, *defaults])
+    constants = compiled.construct_params({**rows[0], **defaults})
+    getters: list[Any] = []
+    for bind_name in compiled.positiontup:
+        bind = compiled.binds[bind_name]
+        processor = bind.type._cached_bind_processor(dialect)
+        if bind_name in names:
+            getters.append((itemgetter(bind_name), processor))
+        else:
+            value = defaults[bind_name] if bind_name in defaults else constants[bind_name]
+            value = processor(value) if processor is not None else value
+            getters.append((lambda _row, v=value: v, None))
+    params = [tuple([get(row) if proc is None else proc(get(row)) for get, proc in getters]) for row in rows]
+    session.connection().exec_driver_sql(compiled.string, params)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def _escape(text_: str) -> str:
+    """A value in COPY's text format: backslash, tab and line breaks escaped (checked first: most need none)."""
+    if "\\" in text_ or "\t" in text_ or "\n" in text_ or "\r" in text_:
+        return text_.translate(_COPY_ESCAPES)
+    return text_
+
+
+def _copy_encoder(type_: Any, dialect: Any) -> Any:
+    """value -> its field in COPY's text format, for a column of this type.
+
+    JSON is serialised here (the psycopg 3 dialect's bind processor returns an adapter object, not text), and
+    None becomes JSON null unless the type says ``none_as_null``, as SQLAlchemy's own INSERT stores it. Other
+    types go through the type's bind processor, as they would in an INSERT.
+    """
+    if isinstance(type_, JSON):
+        dumps = getattr(dialect, "_json_serializer", None) or json.dumps
+        none_as_null = type_.none_as_null
+        return lambda v: _COPY_NULL if v is None and none_as_null else _escape(dumps(v))
+    processor = type_.bind_processor(dialect)
+
+    def encode(v: Any) -> str:
+        if processor is not None:
+            v = processor(v)
+        if v is None:
+            return _COPY_NULL
+        if isinstance(v, str):
+            return _escape(v)
+        if isinstance(v, bool):
+            return "t" if v else "f"
+        if isinstance(v, datetime):
+            return v.isoformat()
+        return _escape(str(v))
+
+    return encode
+
+
+def _copy_rows(session: Session, target: Table, rows: Sequence[dict[str, Any]], into: str | None = None) -> list[str]:
+    """``COPY`` the rows into ``into`` (default: ``target`` itself), a table with ``target``'s columns; returns the
+    column names written.
+
+    Python-side column defaults (``default=``) that the rows leave out are filled in, as an INSERT through
+    SQLAlchemy would; columns with neither a value nor such a default get the table's own default (a serial id).
+    """
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    defaults = _python_defaults(target, names)
+    encoders = [_copy_encoder(target.c[n].type, dialect) for n in names]
+    fixed = "".join("\t" + _copy_encoder(target.c[n].type, dialect)(v) for n, v in defaults.items())
+    pairs = list(zip(names, encoders, strict=True))
+    buf = io.StringIO()
+    write = buf.write
+    for row in rows:
+        write("\t".join([encode(row[name]) for name, encode in pairs]))
+        write(fixed)
+        write("\n")
+    buf.seek(0)
+    names += list(defaults)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    copy_sql = f'COPY "{into or target.name}" ({quoted}) FROM STDIN'
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if hasattr(cursor, "copy_expert"):  # psycopg2
+            cursor.copy_expert(copy_sql, buf)
+        else:  # psycopg 3
+            with cursor.copy(copy_sql) as copy:
+                copy.write(buf.getvalue())
+    finally:
+        cursor.close()
+    return names
+
+
+@contextmanager
+def _copied(session: Session, target: Table, rows: Sequence[dict[str, Any]]) -> Iterator[tuple[Any, list[str]]]:
+    """``COPY`` the rows into a temporary table with ``target``'s columns; yields it and the column names."""
+    temp_name = f"_cs_copy_{next(_temp_names)}"
+    session.execute(text(f'CREATE TEMP TABLE "{temp_name}" ON COMMIT DROP AS SELECT * FROM "{target.name}" '
+                         "WITH NO DATA"))
+    names = _copy_rows(session, target, rows, into=temp_name)
+    yield sa_table(temp_name, *(sa_column(n) for n in names)), names
+    session.execute(text(f'DROP TABLE "{temp_name}"'))
 
 
 def new_load_id(flow: str) -> str:
@@ -159,10 +337,7 @@ def get_run(session: Session, load_id: str) -> dict[str, Any] | None:
 
 def record_audit(session: Session, events: Iterable[dict[str, Any]]) -> int:
     """Append audit rows (the trail is append-only: every attempt is its own row)."""
-    rows = list(events)
-    for start in range(0, len(rows), CHUNK):
-        session.execute(cast(Table, AuditEvent.__table__).insert(), rows[start : start + CHUNK])
-    return len(rows)
+    return insert_rows(session, cast(Table, AuditEvent.__table__), list(events))
 
 
 # --- dead letters ---------------------------------------------------------------------------------------------
