@@ -20,6 +20,7 @@ BENCHMARKS = {
     "gate": "bench.b1_gate",
     "reconcile": "bench.b5_reconcile",
     "hot_path": "bench.b4_hot",
+    "hot_path_airflow": "bench.b4_hot_airflow",
     "cold_delta": "bench.b2_cold",  # benchmarks 2 and 3 share one sandbox and one baseline run
 }
 

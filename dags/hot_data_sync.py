@@ -18,6 +18,12 @@ One task, `sync_changes`, does the whole hop in seconds:
 4. commits the cursor only when every change read is delivered, unchanged or dead-lettered, and records the
    `timeliness` KPI (ERP commit to storefront write).
 
+The task keeps going while changes keep coming (`hot.drain`): after each batch it polls the feed head every
+0.25 s and syncs what arrived, until `drain_idle_s` (10) seconds pass with nothing new or `drain_budget_s`
+(240) are spent. A fresh task process costs seconds of start-up (imports, the GX context), so under a steady
+stream it is paid once, not per batch. Each batch is its own hub run (load id = the Airflow run's + the cursor
+it starts from).
+
 `max_active_runs=1`: events that arrive during a run collapse into one follow-up run, which reads everything
 after the cursor. A failed run leaves the cursor; the retry (or the next event) re-reads the same changes and
 the idempotency keys make re-applying them harmless. A breached hard gate (if one is configured) fails
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
+from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
 from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
@@ -56,6 +62,12 @@ ERP_CHANGES = Asset(
         max_retry_delay=timedelta(minutes=2),
         execution_timeout=timedelta(minutes=5),
     ),
+    params={
+        # How long one task keeps syncing batches (inside its 5-minute execution timeout), and after how many
+        # seconds without a new change it stops and leaves the next change to the asset watcher.
+        "drain_budget_s": Param(240, type="number", minimum=0, maximum=270, title="Drain budget (s)"),
+        "drain_idle_s": Param(10, type="number", minimum=0, maximum=120, title="Stop after idle (s)"),
+    },
     on_failure_callback=HubRunFailed(FLOW),
     doc_md=__doc__,
     tags=["catalog-sync", "hot"],
@@ -69,9 +81,11 @@ def hot_data_sync():
         from catalog_sync.flows import hot
         from catalog_sync.quality.gate import GateFailed
 
-        dag_run = get_current_context()["dag_run"]
+        context = get_current_context()
+        dag_run, params = context["dag_run"], context["params"]
         try:
-            return hot.sync_changes(systems(), dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+            return hot.drain(systems(), dag_id=dag_run.dag_id, run_id=dag_run.run_id,
+                             budget_s=float(params["drain_budget_s"]), idle_s=float(params["drain_idle_s"]))
         except GateFailed as exc:  # a breached hard gate fails the same way again: no retry, alert now
             raise AirflowFailException(str(exc)) from exc
 

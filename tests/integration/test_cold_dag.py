@@ -60,7 +60,7 @@ def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox:
         # 2. hot_data_sync: an ERP stock change reaches the storefront's inventory.
         sku = "MH01-XS-Black"
         assert systems.erp.set_stock(sku, "DC-EAST", 4321).ok
-        hot = run_dag("hot_data_sync")
+        hot = run_dag("hot_data_sync", {"drain_idle_s": 0})  # one batch, no wait for more changes
         assert hot.records_delivered >= 1
         (_, extra) = steps.external_ids("storefront", "variant", [sku])[sku]
         assert extra is not None

@@ -285,3 +285,40 @@ def test_the_change_feed_trigger_signals_each_new_head_once(baseline: Baseline, 
     assert first == after_restart == {"after": start, "head": head, "pending": head - start}
     assert newer == {"after": start, "head": head + 1, "pending": head + 1 - start}
     assert hot.sync_changes(baseline.systems)["cursor"] == head + 1  # the run the events ask for
+
+
+def test_one_task_drains_changes_that_arrive_while_it_runs(baseline: Baseline) -> None:
+    """``hot.drain`` (what the DAG's task runs): changes committed while it polls go out in later batches of the
+    same task, each batch its own hub run; it stops once nothing new arrived for ``idle_s``."""
+    erp = baseline.systems.erp
+    (a, extra_a), (b, extra_b), (c, extra_c) = take(baseline, 900, 3)
+    hot.sync_changes(baseline.systems)  # start at the head, whatever earlier tests left
+    assert erp.set_stock(a, "DC-EAST", 11).ok
+    now = [0.0]
+    arrivals = {2: (b, 12), 5: (c, 13)}  # committed during the 2nd and 5th poll
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        polls.append(now[0])
+        if len(polls) in arrivals:
+            sku, quantity = arrivals[len(polls)]
+            assert erp.set_stock(sku, "DC-EAST", quantity).ok
+
+    out = hot.drain(baseline.systems, run_id="manual__drain", idle_s=2.0, poll_s=0.25, budget_s=60,
+                    clock=lambda: now[0], sleep=sleep)
+
+    assert (level(baseline, extra_a, "DC-EAST"), level(baseline, extra_b, "DC-EAST"),
+            level(baseline, extra_c, "DC-EAST")) == (11, 12, 13)
+    assert (out["batches"], out["read"], out["delivered"], out["dead_lettered"]) == (3, 3, 3, 0)
+    assert out["cursor"] == erp.last_seq() == cursor()
+    assert now[0] == pytest.approx(1.25 + 2.0)  # last change synced at 1.25 s, then 2 s idle
+    assert len(set(out["load_ids"])) == 3
+    with session_scope() as s:
+        runs = [s.get(SyncRun, load_id) for load_id in out["load_ids"]]
+    assert all(r is not None and r.status == "success" and r.records_read == 1 for r in runs)
+    windows = [(r.details["after"], r.details["until"]) for r in runs if r is not None and r.details]
+    assert [w[0] for w in windows[1:]] == [w[1] for w in windows[:-1]]  # back to back, nothing skipped
+    # A retried task starting from the same cursor re-opens that batch's run, not a finished one.
+    assert steps.batch_load_id(steps.run_load_id(hot.FLOW, "manual__drain"), windows[1][0]) == out["load_ids"][1]
+    assert len(steps.batch_load_id("x" * 64, 123456)) == 64

@@ -517,6 +517,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     hashes: dict[str, str] = {}
     new_variants: list[tuple[str, dict[str, Any]]] = []
     stocked: dict[str, tuple[str, dict[str, Any]]] = {}
+    outgoing: list[tuple[dict[str, Any], dict[str, Any], str]] = []
     for fam in families:
         parent = fam["parent"]
         if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
@@ -537,15 +538,34 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             counts["unchanged"] += 1
             ctx.count(PIM_STOREFRONT, unchanged=1)
             continue
-        # Audited under the SKU (the business key), not the storefront handle.
-        result = dataclasses.replace(systems.storefront.upsert_product(product), key=fam["sku"])
-        before = {"status": (ids.get(fam["sku"], ("", None))[1] or {}).get("status")}
-        after = {"status": product["status"], "title": product["title"]}
-        c = steps.deliver(ctx, [result], hop=PIM_STOREFRONT, system="storefront", entity="product",
-                          source_system="pim", before={result.key: before}, fields_of=steps.fixed(after))
-        for name, n in c.items():
-            counts[name] += n
-        if result.ok and result.response:
+        outgoing.append((fam, product, digest))
+
+    def send(item: tuple[dict[str, Any], dict[str, Any], str]) -> WriteResult | ConnectorError:
+        try:
+            return systems.storefront.upsert_product(item[1])
+        except ConnectorError as exc:  # the storefront is down: recorded below after the writes that went out
+            return exc
+
+    # A few products in flight at a time (steps.parallel), recorded slice by slice: a task killed mid-way leaves
+    # at most one slice written but unrecorded, which its retry takes as updates of products it did not know.
+    failure: ConnectorError | None = None
+    for outgoing_slice in chunked(outgoing, PUBLISH_SLICE):
+        results: list[WriteResult] = []
+        befores: dict[str, dict[str, Any]] = {}
+        afters: dict[str, dict[str, Any]] = {}
+        product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+        variant_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+        for (fam, product, digest), sent in zip(outgoing_slice, steps.parallel(send, outgoing_slice), strict=True):
+            if isinstance(sent, ConnectorError):
+                failure = failure or sent
+                continue
+            # Audited under the SKU (the business key), not the storefront handle.
+            result = dataclasses.replace(sent, key=fam["sku"])
+            results.append(result)
+            befores[result.key] = {"status": (ids.get(fam["sku"], ("", None))[1] or {}).get("status")}
+            afters[result.key] = {"status": product["status"], "title": product["title"]}
+            if not (result.ok and result.response):
+                continue
             hashes[fam["sku"]] = digest
             variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
             # A product new to the hub owes its variants their opening stock until that is written. "New" covers
@@ -553,17 +573,26 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             # the retry's write as an update), and the mark left by a task killed before the stock was written.
             owed = (result.message == "created" or fam["sku"] not in ids
                     or (ids[fam["sku"]][1] or {}).get("opening_stock") == "owed")
-            product_id = (str(result.response["id"]), {
+            product_ids[fam["sku"]] = (str(result.response["id"]), {
                 "handle": result.response.get("handle"), "status": result.response.get("status"),
                 "opening_stock": "owed" if owed else "written"})
-            steps.save_external_ids("storefront", "product", {fam["sku"]: product_id}, ctx.hub_url)
-            steps.save_external_ids("storefront", "variant", {
+            variant_ids.update({
                 sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
                                          "product_id": result.response["id"], "handle": result.response.get("handle")})
-                for sku, v in variants.items()}, ctx.hub_url)
+                for sku, v in variants.items()})
             if owed:
                 new_variants.extend(variants.items())
-                stocked[fam["sku"]] = (product_id[0], {**product_id[1], "opening_stock": "written"})
+                stocked[fam["sku"]] = (product_ids[fam["sku"]][0],
+                                       {**product_ids[fam["sku"]][1], "opening_stock": "written"})
+        c = steps.deliver(ctx, results, hop=PIM_STOREFRONT, system="storefront", entity="product",
+                          source_system="pim", before=befores, fields_of=steps.by_key(afters))
+        for name, n in c.items():
+            counts[name] += n
+        if product_ids:
+            steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
+            steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
+        if failure is not None:
+            raise failure
     _opening_stock(ctx, systems, new_variants)
     if stocked:
         steps.save_external_ids("storefront", "product", stocked, ctx.hub_url)
@@ -573,6 +602,10 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
         repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
     ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
     return counts
+
+
+#: Storefront products written between two records of them in the hub (see publish_products).
+PUBLISH_SLICE = 50
 
 
 def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | None]:
@@ -603,19 +636,22 @@ def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[s
     levels = [(sku, variant, location, quantity) for sku, variant in variants
               for location, quantity in sorted(stock.get(sku, {}).items()) if location in mirror]
     ctx.count(STOCK, read=len(levels))
-    results = []
-    for sku, variant, location, quantity in levels:
+
+    def write(level: tuple[str, Mapping[str, Any], str, Any]) -> WriteResult:
+        sku, variant, location, quantity = level
         key = f"{sku}@{location}"
         item_id = variant.get("inventory_item_id")
         if item_id is None:
-            results.append(WriteResult(key, Outcome.FAILED, None, "the storefront gave the variant no inventory item"))
-            continue
+            return WriteResult(key, Outcome.FAILED, None, "the storefront gave the variant no inventory item")
         try:
             result = systems.storefront.set_inventory(sku, mirror[location], item_id, int(quantity or 0),
                                                       f"opening:{ctx.load_id}")
-            results.append(dataclasses.replace(result, key=key))
+            return dataclasses.replace(result, key=key)
         except RecordError as exc:
-            results.append(WriteResult.failure(key, exc))
+            return WriteResult.failure(key, exc)
+
+    # One level per (SKU, location), each with its own idempotency key: independent writes, a few in flight.
+    results = steps.parallel(write, levels)
     steps.deliver(ctx, results, hop=STOCK, system="storefront", entity="inventory", source_system="erp")
 
 
@@ -648,38 +684,62 @@ def _read_asset(systems: Systems, asset_id: str) -> dict[str, Any] | None:
 
 
 def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int = 200) -> dict[str, int]:
-    """Attach each published product's approved images (hero first) from its PIM asset links."""
+    """Attach each published product's approved images (hero first) from its PIM asset links.
+
+    The DAM reads and storefront writes of the chunk's products go out a few at a time (``steps.parallel``);
+    what each outcome means for the run is recorded afterwards, product by product, in SKU order.
+    """
     ctx = RunContext.attach(load_id)
     published = [r["sku"] for r in ctx.staged("published")][chunk * chunk_size:(chunk + 1) * chunk_size]
     families = {f["sku"]: f for f in ctx.staged("families_ready") if f["sku"] in set(published)}
     ctx.count(IMAGES, read=len(published))
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
-    for sku in published:
-        fam = families[sku]
-        asset_ids = _family_asset_ids(fam)
+
+    def gallery(sku: str) -> list[dict[str, Any] | None] | RecordError:
         try:
-            found = [_read_asset(systems, aid) for aid in asset_ids]
-        except RecordError as exc:  # a gallery with a hole in it is not published: the product keeps its images
+            return [_read_asset(systems, aid) for aid in _family_asset_ids(families[sku])]
+        except RecordError as exc:
+            return exc
+
+    ready: list[tuple[str, str, list[dict[str, Any]]]] = []
+    for sku, found in zip(published, steps.parallel(gallery, published), strict=True):
+        if isinstance(found, RecordError):  # a gallery with a hole in it is not published: it keeps its images
             ctx.dead_letter([{"entity": "images", "record_key": sku, "source_system": "dam",
                               "target_system": "storefront", "reason_kind": "api", "gate_layer": 0,
-                              "expectation": "record_schema", "reason": f"asset {exc.record_key}: {exc.reason}",
-                              "payload": {"asset_links": asset_ids}}], hop=IMAGES)
+                              "expectation": "record_schema", "reason": f"asset {found.record_key}: {found.reason}",
+                              "payload": {"asset_links": _family_asset_ids(families[sku])}}], hop=IMAGES)
             counts["dead_lettered"] += 1
             continue
         assets = [a for a in found if a and a.get("status") == AssetStatus.APPROVED.value]
-        handle = storefront_handle(fam["parent"])
         images = [{"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
                   for i, a in enumerate(assets, start=1) if (a.get("renditions") or {}).get("ecommerce")]
-        existing = systems.storefront.find_by_handle(handle) or {}
-        previous = {"images": [i.get("src") for i in existing.get("images") or []]}  # for rollback
-        result = dataclasses.replace(systems.storefront.upsert_product({"handle": handle, "images": images}),
-                                     key=sku)
-        srcs = {"images": [i["src"] for i in images]}
-        c = steps.deliver(ctx, [result], hop=IMAGES, system="storefront", entity="images", source_system="dam",
-                          before={sku: previous}, fields_of=steps.fixed(srcs))
-        for name, n in c.items():
-            counts[name] += n
-    return counts
+        ready.append((sku, storefront_handle(families[sku]["parent"]), images))
+
+    def send(item: tuple[str, str, list[dict[str, Any]]]) -> tuple[dict[str, Any], WriteResult | ConnectorError]:
+        sku, handle, images = item
+        existing: dict[str, Any] = {}
+        try:
+            existing = systems.storefront.find_by_handle(handle) or {}
+            return existing, systems.storefront.upsert_product({"handle": handle, "images": images})
+        except ConnectorError as exc:  # the storefront is down: recorded below after the writes that went out
+            return existing, exc
+
+    failure: ConnectorError | None = None
+    results: list[WriteResult] = []
+    previous: dict[str, dict[str, Any]] = {}
+    sent: dict[str, dict[str, Any]] = {}
+    for (sku, _handle, images), (existing, result) in zip(ready, steps.parallel(send, ready), strict=True):
+        if isinstance(result, ConnectorError):
+            failure = failure or result
+            continue
+        results.append(dataclasses.replace(result, key=sku))
+        previous[sku] = {"images": [i.get("src") for i in existing.get("images") or []]}  # for rollback
+        sent[sku] = {"images": [i["src"] for i in images]}
+    c = steps.deliver(ctx, results, hop=IMAGES, system="storefront", entity="images", source_system="dam",
+                      before=previous, fields_of=steps.by_key(sent))
+    if failure is not None:  # every write that did go out is in the delta log; the retry does the rest
+        raise failure
+    return {name: counts[name] + c.get(name, 0) for name in counts}
 
 
 # --- consistency and finish ----------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -152,6 +153,56 @@ def sync_changes(
         raise
 
 
+def drain(
+    systems: Systems,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    hub_url: str | None = None,
+    budget_s: float = 240.0,
+    idle_s: float = 10.0,
+    poll_s: float = 0.25,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """``sync_changes`` batch after batch while the ERP keeps committing changes; returns the batches' totals.
+
+    A fresh Airflow task process costs seconds before the first change is read (process start, imports, the GX
+    context: docs/adr/0004). Under a steady stream that start-up would be paid once per run and changes would wait
+    for it, so one task keeps going instead: after each batch it polls the feed head every ``poll_s`` and syncs
+    what arrived, until ``idle_s`` pass with nothing new or ``budget_s`` is spent (well inside the task's
+    execution timeout); whatever arrives later starts the next run through the asset watcher.
+
+    Each batch is its own hub run, with its own counts, audit, KPI and cursor commit. Its load id is the Airflow
+    run's plus the cursor it starts from, so a retried task re-opens the batch that failed, not one that
+    succeeded.
+
+    Returns:
+        ``{"batches", "read", "coalesced", "delivered", "unchanged", "dead_lettered", "after", "cursor",
+        "load_ids", "timeliness_max_s"}``
+    """
+    base = steps.run_load_id(FLOW, run_id)
+    started = last_work = clock()
+    batches: list[dict[str, Any]] = []
+    while True:
+        with session_scope(hub_url) as s:
+            after = int(repo.get_cursor(s, *CURSOR) or 0)
+        if not batches or systems.erp.last_seq() > after:
+            load_id = steps.batch_load_id(base, after)
+            batches.append(sync_changes(systems, load_id=load_id, dag_id=dag_id, run_id=run_id, hub_url=hub_url))
+            if batches[-1]["read"]:
+                last_work = clock()
+        now = clock()
+        if now - started >= budget_s or now - last_work >= idle_s:
+            break
+        sleep(poll_s)
+    worst = [b["timeliness_max_s"] for b in batches if b.get("timeliness_max_s") is not None]
+    totals: dict[str, Any] = {k: sum(b[k] for b in batches)
+                              for k in ("read", "coalesced", "delivered", "unchanged", "dead_lettered")}
+    return {"batches": len(batches), **totals, "after": batches[0]["after"], "cursor": batches[-1]["cursor"],
+            "load_ids": [b["load_id"] for b in batches], "timeliness_max_s": max(worst) if worst else None}
+
+
 def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[str, Any]:
     with session_scope(ctx.hub_url) as s:
         after = int(repo.get_cursor(s, *CURSOR) or 0)
@@ -188,7 +239,8 @@ def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[st
     ready = _published_only(ctx, changes, variants, products)
     ready = _gate(ctx, systems, ready)
     ready = _check_ownership(ctx, ready)
-    written = _write_stock(ctx, systems, [c for c in ready if c.topic == "stock"], variants)
+    written = _write_stock(ctx, systems, [c for c in ready if c.topic == "stock"], variants,
+                           verify=bool(errors))
     written += _write_products(ctx, systems, [c for c in ready if c.topic != "stock"], variants, products)
 
     counts = ctx.hop_counts().get(HOP, {})
@@ -306,11 +358,14 @@ def _erp_items(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any
         for page in systems.erp.iter_items():
             out.update({str(i["sku"]): i for i in page.records if i.get("sku") in wanted})
         return out
-    for sku in sorted(wanted):
+
+    def read(sku: str) -> dict[str, Any] | None:
         try:
-            item = systems.erp.get_item(sku)
+            return systems.erp.get_item(sku)
         except RecordError:
-            item = None  # a malformed item: the gate then judges the row without its group (default band)
+            return None  # a malformed item: the gate then judges the row without its group (default band)
+
+    for sku, item in zip(sorted(wanted), steps.parallel(read, sorted(wanted)), strict=True):
         if item:
             out[sku] = item
     return out
@@ -330,7 +385,7 @@ def _erp_stock(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any
     wanted = set(skus)
     out: dict[str, dict[str, Any]] = defaultdict(dict)
     pages = systems.erp.iter_stock() if len(wanted) > BULK_READ_AFTER else (
-        page for sku in sorted(wanted) for page in systems.erp.iter_stock(sku))
+        page for pages in steps.parallel(lambda sku: list(systems.erp.iter_stock(sku)), sorted(wanted)) for page in pages)
     for page in pages:
         for level in page.records:
             if level.get("sku") in wanted:
@@ -390,8 +445,12 @@ def _published(change: Change, variants: Mapping[str, Any], products: Mapping[st
 
 
 def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
-                 variants: Mapping[str, tuple[str, dict[str, Any] | None]]) -> list[Written]:
-    """One idempotent inventory set per change, at the storefront location mirroring the ERP location."""
+                 variants: Mapping[str, tuple[str, dict[str, Any] | None]], *, verify: bool) -> list[Written]:
+    """One idempotent inventory set per change, at the storefront location mirroring the ERP location.
+
+    ``verify``: the batch had unreadable changes, so the newest readable value of a SKU and location may be
+    older than what the ERP holds; the ERP's current figures are read and win where they differ.
+    """
     if not changes:
         return []
     mirror = {str(loc.get("erp_location")): loc["id"] for loc in systems.storefront.locations()
@@ -410,11 +469,12 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
     before = _levels(systems, sorted({str(i) for i in item_of.values()}))
     # The ERP's figure now, not only the feed's: when the newest change of a SKU and location could not be read
     # (dead-lettered as malformed), the last readable one is older, and writing it would show stale stock.
-    now = _erp_stock(systems, sorted({c.sku for c in mapped}))
+    now = _erp_stock(systems, sorted({c.sku for c in mapped})) if verify else {}
     results: list[WriteResult] = []
     written: list[Written] = []
     befores: dict[str, dict[str, Any]] = {}
     afters: dict[str, dict[str, Any]] = {}
+    plan: list[tuple[Change, int, Any, int]] = []
     for change in mapped:
         location_id = mirror[str(change.location)]
         item_id = item_of[change.key]
@@ -424,12 +484,19 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
             ctx.audit("erp", change.entity, change.key, "read", "ok", request={"seq": change.seq},
                       response={"message": f"feed says {quantity}, the ERP holds {current}: writing the ERP's"})
             quantity = current
-        result = systems.storefront.set_inventory(change.sku, location_id, item_id, quantity, change.seq)
-        results.append(dataclasses.replace(result, key=change.key))
+        plan.append((change, location_id, item_id, quantity))
         befores[change.key] = {"available": before.get((str(item_id), str(location_id)))}
         afters[change.key] = {"available": quantity}
+
+    def send(step: tuple[Change, int, Any, int]) -> tuple[WriteResult, datetime]:
+        change, location_id, item_id, quantity = step
+        # One key per (SKU, location) after coalescing, so the writes are independent of each other's order.
+        return systems.storefront.set_inventory(change.sku, location_id, item_id, quantity, change.seq), utcnow()
+
+    for (change, *_), (result, at) in zip(plan, steps.parallel(send, plan), strict=True):
+        results.append(dataclasses.replace(result, key=change.key))
         if result.outcome is Outcome.OK:
-            written.append(Written(change.key, change.committed_at, utcnow()))
+            written.append(Written(change.key, change.committed_at, at))
     steps.deliver(ctx, results, hop=HOP, system="storefront", entity="inventory", source_system="erp",
                   before=befores, fields_of=lambda r: afters[r.key])
     return written
@@ -438,8 +505,9 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
 def _levels(systems: Systems, item_ids: Sequence[str]) -> dict[tuple[str, str], Any]:
     """Current storefront stock by (inventory item, location): the before-values a rollback restores."""
     out: dict[tuple[str, str], Any] = {}
-    for batch in chunked(list(item_ids), LEVELS_PER_READ):
-        for level in systems.storefront.inventory_levels(list(batch)):
+    batches = [list(batch) for batch in chunked(list(item_ids), LEVELS_PER_READ)]
+    for levels in steps.parallel(systems.storefront.inventory_levels, batches):
+        for level in levels:
             out[(str(level.get("inventory_item_id")), str(level.get("location_id")))] = level.get("available")
     return out
 

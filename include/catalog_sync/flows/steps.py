@@ -9,14 +9,32 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, TypeVar
 
 from catalog_sync.connectors import ConnectorError, Outcome, RecordError, WriteResult
 from catalog_sync.engine.run import RunContext, json_safe
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import ExternalId, utcnow
+
+#: Connector calls in flight at once for per-record reads and writes (each client also caps its own concurrency).
+PARALLEL: Final = 4
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def parallel(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``[fn(i) for i in items]`` with up to ``PARALLEL`` calls in flight; the first exception is raised.
+
+    Only for calls that touch none of the run's own state (connector calls: the clients are thread-safe and pace
+    themselves); what each result means for the run is recorded afterwards, in the calling thread.
+    """
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def run_load_id(flow: str, run_id: str | None) -> str:
@@ -30,6 +48,18 @@ def run_load_id(flow: str, run_id: str | None) -> str:
     # Too long for the column: keep a readable prefix and a digest of the whole run id, so it stays unique.
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:12]
     return f"{load_id[:51]}~{digest}"
+
+
+def batch_load_id(base: str, after: int) -> str:
+    """The load id of one batch of a run that works in batches: ``base`` plus the cursor the batch starts from.
+
+    A retried task that starts from the same cursor re-opens the same batch; later batches get their own ids.
+    """
+    suffix = f"@{after}"
+    if len(base) + len(suffix) <= 64:
+        return base + suffix
+    digest = hashlib.sha256(base.encode()).hexdigest()[:12]
+    return f"{base[: 64 - len(suffix) - 13]}~{digest}{suffix}"
 
 
 def gate(
@@ -115,6 +145,7 @@ def check_ownership(
 def fixed(values: Mapping[str, Any]) -> Callable[[WriteResult], Mapping[str, Any]]:
     """``fields_of`` for a write whose changed fields are the same whatever the result."""
     return lambda _result: values
+
 
 
 def by_key(values: Mapping[str, Mapping[str, Any]]) -> Callable[[WriteResult], Mapping[str, Any]]:
