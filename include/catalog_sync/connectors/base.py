@@ -42,21 +42,19 @@ class Stream:
         """Why ``record`` does not fit the schema; empty when it does."""
         if not isinstance(record, dict):
             return [f"record is a {type(record).__name__}, not an object"]
-        found = [f"missing {name!r}" for name in self.schema.get("required", ()) if name not in record]
-        for name, spec in self.schema.get("properties", {}).items():
+        required, rules = _compiled(self.schema)
+        found = [f"missing {name!r}" for name in required if name not in record]
+        for name, names, allowed, enum in rules:
             if name not in record:
                 continue
             value = record[name]
-            types = spec.get("type")
-            if types is not None:
-                names = [types] if isinstance(types, str) else list(types)
-                allowed = tuple(t for n in names for t in _JSON_TYPES[n])
+            if allowed is not None:
                 # bool is an int subclass in Python but not a JSON number
                 if not isinstance(value, allowed) or (isinstance(value, bool) and "boolean" not in names):
                     found.append(f"{name!r} is {type(value).__name__}, expected {'/'.join(names)}")
                     continue
-            if "enum" in spec and value not in spec["enum"]:
-                found.append(f"{name!r} = {value!r} is not one of {list(spec['enum'])}")
+            if enum is not None and value not in enum:
+                found.append(f"{name!r} = {value!r} is not one of {list(enum)}")
         return found
 
     def key_of(self, record: Any, position: int | None = None) -> str:
@@ -72,6 +70,27 @@ class Stream:
         if not problems:
             return None
         return RecordError(self.key_of(record, position), "; ".join(problems), record=record, system=system)
+
+
+_Rule = tuple[str, tuple[str, ...], tuple[type, ...] | None, Any]
+_COMPILED: dict[int, tuple[Mapping[str, Any], tuple[str, ...], list[_Rule]]] = {}
+
+
+def _compiled(schema: Mapping[str, Any]) -> tuple[tuple[str, ...], list[_Rule]]:
+    """A schema's required names and per-property (name, type names, Python types, enum), worked out once per
+    schema object rather than once per record."""
+    hit = _COMPILED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1], hit[2]
+    rules: list[_Rule] = []
+    for name, spec in schema.get("properties", {}).items():
+        types = spec.get("type")
+        names = (types,) if isinstance(types, str) else tuple(types or ())
+        allowed = tuple(t for n in names for t in _JSON_TYPES[n]) if types is not None else None
+        rules.append((name, names, allowed, spec.get("enum")))
+    required = tuple(schema.get("required", ()))
+    _COMPILED[id(schema)] = (schema, required, rules)
+    return required, rules
 
 
 def nullable(*types: str) -> dict[str, Any]:
@@ -107,16 +126,19 @@ def split_records(stream: Stream, raw: Sequence[Any], system: str, offset: int =
     malformed at the source stays malformed in every read and is dead-lettered as before. Without this, callers
     that look records up (rather than dead-letter what they read) silently worked on a partial page.
     """
-    if refetch is not None:
-        raw = _heal(stream, list(raw), refetch)
+    raw = list(raw)
+    found = [stream.problems(r) for r in raw]
+    if refetch is not None and any(found):
+        raw = _heal(stream, raw, refetch)
+        found = [stream.problems(r) for r in raw]
     good: list[dict[str, Any]] = []
     bad: list[RecordError] = []
-    for i, record in enumerate(raw):
-        error = stream.check(record, system, offset + i)
-        if error is None:
+    for i, (record, problems) in enumerate(zip(raw, found, strict=True)):
+        if not problems:
             good.append(record)
         else:
-            bad.append(error)
+            bad.append(RecordError(stream.key_of(record, offset + i), "; ".join(problems), record=record,
+                                   system=system))
     return good, bad
 
 
