@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,6 +34,9 @@ class RecordsUnaccounted(RuntimeError):
     """Read records that were neither delivered, unchanged nor dead-lettered: the run must not succeed."""
 
 
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
     """Turn NaN, numpy scalars, timestamps and decimals into plain JSON values (for payloads and audit rows)."""
     if value is None or isinstance(value, (str, bool, int)):
@@ -41,7 +44,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        # Most payloads are flat dicts of plain values: those are copied without a call per value.
+        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [json_safe(v) for v in value]
     if isinstance(value, (datetime, date)):
