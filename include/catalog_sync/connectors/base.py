@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Final
 
 from catalog_sync.connectors.http import ConnectorError, Disposition, RecordError
@@ -42,7 +43,7 @@ class Stream:
         """Why ``record`` does not fit the schema; empty when it does."""
         if not isinstance(record, dict):
             return [f"record is a {type(record).__name__}, not an object"]
-        required, rules = _compiled(self.schema)
+        required, rules = self._rules
         found = [f"missing {name!r}" for name in required if name not in record]
         for name, names, allowed, enum in rules:
             if name not in record:
@@ -66,31 +67,26 @@ class Stream:
 
     def check(self, record: Any, system: str = "", position: int | None = None) -> RecordError | None:
         """A :class:`RecordError` (dead-letter) for a malformed record, None for a good one."""
-        problems = self.problems(record)
+        return self.error(record, self.problems(record), system, position)
+
+    def error(self, record: Any, problems: Sequence[str], system: str = "",
+              position: int | None = None) -> RecordError | None:
+        """The :class:`RecordError` for ``record`` with the ``problems`` already found in it; None when none."""
         if not problems:
             return None
         return RecordError(self.key_of(record, position), "; ".join(problems), record=record, system=system)
 
-
-_Rule = tuple[str, tuple[str, ...], tuple[type, ...] | None, Any]
-_COMPILED: dict[int, tuple[Mapping[str, Any], tuple[str, ...], list[_Rule]]] = {}
-
-
-def _compiled(schema: Mapping[str, Any]) -> tuple[tuple[str, ...], list[_Rule]]:
-    """A schema's required names and per-property (name, type names, Python types, enum), worked out once per
-    schema object rather than once per record."""
-    hit = _COMPILED.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1], hit[2]
-    rules: list[_Rule] = []
-    for name, spec in schema.get("properties", {}).items():
-        types = spec.get("type")
-        names = (types,) if isinstance(types, str) else tuple(types or ())
-        allowed = tuple(t for n in names for t in _JSON_TYPES[n]) if types is not None else None
-        rules.append((name, names, allowed, spec.get("enum")))
-    required = tuple(schema.get("required", ()))
-    _COMPILED[id(schema)] = (schema, required, rules)
-    return required, rules
+    @cached_property
+    def _rules(self) -> tuple[tuple[str, ...], list[tuple[str, tuple[str, ...], tuple[type, ...] | None, Any]]]:
+        """The schema's required names and per-property (name, type names, Python types, enum), worked out once
+        per stream rather than once per record."""
+        rules = []
+        for name, spec in self.schema.get("properties", {}).items():
+            types = spec.get("type")
+            names = (types,) if isinstance(types, str) else tuple(types or ())
+            allowed = tuple(t for n in names for t in _JSON_TYPES[n]) if types is not None else None
+            rules.append((name, names, allowed, spec.get("enum")))
+        return tuple(self.schema.get("required", ())), rules
 
 
 def nullable(*types: str) -> dict[str, Any]:
@@ -134,11 +130,11 @@ def split_records(stream: Stream, raw: Sequence[Any], system: str, offset: int =
     good: list[dict[str, Any]] = []
     bad: list[RecordError] = []
     for i, (record, problems) in enumerate(zip(raw, found, strict=True)):
-        if not problems:
+        error = stream.error(record, problems, system, offset + i)
+        if error is None:
             good.append(record)
         else:
-            bad.append(RecordError(stream.key_of(record, offset + i), "; ".join(problems), record=record,
-                                   system=system))
+            bad.append(error)
     return good, bad
 
 

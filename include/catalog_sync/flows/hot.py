@@ -384,8 +384,11 @@ def _erp_stock(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any
     """{sku: {location: quantity}} as the ERP holds it now."""
     wanted = set(skus)
     out: dict[str, dict[str, Any]] = defaultdict(dict)
-    pages = systems.erp.iter_stock() if len(wanted) > BULK_READ_AFTER else (
-        page for pages in steps.parallel(lambda sku: list(systems.erp.iter_stock(sku)), sorted(wanted)) for page in pages)
+    if len(wanted) > BULK_READ_AFTER:
+        pages: Iterable[Any] = systems.erp.iter_stock()
+    else:
+        per_sku = steps.parallel(lambda sku: list(systems.erp.iter_stock(sku)), sorted(wanted))
+        pages = (page for sku_pages in per_sku for page in sku_pages)
     for page in pages:
         for level in page.records:
             if level.get("sku") in wanted:

@@ -147,7 +147,6 @@ def fixed(values: Mapping[str, Any]) -> Callable[[WriteResult], Mapping[str, Any
     return lambda _result: values
 
 
-
 def by_key(values: Mapping[str, Mapping[str, Any]]) -> Callable[[WriteResult], Mapping[str, Any]]:
     """``fields_of`` looking each result's fields up by its record key."""
     return lambda result: values.get(result.key, {})

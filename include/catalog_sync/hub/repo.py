@@ -164,7 +164,7 @@ def _sqlite_executemany(session: Session, table: Table, stmt: Any, rows: Sequenc
     getters: list[Any] = []
     for bind_name in compiled.positiontup:
         bind = compiled.binds[bind_name]
-        processor = bind.type._cached_bind_processor(dialect)
+        processor = bind.type.bind_processor(dialect)
         if bind_name in names:
             getters.append((itemgetter(bind_name), processor))
         else:
