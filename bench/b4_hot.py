@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +106,21 @@ def produce(systems: Any, variants: list[str], n: int, rate: float | None, last:
     return time.perf_counter() - t0
 
 
+def committed_at(systems: Any, first: int, last_seq: int) -> dict[int, float]:
+    """seq -> epoch seconds of its commit, for the ERP changes first..last_seq (a naive stamp is UTC)."""
+    committed: dict[int, float] = {}
+    for page in systems.erp.iter_changes(after=first - 1, until=last_seq):
+        for ch in page.records:
+            at = datetime.fromisoformat(str(ch["committed_at"]).replace("Z", "+00:00"))
+            committed[int(ch["seq"])] = at.replace(tzinfo=at.tzinfo or UTC).timestamp()
+    return committed
+
+
 def latencies(systems: Any, runs: list[dict[str, Any]], first: int, last_seq: int) -> list[float]:
     """Per change with first <= seq <= last_seq: returned_at of the first run whose ``until`` covers it minus its
     ERP committed_at."""
     out = []
-    committed: dict[int, float] = {}
-    for page in systems.erp.iter_changes(after=first - 1, until=last_seq):
-        for ch in page.records:
-            committed[int(ch["seq"])] = datetime.fromisoformat(str(ch["committed_at"]).replace("Z", "+00:00")).timestamp()
-    for seq, at in committed.items():
+    for seq, at in committed_at(systems, first, last_seq).items():
         done = next((r["returned_at"] for r in runs if r["until"] >= seq and r["after"] < seq), None)
         if done is not None:
             out.append(done - at)

@@ -23,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.b4_hot import committed_at
 from bench.common import ROOT, Result, base_args, emit
 
 TARGET_P95_S = 5.0
@@ -157,11 +158,8 @@ def wait_covered(hub_url: str, seq: int, within: float, airflow: Airflow) -> flo
 
 
 def latencies(systems: Any, runs: list[dict[str, Any]], first: int, last_seq: int) -> list[float]:
-    committed: dict[int, float] = {}
-    for page in systems.erp.iter_changes(after=first - 1, until=last_seq):
-        for ch in page.records:
-            at = datetime.fromisoformat(str(ch["committed_at"]).replace("Z", "+00:00"))
-            committed[int(ch["seq"])] = at.replace(tzinfo=at.tzinfo or UTC).timestamp()
+    """Per change first..last_seq: end of the first successful run whose window covers it minus its commit."""
+    committed = committed_at(systems, first, last_seq)
     done = sorted((r["after"], r["until"], r["ended_at"]) for r in runs
                   if r["status"] == "success" and r["ended_at"] is not None and r["until"] > r["after"])
     out = []
