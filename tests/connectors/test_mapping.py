@@ -125,8 +125,9 @@ def test_product_model_drops_axis_values_and_names_family_variant() -> None:
 def test_canonical_to_shopify_configurable_product() -> None:
     parent = {**_enriched(), "sku": "MH01", "parent_sku": None, "product_type": "configurable",
               "axes": ["size", "color"], "url_key": "chaz-kangeroo-hoodie"}
-    v1 = {**_enriched(), "sku": "MH01-XS-Black"}
-    v2 = {**_enriched(), "sku": "MH01-S-Blue", "size": "S", "color": "Blue", "upc": "012345678912"}
+    v1 = {**_enriched(), "sku": "MH01-XS-Black", "weight_unit": "lbs"}  # canonical, as the master-data gate leaves it
+    v2 = {**_enriched(), "sku": "MH01-S-Blue", "size": "S", "color": "Blue", "upc": "012345678912",
+          "weight_unit": "lbs"}
     assets = [{"renditions": {"ecommerce": "http://dam/a1.jpg"}, "filename": "a1.jpg"},
               {"renditions": {}, "filename": "no-rendition.jpg"}]
     product = canonical_to_shopify_product(parent, [v1, v2], assets, prices={"MH01-S-Blue": 49.5})
@@ -137,7 +138,10 @@ def test_canonical_to_shopify_configurable_product() -> None:
         ("MH01-S-Blue", "49.50", "S", "Blue"),
     ]
     assert product["images"] == [{"src": "http://dam/a1.jpg", "alt": "a1.jpg", "position": 1}]
+    # Shopify's weight units ("lb"), read back as the canonical ones ("lbs")
+    assert {(v["weight"], v["weight_unit"]) for v in product["variants"]} == {(1.2, "lb")}
     rows = shopify_product_to_canonical({**product, "id": 1})
+    assert {(r["weight"], r["weight_unit"]) for r in rows[1:]} == {(1.2, "lbs")}
     assert rows[0]["sku"] == "MH01" and rows[0]["axes"] == ["size", "color"]
     assert [(r["sku"], r["parent_sku"], r["size"], r["color"], r["reference_price"]) for r in rows[1:]] == [
         ("MH01-XS-Black", "MH01", "XS", "Black", 52.0),

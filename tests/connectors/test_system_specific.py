@@ -115,3 +115,95 @@ def test_pim_product_models_round_trip(fresh_sandbox: Any) -> None:
     assert result.outcome is Outcome.OK and result.status == 204, result.message
     back = pim.get_product_model(model["code"])
     assert back is not None and akeneo_product_to_canonical(back)["meta_title"] == "Parent meta title"
+
+
+def _shop_record(sku: str, name: str, price: float) -> dict[str, Any]:
+    record = empty_record()
+    record.update(sku=sku, product_type="simple", lifecycle_status="active", name=name, reference_price=price)
+    return canonical_to_shopify_product(record)
+
+
+def test_storefront_bulk_upsert_isolates_a_refused_product_and_skips_unchanged_ones(fresh_sandbox: Any) -> None:
+    shop = client(fresh_sandbox, System.STOREFRONT)
+    products = [_shop_record(f"SPEC-BULK-{i}", f"Bulk {i}", 10 + i) for i in range(3)]
+    refused = {**_shop_record("SPEC-BULK-X", "Refused", 1), "variants": [{"sku": "SPEC-BULK-X", "price": "NaN"}]}
+    first = shop.upsert_products([products[0], refused, *products[1:]])
+    assert [(r.outcome, r.message) for r in first] == [
+        (Outcome.OK, "created"), (Outcome.FAILED, first[1].message), (Outcome.OK, "created"), (Outcome.OK, "created")]
+    assert first[1].status == 422 and "variants.0.price" in (first[1].message or "")
+    assert first[0].response["variants"][0]["inventory_item_id"]  # what the flows keep as external ids
+    assert shop.find_by_handle(refused["handle"]) is None
+
+    renamed = {**products[2], "title": "Bulk two, renamed"}
+    second = shop.upsert_products([products[0], products[1], renamed])
+    assert [r.outcome for r in second] == [Outcome.UNCHANGED, Outcome.UNCHANGED, Outcome.OK]
+    assert second[2].message == "updated: title"
+    stored = shop.find_by_handles([p["handle"] for p in products])
+    assert stored[renamed["handle"]]["title"] == "Bulk two, renamed" and len(stored) == 3
+    assert stored[products[0]["handle"]]["variants"][0]["price"] == "10.00"
+
+
+def test_storefront_bulk_upsert_reports_what_went_out_before_an_outage(fresh_sandbox: Any) -> None:
+    from catalog_sync.connectors import ConnectorError
+    from catalog_sync.connectors import storefront as module
+
+    shop = client(fresh_sandbox, System.STOREFRONT)
+    products = [_shop_record(f"SPEC-OUT-{i}", f"Outage {i}", 5) for i in range(module.PRODUCTS_PER_REQUEST + 2)]
+    existing = {}  # read before the outage, so only the writes meet it
+    calls = {"n": 0}
+    real = shop.graphql
+
+    def flaky(query: str, variables: Any, cost: float) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            fresh_sandbox.set_faults("storefront", error_rate=1.0)
+        return real(query, variables, cost)
+
+    shop.graphql = flaky
+    try:
+        shop.upsert_products(products, existing=existing)
+        raise AssertionError("the outage did not surface")
+    except ConnectorError as exc:
+        assert [r.outcome for r in exc.partial_results] == [Outcome.OK] * module.PRODUCTS_PER_REQUEST
+    finally:
+        fresh_sandbox.clear_faults()
+    assert len(shop.find_by_handles([p["handle"] for p in products])) == module.PRODUCTS_PER_REQUEST
+
+
+def test_storefront_bulk_inventory_isolates_bad_levels_and_replays_idempotently(fresh_sandbox: Any) -> None:
+    from catalog_sync.connectors.storefront import LevelWrite
+
+    shop = client(fresh_sandbox, System.STOREFRONT)
+    items = [_publish(shop, f"SPEC-LV-{i}")["variants"][0]["inventory_item_id"] for i in range(2)]
+    location = shop.locations()[0]["id"]
+    levels = [LevelWrite("a", "SPEC-LV-0", location, items[0], 4, 201),
+              LevelWrite("bad", "NOPE", location, 999_999_999, 1, 202),
+              LevelWrite("b", "SPEC-LV-1", location, items[1], 6, 203)]
+    first = shop.set_inventory_levels(levels)
+    assert [(r.key, r.outcome) for r in first] == [("a", Outcome.OK), ("bad", Outcome.FAILED), ("b", Outcome.OK)]
+    assert "inventoryItemId" in (first[1].message or "") and first[1].status == 422
+
+    def level(item: int) -> int:
+        return next(lv["available"] for lv in shop.inventory_levels([item]) if lv["location_id"] == location)
+
+    assert [level(i) for i in items] == [4, 6]
+    later = shop.set_inventory_levels([LevelWrite("a", "SPEC-LV-0", location, items[0], 9, 204)])
+    assert later[0].outcome is Outcome.OK and level(items[0]) == 9
+    replay = shop.set_inventory_levels(levels)  # the first run again, after a later change
+    assert [(r.outcome, r.message) for r in replay if r.ok] == [(Outcome.UNCHANGED, "replayed")] * 2
+    assert [level(i) for i in items] == [9, 6]  # the late replay did not undo change 204
+
+
+def test_storefront_graphql_waits_out_its_cost_bucket(fresh_sandbox: Any) -> None:
+    fresh_sandbox.settings(storefront_bucket_size=2, storefront_leak_per_s=1)  # 100 points, 50 a second
+    seen: list[Any] = []
+    shop = client(fresh_sandbox, System.STOREFRONT, on_attempt=seen.append)
+    products = [_shop_record(f"SPEC-THR-{i}", f"Throttled {i}", 3) for i in range(5)]  # 50 points a call
+    for _ in range(3):  # the third call finds the bucket empty: the client paces itself and is never refused
+        assert all(r.ok for r in shop.upsert_products(products, existing={}))
+    assert shop.throttled_seconds > 0.5 and [a.error for a in seen] == [None] * 3
+    # A client that has not seen the bucket yet is told THROTTLED, waits until the points are back, and succeeds.
+    attempts: list[Any] = []
+    other = client(fresh_sandbox, System.STOREFRONT, on_attempt=attempts.append)
+    assert all(r.ok for r in other.upsert_products(products, existing={}))
+    assert [a.error for a in attempts] == ["http_429", None] and attempts[0].waited >= 0.1

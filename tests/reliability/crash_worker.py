@@ -17,7 +17,7 @@ from catalog_sync.connectors.http import Attempt
 from catalog_sync.flows.systems import Systems
 
 #: Which attempts count as "a write of this step".
-WRITES = {"load_pim": ("pim", "PATCH", "/products"), "publish_products": ("storefront", "", "/products")}
+WRITES = {"load_pim": ("pim", "PATCH", "/products"), "publish_products": ("storefront", "POST", "/graphql.json")}
 
 
 def main(run_id: str, last_step: str, config_path: str) -> None:
@@ -27,12 +27,13 @@ def main(run_id: str, last_step: str, config_path: str) -> None:
 
     def on_attempt(a: Attempt) -> None:
         nonlocal written
-        if (a.system == system and a.method in ((method,) if method else ("POST", "PUT", "PATCH"))
-                and path in a.path and a.status is not None and a.status < 300):
+        if (a.system == system and a.method == method and path in a.path and a.status is not None
+                and a.status < 300):
             written += 1
             print(f"WRITE {written}", flush=True)
 
-    # small PIM batches: many writes, so the kill lands between two of them
+    # small batches (PIM products, storefront products and stock levels): many writes, so the kill lands between
+    # two of them
     systems = Systems.from_base_url(config["url"], config["credentials"], ClientOptions(batch_size=5),
                                     on_attempt=on_attempt)
     R.run_cold(systems, run_id, stop_after=last_step)

@@ -345,6 +345,15 @@ class MalformedResponse(Exception):
     """Raised by a ``validate`` callback: the body arrived but is not what a complete answer looks like."""
 
 
+class RetryLater(Exception):
+    """Raised by a ``validate`` callback: a 2xx answer that says "throttled" in its body (Shopify's GraphQL API
+    does this); retried like a 429 after ``retry_after`` seconds."""
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 # -------------------------------------------------------------------------------------------------------- client
 
 
@@ -609,6 +618,8 @@ class HttpClient:
                 validate(result)
             except MalformedResponse as exc:
                 raise _Retryable(FailureKind.MALFORMED_BODY, str(exc), status=result.status) from None
+            except RetryLater as exc:
+                raise _Retryable(429, str(exc), status=result.status, retry_after=exc.retry_after) from None
 
     # -------------------------------------------------------------------------------------------- conveniences
 

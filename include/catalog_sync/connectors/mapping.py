@@ -44,6 +44,9 @@ PIM_PLAIN: Final[tuple[str, ...]] = (
 REFERENCE_LOCALE: Final[str] = LOCALES[0]
 #: Shopify metafield namespace where Catalog Sync keeps its own keys.
 METAFIELD_NAMESPACE: Final[str] = "catalog_sync"
+#: Shopify's weight units (it knows no others) by canonical weight unit, and back.
+SHOPIFY_WEIGHT_UNITS: Final[dict[str, str]] = {"g": "g", "kg": "kg", "oz": "oz", "lbs": "lb"}
+CANONICAL_WEIGHT_UNITS: Final[dict[str, str]] = {v: k for k, v in SHOPIFY_WEIGHT_UNITS.items()}
 
 
 def empty_record() -> Canonical:
@@ -55,6 +58,11 @@ def normalize_uom(value: str | None) -> str | None:
         return None
     text = str(value).strip()
     return UOM_ALIASES.get(text.lower(), text.upper())
+
+
+def _unit(table: Mapping[str, str], unit: Any) -> Any:
+    """``unit`` in the other system's code; one the table does not know passes through for the gates to judge."""
+    return table.get(str(unit), unit) if unit is not None else None
 
 
 def _number(value: Any) -> float | None:
@@ -321,7 +329,7 @@ def canonical_to_shopify_product(
             "price": _money(prices.get(row["sku"], row.get("reference_price"))),
             "barcode": row.get("upc"),
             "weight": row.get("weight"),
-            "weight_unit": row.get("weight_unit"),
+            "weight_unit": _unit(SHOPIFY_WEIGHT_UNITS, row.get("weight_unit")),
         }
         for i, axis in enumerate(axes, start=1):
             variant[f"option{i}"] = row.get(axis)
@@ -374,7 +382,7 @@ def shopify_product_to_canonical(product: Mapping[str, Any]) -> list[Canonical]:
         v = variants[0] if variants else {}
         head.update(sku=v.get("sku"), product_type="simple", upc=v.get("barcode"),
                     reference_price=_number(v.get("price")), weight=_number(v.get("weight")),
-                    weight_unit=v.get("weight_unit"))
+                    weight_unit=_unit(CANONICAL_WEIGHT_UNITS, v.get("weight_unit")))
         return [head]
     meta = {m.get("key"): m.get("value") for m in product.get("metafields") or []
             if m.get("namespace") == METAFIELD_NAMESPACE}
@@ -384,7 +392,8 @@ def shopify_product_to_canonical(product: Mapping[str, Any]) -> list[Canonical]:
         row = empty_record()
         row.update(sku=v.get("sku"), parent_sku=head["sku"], product_type="simple", upc=v.get("barcode"),
                    reference_price=_number(v.get("price")), weight=_number(v.get("weight")),
-                   weight_unit=v.get("weight_unit"), lifecycle_status=head["lifecycle_status"])
+                   weight_unit=_unit(CANONICAL_WEIGHT_UNITS, v.get("weight_unit")),
+                   lifecycle_status=head["lifecycle_status"])
         for i, name in enumerate(option_names[:3], start=1):
             if name in row:
                 row[name] = v.get(f"option{i}")

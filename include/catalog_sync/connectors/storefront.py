@@ -1,4 +1,5 @@
-"""Storefront connector (Shopify Admin REST API 2025-01): products by handle, inventory, cache, shopper page."""
+"""Storefront connector: Shopify's Admin REST API (2025-01) for reads and single writes, its GraphQL Admin API
+(2026-04) for bulk writes (``productSet`` under aliases, ``inventorySetQuantities`` 250 levels a call)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ from catalog_sync.connectors.credentials import StorefrontCredentials, coerce
 from catalog_sync.connectors.http import (
     ApiKeyAuth,
     ClientOptions,
+    ConfigurationError,
+    ConnectorError,
+    Disposition,
     HttpClient,
     HttpResult,
     MalformedResponse,
     RecordError,
+    RetryLater,
     require_keys,
 )
 from catalog_sync.domain import System
@@ -29,6 +34,28 @@ from catalog_sync.domain import System
 API_VERSION: Final = "2025-01"
 ADMIN: Final = f"admin/api/{API_VERSION}"
 CALL_LIMIT_HEADER: Final = "X-Shopify-Shop-Api-Call-Limit"
+GRAPHQL_VERSION: Final = "2026-04"
+GRAPHQL: Final = f"admin/api/{GRAPHQL_VERSION}/graphql.json"
+#: GraphQL points a mutation field costs (Shopify's published cost of a mutation).
+MUTATION_COST: Final = 10
+#: ``productSet`` fields per GraphQL request: 500 points, half Shopify's 1,000-point single-query limit.
+PRODUCTS_PER_REQUEST: Final = 50
+#: Quantities per ``inventorySetQuantities`` call (Shopify's maximum).
+LEVELS_PER_REQUEST: Final = 250
+#: Handles per ``products.json?handle=a,b,...`` read (keeps the URL well under servers' request-line limits).
+HANDLES_PER_READ: Final = 100
+#: Shopify's GraphQL weight units by REST ``weight_unit``.
+WEIGHT_UNITS: Final = {"g": "GRAMS", "kg": "KILOGRAMS", "oz": "OUNCES", "lb": "POUNDS"}
+
+_PRODUCT_SET: Final = (
+    "{alias}: productSet(input: ${alias}, identifier: ${alias}_id) {{ product {{ id handle title status "
+    "variants(first: 250) {{ nodes {{ id sku price inventoryItem {{ id }} }} }} }} userErrors {{ field message code }} }}"
+)
+_SET_QUANTITIES: Final = (
+    "mutation SetQuantities($input: InventorySetQuantitiesInput!, $key: String!) { "
+    "inventorySetQuantities(input: $input) @idempotent(key: $key) { inventoryAdjustmentGroup { changes { "
+    "delta quantityAfterChange item { id } location { id } } } userErrors { field message code } } }"
+)
 
 PRODUCTS: Final = Stream(
     "products",
@@ -79,7 +106,9 @@ def product_differences(existing: Mapping[str, Any], desired: Mapping[str, Any])
     diffs = [f for f in _PRODUCT_FIELDS if f in desired and not _same(existing.get(f), desired[f])]
     current = {v.get("sku"): v for v in existing.get("variants") or []}
     wanted = {v.get("sku"): v for v in desired.get("variants") or []}
-    if set(current) != set(wanted):
+    if "variants" not in desired:  # a partial update (images only) leaves the variants alone
+        pass
+    elif set(current) != set(wanted):
         diffs.append("variants")
     else:
         for sku, variant in wanted.items():
@@ -90,6 +119,90 @@ def product_differences(existing: Mapping[str, Any], desired: Mapping[str, Any])
         if have != [i.get("src") for i in desired["images"]]:
             diffs.append("images")
     return diffs
+
+
+def gid(kind: str, number: int | str) -> str:
+    """A Shopify global id (``gid://shopify/Product/123``) from a REST id."""
+    return f"gid://shopify/{kind}/{number}"
+
+
+def rest_id(value: Any) -> int | None:
+    """The REST id inside a global id."""
+    tail = str(value or "").rpartition("/")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def product_set_input(desired: Mapping[str, Any], existing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A REST-shaped product as ``ProductSetInput``. Fields ``desired`` leaves out are left out (``productSet``
+    keeps them); a partial variant (``{"sku", "price"}``) is completed from ``existing``'s variant of that SKU,
+    because ``productSet`` replaces the variant list with what it is sent."""
+    out: dict[str, Any] = {}
+    for rest, name in (("title", "title"), ("body_html", "descriptionHtml"), ("vendor", "vendor"),
+                       ("product_type", "productType"), ("handle", "handle")):
+        if rest in desired:
+            out[name] = desired[rest]
+    if desired.get("status"):
+        out["status"] = str(desired["status"]).upper()
+    if "tags" in desired:
+        tags = desired["tags"]
+        out["tags"] = [t.strip() for t in tags.split(",") if t.strip()] if isinstance(tags, str) else list(tags or [])
+    options = desired.get("options") if "options" in desired else (existing or {}).get("options")
+    names = [str(o.get("name")) for o in options or []]
+    if "options" in desired or ("variants" in desired and names):
+        out["productOptions"] = [{"name": o.get("name"), "values": [{"name": v} for v in o.get("values") or []]}
+                                 for o in options or []]
+    if "variants" in desired:
+        current = {v.get("sku"): v for v in (existing or {}).get("variants") or []}
+        variants = []
+        for wanted in desired.get("variants") or []:
+            v = {**current.get(wanted.get("sku"), {}), **wanted}
+            item: dict[str, Any] = {"sku": v.get("sku")}
+            if v.get("weight") is not None and v.get("weight_unit") in WEIGHT_UNITS:
+                item["measurement"] = {"weight": {"value": float(v["weight"]), "unit": WEIGHT_UNITS[v["weight_unit"]]}}
+            variant: dict[str, Any] = {
+                "optionValues": [{"optionName": name, "name": v.get(f"option{i}")}
+                                 for i, name in enumerate(names[:3], start=1) if v.get(f"option{i}") is not None],
+                "inventoryItem": item,
+            }
+            if v.get("price") is not None:
+                variant["price"] = str(v["price"])
+            if v.get("barcode") is not None:
+                variant["barcode"] = str(v["barcode"])
+            variants.append(variant)
+        out["variants"] = variants
+    if "images" in desired:
+        out["files"] = [{"originalSource": i.get("src"), "alt": i.get("alt"), "contentType": "IMAGE"}
+                        for i in desired.get("images") or []]
+    if "metafields" in desired:
+        out["metafields"] = [dict(m) for m in desired.get("metafields") or []]
+    return out
+
+
+def _rest_product(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``productSet`` answer's product in the REST shape the flows read (numeric ids, lower-case status)."""
+    return {
+        "id": rest_id(node.get("id")), "handle": node.get("handle"), "title": node.get("title"),
+        "status": str(node.get("status") or "").lower(),
+        "variants": [{"id": rest_id(v.get("id")), "sku": v.get("sku"), "price": v.get("price"),
+                      "inventory_item_id": rest_id((v.get("inventoryItem") or {}).get("id"))}
+                     for v in (node.get("variants") or {}).get("nodes") or []],
+    }
+
+
+def _user_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"{'.'.join(e.get('field') or []) or 'input'}: {e.get('message')}" for e in errors)
+
+
+@dataclass(frozen=True)
+class LevelWrite:
+    """One inventory level to set: ``key`` names it in the results; ``change_seq`` the ERP change it applies."""
+
+    key: str
+    sku: str
+    location_id: int | str
+    inventory_item_id: int | str
+    available: int
+    change_seq: int | str
 
 
 def _products_well_formed(result: HttpResult) -> None:
@@ -140,6 +253,7 @@ class StorefrontClient(HttpClient):
         self._bucket: tuple[float, float, float] | None = None  # (used, size, observed at)
         #: Seconds spent waiting for the bucket to drain, for the time-waiting-on-systems metric.
         self.throttled_seconds = 0.0
+        self._points: tuple[float, float, float] | None = None  # GraphQL (available, restore rate, observed at)
 
     # ------------------------------------------------------------------------------------------ call-limit bucket
 
@@ -169,6 +283,45 @@ class StorefrontClient(HttpClient):
         if wait > 0:
             self.throttled_seconds += wait
             self._sleep(wait)
+
+    # ------------------------------------------------------------------------------------------- GraphQL points
+
+    def _graphql_checked(self, result: HttpResult) -> None:
+        """``validate`` of a GraphQL answer: notes the cost bucket; THROTTLED is retried when enough points are
+        back; any other top-level error without data means the request itself is wrong."""
+        body = result.body
+        if not isinstance(body, dict) or ("data" not in body and "errors" not in body):
+            raise MalformedResponse("a GraphQL answer holds data or errors")
+        status = ((body.get("extensions") or {}).get("cost") or {}).get("throttleStatus") or {}
+        restore = float(status.get("restoreRate") or 0)
+        if "currentlyAvailable" in status and restore:
+            with self._bucket_lock:
+                self._points = (float(status["currentlyAvailable"]), restore, time.monotonic())
+        codes = [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
+        if "THROTTLED" in codes:
+            cost = (body.get("extensions") or {}).get("cost") or {}
+            short = float(cost.get("requestedQueryCost") or MUTATION_COST) - float(status.get("currentlyAvailable") or 0)
+            raise RetryLater("GraphQL THROTTLED", max(short, 1.0) / restore if restore else None)
+
+    def _points_wait(self, cost: float) -> float:
+        with self._bucket_lock:
+            if self._points is None:
+                return 0.0
+            available, restore, at = self._points
+        return max(0.0, cost - (available + (time.monotonic() - at) * restore)) / restore
+
+    def graphql(self, query: str, variables: Mapping[str, Any], cost: float) -> HttpResult:
+        """One GraphQL Admin request, paced by the cost bucket so that normal operation is never throttled."""
+        wait = self._points_wait(cost)
+        if wait > 0:
+            self.throttled_seconds += wait
+            self._sleep(wait)
+        result = self.request("POST", GRAPHQL, json_body={"query": query, "variables": dict(variables)},
+                              validate=self._graphql_checked)
+        if not isinstance(result.body.get("data"), dict):
+            raise ConfigurationError(f"GraphQL refused the request: {result.body.get('errors')}",
+                                     system=self.system, method="POST", path=GRAPHQL, status=result.status)
+        return result
 
     # ----------------------------------------------------------------------------------------------------- reads
 
@@ -215,6 +368,17 @@ class StorefrontClient(HttpClient):
                              validate=_products_well_formed)
         matches = [p for p in body["products"] if p.get("handle") == handle]
         return matches[0] if matches else None
+
+    def find_by_handles(self, handles: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The products with these handles, by handle (absent ones left out): one read per hundred handles."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(str(h) for h in handles))
+        for start in range(0, len(wanted), HANDLES_PER_READ):
+            batch = wanted[start:start + HANDLES_PER_READ]
+            body = self.get_json(f"{ADMIN}/products.json", {"handle": ",".join(batch), "limit": len(batch)},
+                                 validate=_products_well_formed)
+            found.update({p["handle"]: p for p in body["products"] if p.get("handle") in batch})
+        return found
 
     def locations(self) -> list[dict[str, Any]]:
         return list(self.get_json(f"{ADMIN}/locations.json", validate=require_keys("locations"))["locations"])
@@ -264,17 +428,66 @@ class StorefrontClient(HttpClient):
         except RecordError as exc:
             return WriteResult.failure(handle, exc, desired)
 
-    def upsert_products(self, products: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
-        """One result per product; a refused product never stops the others."""
-        results: list[WriteResult] = []
-        for product in products:
+    def upsert_products(
+        self, products: Sequence[Mapping[str, Any]], existing: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> list[WriteResult]:
+        """Create or update many products by handle: what they are now is read in batches (or taken from
+        ``existing``, by handle, when the caller just read them), unchanged ones are left alone, and the rest go
+        out as ``productSet`` mutations, :data:`PRODUCTS_PER_REQUEST` (or ``options.batch_size``, if smaller) to a
+        GraphQL request.
+
+        One result per product, in order; a product the storefront refuses (its ``userErrors``) fails alone. When
+        the storefront stops answering, the raised error carries the results of the requests that did go out in
+        ``partial_results``.
+        """
+        handles = [str(p["handle"]) for p in products]
+        current = dict(existing) if existing is not None else self.find_by_handles(handles)
+        results: dict[int, WriteResult] = {}
+        outgoing: list[tuple[int, dict[str, Any], list[str] | None]] = []
+        for n, product in enumerate(products):
+            desired, found = dict(product), current.get(handles[n])
+            diffs = product_differences(found, desired) if found else None
+            if found and not diffs:
+                results[n] = WriteResult(handles[n], Outcome.UNCHANGED, 200, None, desired, response=dict(found))
+            else:
+                outgoing.append((n, desired, diffs))
+        size = min(self.options.batch_size or PRODUCTS_PER_REQUEST, PRODUCTS_PER_REQUEST)
+        for start in range(0, len(outgoing), size):
+            batch = outgoing[start:start + size]
             try:
-                results.append(self.upsert_product(product))
-            except Exception as exc:
-                if hasattr(exc, "partial_results"):
-                    exc.partial_results = list(results)
+                results.update(self._product_set(batch, handles, current))
+            except ConnectorError as exc:
+                exc.partial_results = [results[n] for n in sorted(results)]
                 raise
-        return results
+        return [results[n] for n in range(len(products))]
+
+    def _product_set(self, batch: Sequence[tuple[int, dict[str, Any], list[str] | None]], handles: Sequence[str],
+                     current: Mapping[str, Mapping[str, Any]]) -> dict[int, WriteResult]:
+        variables: dict[str, Any] = {}
+        fields, params = [], []
+        for n, desired, _diffs in batch:
+            alias = f"p{n}"
+            variables[alias] = product_set_input(desired, current.get(handles[n]))
+            variables[f"{alias}_id"] = {"handle": handles[n]}
+            params.append(f"${alias}: ProductSetInput!, ${alias}_id: ProductSetIdentifiers")
+            fields.append(_PRODUCT_SET.format(alias=alias))
+        query = f"mutation ProductSet({', '.join(params)}) {{ {' '.join(fields)} }}"
+        result = self.graphql(query, variables, MUTATION_COST * len(batch))
+        data, errors = result.body["data"], result.body.get("errors") or []
+        out: dict[int, WriteResult] = {}
+        for n, desired, diffs in batch:
+            alias, handle = f"p{n}", handles[n]
+            answer = data.get(alias) or {}
+            problems = list(answer.get("userErrors") or []) + [
+                {"field": ["input"], "message": e.get("message")} for e in errors if (e.get("path") or [None])[0] == alias]
+            if problems or not answer.get("product"):
+                out[n] = WriteResult(handle, Outcome.FAILED, 422, _user_errors(problems) or "no product in the answer",
+                                     desired, Disposition.DEAD_LETTER)
+                continue
+            message = "created" if diffs is None else "updated: " + ", ".join(diffs)
+            out[n] = WriteResult(handle, Outcome.OK, result.status, message, desired,
+                                 response=_rest_product(answer["product"]))
+        return out
 
     def delete_product(self, product_id: int) -> WriteResult:
         key = str(product_id)
@@ -298,6 +511,82 @@ class StorefrontClient(HttpClient):
         return WriteResult(record, Outcome.UNCHANGED if replayed else Outcome.OK, result.status,
                            "replayed" if replayed else None, {**payload, "idempotency_key": key},
                            response=result.body)
+
+    def set_inventory_levels(self, levels: Sequence[LevelWrite]) -> list[WriteResult]:
+        """Set many inventory levels: ``inventorySetQuantities`` with :data:`LEVELS_PER_REQUEST` quantities a call
+        (or ``options.batch_size``, if smaller).
+
+        The ERP owns stock, so the quantities are absolute and the compare-and-set check is waived. Each call's
+        ``@idempotent`` key is derived from the ERP changes it applies (:func:`idempotency_key` of every level),
+        so a retried call, or a re-run of the same changes, is answered from the first and changes nothing (all
+        levels UNCHANGED, "replayed"); a later change of the same level has another key and is applied.
+
+        The mutation is all or nothing: the levels its ``userErrors`` name fail alone (dead-letter material) and
+        the others are sent again without them. One result per level, in order.
+        """
+        results: dict[str, WriteResult] = {}
+        size = min(self.options.batch_size or LEVELS_PER_REQUEST, LEVELS_PER_REQUEST)
+        for start in range(0, len(levels), size):
+            chunk = list(levels[start:start + size])
+            try:
+                results.update(self._set_quantities(chunk))
+            except ConnectorError as exc:
+                exc.partial_results = [results[lv.key] for lv in levels if lv.key in results]
+                raise
+        return [results[lv.key] for lv in levels]
+
+    def _set_quantities(self, pending: list[LevelWrite]) -> dict[str, WriteResult]:
+        out: dict[str, WriteResult] = {}
+
+        def sent(lv: LevelWrite) -> dict[str, Any]:
+            return {"location_id": lv.location_id, "inventory_item_id": lv.inventory_item_id,
+                    "available": lv.available,
+                    "idempotency_key": idempotency_key(lv.sku, lv.location_id, lv.available, lv.change_seq)}
+
+        while pending:
+            key = hashlib.sha256("\n".join(f"{sent(lv)['idempotency_key']}:{lv.inventory_item_id}"
+                                           for lv in pending).encode()).hexdigest()
+            variables = {"key": key, "input": {
+                "name": "available", "reason": "correction", "ignoreCompareQuantity": True,
+                "referenceDocumentUri": "catalog-sync://erp/stock",
+                "quantities": [{"inventoryItemId": gid("InventoryItem", lv.inventory_item_id),
+                                "locationId": gid("Location", lv.location_id), "quantity": lv.available}
+                               for lv in pending]}}
+            result = self.graphql(_SET_QUANTITIES, variables, MUTATION_COST)
+            answer = result.body["data"].get("inventorySetQuantities")
+            if answer is None:
+                raise ConfigurationError(f"inventorySetQuantities refused: {result.body.get('errors')}",
+                                         system=self.system, method="POST", path=GRAPHQL, status=result.status)
+            errors = answer.get("userErrors") or []
+            if errors:
+                named: dict[int, list[Mapping[str, Any]]] = {}
+                for e in errors:
+                    path = [str(p) for p in e.get("field") or []]
+                    if len(path) > 2 and path[:2] == ["input", "quantities"] and path[2].isdigit():
+                        named.setdefault(int(path[2]), []).append(e)
+                refused = named if named else dict.fromkeys(range(len(pending)), errors)
+                for i, problems in refused.items():
+                    lv = pending[i]
+                    out[lv.key] = WriteResult(lv.key, Outcome.FAILED, 422, _user_errors(problems), sent(lv),
+                                              Disposition.DEAD_LETTER)
+                pending = [lv for i, lv in enumerate(pending) if i not in refused]
+                continue
+            replayed = str(result.headers.get("Idempotent-Replayed", "")).lower() == "true"
+            changed = {(rest_id((c.get("item") or {}).get("id")), rest_id((c.get("location") or {}).get("id")))
+                       for c in (answer.get("inventoryAdjustmentGroup") or {}).get("changes") or []}
+            for lv in pending:
+                level = {"inventory_item_id": lv.inventory_item_id, "location_id": lv.location_id,
+                         "available": lv.available}
+                if replayed:
+                    out[lv.key] = WriteResult(lv.key, Outcome.UNCHANGED, result.status, "replayed", sent(lv),
+                                              response=level)
+                elif (rest_id(lv.inventory_item_id), rest_id(lv.location_id)) in changed:
+                    out[lv.key] = WriteResult(lv.key, Outcome.OK, result.status, None, sent(lv), response=level)
+                else:
+                    out[lv.key] = WriteResult(lv.key, Outcome.UNCHANGED, result.status,
+                                              f"already {lv.available}", sent(lv), response=level)
+            pending = []
+        return out
 
     def purge_cache(self, handles: Sequence[str]) -> dict[str, Any]:
         """Drop the rendered pages of ``handles`` so shoppers see the new data before the cache TTL runs out."""

@@ -33,6 +33,7 @@ from catalog_sync.connectors.mapping import (
     erp_item_to_canonical,
     storefront_handle,
 )
+from catalog_sync.connectors.storefront import LevelWrite
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
 from catalog_sync.flows import steps
@@ -540,24 +541,24 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             continue
         outgoing.append((fam, product, digest))
 
-    def send(item: tuple[dict[str, Any], dict[str, Any], str]) -> WriteResult | ConnectorError:
-        try:
-            return systems.storefront.upsert_product(item[1])
-        except ConnectorError as exc:  # the storefront is down: recorded below after the writes that went out
-            return exc
-
-    # A few products in flight at a time (steps.parallel), recorded slice by slice: a task killed mid-way leaves
-    # at most one slice written but unrecorded, which its retry takes as updates of products it did not know.
+    # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), recorded slice by slice: a task
+    # killed mid-way leaves at most one slice written but unrecorded, which its retry takes as updates of products
+    # it did not know. When the storefront stops answering, the writes that did go out are recorded, then it raises.
     failure: ConnectorError | None = None
     for outgoing_slice in chunked(outgoing, PUBLISH_SLICE):
+        try:
+            answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice])
+        except ConnectorError as exc:
+            failure, answered = exc, list(exc.partial_results)
+        by_handle = {r.key: r for r in answered}
         results: list[WriteResult] = []
         befores: dict[str, dict[str, Any]] = {}
         afters: dict[str, dict[str, Any]] = {}
         product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
         variant_ids: dict[str, tuple[str, dict[str, Any]]] = {}
-        for (fam, product, digest), sent in zip(outgoing_slice, steps.parallel(send, outgoing_slice), strict=True):
-            if isinstance(sent, ConnectorError):
-                failure = failure or sent
+        for fam, product, digest in outgoing_slice:
+            sent = by_handle.get(product["handle"])
+            if sent is None:  # not sent: the storefront stopped answering first
                 continue
             # Audited under the SKU (the business key), not the storefront handle.
             result = dataclasses.replace(sent, key=fam["sku"])
@@ -604,8 +605,9 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     return counts
 
 
-#: Storefront products written between two records of them in the hub (see publish_products).
-PUBLISH_SLICE = 50
+#: Storefront products written between two records of them in the hub (see publish_products): two productSet
+#: requests' worth.
+PUBLISH_SLICE = 100
 
 
 def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | None]:
@@ -637,21 +639,23 @@ def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[s
               for location, quantity in sorted(stock.get(sku, {}).items()) if location in mirror]
     ctx.count(STOCK, read=len(levels))
 
-    def write(level: tuple[str, Mapping[str, Any], str, Any]) -> WriteResult:
-        sku, variant, location, quantity = level
+    results: list[WriteResult] = []
+    writes: list[LevelWrite] = []
+    for sku, variant, location, quantity in levels:
         key = f"{sku}@{location}"
         item_id = variant.get("inventory_item_id")
         if item_id is None:
-            return WriteResult(key, Outcome.FAILED, None, "the storefront gave the variant no inventory item")
-        try:
-            result = systems.storefront.set_inventory(sku, mirror[location], item_id, int(quantity or 0),
-                                                      f"opening:{ctx.load_id}")
-            return dataclasses.replace(result, key=key)
-        except RecordError as exc:
-            return WriteResult.failure(key, exc)
-
-    # One level per (SKU, location), each with its own idempotency key: independent writes, a few in flight.
-    results = steps.parallel(write, levels)
+            results.append(WriteResult(key, Outcome.FAILED, None, "the storefront gave the variant no inventory item"))
+        else:
+            writes.append(LevelWrite(key, sku, mirror[location], item_id, int(quantity or 0), f"opening:{ctx.load_id}"))
+    # 250 levels to a call; each call's idempotency key comes from the levels it sets, so a retried task's
+    # identical call changes nothing.
+    try:
+        results += systems.storefront.set_inventory_levels(writes)
+    except ConnectorError as exc:  # the storefront stopped answering: what was written is recorded, then it fails
+        steps.deliver(ctx, results + list(exc.partial_results), hop=STOCK, system="storefront", entity="inventory",
+                      source_system="erp")
+        raise
     steps.deliver(ctx, results, hop=STOCK, system="storefront", entity="inventory", source_system="erp")
 
 
@@ -686,8 +690,8 @@ def _read_asset(systems: Systems, asset_id: str) -> dict[str, Any] | None:
 def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int = 200) -> dict[str, int]:
     """Attach each published product's approved images (hero first) from its PIM asset links.
 
-    The DAM reads and storefront writes of the chunk's products go out a few at a time (``steps.parallel``);
-    what each outcome means for the run is recorded afterwards, product by product, in SKU order.
+    The DAM reads go out a few at a time (``steps.parallel``), the storefront writes in bulk; what each outcome
+    means for the run is recorded afterwards, product by product, in SKU order.
     """
     ctx = RunContext.attach(load_id)
     published = [r["sku"] for r in ctx.staged("published")][chunk * chunk_size:(chunk + 1) * chunk_size]
@@ -715,25 +719,25 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
                   for i, a in enumerate(assets, start=1) if (a.get("renditions") or {}).get("ecommerce")]
         ready.append((sku, storefront_handle(families[sku]["parent"]), images))
 
-    def send(item: tuple[str, str, list[dict[str, Any]]]) -> tuple[dict[str, Any], WriteResult | ConnectorError]:
-        sku, handle, images = item
-        existing: dict[str, Any] = {}
-        try:
-            existing = systems.storefront.find_by_handle(handle) or {}
-            return existing, systems.storefront.upsert_product({"handle": handle, "images": images})
-        except ConnectorError as exc:  # the storefront is down: recorded below after the writes that went out
-            return existing, exc
-
+    # The chunk's products are read in batches and their galleries written as bulk productSet mutations.
     failure: ConnectorError | None = None
+    existing: dict[str, dict[str, Any]] = {}
+    answered: list[WriteResult] = []
+    try:
+        existing = systems.storefront.find_by_handles([handle for _, handle, _ in ready])
+        answered = systems.storefront.upsert_products(
+            [{"handle": handle, "images": images} for _, handle, images in ready], existing=existing)
+    except ConnectorError as exc:  # the storefront is down: the writes that went out are recorded first
+        failure, answered = exc, list(exc.partial_results)
+    by_handle = {r.key: r for r in answered}
     results: list[WriteResult] = []
     previous: dict[str, dict[str, Any]] = {}
     sent: dict[str, dict[str, Any]] = {}
-    for (sku, _handle, images), (existing, result) in zip(ready, steps.parallel(send, ready), strict=True):
-        if isinstance(result, ConnectorError):
-            failure = failure or result
+    for sku, handle, images in ready:
+        if handle not in by_handle:
             continue
-        results.append(dataclasses.replace(result, key=sku))
-        previous[sku] = {"images": [i.get("src") for i in existing.get("images") or []]}  # for rollback
+        results.append(dataclasses.replace(by_handle[handle], key=sku))
+        previous[sku] = {"images": [i.get("src") for i in (existing.get(handle) or {}).get("images") or []]}
         sent[sku] = {"images": [i["src"] for i in images]}
     c = steps.deliver(ctx, results, hop=IMAGES, system="storefront", entity="images", source_system="dam",
                       before=previous, fields_of=steps.by_key(sent))

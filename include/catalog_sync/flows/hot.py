@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from catalog_sync.connectors import ConnectorError, RecordError, WriteResult
 from catalog_sync.connectors.base import Outcome
+from catalog_sync.connectors.storefront import LevelWrite
 from catalog_sync.domain import STOREFRONT_STATUS, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked
 from catalog_sync.flows import steps
@@ -449,7 +450,7 @@ def _published(change: Change, variants: Mapping[str, Any], products: Mapping[st
 
 def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
                  variants: Mapping[str, tuple[str, dict[str, Any] | None]], *, verify: bool) -> list[Written]:
-    """One idempotent inventory set per change, at the storefront location mirroring the ERP location.
+    """One idempotent inventory level per change, at the storefront location mirroring the ERP location.
 
     ``verify``: the batch had unreadable changes, so the newest readable value of a SKU and location may be
     older than what the ERP holds; the ERP's current figures are read and win where they differ.
@@ -491,15 +492,22 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
         befores[change.key] = {"available": before.get((str(item_id), str(location_id)))}
         afters[change.key] = {"available": quantity}
 
-    def send(step: tuple[Change, int, Any, int]) -> tuple[WriteResult, datetime]:
-        change, location_id, item_id, quantity = step
-        # One key per (SKU, location) after coalescing, so the writes are independent of each other's order.
-        return systems.storefront.set_inventory(change.sku, location_id, item_id, quantity, change.seq), utcnow()
-
-    for (change, *_), (result, at) in zip(plan, steps.parallel(send, plan), strict=True):
-        results.append(dataclasses.replace(result, key=change.key))
+    # One key per (SKU, location) after coalescing, so the levels are independent of each other's order; they go
+    # out 250 to an inventorySetQuantities call whose idempotency key comes from the changes it applies.
+    writes = [LevelWrite(change.key, change.sku, location_id, item_id, quantity, change.seq)
+              for change, location_id, item_id, quantity in plan]
+    try:
+        answered = systems.storefront.set_inventory_levels(writes)
+    except ConnectorError as exc:  # the storefront stopped answering: record what was written, then fail
+        steps.deliver(ctx, list(exc.partial_results), hop=HOP, system="storefront", entity="inventory",
+                      source_system="erp", before=befores, fields_of=lambda r: afters[r.key])
+        raise
+    at = utcnow()
+    by_key = {change.key: change for change, *_ in plan}
+    for result in answered:
+        results.append(result)
         if result.outcome is Outcome.OK:
-            written.append(Written(change.key, change.committed_at, at))
+            written.append(Written(result.key, by_key[result.key].committed_at, at))
     steps.deliver(ctx, results, hop=HOP, system="storefront", entity="inventory", source_system="erp",
                   before=befores, fields_of=lambda r: afters[r.key])
     return written

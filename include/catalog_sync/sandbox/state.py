@@ -29,6 +29,9 @@ DEFAULT_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
     "supplier": {"api_key": "supplier-sandbox-key"},
 }
 
+#: GraphQL points the storefront restores per REST call it would allow (Shopify's plans keep this ratio).
+GRAPHQL_POINTS_PER_CALL: Final = 50
+
 
 @dataclass
 class SandboxSettings:
@@ -90,6 +93,7 @@ class SandboxState:
         self._pim_in_flight: dict[str, int] = {}
         self._pim_window: dict[str, deque[float]] = {}
         self._buckets: dict[str, _Bucket] = {}
+        self._graphql_buckets: dict[str, _Bucket] = {}
 
     # -------------------------------------------------------------------------------------------- limits
     def reset_limits(self) -> None:
@@ -97,6 +101,7 @@ class SandboxState:
             self._pim_in_flight.clear()
             self._pim_window.clear()
             self._buckets.clear()
+            self._graphql_buckets.clear()
 
     def pim_enter(self, token: str) -> float | None:
         """Admit one PIM request for ``token``; returns a Retry-After in seconds when it must get 429."""
@@ -135,6 +140,26 @@ class SandboxState:
                 return False, min(size, int(round(bucket.level))), wait
             bucket.level += 1
             return True, int(round(bucket.level)), 0.0
+
+    def storefront_graphql_call(self, token: str, cost: int) -> tuple[bool, dict[str, float]]:
+        """Cost-based bucket of the GraphQL Admin API, per access token: (admitted, throttle status).
+
+        Shopify sizes it by plan at fifty times the REST bucket (standard: 2,000 points restoring 100/s; Plus:
+        20,000 and 1,000/s), so the one plan setting governs both APIs.
+        """
+        size = GRAPHQL_POINTS_PER_CALL * self.settings.storefront_bucket_size
+        restore = GRAPHQL_POINTS_PER_CALL * self.settings.storefront_leak_per_s
+        now = time.monotonic()
+        with self._limits:
+            bucket = self._graphql_buckets.setdefault(token, _Bucket(stamp=now))
+            bucket.level = max(0.0, bucket.level - (now - bucket.stamp) * restore)
+            bucket.stamp = now
+            admitted = bucket.level + cost <= size
+            if admitted:
+                bucket.level += cost
+            status = {"maximumAvailable": float(size), "currentlyAvailable": float(int(size - bucket.level)),
+                      "restoreRate": float(restore)}
+            return admitted, status
 
     # --------------------------------------------------------------------------------------- change feed
     def emit_change(self, conn: Connection, topic: str, sku: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:

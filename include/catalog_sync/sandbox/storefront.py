@@ -25,6 +25,7 @@ from sqlalchemy import Connection, select
 from catalog_sync.catalog.magento import slugify
 from catalog_sync.sandbox import db
 from catalog_sync.sandbox.common import State, aware, iso, parse_ts
+from catalog_sync.sandbox.state import SandboxState
 
 VERSION: Final = "2025-01"
 ADMIN: Final = f"/storefront/admin/api/{VERSION}"
@@ -36,14 +37,20 @@ def shopify_error(status: int, errors: Any, headers: dict[str, str] | None = Non
     return HTTPException(status, {"errors": errors}, headers=headers)
 
 
+def check_token(token: str | None, state: SandboxState) -> str:
+    """The admin access token, or Shopify's 401."""
+    expected = state.credentials["storefront"]["access_token"]
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise shopify_error(401, "[API] Invalid API key or access token (unrecognized login or wrong password)")
+    return token
+
+
 def admin_auth(
     response: Response,
     token: Annotated[str | None, Depends(token_header)],
     state: State,
 ) -> str:
-    expected = state.credentials["storefront"]["access_token"]
-    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise shopify_error(401, "[API] Invalid API key or access token (unrecognized login or wrong password)")
+    token = check_token(token, state)
     admitted, level, wait = state.storefront_call(token)
     limit = f"{level}/{state.settings.storefront_bucket_size}"
     if not admitted:
