@@ -207,3 +207,21 @@ def test_storefront_graphql_waits_out_its_cost_bucket(fresh_sandbox: Any) -> Non
     other = client(fresh_sandbox, System.STOREFRONT, on_attempt=attempts.append)
     assert all(r.ok for r in other.upsert_products(products, existing={}))
     assert [a.error for a in attempts] == ["http_429", None] and attempts[0].waited >= 0.1
+
+
+def test_dam_reads_many_assets_by_id_and_heals_garbled_records(fresh_sandbox: Any) -> None:
+    dam = client(fresh_sandbox, System.DAM)
+    assets = next(iter(dam.iter_assets())).records[:30]
+    ids = [str(a["id"]) for a in assets]
+    found, malformed = dam.get_assets([*ids, "AST-NOT-THERE"])
+    assert sorted(found) == sorted(ids) and malformed == {}
+    assert found[ids[0]]["checksum"] == assets[0]["checksum"]
+    # a quarter of the records garbled on the way (identifiers dropped, strings in number fields): re-read
+    reads: list[Any] = []
+    garbled = client(fresh_sandbox, System.DAM, on_attempt=reads.append)
+    fresh_sandbox.set_faults("dam", malformed_rate=0.25, seed=3)
+    try:
+        healed, malformed = garbled.get_assets(ids)
+    finally:
+        fresh_sandbox.clear_faults()
+    assert len(reads) > 1 and malformed == {} and {k: v["checksum"] for k, v in healed.items()} == {k: v["checksum"] for k, v in found.items()}

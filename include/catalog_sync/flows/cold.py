@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
-from catalog_sync.connectors.base import REREADS
 from catalog_sync.connectors.mapping import (
     akeneo_product_to_canonical,
     canonical_to_akeneo_product,
@@ -314,15 +313,11 @@ def _link_order(roles: Mapping[str, Any]) -> Any:
 
 
 def _roles_of(systems: Systems, asset_ids: Iterable[str]) -> dict[str, Any]:
-    """Roles of assets linked by earlier runs (read one by one: only those this run did not read itself)."""
-    roles: dict[str, Any] = {}
-    for aid in sorted(asset_ids):
-        try:
-            asset = _read_asset(systems, aid)
-        except RecordError:  # malformed at the source: no role known, it sorts after the known ones
-            asset = None
-        roles[aid] = (asset or {}).get("role")
-    return roles
+    """Roles of assets linked by earlier runs (only those this run did not read itself). One malformed at the
+    source has no role known: it sorts after the known ones."""
+    wanted = sorted(asset_ids)
+    found, _malformed = systems.dam.get_assets(wanted)
+    return {aid: (found.get(aid) or {}).get("role") for aid in wanted}
 
 
 def _existing_pim_skus(systems: Systems, skus: Iterable[str]) -> set[str]:
@@ -675,23 +670,11 @@ def _family_asset_ids(fam: Mapping[str, Any]) -> list[str]:
     return asset_ids
 
 
-def _read_asset(systems: Systems, asset_id: str) -> dict[str, Any] | None:
-    """One DAM asset, read again when it arrives malformed (garbled on the way, like a page the connectors heal);
-    still malformed after that, it is malformed at the source and the RecordError goes to the caller."""
-    for attempt in range(REREADS + 1):
-        try:
-            return systems.dam.get_asset(asset_id)
-        except RecordError:
-            if attempt == REREADS:
-                raise
-    return None
-
-
 def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int = 200) -> dict[str, int]:
     """Attach each published product's approved images (hero first) from its PIM asset links.
 
-    The DAM reads go out a few at a time (``steps.parallel``), the storefront writes in bulk; what each outcome
-    means for the run is recorded afterwards, product by product, in SKU order.
+    The chunk's assets are read from the DAM and its galleries written to the storefront in bulk; what each
+    outcome means for the run is recorded afterwards, product by product, in SKU order.
     """
     ctx = RunContext.attach(load_id)
     published = [r["sku"] for r in ctx.staged("published")][chunk * chunk_size:(chunk + 1) * chunk_size]
@@ -699,24 +682,22 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
     ctx.count(IMAGES, read=len(published))
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
 
-    def gallery(sku: str) -> list[dict[str, Any] | None] | RecordError:
-        try:
-            return [_read_asset(systems, aid) for aid in _family_asset_ids(families[sku])]
-        except RecordError as exc:
-            return exc
-
+    assets, malformed = systems.dam.get_assets(aid for sku in published for aid in _family_asset_ids(families[sku]))
     ready: list[tuple[str, str, list[dict[str, Any]]]] = []
-    for sku, found in zip(published, steps.parallel(gallery, published), strict=True):
-        if isinstance(found, RecordError):  # a gallery with a hole in it is not published: it keeps its images
+    for sku in published:
+        gallery = _family_asset_ids(families[sku])
+        broken = next((malformed[aid] for aid in gallery if aid in malformed), None)
+        if broken is not None:  # a gallery with a hole in it is not published: it keeps its images
             ctx.dead_letter([{"entity": "images", "record_key": sku, "source_system": "dam",
                               "target_system": "storefront", "reason_kind": "api", "gate_layer": 0,
-                              "expectation": "record_schema", "reason": f"asset {found.record_key}: {found.reason}",
-                              "payload": {"asset_links": _family_asset_ids(families[sku])}}], hop=IMAGES)
+                              "expectation": "record_schema", "reason": f"asset {broken.record_key}: {broken.reason}",
+                              "payload": {"asset_links": gallery}}], hop=IMAGES)
             counts["dead_lettered"] += 1
             continue
-        assets = [a for a in found if a and a.get("status") == AssetStatus.APPROVED.value]
+        approved = [assets[aid] for aid in gallery
+                    if aid in assets and assets[aid].get("status") == AssetStatus.APPROVED.value]
         images = [{"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
-                  for i, a in enumerate(assets, start=1) if (a.get("renditions") or {}).get("ecommerce")]
+                  for i, a in enumerate(approved, start=1) if (a.get("renditions") or {}).get("ecommerce")]
         ready.append((sku, storefront_handle(families[sku]["parent"]), images))
 
     # The chunk's products are read in batches and their galleries written as bulk productSet mutations.

@@ -94,6 +94,7 @@ def list_assets(
     state: State,
     updated_since: Annotated[str | None, Query(description="only assets updated at or after this instant")] = None,
     sku: str | None = None,
+    ids: Annotated[str | None, Query(description="only these assets (comma-separated ids)")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1)] = 100,
 ) -> dict[str, Any]:
@@ -105,6 +106,8 @@ def list_assets(
         clauses.append(t.c.updated_at >= parse_ts(updated_since, "updated_since"))
     if sku:
         clauses.append(t.c.sku == sku)
+    if ids:
+        clauses.append(t.c.id.in_([i.strip() for i in ids.split(",") if i.strip()]))
     with state.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(t).where(*clauses)).scalar() or 0
         rows = conn.execute(select(t).where(*clauses).order_by(t.c.updated_at, t.c.id)
