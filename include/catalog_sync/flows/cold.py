@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -377,6 +377,7 @@ def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
     submissions = result.records
     ctx.count(SUPPLIER_PIM, read=len(submissions))
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "refused_fields": 0}
+    accepted: list[tuple[dict[str, Any], dict[str, Any], str]] = []
     for sub in submissions:
         claimed = dict(sub.get("changes") or {})
         if sub.get("lifecycle_flag") in SUPPLIER_FLAG_TO_LIFECYCLE:
@@ -393,17 +394,39 @@ def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
             systems.supplier.decide(sub["id"], "rejected", note or "nothing to write")
             ctx.audit("supplier", "submission", str(sub["id"]), "write", "unchanged", response={"message": note})
             continue
-        current = _current_pim(systems, [sub["sku"]], models=False).get(sub["sku"], {})
-        (res,) = systems.pim.upsert_products([{"identifier": sub["sku"],
-                                               "values": canonical_to_akeneo_values(content)}])
-        res = dataclasses.replace(res, key=str(sub["sku"]))
-        c = steps.deliver(ctx, [res], hop=SUPPLIER_PIM, system="pim", entity="product", source_system="supplier",
-                          before={res.key: current}, fields_of=steps.fixed(content))
+        accepted.append((sub, content, note))
+    # A hundred PIM writes to a batch, their before-values read in one search. A SKU with a second submission
+    # starts the next batch, so that the second write's before-values include the first.
+    for batch in _distinct_sku_batches(accepted, 100):
+        current = _current_pim(systems, [str(sub["sku"]) for sub, _, _ in batch], models=False)
+        written = systems.pim.upsert_products([{"identifier": sub["sku"], "values": canonical_to_akeneo_values(content)}
+                                               for sub, content, _ in batch])
+        results = [dataclasses.replace(res, key=str(sub["sku"])) for res, (sub, _, _) in zip(written, batch, strict=True)]
+        c = steps.deliver(ctx, results, hop=SUPPLIER_PIM, system="pim", entity="product", source_system="supplier",
+                          before={r.key: current.get(r.key, {}) for r in results},
+                          fields_of=steps.by_key({str(sub["sku"]): content for sub, content, _ in batch}))
         for name, n in c.items():
             counts[name] += n
-        decision = "accepted" if res.ok else "quarantined"
-        systems.supplier.decide(sub["id"], decision, note or (res.message or ""))
+        for res, (sub, _, note) in zip(results, batch, strict=True):
+            systems.supplier.decide(sub["id"], "accepted" if res.ok else "quarantined", note or (res.message or ""))
     return counts
+
+
+def _distinct_sku_batches(
+    items: Sequence[tuple[dict[str, Any], dict[str, Any], str]], size: int
+) -> Iterator[list[tuple[dict[str, Any], dict[str, Any], str]]]:
+    """``items`` in order, in batches of at most ``size`` in which no SKU appears twice."""
+    batch: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+    seen: set[str] = set()
+    for item in items:
+        sku = str(item[0]["sku"])
+        if len(batch) == size or sku in seen:
+            yield batch
+            batch, seen = [], set()
+        batch.append(item)
+        seen.add(sku)
+    if batch:
+        yield batch
 
 
 # --- PIM -> storefront ---------------------------------------------------------------------------------------
