@@ -49,29 +49,6 @@ def _publish(shop: Any, sku: str) -> dict[str, Any]:
     return dict(product)
 
 
-def test_storefront_inventory_replay_changes_nothing(fresh_sandbox: Any) -> None:
-    shop = client(fresh_sandbox, System.STOREFRONT)
-    product = _publish(shop, "SPEC-INV-1")
-    item = product["variants"][0]["inventory_item_id"]
-    location = shop.locations()[0]["id"]
-
-    def level() -> int:
-        return next(lv["available"] for lv in shop.inventory_levels([item]) if lv["location_id"] == location)
-
-    first = shop.set_inventory("SPEC-INV-1", location, item, 5, change_seq=101)
-    assert first.outcome is Outcome.OK and level() == 5
-    assert shop.set_inventory("SPEC-INV-1", location, item, 7, change_seq=102).outcome is Outcome.OK
-    replay = shop.set_inventory("SPEC-INV-1", location, item, 5, change_seq=101)
-    assert replay.outcome is Outcome.UNCHANGED and replay.sent["idempotency_key"] == first.sent["idempotency_key"]
-    assert level() == 7  # the late replay of change 101 did not undo change 102
-
-
-def test_storefront_unknown_inventory_item_is_a_record_failure(fresh_sandbox: Any) -> None:
-    shop = client(fresh_sandbox, System.STOREFRONT)
-    result = shop.set_inventory("NOPE", shop.locations()[0]["id"], 999_999_999, 1, change_seq=1)
-    assert result.outcome is Outcome.FAILED and result.status == 422 and "inventory_item_id" in (result.message or "")
-
-
 def test_storefront_upsert_by_handle_and_render_cache_purge(fresh_sandbox: Any) -> None:
     shop = client(fresh_sandbox, System.STOREFRONT)
     product = _publish(shop, "SPEC-CACHE-1")

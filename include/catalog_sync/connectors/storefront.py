@@ -495,23 +495,6 @@ class StorefrontClient(HttpClient):
         outcome = Outcome.UNCHANGED if result.status == 404 else Outcome.OK
         return WriteResult(key, outcome, result.status, "already absent" if result.status == 404 else "deleted")
 
-    def set_inventory(
-        self, sku: str, location_id: int | str, inventory_item_id: int | str, available: int, change_seq: int | str
-    ) -> WriteResult:
-        """Set one SKU's stock at one location, idempotently for the ERP change ``change_seq``."""
-        key = idempotency_key(sku, location_id, available, change_seq)
-        payload = {"location_id": location_id, "inventory_item_id": inventory_item_id, "available": available}
-        record = f"{sku}/{location_id}"
-        try:
-            result = self.request("POST", f"{ADMIN}/inventory_levels/set.json", json_body=payload,
-                                  headers={"Idempotency-Key": key}, record_key=record)
-        except RecordError as exc:
-            return WriteResult.failure(record, exc, {**payload, "idempotency_key": key})
-        replayed = str(result.headers.get("Idempotent-Replayed", "")).lower() == "true"
-        return WriteResult(record, Outcome.UNCHANGED if replayed else Outcome.OK, result.status,
-                           "replayed" if replayed else None, {**payload, "idempotency_key": key},
-                           response=result.body)
-
     def set_inventory_levels(self, levels: Sequence[LevelWrite]) -> list[WriteResult]:
         """Set many inventory levels: ``inventorySetQuantities`` with :data:`LEVELS_PER_REQUEST` quantities a call
         (or ``options.batch_size``, if smaller).

@@ -13,8 +13,9 @@ Hop ``erp->storefront`` counts ERP changes (``read == delivered + unchanged + de
   *dead-lettered*; the others still go out;
 - a change for a SKU the storefront does not carry yet is *unchanged*, audited "not published yet": the nightly
   cold flow publishes new products with their stock, status and price read from the ERP at that moment;
-- a write the storefront answers "nothing to change" (an idempotent replay of the same ``Idempotency-Key``, or a
-  price or status already in place) is *unchanged*, so re-running a run writes nothing twice.
+- a write the storefront answers "nothing to change" (an idempotent replay of the same stock call, a level
+  already at that quantity, or a price or status already in place) is *unchanged*, so re-running a run writes
+  nothing twice.
 
 The cursor commits to the last change read only after every write was accounted for. A failure after the
 connector's retries (the storefront down) raises and leaves the cursor: the next run re-reads the same changes and
