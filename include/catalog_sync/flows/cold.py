@@ -773,9 +773,11 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
             item = systems.erp.get_item(sku)
             if item:
                 erp[sku] = erp_item_to_canonical(item)
+    shown = systems.storefront.find_by_handles([storefront_handle(f["parent"]) for f in families
+                                                if f["sku"] in published])
     rows = []
     for fam in families:
-        shop = systems.storefront.find_by_handle(storefront_handle(fam["parent"])) if fam["sku"] in published else None
+        shop = shown.get(storefront_handle(fam["parent"])) if fam["sku"] in published else None
         for rec in [fam["parent"], *fam["rows"]]:
             e = erp.get(str(rec["sku"]), {})
             rows.append({
