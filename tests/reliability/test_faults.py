@@ -49,9 +49,9 @@ FAULTS: dict[str, Any] = {
 CLIENT = {"read_timeout": 0.8, "connect_timeout": 2.0,
           "retry": RetryPolicy(max_attempts=8, base=0.02, cap=0.2, max_retry_after=5)}
 BURST_SKUS = 120
-#: SKUs of the run in `make test` (the first Luma families, parents with their variants; four cold runs of the
-#: whole 2,000-SKU catalog cost six minutes); `make soak` runs 20,000.
-DEFAULT_SCALE = 700
+#: SKUs of the run in `make test` (the first Luma families, parents with their variants: nearly all of Luma,
+#: about 100 s for both worlds since the storefront and DAM are written and read in bulk); `make soak` runs 20,000.
+DEFAULT_SCALE = 2000
 
 
 @dataclass
@@ -195,5 +195,5 @@ def test_soak_20k_skus_under_faults(rel_sandbox: Any, hub_url: str, tmp_path: Pa
     baseline = scenario(rel_sandbox, f"sqlite:///{tmp_path / 'baseline.sqlite'}", faults=None, scale=20000)
     faulty = scenario(rel_sandbox, hub_url, faults=FAULTS, scale=20000)
     monkeypatch.setenv("CATALOG_SYNC_HUB_URL", hub_url)
-    assert faulty.runs[-1].hops["erp->pim"]["read"] >= 20000
+    assert faulty.runs[0].hops["erp->pim"]["read"] >= 20000  # the first run reads them all; later ones, the delta
     judge(baseline, faulty, Path(os.environ.get("RELIABILITY_FIGURES", tmp_path / "figures.json")))
