@@ -154,6 +154,14 @@ def storefront_state(systems: Systems) -> dict[str, dict[str, Any]]:
     return out
 
 
+def supplier_state(systems: Systems) -> dict[str, dict[str, Any]]:
+    """Every supplier submission by id: its SKU and the decision the write-back gave it."""
+    result = ReadResult.collect(systems.supplier.iter_submissions(status=None))
+    if result.errors:
+        raise AssertionError(f"supplier read returned malformed records (switch faults off first): {result.errors[:3]}")
+    return {str(s["id"]): {"sku": s.get("sku"), "status": s.get("status")} for s in result.records}
+
+
 def duplicates(systems: Systems, hub_url: str | None = None) -> dict[str, list[str]]:
     """Everything that exists twice where it must exist once; every list empty means no duplicate anywhere."""
     handles: Counter[str] = Counter()

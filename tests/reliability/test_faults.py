@@ -61,19 +61,26 @@ class Outcome:
     tally: R.FaultTally = field(default_factory=R.FaultTally)
     pim: dict[str, Any] = field(default_factory=dict)
     shop: dict[str, Any] = field(default_factory=dict)
+    supplier: dict[str, Any] = field(default_factory=dict)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     letters: list[Any] = field(default_factory=list)
     references: list[dict[str, Any]] = field(default_factory=list)
 
     def figures(self) -> dict[str, Any]:
-        final = self.runs[-1]
         malformed = sum(1 for x in self.letters if x.expectation == "record_schema")
+        names = ("read", "delivered", "unchanged", "dead_lettered")
+        cold = [{k: sum(c.get(k, 0) for c in run.hops.values()) for k in names} for run in self.runs]
         return {
             "faulty_attempts": self.tally.failed, "attempts": self.tally.attempts, "by_kind": self.tally.kinds(),
             "malformed_records_dead_lettered": malformed,
-            "cold": {hop: c for hop, c in sorted(final.hops.items())},
-            "hot": {k: self.hot[0][k] for k in ("read", "delivered", "unchanged", "dead_lettered")},
-            "lost": len(final.unreconciled()), "duplicates": sum(len(v) for v in self.duplicates.values()),
+            # records over every hop of each cold run: the full (cleared) run, then the re-run after success
+            "cold": cold,
+            "hot": {k: self.hot[0][k] for k in names},
+            # read but neither delivered, unchanged nor dead-lettered, over every hop of every run
+            "lost": sum(max(0, c.get("read", 0) - sum(c.get(k, 0) for k in names[1:]))
+                        for run in self.runs for c in run.hops.values())
+            + sum(max(0, h["read"] - sum(h[k] for k in names[1:])) for h in self.hot),
+            "duplicates": sum(len(v) for v in self.duplicates.values()),
         }
 
 
@@ -116,6 +123,7 @@ def scenario(server: Any, hub: str, *, faults: dict[str, Any] | None, scale: int
 
         out.pim = R.pim_state(clean)
         out.shop = R.storefront_state(clean)
+        out.supplier = R.supplier_state(clean)
         out.duplicates = R.duplicates(clean, hub)
         out.letters = R.open_dead_letters(hub)
         out.references = ReadResult.collect(clean.erp.iter_items()).records + [
@@ -169,12 +177,20 @@ def judge(baseline: Outcome, faulty: Outcome, report: Path | None = None) -> Non
     assert shop_diff == {}, json.dumps({k: {f: [v["reference"].get(f), (v["other"] or {}).get(f)]
                                             for f in v["reference"] if v["reference"].get(f) != (v["other"] or {}).get(f)}
                                         for k, v in list(shop_diff.items())[:3]}, default=str)
+    # every supplier submission got the same decision, but for SKUs dead-lettered only under faults (a SKU whose
+    # lifecycle flag is refused in both worlds still has its content decided, and is compared)
+    faults_only = R.dead_lettered_skus(faulty.letters, faulty.references) - R.dead_lettered_skus(
+        baseline.letters, baseline.references)
+    submissions = {k for k, v in baseline.supplier.items() if v["sku"] in faults_only}
+    assert len(submissions) < 0.5 * len(baseline.supplier), (len(submissions), len(baseline.supplier))
+    assert R.differences(baseline.supplier, faulty.supplier, submissions) == {}
     # most products are compared (a product is left out when any of its variants was dead-lettered)
     assert len(baseline.shop) - len(handles) > 0.6 * len(baseline.shop)
 
     figures = {"baseline": baseline.figures(), "faulty": faulty.figures(), "excluded_skus": len(excluded),
                "excluded_handles": len(handles), "compared_pim_records": len(baseline.pim) - len(excluded),
-               "compared_storefront_products": len(baseline.shop) - len(handles)}
+               "compared_storefront_products": len(baseline.shop) - len(handles),
+               "compared_supplier_submissions": len(baseline.supplier) - len(submissions)}
     print("\nRELIABILITY FIGURES", json.dumps(figures, indent=1, default=str))
     if report is not None:
         report.write_text(json.dumps(figures, indent=1, default=str))
