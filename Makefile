@@ -42,7 +42,7 @@ test: venv ## run the whole test suite (PostgreSQL too when CATALOG_SYNC_TEST_PG
 	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv ## the benchmarks at full scale (10k/100k/1M SKUs; hours): a table, bench/results/*.json
+bench: venv ## the benchmarks at full scale (100k/1M SKUs; about 45 min on 2 cores): a table, bench/results/*.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: venv ## the benchmarks at small scale: a smoke run in minutes
