@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, cast
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.security import APIKeyHeader
 from graphql import (
     GraphQLDirective,
     GraphQLError,
@@ -49,7 +48,7 @@ from starlette.exceptions import HTTPException
 
 from catalog_sync.sandbox import db
 from catalog_sync.sandbox.common import State, iso
-from catalog_sync.sandbox.storefront import check_token, save_product
+from catalog_sync.sandbox.storefront import check_token, save_product, token_header
 
 GRAPHQL_VERSION: Final = "2026-04"
 MAX_QUERY_COST: Final = 1000
@@ -132,7 +131,6 @@ type Mutation {
 SCHEMA: Final = build_schema(SCHEMA_SDL)
 IDEMPOTENT: Final = cast(GraphQLDirective, SCHEMA.get_directive("idempotent"))
 
-token_header = APIKeyHeader(name="X-Shopify-Access-Token", auto_error=False, scheme_name="shopifyAccessToken")
 router = APIRouter(prefix=f"/storefront/admin/api/{GRAPHQL_VERSION}", tags=["storefront"])
 
 
