@@ -22,15 +22,17 @@ export PATH := $(BIN):$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt pyproject.toml
+# The development environment: the runtime pins, the sandbox's and the tools' pins (requirements-dev.txt), the
+# product package and the sandbox package (sandbox/), both editable. Production installs requirements.txt only.
+$(STAMP): requirements.txt requirements-dev.txt sandbox/requirements.txt pyproject.toml sandbox/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Catalog Sync needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e . -e ./sandbox
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv with the pinned requirements and the package
+venv: $(STAMP) ## create .venv with the pinned requirements, the package and the sandbox
 
 run: venv ## set everything up and run Catalog Sync on the embedded default (Airflow UI on :8080)
 	bash scripts/run.sh
@@ -39,7 +41,7 @@ stop: ## stop what `make run` started
 	bash scripts/stop.sh
 
 test: venv ## run the whole test suite (PostgreSQL too when CATALOG_SYNC_TEST_PG_URL is set)
-	bash scripts/install_browser.sh
+	bash scripts/install_test_tools.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv ## the benchmarks at full scale (100k/1M SKUs; about 45 min on 2 cores): a table, bench/results/*.json
@@ -52,12 +54,11 @@ soak: venv ## the reliability suite at full size (20,000 SKUs under faults); fig
 	RELIABILITY_FIGURES=$(CURDIR)/bench/results/reliability_soak.json $(BIN)/python -m pytest -m soak -s tests/reliability $(PYTEST_ARGS)
 
 lint: venv ## ruff (with the AIR rules) and mypy on the package
-	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/ruff check include sandbox dags plugins tests bench
 	$(BIN)/mypy
 
-freeze: venv ## rewrite requirements.txt from what is installed in .venv
-	{ head -2 requirements.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^catalog-sync'; } > requirements.txt.new
-	mv requirements.txt.new requirements.txt
+freeze: venv ## rewrite requirements.txt (runtime) and requirements-dev.txt from what is installed in .venv
+	$(BIN)/python scripts/freeze.py
 
 clean: stop ## remove the local state (databases, Airflow home); keeps .venv
 	rm -rf $(CATALOG_SYNC_HOME)

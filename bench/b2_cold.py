@@ -177,7 +177,7 @@ def seeded_baseline(hub_url: str) -> None:
     and external ids of the changed SKUs are then established by a real priming run over the changed 1%."""
     from catalog_sync.hub import repo
     from catalog_sync.hub.db import session_scope
-    from catalog_sync.sandbox.seed import SEED_EPOCH
+    from catalog_sync_sandbox.seed import SEED_EPOCH
 
     value = (SEED_EPOCH + timedelta(seconds=1)).isoformat()
     with session_scope(hub_url) as s:

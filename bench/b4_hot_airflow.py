@@ -54,7 +54,7 @@ class Airflow:
     """api-server, dag-processor, scheduler and triggerer over a throw-away home; each leads its process group."""
 
     def __init__(self, workdir: Path, sandbox_url: str, hub_url: str) -> None:
-        from catalog_sync.sandbox.server import free_port
+        from catalog_sync_sandbox.server import free_port
 
         self.home, self.dags, self.logs = workdir / "airflow", workdir / "dags", workdir / "airflow-logs"
         for folder in (self.home, self.dags, self.logs):

@@ -17,7 +17,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-LUMA = Path(os.environ.get("CATALOG_SYNC_BENCH_CATALOG", "/work/shared/data/luma"))
+LUMA = Path(os.environ.get("CATALOG_SYNC_BENCH_CATALOG") or os.environ.get("CATALOG_SYNC_DEMO_CATALOG")
+            or ROOT / "demo-data" / "luma")
 PY = sys.executable
 
 

@@ -17,7 +17,7 @@ UNLIMITED_STOREFRONT = {"storefront_bucket_size": 1_000_000_000, "storefront_lea
 
 class SandboxProcess:
     def __init__(self, workdir: Path, name: str = "sandbox") -> None:
-        from catalog_sync.sandbox.server import free_port
+        from catalog_sync_sandbox.server import free_port
 
         self.db_url = f"sqlite:///{workdir / (name + '.sqlite')}"
         self.port = free_port()
@@ -42,7 +42,7 @@ class SandboxProcess:
         raise RuntimeError("sandbox did not start in 60 s")
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
-        from catalog_sync.sandbox.server import control
+        from catalog_sync_sandbox.server import control
 
         return control(self.url, method, path, body, timeout=7200)
 

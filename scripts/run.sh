@@ -9,7 +9,7 @@ PIDS="$STATE/pids"; LOGS="$STATE/logs"
 mkdir -p "$PIDS" "$LOGS" "$AIRFLOW_HOME"
 SANDBOX_PORT="${CATALOG_SYNC_SANDBOX_PORT:-8765}"
 API_PORT="${AIRFLOW__API__PORT:-8080}"
-CATALOG="${CATALOG_SYNC_DEMO_CATALOG:-$(cd .. && pwd)/shared/data/luma}"
+CATALOG="${CATALOG_SYNC_DEMO_CATALOG:-$PWD/demo-data/luma}"
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-LUMA = SHARED_DATA / "luma"
+#: The demo catalog shipped in the repository (demo-data/README.md); CATALOG_SYNC_DEMO_CATALOG points elsewhere.
+LUMA = Path(os.environ.get("CATALOG_SYNC_DEMO_CATALOG") or REPO / "demo-data" / "luma")
 
 PG_URL = os.environ.get("CATALOG_SYNC_TEST_PG_URL")
 
@@ -102,7 +102,7 @@ def hub_url(empty_hub_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 #   fresh_sandbox    function-scoped: a second server, emptied and reloaded with Luma before each test.
 #   sandbox_faults   function-scoped: set_faults(system, **config) on the shared `sandbox`; cleared afterwards.
 #
-# Each yields a catalog_sync.sandbox.server.SandboxServer: .url (base URL), .credentials ({system: {...}} in the
+# Each yields a catalog_sync_sandbox.server.SandboxServer: .url (base URL), .credentials ({system: {...}} in the
 # field names of catalog_sync.connectors.credentials), .state (in-process settings/faults), and the control helpers
 # .load(), .reset(), .scenario(name, skus), .set_faults(system, **config), .clear_faults(system=None),
 # .settings(**changes).
@@ -110,7 +110,7 @@ def hub_url(empty_hub_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _start_sandbox(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[object]:
-    from catalog_sync.sandbox.server import SandboxServer
+    from catalog_sync_sandbox.server import SandboxServer
 
     folder = tmp_path_factory.mktemp(name)
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()

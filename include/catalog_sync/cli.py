@@ -1,7 +1,9 @@
 """The ``catalog-sync`` command line.
 
 Each feature area registers its own sub-commands from a small ``cli`` module of its own; this file only builds
-the top-level parser, so adding a command never touches another area's code.
+the top-level parser, so adding a command never touches another area's code. Other installed distributions add
+commands through the ``catalog_sync.commands`` entry-point group (the sandbox's ``catalog-sync sandbox ...`` is one,
+present only where the sandbox is installed); the product never imports them by name.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 #: Modules exposing ``register(subparsers)``; each adds its sub-commands and sets ``func`` on them.
 COMMAND_MODULES = [
     "catalog_sync.hub.cli",
     "catalog_sync.ops_cli",
-    "catalog_sync.sandbox.cli",
-    "catalog_sync.flows.reconcile_cli",
+    "catalog_sync.reconcile_cli",
     "catalog_sync.trace_cli",
 ]
+
+#: Entry-point group through which other distributions add ``register(subparsers)`` functions.
+PLUGIN_GROUP = "catalog_sync.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        plugin.load()(subparsers)
     return parser
 
 
@@ -48,9 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         for noisy in ("alembic", "great_expectations", "httpx"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    from catalog_sync.connectors import ConfigurationError
+
     try:
         result = args.func(args)
-    except UserError as exc:
+    except (UserError, ConfigurationError) as exc:
         print(f"catalog-sync: error: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)

@@ -109,10 +109,10 @@ def _dlq_show(args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(args: argparse.Namespace) -> int:
+    from catalog_sync.airflow.systems import configured_systems
     from catalog_sync.flows.replay import ReplayError, replay
-    from catalog_sync.flows.systems import Systems
 
-    systems = Systems.from_env()
+    systems = configured_systems()
     try:
         result = replay(args.ids, systems, by=getpass.getuser())
     except ReplayError as exc:
@@ -135,15 +135,15 @@ def _dlq_discard(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from catalog_sync.airflow.systems import configured_systems
     from catalog_sync.flows import rollback
-    from catalog_sync.flows.systems import Systems
 
     try:
         if args.plan:
             plan = rollback.plan(args.load_id)
             print(json.dumps(plan, indent=2, default=str))
             return 0
-        systems = Systems.from_env()
+        systems = configured_systems()
         try:
             result = rollback.rollback(args.load_id, systems, by=getpass.getuser())
         finally:

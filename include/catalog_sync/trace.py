@@ -546,24 +546,18 @@ def explain(state: SkuState, now: datetime, hub_url: str | None = None, *, with_
     })
 
 
-def explain_sku(sku: str, systems: Systems | None = None, hub_url: str | None = None) -> dict[str, Any]:
+def explain_sku(sku: str, systems: Systems, hub_url: str | None = None) -> dict[str, Any]:
     """Trace ``sku`` (a variant, a configurable parent or a simple product) through every system.
 
-    Returns ``{"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters"}``; see the
+    ``systems`` is the caller's (the command line and the UI resolve them from the Airflow connections). Returns ``{"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters"}``; see the
     module docstring for the chain. Raises ``UnknownSku`` when no system knows the SKU.
     """
     sku = sku.strip()
-    own = systems is None
-    bundle = systems or Systems.from_env()
-    try:
-        now = datetime.now(UTC)
-        state = read_sku(Reader(bundle, now), sku)
-        if not state.known:
-            raise UnknownSku(f"no system knows SKU {sku!r} (not in the ERP, the PIM, the DAM or the storefront)")
-        return explain(state, now, hub_url)
-    finally:
-        if own:
-            bundle.close()
+    now = datetime.now(UTC)
+    state = read_sku(Reader(systems, now), sku)
+    if not state.known:
+        raise UnknownSku(f"no system knows SKU {sku!r} (not in the ERP, the PIM, the DAM or the storefront)")
+    return explain(state, now, hub_url)
 
 
 __all__ = ["CHAIN", "LINK_SYSTEM", "REPAIRS", "Finding", "Reader", "SkuState", "UnknownSku", "eligible",

@@ -24,10 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from catalog_sync.trace import UnknownSku, explain_sku
+    from catalog_sync.airflow.systems import explain_configured
+    from catalog_sync.trace import UnknownSku
 
     try:
-        result = explain_sku(args.sku)
+        result = explain_configured(args.sku)
     except UnknownSku as exc:
         raise UserError(str(exc)) from None
     if args.json:

@@ -79,7 +79,7 @@ def test_every_system_has_a_hook_and_a_connection_in_airflow_settings() -> None:
 
 
 def test_airflow_settings_carry_the_sandbox_default_credentials() -> None:
-    from catalog_sync.sandbox.state import DEFAULT_CREDENTIALS
+    from catalog_sync_sandbox.state import DEFAULT_CREDENTIALS
 
     settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
     by_system = {}

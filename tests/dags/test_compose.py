@@ -6,6 +6,7 @@ command is installed (it resolves the anchors, merge keys and variables the way 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,12 +45,37 @@ def test_every_airflow_component_runs_its_own_command(services: dict[str, Any]) 
     assert services["flower"]["profiles"] == ["flower"]
 
 
+def _stages() -> dict[str, str]:
+    """The Dockerfile's stages: name -> its text (FROM line included)."""
+    stages: dict[str, str] = {}
+    current = ""
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            current = line.split(" AS ")[-1].strip() if " AS " in line else line
+            stages[current] = ""
+        if current:
+            stages[current] += line + "\n"
+    return stages
+
+
 def test_airflow_services_and_sandbox_are_built_from_this_project(services: dict[str, Any]) -> None:
-    dockerfile = (REPO / "Dockerfile").read_text()
-    assert "FROM apache/airflow:3.3.2-python3.11" in dockerfile
-    assert "requirements.txt" in dockerfile and "--no-deps" in dockerfile
-    for name in [*AIRFLOW_SERVICES, "airflow-init", "sandbox", "flower"]:
-        assert services[name]["build"] == ".", name
+    stages = _stages()
+    assert stages["runtime"].startswith("FROM apache/airflow:3.3.2-python3.11 AS runtime")
+    assert "-r /opt/catalog-sync/requirements.txt" in stages["runtime"] and "--no-deps" in stages["runtime"]
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "flower"]:
+        assert services[name]["build"] == {"context": ".", "target": "production"}, name
+    assert services["sandbox"]["build"] == {"context": ".", "target": "sandbox"}
+
+
+def test_the_production_image_installs_no_test_tool_and_no_sandbox() -> None:
+    stages = _stages()
+    assert list(stages)[-1] == "production", "a plain `docker build .` must give the production image"
+    assert stages["production"].strip() == "FROM runtime AS production" or "sandbox" not in stages["production"]
+    runtime = stages["runtime"]
+    assert "requirements-dev.txt" not in runtime and "sandbox" not in runtime.replace("# ", "")
+    pins = (REPO / "requirements.txt").read_text().lower()
+    for tool in ("pytest", "ruff", "mypy", "playwright", "pyinstrument", "graphql-core"):
+        assert f"\n{tool}==" not in pins, f"{tool} is pinned in the runtime requirements"
 
 
 def test_celery_executor_with_redis_broker_and_postgres_results(services: dict[str, Any]) -> None:
@@ -80,7 +106,7 @@ def test_postgres_hosts_the_metadata_and_the_hub_databases(services: dict[str, A
 def test_sandbox_serves_on_all_interfaces(services: dict[str, Any]) -> None:
     sandbox = services["sandbox"]
     full = " ".join([*sandbox["entrypoint"], _command(sandbox)])
-    assert full == "catalog-sync sandbox serve --host 0.0.0.0 --port 8765"
+    assert full == "catalog-sync-sandbox serve --host 0.0.0.0 --port 8765"
     assert "8765:8765" in sandbox["ports"]
 
 
@@ -98,8 +124,11 @@ def test_start_order_and_healthchecks(services: dict[str, Any]) -> None:
     assert "catalog_sync.airflow.settings_loader" in init_script
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
 def test_docker_compose_accepts_the_file() -> None:
+    if shutil.which("docker-compose") is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed: `make test` installs it (scripts/install_test_tools.sh)")
+        pytest.skip("docker-compose is not installed: run scripts/install_test_tools.sh")
     result = subprocess.run(
         ["docker-compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=REPO, check=False
     )

@@ -111,7 +111,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServer]:
     """Start the api-server once for all browser tests; stopped (its process group only) afterwards."""
     if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed: run scripts/install_browser.sh")
+        pytest.skip("Chromium is not installed: run scripts/install_test_tools.sh")
     from catalog_sync.hub.db import _engine, migrate, session_scope
     from catalog_sync.hub.models import SyncRun
     from tests.unit.ui.seed import seed_hub
@@ -162,7 +162,7 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
             "CATALOG_SYNC_HOME": str(state),
             "CATALOG_SYNC_HUB_URL": hub_url,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            # serves the stand-in catalog_sync.trace (see stand_ins/sitecustomize.py)
+            # serves the stand-in catalog_sync.airflow.systems (see stand_ins/sitecustomize.py)
             "PYTHONPATH": os.pathsep.join(p for p in (str(STAND_INS), os.environ.get("PYTHONPATH")) if p),
         }
     )
@@ -213,7 +213,7 @@ def screenshots() -> Path:
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Headless Debian Chromium with a fresh profile, driven by Playwright."""
     if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed: run scripts/install_browser.sh")
+        pytest.skip("Chromium is not installed: run scripts/install_test_tools.sh")
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")

@@ -1,6 +1,6 @@
 """Catalog Sync pages in a real browser, inside a real Airflow api-server: what a person sees and can do.
 
-Run with ``python -m pytest tests/e2e -m e2e -s`` (Chromium from ``scripts/install_browser.sh``); screenshots
+Run with ``python -m pytest tests/e2e -m e2e -s`` (Chromium from ``scripts/install_test_tools.sh``); screenshots
 are written to ``test-artifacts/screenshots/``. The tests share one logged-in browser and run in file order.
 """
 

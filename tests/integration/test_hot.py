@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, DqKpi, FieldDelta, SyncRun
-
-LUMA = Path(__file__).resolve().parents[3] / "shared" / "data" / "luma"
+from tests.conftest import LUMA
 
 
 @dataclass

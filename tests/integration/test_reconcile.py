@@ -86,7 +86,7 @@ def _findings(load_id: str) -> list[tuple[str, str, str, str, Any, Any]]:
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     from catalog_sync.hub.db import _engine, migrate
-    from catalog_sync.sandbox.server import SandboxServer
+    from catalog_sync_sandbox.server import SandboxServer
 
     folder = tmp_path_factory.mktemp("reconcile")
     hub_urls = pg_schema_url(PG_URL) if PG_URL else iter([f"sqlite:///{folder / 'hub.sqlite'}"])
@@ -241,11 +241,11 @@ def test_the_dag_runs_under_airflow(story: Story, airflow_db: str, airflow_conne
     assert os.environ.get("CATALOG_SYNC_HUB_URL")  # the tasks wrote to this module's hub, not a default one
 
 
-def test_the_command_line_reports_without_applying(story: Story, monkeypatch: pytest.MonkeyPatch,
+def test_the_command_line_reports_without_applying(story: Story, airflow_connections: Any,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from catalog_sync.cli import main
 
-    monkeypatch.setenv("CATALOG_SYNC_SYSTEMS_URL", story.server.url)
+    airflow_connections(story.server.url)
     assert main(["reconcile", "--json", "--no-apply", "--threshold", "0.5"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["findings"] == story.first["findings"] and result["alert"]["sent"] is False

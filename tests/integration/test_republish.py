@@ -38,7 +38,7 @@ def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathF
         return getattr(config, _ATTR)
     from catalog_sync.flows import cold
     from catalog_sync.hub.db import migrate
-    from catalog_sync.sandbox.server import SandboxServer
+    from catalog_sync_sandbox.server import SandboxServer
 
     folder: Path = tmp_path_factory.mktemp("republish-baseline")
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()

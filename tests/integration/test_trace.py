@@ -28,8 +28,8 @@ def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def systems(published: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Systems]:
-    monkeypatch.setenv("CATALOG_SYNC_SYSTEMS_URL", published.url)  # for the CLI, which builds its own
+def systems(published: Any, airflow_connections: Any) -> Iterator[Systems]:
+    airflow_connections(published.url)  # for the CLI, which builds its own from the Airflow connections
     bundle = Systems.from_base_url(published.url, published.credentials)
     yield bundle
     bundle.close()

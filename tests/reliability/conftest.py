@@ -29,7 +29,7 @@ def empty_hub_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def rel_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A sandbox server of this suite's own (loaded per test with what the test needs)."""
-    from catalog_sync.sandbox.server import SandboxServer
+    from catalog_sync_sandbox.server import SandboxServer
 
     folder = tmp_path_factory.mktemp("sandbox-reliability")
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()

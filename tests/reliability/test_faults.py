@@ -30,7 +30,7 @@ from catalog_sync.connectors.http import RetryPolicy
 from catalog_sync.flows import hot
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import migrate
-from catalog_sync.sandbox.faults import SYSTEMS
+from catalog_sync_sandbox.faults import SYSTEMS
 from tests.conftest import LUMA
 from tests.reliability.conftest import FAST_STOREFRONT
 

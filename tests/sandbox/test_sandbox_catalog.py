@@ -9,8 +9,8 @@ import pytest
 from catalog_sync.catalog import CatalogError, read_catalog, scale_catalog, upc_for
 from catalog_sync.catalog.derive import upc_valid
 from catalog_sync.domain import PRODUCT_FIELDS
+from tests.conftest import LUMA
 
-LUMA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "luma"
 CONFIGURABLE = LUMA / "ConfigurableSampleData_products.csv"
 
 

@@ -7,14 +7,15 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 import requests
 
+from tests.conftest import LUMA
+
 from .helpers import dam, erp, erp_all, supplier
 
-LUMA_IMAGES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "luma" / "images"
+LUMA_IMAGES = LUMA / "images"
 
 
 def test_every_api_refuses_a_wrong_key(sandbox: Any) -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from catalog_sync.sandbox.scenarios import SCENARIOS
+from catalog_sync_sandbox.scenarios import SCENARIOS
+from tests.conftest import LUMA
 
 from .helpers import dam, erp, pim, shop, supplier
 
 PIM = "/pim/api/rest/v1"
-LUMA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "luma"
 
 
 def _item(sb: Any, sku: str) -> dict[str, Any]:

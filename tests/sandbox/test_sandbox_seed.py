@@ -14,10 +14,9 @@ from sqlalchemy import select
 
 from catalog_sync.catalog import read_catalog
 from catalog_sync.cli import main
-from catalog_sync.sandbox import db
-from catalog_sync.sandbox.seed import load_catalog
-
-LUMA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "luma"
+from catalog_sync_sandbox import db
+from catalog_sync_sandbox.seed import load_catalog
+from tests.conftest import LUMA
 
 
 def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
@@ -97,7 +96,7 @@ PG_URL = os.environ.get("CATALOG_SYNC_TEST_PG_URL")
 def test_the_sandbox_runs_on_postgresql() -> None:
     from sqlalchemy import create_engine, text
 
-    from catalog_sync.sandbox.server import SandboxServer
+    from catalog_sync_sandbox.server import SandboxServer
 
     assert PG_URL
     schema = f"cs_sandbox_{uuid.uuid4().hex[:10]}"

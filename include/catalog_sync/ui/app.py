@@ -406,13 +406,11 @@ def create_app(
     # --- SKU trace ----------------------------------------------------------------------------------------------
 
     async def explain(request: Request, sku: str) -> tuple[int, dict[str, Any]]:
-        """Run the lead's ``catalog_sync.trace.explain_sku`` (imported lazily); (status, result or error)."""
+        """Trace ``sku`` over the systems of this deployment's Airflow connections; (status, result or error)."""
+        from catalog_sync.airflow.systems import explain_configured
+
         try:
-            from catalog_sync.trace import explain_sku
-        except ImportError as exc:
-            return 500, {"error": f"The SKU trace is not available in this deployment: {exc}"}
-        try:
-            result = await run_in_threadpool(explain_sku, sku)
+            result = await run_in_threadpool(explain_configured, sku)
         except Exception as exc:  # one broken system must not take the page down; say what failed
             return 502, {"error": f"Tracing {sku!r} failed: {type(exc).__name__}: {exc}"}
         return 200, queries.redact(result)

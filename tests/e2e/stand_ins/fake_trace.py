@@ -1,4 +1,5 @@
-"""Stand-in ``catalog_sync.trace`` for the browser tests: the documented result shape, with the DAM link broken."""
+"""Stand-in ``catalog_sync.airflow.systems`` for the browser tests: ``explain_configured`` answers the documented
+trace shape, with the DAM link broken, without any system to read."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 SCRIPT = "<script>alert('pwned')</script>"
 
 
-def explain_sku(sku: str) -> dict[str, Any]:
+def explain_configured(sku: str, hub_url: str | None = None) -> dict[str, Any]:
     """A fixed trace whose first broken link is ``dam_assets``."""
     return {
         "sku": sku,

@@ -1,5 +1,6 @@
-"""Loaded by the e2e api-server only (its PYTHONPATH starts here): serves ``catalog_sync.trace`` from
-``fake_trace.py`` so the SKU-trace page renders a known result without the sandbox systems.
+"""Loaded by the e2e api-server only (its PYTHONPATH starts here): serves ``catalog_sync.airflow.systems`` (where
+the UI's trace gets its systems and its result) from ``fake_trace.py``, so the SKU-trace page renders a known
+result without the sandbox systems.
 
 This is a test double for the lead's module, injected into the server process the browser talks to.
 """
@@ -16,7 +17,7 @@ _FAKE = Path(__file__).with_name("fake_trace.py")
 
 class _FakeTraceFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
-        if fullname == "catalog_sync.trace":
+        if fullname == "catalog_sync.airflow.systems":
             return importlib.util.spec_from_file_location(fullname, _FAKE)
         return None
 

@@ -1,0 +1,77 @@
+"""The five systems as configured for this Airflow environment, for code that runs outside a task.
+
+The command line and the UI resolve the systems from the same Airflow connections (or secrets backend) as the DAG
+tasks, so one configuration describes five systems on five hosts everywhere. ``CATALOG_SYNC_SYSTEMS_URL`` with
+``CATALOG_SYNC_CREDENTIALS_FILE`` (a JSON file of per-system credentials) overrides them with one root for all five
+systems, for scripts that run without an Airflow environment. Nothing has a built-in default: a system that is not
+configured is a ``ConfigurationError`` naming what to fill in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from catalog_sync.airflow.hooks import HOOKS, client_from_connection
+from catalog_sync.connectors import AttemptCallback, ConfigurationError
+from catalog_sync.domain import System
+from catalog_sync.flows.systems import Systems
+
+#: The order of ``Systems``' fields.
+ORDER = (System.ERP, System.PIM, System.DAM, System.STOREFRONT, System.SUPPLIER)
+
+
+def configured_systems(on_attempt: AttemptCallback | None = None) -> Systems:
+    """The systems from ``CATALOG_SYNC_SYSTEMS_URL`` when it is set, else from the Airflow connections."""
+    url = os.environ.get("CATALOG_SYNC_SYSTEMS_URL")
+    if not url:
+        return systems_from_connections(on_attempt)
+    path = os.environ.get("CATALOG_SYNC_CREDENTIALS_FILE")
+    if not path:
+        raise ConfigurationError(
+            "CATALOG_SYNC_SYSTEMS_URL is set but CATALOG_SYNC_CREDENTIALS_FILE is not: name a JSON file with each "
+            "system's credentials, or unset CATALOG_SYNC_SYSTEMS_URL to use the Airflow connections")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            creds: Any = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"CATALOG_SYNC_CREDENTIALS_FILE {path!r} cannot be read: {exc}") from None
+    missing = [s.value for s in ORDER if not isinstance(creds, Mapping) or not isinstance(creds.get(s.value), Mapping)]
+    if missing:
+        raise ConfigurationError(f"CATALOG_SYNC_CREDENTIALS_FILE {path!r} has no credentials for {', '.join(missing)}")
+    return Systems.from_base_url(url, creds, on_attempt=on_attempt)
+
+
+def systems_from_connections(on_attempt: AttemptCallback | None = None) -> Systems:
+    """Each system from its Airflow connection (``catalog_sync_<system>``), looked up as Airflow does outside a task:
+    environment variables (``AIRFLOW_CONN_...``), the configured secrets backend, then the metadata database."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    clients: list[Any] = []
+    for system in ORDER:
+        conn_id = HOOKS[system].default_conn_name
+        try:
+            conn = Connection.get_connection_from_secrets(conn_id)
+        except AirflowNotFoundException:
+            for client in clients:
+                client.close()
+            raise ConfigurationError(
+                f"the {system.value} is not configured: define the Airflow connection {conn_id!r} (airflow "
+                f"connections add, airflow_settings.yaml, or AIRFLOW_CONN_{conn_id.upper()}), or set "
+                "CATALOG_SYNC_SYSTEMS_URL and CATALOG_SYNC_CREDENTIALS_FILE") from None
+        clients.append(client_from_connection(system, conn, on_attempt))
+    return Systems(*clients)
+
+
+def explain_configured(sku: str, hub_url: str | None = None) -> dict[str, Any]:
+    """``catalog_sync.trace.explain_sku`` over the configured systems: the command line's and the UI's trace."""
+    from catalog_sync.trace import explain_sku
+
+    systems = configured_systems()
+    try:
+        return explain_sku(sku, systems, hub_url)
+    finally:
+        systems.close()

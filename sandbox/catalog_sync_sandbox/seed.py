@@ -1,0 +1,333 @@
+"""Spread a catalog over the five sandbox systems by ownership, with bulk Core inserts.
+
+* ERP: master data (lifecycle ``active``, UPC-A, product group, ``EA``, weight in lbs, dimensions, origin, vendor),
+  stock per location, prices.
+* PIM: content only (names, descriptions, meta, url keys, categories, colour and size); configurable parents become
+  product models with their axes. ERP-owned attributes and ``asset_links`` stay empty: the first sync fills them.
+* DAM: one asset per image (the export's base image is the hero, additional images the gallery), with the real
+  photograph where the catalog ships it and a generated PNG otherwise.
+* Supplier portal: a pending submission for a deterministic ~5% of sellable SKUs.
+* Storefront: locations only; products arrive through the sync.
+
+Every timestamp is :data:`SEED_EPOCH` and every id is a counter in catalog order, so loading the same catalog twice
+gives identical databases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Engine, insert
+
+from catalog_sync.catalog import derive
+from catalog_sync.catalog.magento import Catalog, CatalogProduct, read_catalog, slugify
+from catalog_sync.catalog.scale import scale_catalog
+from catalog_sync.domain import CHANNEL, LOCALES, AssetStatus
+from catalog_sync_sandbox import db
+from catalog_sync_sandbox.images import ImageBlob, photograph, placeholder_png
+
+#: The instant every seeded record was last updated: fixed, so a re-seed is byte-identical.
+SEED_EPOCH: Final = datetime(2025, 1, 6, tzinfo=UTC)
+#: ERP warehouse/store codes; the storefront has one location per ERP location (ids 1, 2, 3).
+ERP_LOCATIONS: Final[tuple[str, ...]] = ("DC-EAST", "DC-WEST", "STORE-NYC")
+STOREFRONT_LOCATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (1, "East distribution centre", "DC-EAST"),
+    (2, "West distribution centre", "DC-WEST"),
+    (3, "New York store", "STORE-NYC"),
+)
+RIGHTS_REGIONS: Final[list[str]] = ["US", "CA", "EU", "UK"]
+#: One sellable SKU in SUPPLIER_SHARE gets a pending supplier submission.
+SUPPLIER_SHARE: Final = 20
+BATCH: Final = 5000
+
+#: PIM attributes: type, localizable, scopable. The single source for seeding and for PATCH validation.
+PIM_ATTRIBUTES: Final[dict[str, tuple[str, bool, bool]]] = {
+    "name": ("text", True, False),
+    "description": ("textarea", True, True),
+    "short_description": ("textarea", True, True),
+    "meta_title": ("text", True, False),
+    "meta_description": ("textarea", True, False),
+    "url_key": ("text", True, False),
+    "color": ("simpleselect", False, False),
+    "size": ("simpleselect", False, False),
+    "lifecycle_status": ("simpleselect", False, False),
+    "erp_reference_price": ("price_collection", False, False),
+    "asset_links": ("asset_collection", False, False),
+    "upc": ("text", False, False),
+    "uom": ("text", False, False),
+    "weight": ("metric", False, False),
+    "country_of_origin": ("text", False, False),
+    "vendor_name": ("text", False, False),
+    "product_group": ("text", False, False),
+}
+#: Content the export carries, keyed by the PIM attribute that holds it.
+CONTENT: Final[tuple[str, ...]] = (
+    "name",
+    "description",
+    "short_description",
+    "meta_title",
+    "meta_description",
+    "url_key",
+)
+
+
+@dataclass
+class LoadSummary:
+    """What a load wrote, per table, plus the catalog's issues (a bad row is reported, never fatal)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    issues: list[str] = field(default_factory=list)
+    issue_count: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "issue_count": self.issue_count,
+            "issues": self.issues,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def family_code(product_group: str | None) -> str:
+    return slugify(product_group or "default").replace("-", "_") or "default"
+
+
+def family_variant_code(family: str, axes: Iterable[str]) -> str:
+    return f"{family}_by_{'_'.join(axes)}"
+
+
+def category_code(path: str) -> str:
+    return slugify(path).replace("-", "_")
+
+
+def pim_value(data: Any, locale: str | None = None, scope: str | None = None) -> dict[str, Any]:
+    return {"locale": locale, "scope": scope, "data": data}
+
+
+def content_values(product: CatalogProduct) -> dict[str, list[dict[str, Any]]]:
+    """PIM values for the export's content, reference locale first, then each translation."""
+    values: dict[str, list[dict[str, Any]]] = {}
+    for attr in CONTENT:
+        _, localizable, scopable = PIM_ATTRIBUTES[attr]
+        scope = CHANNEL if scopable else None
+        by_locale = {LOCALES[0]: getattr(product, attr)}
+        for loc, fields in product.translations.items():
+            if attr in fields:
+                by_locale[loc] = fields[attr]
+        entries = [pim_value(v, loc if localizable else None, scope) for loc, v in by_locale.items() if v]
+        if entries:
+            values[attr] = entries
+    for attr in ("color", "size"):
+        if getattr(product, attr):
+            values[attr] = [pim_value(getattr(product, attr))]
+    return values
+
+
+def _stock_split(sku: str, qty: float | None) -> list[int]:
+    """The export's single quantity spread over the ERP locations, in deterministic shares."""
+    total = int(qty or 0)
+    n = derive.stable_int("stock", sku)
+    east = total * (45 + n % 20) // 100
+    west = total * (20 + n // 20 % 15) // 100
+    return [east, west, total - east - west]
+
+
+class _Loader:
+    def __init__(self, engine: Engine, catalog: Catalog, as_of: datetime) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.as_of = as_of
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.counts: dict[str, int] = {}
+        self.upcs: set[str] = set()
+        self.blobs: dict[str, tuple[str, int, int]] = {}  # image path -> (checksum, width, height)
+        self.blob_checksums: set[str] = set()
+        self.categories: dict[str, dict[str, Any]] = {}
+        self.family_variants: dict[tuple[str, str], list[str]] = {}
+        self.asset_seq = 0
+        self.submission_seq = 0
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def flush(self) -> None:
+        with self.engine.begin() as conn:
+            for table in db.metadata.sorted_tables:
+                rows = self.rows.pop(table.name, None)
+                if rows:
+                    conn.execute(insert(table), rows)
+                    self.counts[table.name] = self.counts.get(table.name, 0) + len(rows)
+
+    def upc(self, sku: str) -> str:
+        attempt = 0
+        while (candidate := derive.upc_for(sku, attempt)) in self.upcs:
+            attempt += 1
+        self.upcs.add(candidate)
+        return candidate
+
+    def blob(self, path: str) -> tuple[str, int, int]:
+        known = self.blobs.get(path)
+        if known:
+            return known
+        found = self.catalog.find_image(path)
+        image: ImageBlob | None = None
+        if found is not None:
+            try:
+                image = photograph(found.read_bytes())
+            except (OSError, ValueError):
+                image = None  # an unreadable file is treated as missing: the placeholder keeps the asset usable
+        if image is None:
+            image = placeholder_png(path)
+        checksum = image.checksum
+        if checksum not in self.blob_checksums:
+            self.blob_checksums.add(checksum)
+            self.add("dam_blob", {"checksum": checksum, "content_type": image.content_type, "data": image.data})
+        self.blobs[path] = (checksum, image.width, image.height)
+        return self.blobs[path]
+
+    def product(self, p: CatalogProduct) -> None:
+        rec = p.canonical(upc=self.upc(p.sku))
+        ts = self.as_of
+        self.add(
+            "erp_item",
+            {
+                "sku": p.sku,
+                "parent_sku": p.parent_sku,
+                "product_type": p.product_type,
+                "lifecycle_status": rec["lifecycle_status"],
+                "upc": rec["upc"],
+                "product_group": rec["product_group"],
+                "uom": rec["uom"],
+                "weight": rec["weight"],
+                "weight_unit": rec["weight_unit"],
+                "length": rec["length"],
+                "width": rec["width"],
+                "height": rec["height"],
+                "dimension_unit": rec["dimension_unit"],
+                "country_of_origin": rec["country_of_origin"],
+                "vendor_name": rec["vendor_name"],
+                "reference_price": rec["reference_price"],
+                "currency": rec["currency"],
+                "description": (p.name or p.sku)[:60].upper(),
+                "updated_at": ts,
+            },
+        )
+        if p.price is not None:
+            self.add("erp_price", {"sku": p.sku, "price": p.price, "currency": "USD", "updated_at": ts})
+        if p.product_type != "configurable":
+            for location, qty in zip(ERP_LOCATIONS, _stock_split(p.sku, p.qty), strict=True):
+                self.add("erp_stock", {"sku": p.sku, "location": location, "quantity": qty, "updated_at": ts})
+
+        family = family_code(p.product_group)
+        codes = []
+        for path in p.categories:
+            code = category_code(path)
+            codes.append(code)
+            if code not in self.categories:
+                parent = path.rsplit("/", 1)[0] if "/" in path else None
+                self.categories[code] = {
+                    "code": code,
+                    "parent": category_code(parent) if parent else None,
+                    "labels": {LOCALES[0]: path.rsplit("/", 1)[-1]},
+                }
+        values = content_values(p)
+        if p.product_type == "configurable" and p.axes:
+            fv = family_variant_code(family, p.axes)
+            self.family_variants.setdefault((family, fv), list(p.axes))
+            self.add(
+                "pim_product_model",
+                {"code": p.sku, "family": family, "family_variant": fv, "parent": None, "categories": codes,
+                 "values": values, "created": ts, "updated": ts},
+            )
+        else:
+            self.add(
+                "pim_product",
+                {"identifier": p.sku, "enabled": True, "family": family, "parent": p.parent_sku,
+                 "categories": codes, "values": values, "created": ts, "updated": ts},
+            )
+
+        for image in p.images:
+            checksum, width, height = self.blob(image.path)
+            self.asset_seq += 1
+            n = derive.stable_int("rights", p.sku, image.path)
+            self.add(
+                "dam_asset",
+                {
+                    "id": f"AST-{self.asset_seq:07d}",
+                    "sku": p.sku,
+                    "role": image.role,
+                    "status": AssetStatus.APPROVED.value,
+                    "valid_from": ts - timedelta(days=30 + n % 60),
+                    "valid_to": None,
+                    "rights_expires_at": ts + timedelta(days=365 + n % 730),
+                    "rights_regions": RIGHTS_REGIONS,
+                    "version": 1,
+                    "checksum": checksum,
+                    "width": width,
+                    "height": height,
+                    "filename": image.filename,
+                    "updated_at": ts,
+                },
+            )
+
+        if p.product_type != "configurable" and derive.stable_int("supplier", p.sku) % SUPPLIER_SHARE == 0:
+            self.submission_seq += 1
+            n = derive.stable_int("submission", p.sku)
+            text = p.name or p.sku
+            self.add(
+                "supplier_submission",
+                {
+                    "id": f"SUB-{self.submission_seq:06d}",
+                    "supplier": rec["vendor_name"],
+                    "sku": p.sku,
+                    "submitted_at": ts - timedelta(hours=1 + n % 72),
+                    "changes": {"short_description": f"{text}, as described by its maker."},
+                    # a supplier's own flag lags the ERP: most say active, some still say inactive
+                    "lifecycle_flag": "inactive" if n % 5 == 0 else "active",
+                    "status": "pending",
+                    "reason": None,
+                    "decided_at": None,
+                },
+            )
+
+    def finish(self) -> None:
+        for _code, cat in sorted(self.categories.items()):
+            self.add("pim_category", cat)
+        for (family, code), axes in sorted(self.family_variants.items()):
+            self.add("pim_family_variant", {"family": family, "code": code, "axes": axes})
+        for loc_id, name, erp_loc in STOREFRONT_LOCATIONS:
+            self.add("storefront_location", {"id": loc_id, "name": name, "erp_location": erp_loc})
+        self.flush()
+
+
+def load_catalog(
+    engine: Engine,
+    catalog: Catalog | str | Path,
+    scale: int | None = None,
+    as_of: datetime = SEED_EPOCH,
+) -> LoadSummary:
+    """Load a catalog (or ``scale`` SKUs made from it) into empty sandbox systems; returns what was written."""
+    started = time.perf_counter()
+    source = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
+    loader = _Loader(engine, source, as_of)
+    products: Iterable[CatalogProduct] = scale_catalog(source, scale) if scale else source.products
+    pending = 0
+    for product in products:
+        loader.product(product)
+        pending += 1
+        if pending >= BATCH:
+            loader.flush()
+            pending = 0
+    loader.finish()
+    return LoadSummary(
+        counts=loader.counts,
+        issues=[str(i) for i in source.issues[:50]],
+        issue_count=len(source.issues),
+        seconds=time.perf_counter() - started,
+    )

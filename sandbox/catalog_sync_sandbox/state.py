@@ -1,0 +1,181 @@
+"""The running sandbox's shared state: database engine, run-time settings, limits, write lock, change feed."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, func, select
+
+from catalog_sync_sandbox import db
+
+#: The credentials every fresh sandbox accepts, per system, in the field names of
+#: ``catalog_sync.connectors.credentials``. They guard nothing real: the sandbox binds to loopback.
+DEFAULT_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
+    "erp": {"api_key": "erp-sandbox-key"},
+    "pim": {
+        "client_id": "catalog_sync",
+        "client_secret": "pim-sandbox-secret",
+        "username": "catalog_sync",
+        "password": "pim-sandbox-password",
+    },
+    "dam": {"api_key": "dam-sandbox-key"},
+    "storefront": {"access_token": "shpat_sandbox_token"},
+    "supplier": {"api_key": "supplier-sandbox-key"},
+}
+
+#: GraphQL points the storefront restores per REST call it would allow (Shopify's plans keep this ratio).
+GRAPHQL_POINTS_PER_CALL: Final = 50
+
+
+@dataclass
+class SandboxSettings:
+    """Knobs a test turns at run time through ``PUT /_sandbox/settings`` (for example to force token expiry)."""
+
+    token_lifetime_s: int = 3600
+    refresh_token_lifetime_s: int = 14 * 24 * 3600
+    pim_max_concurrent: int = 4
+    pim_rate_per_s: int = 100
+    storefront_bucket_size: int = 40
+    storefront_leak_per_s: float = 2.0
+    render_cache_ttl_s: int = 300
+    webhook_timeout_s: float = 2.0
+    erp_page_max: int = 1000
+    pim_page_max: int = 100
+    pim_batch_max: int = 100
+    storefront_page_max: int = 250
+    dam_page_max: int = 500
+
+    def update(self, changes: dict[str, Any]) -> None:
+        known = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        for name, value in changes.items():
+            current = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"setting {name} needs a non-negative number, got {value!r}")
+            setattr(self, name, type(current)(value))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Bucket:
+    level: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+
+class SandboxState:
+    """Everything the routers share. One per app; thread-safe (sync endpoints run in a thread pool)."""
+
+    def __init__(self, engine: Engine, settings: SandboxSettings | None = None,
+                 credentials: dict[str, dict[str, str]] | None = None) -> None:
+        from catalog_sync_sandbox.faults import FaultRegistry
+        from catalog_sync_sandbox.webhooks import WebhookDispatcher
+
+        self.engine = engine
+        self.settings = settings or SandboxSettings()
+        #: What a reset returns to: the settings the service was started with (e.g. the storefront plan).
+        self.startup_settings = copy.deepcopy(self.settings)
+        self.credentials = copy.deepcopy(credentials or DEFAULT_CREDENTIALS)
+        # one writer at a time: keeps the change feed gap-free and SQLite free of "database is locked"
+        self.write_lock = threading.RLock()
+        self.faults = FaultRegistry()
+        self.webhooks = WebhookDispatcher(self)
+        self._limits = threading.Lock()
+        self._pim_in_flight: dict[str, int] = {}
+        self._pim_window: dict[str, deque[float]] = {}
+        self._buckets: dict[str, _Bucket] = {}
+        self._graphql_buckets: dict[str, _Bucket] = {}
+
+    # -------------------------------------------------------------------------------------------- limits
+    def reset_limits(self) -> None:
+        with self._limits:
+            self._pim_in_flight.clear()
+            self._pim_window.clear()
+            self._buckets.clear()
+            self._graphql_buckets.clear()
+
+    def pim_enter(self, token: str) -> float | None:
+        """Admit one PIM request for ``token``; returns a Retry-After in seconds when it must get 429."""
+        now = time.monotonic()
+        with self._limits:
+            if self._pim_in_flight.get(token, 0) >= self.settings.pim_max_concurrent:
+                return 1.0
+            window = self._pim_window.setdefault(token, deque())
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if self.settings.pim_rate_per_s and len(window) >= self.settings.pim_rate_per_s:
+                return max(0.001, 1.0 - (now - window[0]))
+            window.append(now)
+            self._pim_in_flight[token] = self._pim_in_flight.get(token, 0) + 1
+            return None
+
+    def pim_leave(self, token: str) -> None:
+        with self._limits:
+            left = self._pim_in_flight.get(token, 1) - 1
+            if left <= 0:
+                self._pim_in_flight.pop(token, None)
+            else:
+                self._pim_in_flight[token] = left
+
+    def storefront_call(self, token: str) -> tuple[bool, int, float]:
+        """Leaky bucket per access token: (admitted, level after the call, seconds until one call fits)."""
+        size = self.settings.storefront_bucket_size
+        leak = self.settings.storefront_leak_per_s
+        now = time.monotonic()
+        with self._limits:
+            bucket = self._buckets.setdefault(token, _Bucket(stamp=now))
+            bucket.level = max(0.0, bucket.level - (now - bucket.stamp) * leak)
+            bucket.stamp = now
+            if bucket.level + 1 > size:
+                wait = (bucket.level + 1 - size) / leak if leak else 60.0
+                return False, min(size, int(round(bucket.level))), wait
+            bucket.level += 1
+            return True, int(round(bucket.level)), 0.0
+
+    def storefront_graphql_call(self, token: str, cost: int) -> tuple[bool, dict[str, float]]:
+        """Cost-based bucket of the GraphQL Admin API, per access token: (admitted, throttle status).
+
+        Shopify sizes it by plan at fifty times the REST bucket (standard: 2,000 points restoring 100/s; Plus:
+        20,000 and 1,000/s), so the one plan setting governs both APIs.
+        """
+        size = GRAPHQL_POINTS_PER_CALL * self.settings.storefront_bucket_size
+        restore = GRAPHQL_POINTS_PER_CALL * self.settings.storefront_leak_per_s
+        now = time.monotonic()
+        with self._limits:
+            bucket = self._graphql_buckets.setdefault(token, _Bucket(stamp=now))
+            bucket.level = max(0.0, bucket.level - (now - bucket.stamp) * restore)
+            bucket.stamp = now
+            admitted = bucket.level + cost <= size
+            if admitted:
+                bucket.level += cost
+            status = {"maximumAvailable": float(size), "currentlyAvailable": float(int(size - bucket.level)),
+                      "restoreRate": float(restore)}
+            return admitted, status
+
+    # --------------------------------------------------------------------------------------- change feed
+    def emit_change(self, conn: Connection, topic: str, sku: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
+        """Append one change inside the caller's transaction; the caller holds :attr:`write_lock`.
+
+        The change is delivered to webhook subscribers only after the caller's commit (see :meth:`committed`).
+        """
+        seq = (conn.execute(select(func.max(db.erp_change.c.seq))).scalar() or 0) + 1
+        row = {"seq": seq, "topic": topic, "sku": sku, "data": data, "committed_at": at}
+        conn.execute(db.erp_change.insert().values(**row))
+        return {**row, "committed_at": at.isoformat()}
+
+    def committed(self, changes: list[dict[str, Any]]) -> None:
+        for change in changes:
+            self.webhooks.publish(change)
+
+    def close(self) -> None:
+        self.webhooks.stop()
+        self.engine.dispose()
