@@ -11,11 +11,13 @@ from airflow.sdk import Connection
 
 from catalog_sync.airflow.hooks import (
     HOOKS,
+    STOREFRONT_API_VERSIONS,
     ErpHook,
     PimHook,
     base_url_of,
     client_from_connection,
     credentials_of,
+    storefront_api_version_of,
 )
 from catalog_sync.connectors import ConfigurationError, DamClient, PimClient, StorefrontClient
 from catalog_sync.domain import System
@@ -91,3 +93,20 @@ def test_airflow_settings_carry_the_sandbox_default_credentials() -> None:
     for system, fields in DEFAULT_CREDENTIALS.items():
         for name, value in fields.items():
             assert getattr(by_system[system], name) == value, (system, name)
+
+
+def test_storefront_api_version_must_be_one_the_client_speaks() -> None:
+    def storefront(**extra: str) -> Connection:
+        return Connection(conn_id="shop_eu", conn_type="catalog_sync_storefront", host="h",
+                          password="shpat_1", extra=json.dumps(extra))
+
+    assert storefront_api_version_of(storefront()) == "2026-04"  # the default of the connection form
+    for version in STOREFRONT_API_VERSIONS:
+        assert isinstance(client_from_connection(System.STOREFRONT, storefront(api_version=version)),
+                          StorefrontClient)
+    with pytest.raises(ConfigurationError, match=r"'shop_eu'.*'2024-10'"):
+        client_from_connection(System.STOREFRONT, storefront(api_version="2024-10"))
+    # Only the storefront has the field: other systems ignore the key.
+    dam = Connection(conn_id="d", conn_type="catalog_sync_dam", host="h", password="k",
+                     extra=json.dumps({"api_version": "2024-10"}))
+    assert isinstance(client_from_connection(System.DAM, dam), DamClient)

@@ -1,14 +1,33 @@
 """Thin, stateless Airflow hooks: each turns one Airflow connection into a ``catalog_sync.connectors`` client.
 
-Connection layout (conn ids ``catalog_sync_<system>``):
+Connection types: the package is an Airflow provider (``catalog_sync.airflow.provider``), so each system has
+its own connection type, with its own form in the Airflow UI. The conn ids are ``catalog_sync_<system>``:
 
-* ``schema``: ``http`` or ``https`` (default ``http``); ``host``; ``port``.
+==============================  ===========================  ============================================
+connection type                 hook                         credential fields
+==============================  ===========================  ============================================
+``catalog_sync_erp``            :class:`ErpHook`             password = API key (login hidden)
+``catalog_sync_pim``            :class:`PimHook`             login/password = Akeneo user; ``client_id``,
+                                                             ``client_secret`` = Akeneo API connection
+``catalog_sync_dam``            :class:`DamHook`             password = API key (login hidden)
+``catalog_sync_storefront``     :class:`StorefrontHook`      password = admin access token (login hidden);
+                                                             ``api_version``, ``call_limit_leak_per_s``
+``catalog_sync_supplier``       :class:`SupplierHook`        password = API key (login hidden)
+==============================  ===========================  ============================================
+
+Fields (``extra.*`` are keys of the connection's extra JSON):
+
+* ``schema``: ``http`` or ``https`` (default ``http``); ``host``; ``port`` (empty: the scheme's default).
 * ``extra.path_prefix``: the system's root under the host (``/erp`` on the sandbox, empty on a real system).
-* ERP, DAM, supplier portal: the API key is the ``password``. Storefront: the admin access token is the
-  ``password``. PIM: ``login``/``password`` are the Akeneo user, ``extra.client_id``/``extra.client_secret`` the
-  API connection.
-* Optional tuning in ``extra``: ``connect_timeout``, ``read_timeout``, ``max_concurrency``, ``page_size``,
-  ``batch_size``, ``max_attempts``, ``backoff_base``, ``backoff_cap``.
+* ``extra.api_version`` (storefront only, default ``2026-04``): the Shopify Admin API version the connection
+  is meant for. The client does not switch versions: it speaks REST ``2025-01`` and GraphQL ``2026-04``
+  (``catalog_sync.connectors.storefront``), and any other value is a ConfigurationError naming the connection.
+* ``extra.call_limit_leak_per_s`` (storefront only): the plan's call-limit drain rate (standard 2, Plus 20).
+* Optional tuning in ``extra`` (the JSON box of the form): ``connect_timeout``, ``read_timeout``,
+  ``max_concurrency``, ``page_size``, ``batch_size``, ``max_attempts``, ``backoff_base``, ``backoff_cap``.
+
+The hooks read the fields, not the type: a connection of the former ``http`` type with the same fields keeps
+working. Field-by-field tables with examples: ``docs/connections.md``.
 
 The hooks hold no client between calls: every ``get_conn`` builds a fresh one from the current connection, so a
 rotated secret takes effect on the next task without a restart.
@@ -21,6 +40,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
 
+from catalog_sync.airflow.provider import STOREFRONT_API_VERSION
 from catalog_sync.connectors import (
     CLIENTS,
     ApiKeyCredentials,
@@ -31,7 +51,11 @@ from catalog_sync.connectors import (
     RetryPolicy,
     StorefrontCredentials,
 )
+from catalog_sync.connectors.storefront import API_VERSION, GRAPHQL_VERSION
 from catalog_sync.domain import System
+
+#: The Shopify Admin API versions the storefront client speaks: REST (reads, single writes), GraphQL (bulk writes).
+STOREFRONT_API_VERSIONS = (API_VERSION, GRAPHQL_VERSION)
 
 
 def base_url_of(conn: Any) -> str:
@@ -89,13 +113,31 @@ def credentials_of(system: System, conn: Any) -> Any:
     return ApiKeyCredentials(secret)
 
 
+def storefront_api_version_of(conn: Any) -> str:
+    """The storefront connection's ``extra.api_version`` (default ``2026-04``); refused unless the client speaks it.
+
+    The client's versions are fixed in code, so a connection set up for another version would silently talk to
+    an API it was not meant for: better to stop with the connection named.
+    """
+    wanted = str(conn.extra_dejson.get("api_version") or STOREFRONT_API_VERSION).strip()
+    if wanted not in STOREFRONT_API_VERSIONS:
+        spoken = " and ".join(STOREFRONT_API_VERSIONS)
+        raise ConfigurationError(
+            f"connection {conn.conn_id!r}: api_version {wanted!r} is not a Shopify Admin API version the "
+            f"storefront client speaks ({spoken})"
+        )
+    return wanted
+
+
 def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
     """A ready client for ``system`` from an Airflow ``Connection`` (no Airflow call: easy to test)."""
     defaults = {"max_concurrency": 4}
     options = options_of(conn.extra_dejson, on_attempt, **defaults)
     kwargs: dict[str, Any] = {}
-    if system is System.STOREFRONT and conn.extra_dejson.get("call_limit_leak_per_s"):
-        kwargs["leak_per_second"] = float(conn.extra_dejson["call_limit_leak_per_s"])
+    if system is System.STOREFRONT:
+        storefront_api_version_of(conn)
+        if conn.extra_dejson.get("call_limit_leak_per_s"):
+            kwargs["leak_per_second"] = float(conn.extra_dejson["call_limit_leak_per_s"])
     return CLIENTS[system](base_url_of(conn), credentials_of(system, conn), options, **kwargs)
 
 
@@ -103,7 +145,7 @@ class CatalogSyncHook(BaseHook):
     """Base of the per-system hooks. ``get_conn()`` returns a new client; close it (or use ``with``) when done."""
 
     conn_name_attr = "conn_id"
-    conn_type = "http"
+    conn_type: ClassVar[str]
     system: ClassVar[System]
     default_conn_name: ClassVar[str]
 
@@ -119,30 +161,35 @@ class CatalogSyncHook(BaseHook):
 class ErpHook(CatalogSyncHook):
     system = System.ERP
     default_conn_name = "catalog_sync_erp"
+    conn_type = "catalog_sync_erp"
     hook_name = "Catalog Sync ERP"
 
 
 class PimHook(CatalogSyncHook):
     system = System.PIM
     default_conn_name = "catalog_sync_pim"
+    conn_type = "catalog_sync_pim"
     hook_name = "Catalog Sync PIM (Akeneo)"
 
 
 class DamHook(CatalogSyncHook):
     system = System.DAM
     default_conn_name = "catalog_sync_dam"
+    conn_type = "catalog_sync_dam"
     hook_name = "Catalog Sync DAM"
 
 
 class StorefrontHook(CatalogSyncHook):
     system = System.STOREFRONT
     default_conn_name = "catalog_sync_storefront"
+    conn_type = "catalog_sync_storefront"
     hook_name = "Catalog Sync storefront (Shopify)"
 
 
 class SupplierHook(CatalogSyncHook):
     system = System.SUPPLIER
     default_conn_name = "catalog_sync_supplier"
+    conn_type = "catalog_sync_supplier"
     hook_name = "Catalog Sync supplier portal"
 
 
