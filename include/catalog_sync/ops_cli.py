@@ -112,7 +112,7 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     from catalog_sync.airflow.systems import configured_systems
     from catalog_sync.flows.replay import ReplayError, replay
 
-    systems = configured_systems()
+    systems = configured_systems(command_line=True)
     try:
         result = replay(args.ids, systems, by=getpass.getuser())
     except ReplayError as exc:
@@ -143,7 +143,7 @@ def _rollback(args: argparse.Namespace) -> int:
             plan = rollback.plan(args.load_id)
             print(json.dumps(plan, indent=2, default=str))
             return 0
-        systems = configured_systems()
+        systems = configured_systems(command_line=True)
         try:
             result = rollback.rollback(args.load_id, systems, by=getpass.getuser())
         finally:

@@ -38,7 +38,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         raise UserError("--threshold is a share between 0 and 1")
     if args.max_deletions < 0:
         raise UserError("--max-deletions must not be negative")
-    systems = configured_systems()
+    systems = configured_systems(command_line=True)
     try:
         result = reconcile.run(systems, apply=not args.no_apply, max_deletions=args.max_deletions,
                                threshold=args.threshold,

@@ -28,7 +28,7 @@ def _explain(args: argparse.Namespace) -> int:
     from catalog_sync.trace import UnknownSku
 
     try:
-        result = explain_configured(args.sku)
+        result = explain_configured(args.sku, command_line=True)
     except UnknownSku as exc:
         raise UserError(str(exc)) from None
     if args.json:

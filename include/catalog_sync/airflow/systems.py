@@ -10,7 +10,9 @@ configured is a ``ConfigurationError`` naming what to fill in.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,11 +25,15 @@ from catalog_sync.flows.systems import Systems
 ORDER = (System.ERP, System.PIM, System.DAM, System.STOREFRONT, System.SUPPLIER)
 
 
-def configured_systems(on_attempt: AttemptCallback | None = None) -> Systems:
-    """The systems from ``CATALOG_SYNC_SYSTEMS_URL`` when it is set, else from the Airflow connections."""
+def configured_systems(on_attempt: AttemptCallback | None = None, *, command_line: bool = False) -> Systems:
+    """The systems from ``CATALOG_SYNC_SYSTEMS_URL`` when it is set, else from the Airflow connections.
+
+    ``command_line``: the caller is a ``catalog-sync`` command, whose stdout is its result; Airflow's log lines
+    then go to stderr.
+    """
     url = os.environ.get("CATALOG_SYNC_SYSTEMS_URL")
     if not url:
-        return systems_from_connections(on_attempt)
+        return systems_from_connections(on_attempt, command_line=command_line)
     path = os.environ.get("CATALOG_SYNC_CREDENTIALS_FILE")
     if not path:
         raise ConfigurationError(
@@ -44,12 +50,14 @@ def configured_systems(on_attempt: AttemptCallback | None = None) -> Systems:
     return Systems.from_base_url(url, creds, on_attempt=on_attempt)
 
 
-def systems_from_connections(on_attempt: AttemptCallback | None = None) -> Systems:
+def systems_from_connections(on_attempt: AttemptCallback | None = None, *, command_line: bool = False) -> Systems:
     """Each system from its Airflow connection (``catalog_sync_<system>``), looked up as Airflow does outside a task:
     environment variables (``AIRFLOW_CONN_...``), the configured secrets backend, then the metadata database."""
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
+    if command_line:
+        _airflow_logs_to_stderr()
     clients: list[Any] = []
     for system in ORDER:
         conn_id = HOOKS[system].default_conn_name
@@ -66,11 +74,23 @@ def systems_from_connections(on_attempt: AttemptCallback | None = None) -> Syste
     return Systems(*clients)
 
 
-def explain_configured(sku: str, hub_url: str | None = None) -> dict[str, Any]:
+def _airflow_logs_to_stderr() -> None:
+    """Importing Airflow sends its log lines (structlog, and the root logger's handler) to stdout. A command's
+    stdout is its result (``--json`` is piped into other tools), so in a ``catalog-sync`` process they go to stderr
+    like the command's own log lines. Never called in the API server, whose logging is Airflow's to configure."""
+    import structlog
+
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=sys.stderr))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(sys.stderr)
+
+
+def explain_configured(sku: str, hub_url: str | None = None, *, command_line: bool = False) -> dict[str, Any]:
     """``catalog_sync.trace.explain_sku`` over the configured systems: the command line's and the UI's trace."""
     from catalog_sync.trace import explain_sku
 
-    systems = configured_systems()
+    systems = configured_systems(command_line=command_line)
     try:
         return explain_sku(sku, systems, hub_url)
     finally:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
-import types
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,9 +45,8 @@ def concrete_routes(letter_id: int) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def fake_trace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stands in for the lead's ``catalog_sync.trace`` so the trace routes have something to render."""
-    module = types.ModuleType("catalog_sync.trace")
-    module.explain_sku = lambda sku: {  # type: ignore[attr-defined]
+    """Stands in for the configured systems' trace so the trace routes have something to render."""
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: {
         "sku": sku,
         "systems": {
             "erp": None,
@@ -64,8 +61,7 @@ def fake_trace(monkeypatch: pytest.MonkeyPatch) -> None:
         "verdict": "ok",
         "last_diagnosis": None,
         "dead_letters": [],
-    }
-    monkeypatch.setitem(sys.modules, "catalog_sync.trace", module)
+    })
 
 
 def test_every_route_is_listed(seeded_hub: dict[str, Any]) -> None:

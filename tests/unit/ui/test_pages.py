@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
+import os
 from pathlib import Path
 from typing import Any
 
@@ -303,9 +302,7 @@ def trace_result(sku: str) -> dict[str, Any]:
 def test_trace_renders_the_chain_and_systems(
     admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = types.ModuleType("catalog_sync.trace")
-    module.explain_sku = trace_result  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "catalog_sync.trace", module)
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", trace_result)
     html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
     assert "MH01-XS-Black is held back: its hero image is not approved in the DAM." in html
     assert 'class="broken first" data-link="dam_assets"' in html
@@ -318,23 +315,24 @@ def test_trace_renders_the_chain_and_systems(
     assert data["broken_link"] == "dam_assets" and data["systems"]["erp"]["password"] == "***"
 
 
-def test_trace_without_the_trace_module(admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "catalog_sync.trace", None)  # makes the import raise ImportError
+def test_trace_without_configured_systems_names_the_connection(admin: Any, hub_url: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("AIRFLOW_CONN_CATALOG_SYNC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("CATALOG_SYNC_SYSTEMS_URL", raising=False)
     resp = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"})
-    assert resp.status_code == 500
-    assert "SKU trace unavailable" in resp.text and "not available in this deployment" in resp.text
-    assert admin.get(f"{PREFIX}/api/trace", params={"sku": "X"}).status_code == 500
+    assert resp.status_code == 502
+    assert "ConfigurationError" in resp.text and "catalog_sync_erp" in resp.text
+    assert "sandbox" not in resp.text
+    assert admin.get(f"{PREFIX}/api/trace", params={"sku": "X"}).status_code == 502
     assert admin.get(f"{PREFIX}/trace").status_code == 200  # the empty form still works
 
 
 def test_trace_when_explain_fails(admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("catalog_sync.trace")
-
     def explode(sku: str) -> dict[str, Any]:
         raise ConnectionError("PIM unreachable")
 
-    module.explain_sku = explode  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "catalog_sync.trace", module)
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", explode)
     resp = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"})
     assert resp.status_code == 502 and "ConnectionError: PIM unreachable" in resp.text
 
