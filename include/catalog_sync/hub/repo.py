@@ -17,7 +17,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, and_, exists, func, select, text, update
+from sqlalchemy import JSON, Table, and_, exists, func, literal_column, select, text, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -343,6 +343,11 @@ def record_audit(session: Session, events: Iterable[dict[str, Any]]) -> int:
 # --- dead letters ---------------------------------------------------------------------------------------------
 
 _DL_KEY = ["flow", "entity", "record_key", "target_system", "reason_kind", "expectation"]
+#: The predicate of the open-letter unique index (models.py), with 'open' written into the SQL. As a bound parameter
+#: it stops matching the index once psycopg 3 has prepared the statement (after 5 runs on a connection) and
+#: PostgreSQL plans it generically (after 5 more): a generic plan cannot prove the predicate, and the INSERT fails
+#: with "no unique or exclusion constraint matching the ON CONFLICT specification".
+_DL_OPEN = DeadLetter.__table__.c.status == literal_column("'open'")
 
 
 def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
@@ -381,7 +386,7 @@ def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
         stmt = insert(table).values(rows[start : start + CHUNK])
         stmt = stmt.on_conflict_do_update(
             index_elements=_DL_KEY,
-            index_where=table.c.status == "open",
+            index_where=_DL_OPEN,
             set_={
                 "attempts": table.c.attempts + 1,
                 "load_id": stmt.excluded.load_id,
