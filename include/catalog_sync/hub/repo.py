@@ -101,7 +101,7 @@ def upsert(
         return len(rows)
     if dialect == "postgresql":
         # SQLAlchemy batches an ON CONFLICT executemany into multi-row statements only with RETURNING (without it,
-        # psycopg2 sends one statement per row).
+        # the driver's executemany sends one statement per row).
         stmt = stmt.returning(*(table.c[k] for k in key))
     for start in range(0, len(rows), EXECUTEMANY_CHUNK):
         session.execute(stmt, list(rows[start : start + EXECUTEMANY_CHUNK]))
@@ -234,17 +234,13 @@ def _copy_rows(session: Session, target: Table, rows: Sequence[dict[str, Any]], 
         write("\t".join([encode(row[name]) for name, encode in pairs]))
         write(fixed)
         write("\n")
-    buf.seek(0)
     names += list(defaults)
     quoted = ", ".join(f'"{n}"' for n in names)
     copy_sql = f'COPY "{into or target.name}" ({quoted}) FROM STDIN'
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if hasattr(cursor, "copy_expert"):  # psycopg2
-            cursor.copy_expert(copy_sql, buf)
-        else:  # psycopg 3
-            with cursor.copy(copy_sql) as copy:
-                copy.write(buf.getvalue())
+        with cursor.copy(copy_sql) as copy:  # psycopg 3, the hub's one PostgreSQL driver (config.py)
+            copy.write(buf.getvalue())
     finally:
         cursor.close()
     return names
