@@ -1,6 +1,6 @@
 """Benchmark 6: hub bulk writes. ``repo.upsert`` (fingerprint rows) and ``RunContext.stage`` (staged records) in
-rows/s, side by side with the raw floor on the same database: psycopg2 ``COPY`` on PostgreSQL, and
-``sqlite3`` ``executemany`` on SQLite. Target: hub rate >= 0.5 x raw rate.
+rows/s, side by side with the raw floor on the same database: ``COPY`` through psycopg 3 (the hub's own driver) on
+PostgreSQL, and ``sqlite3`` ``executemany`` on SQLite. Target: hub rate >= 0.5 x raw rate.
 
 PostgreSQL: the hub tables are created in a private schema (``bench_<pid>``) of the ``test`` database and dropped
 afterwards. The judged raw floor is a COPY into an ordinary table of the same shape and keys in that schema (the
@@ -23,7 +23,7 @@ from typing import Any
 from bench.common import Result, base_args, emit, profiled
 
 TARGET = 0.5
-PG_URL = os.environ.get("CATALOG_SYNC_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("CATALOG_SYNC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def fingerprint_rows(n: int, load_id: str) -> list[dict[str, Any]]:
@@ -119,14 +119,14 @@ def sqlite_raw(path: Path, n: int, repeat: int) -> dict[str, float]:
 
 
 def pg_raw(dsn: str, n: int, repeat: int, persistence: str = "") -> dict[str, float]:
-    """psycopg2 COPY (text format built in Python, inside the timing) into tables of the hub's shape and keys.
+    """psycopg 3 COPY (text format built in Python, inside the timing) into tables of the hub's shape and keys.
 
     ``persistence`` "" makes ordinary (WAL-logged) tables, like the hub's own; "TEMP" makes temporary tables,
     which skip the write-ahead log and so give a floor no durable table can reach.
     """
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(dsn)
+    conn = psycopg.connect(dsn)
     cur = conn.cursor()
     cur.execute("DROP TABLE IF EXISTS raw_fp, raw_staged")
     cur.execute(f"CREATE {persistence} TABLE raw_fp (system varchar(32), entity varchar(32), "
@@ -143,8 +143,8 @@ def pg_raw(dsn: str, n: int, repeat: int, persistence: str = "") -> dict[str, fl
         buf = io.StringIO()
         for line in lines:
             buf.write(line)
-        buf.seek(0)
-        cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT text)", buf)
+        with cur.copy(f"COPY {table} FROM STDIN WITH (FORMAT text)") as cp:
+            cp.write(buf.getvalue())
         conn.commit()
 
     def fp() -> None:
@@ -179,31 +179,34 @@ def main() -> None:
     raw = sqlite_raw(work / "raw.sqlite", n, args.repeat)
     results.append(("sqlite", hub, raw, "sqlite3 executemany"))
     # --- PostgreSQL ---------------------------------------------------------------------------------------------
-    import psycopg2
     from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from catalog_sync.config import normalise_hub_url
 
     schema = f"bench_{os.getpid()}"
-    admin = create_engine(PG_URL)
+    base_url = normalise_hub_url(PG_URL)  # the hub's driver, psycopg 3, on every connection here
+    admin = create_engine(base_url)
     pg_note = None
     try:
         with admin.begin() as c:
             c.execute(text(f"CREATE SCHEMA {schema}"))
-        pg_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        pg_url = f"{base_url}?options=-csearch_path%3D{schema}"
         from catalog_sync.hub.models import Base
 
         eng = create_engine(pg_url)
         Base.metadata.create_all(eng)
         eng.dispose()
         hub = hub_side(pg_url, n, args.repeat, args.profile)
-        dsn = PG_URL.replace("postgresql+psycopg2://", "postgresql://")
+        dsn = make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False)
         raw = pg_raw(f"{dsn}?options=-csearch_path%3D{schema}", n, args.repeat)
         raw_temp = pg_raw(dsn, n, args.repeat, persistence="TEMP")
         hub["temp_floor"] = {"fingerprint_rows_per_s": round(n / raw_temp["fingerprint_s"]),
                              "staged_rows_per_s": round(n / raw_temp["staged_s"]),
                              "upsert_vs_temp": round(raw_temp["fingerprint_s"] / hub["upsert_insert_s"], 2),
                              "stage_vs_temp": round(raw_temp["staged_s"] / hub["stage_s"], 2)}
-        results.append(("postgresql", hub, raw, "psycopg2 COPY into an ordinary table"))
-    except (psycopg2.Error, Exception) as exc:  # noqa: BLE001 - reported, not hidden
+        results.append(("postgresql", hub, raw, "psycopg 3 COPY into an ordinary table"))
+    except Exception as exc:  # noqa: BLE001 - reported, not hidden
         pg_note = f"PostgreSQL side not run: {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         with admin.begin() as c:

@@ -2,6 +2,9 @@
 
 Everything is read from the environment so that Airflow workers, the CLI and the tests agree without a config
 file: ``CATALOG_SYNC_HOME`` (the local state folder) and ``CATALOG_SYNC_HUB_URL`` (a SQLAlchemy URL).
+
+The hub runs on one PostgreSQL driver, psycopg 3 (``postgresql+psycopg://``), in production and in the tests alike:
+a URL without a driver (``postgresql://``, ``postgres://``) is read as psycopg 3, any other driver is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +31,32 @@ def state_dir() -> Path:
 
 def hub_url() -> str:
     """SQLAlchemy URL of the hub database; an embedded SQLite file unless ``CATALOG_SYNC_HUB_URL`` is set."""
-    return os.environ.get("CATALOG_SYNC_HUB_URL") or f"sqlite:///{state_dir() / 'hub.sqlite'}"
+    configured = os.environ.get("CATALOG_SYNC_HUB_URL")
+    return normalise_hub_url(configured) if configured else f"sqlite:///{state_dir() / 'hub.sqlite'}"
+
+
+#: The one form of a PostgreSQL hub URL: SQLAlchemy's psycopg 3 dialect.
+HUB_PG_SCHEME = "postgresql+psycopg"
+
+
+def normalise_hub_url(url: str) -> str:
+    """A hub URL in the form the hub runs on: PostgreSQL through psycopg 3 (other databases pass unchanged).
+
+    ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``. A PostgreSQL URL naming another driver
+    (``postgresql+psycopg2://``, ``+asyncpg``, ``+pg8000``...) raises ValueError, so the hub never runs on a driver
+    that production does not use.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    backend, _, driver = scheme.lower().partition("+")
+    if backend not in ("postgresql", "postgres"):
+        return url
+    if driver in ("", "psycopg"):
+        return f"{HUB_PG_SCHEME}://{rest}"
+    raise ValueError(
+        f"CATALOG_SYNC_HUB_URL: the hub runs on PostgreSQL through psycopg 3 only, not {scheme}://; "
+        f"write {HUB_PG_SCHEME}://user:password@host:port/database (postgresql:// means the same)")
 
 
 def sandbox_db_url() -> str:

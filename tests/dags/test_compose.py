@@ -85,7 +85,7 @@ def test_celery_executor_with_redis_broker_and_postgres_results(services: dict[s
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env[
             "AIRFLOW__CELERY__BROKER_URL"
         ]
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg://")
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags"
     assert services["redis"]["image"].startswith("redis:")
 
@@ -101,6 +101,9 @@ def test_postgres_hosts_the_metadata_and_the_hub_databases(services: dict[str, A
         env = services[name]["environment"]
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow"), name
         assert env["CATALOG_SYNC_HUB_URL"].endswith("@postgres/catalog_sync_hub"), name
+        # one PostgreSQL driver everywhere: psycopg 3
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://"), name
+        assert env["CATALOG_SYNC_HUB_URL"].startswith("postgresql+psycopg://"), name
 
 
 def test_sandbox_serves_on_all_interfaces(services: dict[str, Any]) -> None:

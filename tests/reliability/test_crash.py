@@ -115,7 +115,7 @@ def test_losing_the_hub_mid_run_fails_clearly_and_the_retry_converges(
     expected = baseline(rel_sandbox, small_catalog, tmp_path)
     rel_sandbox.load(str(small_catalog))
     rel_sandbox.settings(**FAST_STOREFRONT)
-    gone = "postgresql+psycopg2://catalog_sync@127.0.0.1:1/hub_is_gone"
+    gone = "postgresql+psycopg://catalog_sync@127.0.0.1:1/hub_is_gone"
     writes = 0
 
     def lose_the_hub(attempt: Attempt) -> None:

@@ -65,6 +65,19 @@ def test_dead_letters_are_idempotent_per_open_reason(hub_url: str) -> None:
         assert repo.resolve_dead_letters(s, [1], "replayed", by="tester") == 0  # already resolved
 
 
+def test_dead_letters_keep_matching_the_open_index_when_the_statement_is_prepared(hub_url: str) -> None:
+    """psycopg 3 prepares a statement after 5 runs on a connection and PostgreSQL then plans it generically: the
+    ON CONFLICT predicate must still match the partial index then (it did not while it was a bound parameter)."""
+    letter = {"load_id": "L1", "flow": "cold_nightly", "entity": "product", "record_key": "MH01-XS-Black",
+              "source_system": "supplier", "target_system": "pim", "reason_kind": "ownership",
+              "expectation": "lifecycle_status", "reason": "owned by erp"}
+    with session_scope(hub_url) as s:  # one connection for every run
+        for _ in range(15):
+            repo.dead_letter(s, [letter])
+    with session_scope(hub_url) as s:
+        assert s.scalars(select(DeadLetter.attempts)).all() == [15]
+
+
 
 def test_the_same_record_twice_in_one_batch_is_one_letter(hub_url: str) -> None:
     """PostgreSQL refuses an upsert that touches one row twice; the batch is collapsed before it is sent."""

@@ -16,8 +16,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One pooled engine per URL and process; ``None`` means the configured hub (read on every call)."""
-    return _engine(url or config.hub_url())
+    """One pooled engine per URL and process; ``None`` means the configured hub (read on every call).
+
+    PostgreSQL URLs go through ``config.normalise_hub_url``: psycopg 3 always, any other driver refused.
+    """
+    return _engine(config.normalise_hub_url(url or config.hub_url()))
 
 
 @lru_cache(maxsize=8)
@@ -58,7 +61,7 @@ def _alembic_config(url: str):  # type: ignore[no-untyped-def]
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     # '%' is Alembic's interpolation character; URLs may contain it (escaped passwords).
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", config.normalise_hub_url(url).replace("%", "%%"))
     return cfg
 
 

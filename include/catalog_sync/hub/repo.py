@@ -17,7 +17,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, and_, exists, func, select, text, update
+from sqlalchemy import JSON, Table, and_, exists, func, literal_column, select, text, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -101,7 +101,7 @@ def upsert(
         return len(rows)
     if dialect == "postgresql":
         # SQLAlchemy batches an ON CONFLICT executemany into multi-row statements only with RETURNING (without it,
-        # psycopg2 sends one statement per row).
+        # the driver's executemany sends one statement per row).
         stmt = stmt.returning(*(table.c[k] for k in key))
     for start in range(0, len(rows), EXECUTEMANY_CHUNK):
         session.execute(stmt, list(rows[start : start + EXECUTEMANY_CHUNK]))
@@ -234,17 +234,13 @@ def _copy_rows(session: Session, target: Table, rows: Sequence[dict[str, Any]], 
         write("\t".join([encode(row[name]) for name, encode in pairs]))
         write(fixed)
         write("\n")
-    buf.seek(0)
     names += list(defaults)
     quoted = ", ".join(f'"{n}"' for n in names)
     copy_sql = f'COPY "{into or target.name}" ({quoted}) FROM STDIN'
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if hasattr(cursor, "copy_expert"):  # psycopg2
-            cursor.copy_expert(copy_sql, buf)
-        else:  # psycopg 3
-            with cursor.copy(copy_sql) as copy:
-                copy.write(buf.getvalue())
+        with cursor.copy(copy_sql) as copy:  # psycopg 3, the hub's one PostgreSQL driver (config.py)
+            copy.write(buf.getvalue())
     finally:
         cursor.close()
     return names
@@ -343,6 +339,11 @@ def record_audit(session: Session, events: Iterable[dict[str, Any]]) -> int:
 # --- dead letters ---------------------------------------------------------------------------------------------
 
 _DL_KEY = ["flow", "entity", "record_key", "target_system", "reason_kind", "expectation"]
+#: The predicate of the open-letter unique index (models.py), with 'open' written into the SQL. As a bound parameter
+#: it stops matching the index once psycopg 3 has prepared the statement (after 5 runs on a connection) and
+#: PostgreSQL plans it generically (after 5 more): a generic plan cannot prove the predicate, and the INSERT fails
+#: with "no unique or exclusion constraint matching the ON CONFLICT specification".
+_DL_OPEN = DeadLetter.__table__.c.status == literal_column("'open'")
 
 
 def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
@@ -381,7 +382,7 @@ def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
         stmt = insert(table).values(rows[start : start + CHUNK])
         stmt = stmt.on_conflict_do_update(
             index_elements=_DL_KEY,
-            index_where=table.c.status == "open",
+            index_where=_DL_OPEN,
             set_={
                 "attempts": table.c.attempts + 1,
                 "load_id": stmt.excluded.load_id,
