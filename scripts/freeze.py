@@ -17,9 +17,11 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 OWN = {"catalog-sync", "catalog-sync-sandbox"}
 #: Installed in production beside the package though it imports none of them: the Celery executor and its Redis
-#: broker, PostgreSQL for Airflow's metadata, SMTP notifications, object storage and the standard operators.
-DEPLOYMENT = ["apache-airflow-providers-celery", "apache-airflow-providers-postgres", "apache-airflow-providers-smtp",
-              "apache-airflow-providers-standard", "apache-airflow-providers-common-io", "redis"]
+#: broker, SMTP notifications, object storage, the standard operators, and asyncpg (Airflow's async engine on
+#: PostgreSQL). Airflow's metadata and the hub use psycopg 3, a dependency of the package; the postgres provider
+#: (which would add psycopg2) is not installed, as nothing uses its hooks.
+DEPLOYMENT = ["apache-airflow-providers-celery", "apache-airflow-providers-smtp", "apache-airflow-providers-standard",
+              "apache-airflow-providers-common-io", "redis", "asyncpg"]
 #: Never pinned: the installer itself (setuptools is pinned: it builds the packages without isolation).
 INSTALLER = {"pip"}
 

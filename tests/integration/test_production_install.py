@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -62,9 +63,13 @@ def production_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     own_site = Path(subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                             text=True).strip())
     (own_site / "runtime.pth").write_text(f"{overlay}\n")
+    source = root / "source"  # a copy, so the build leaves nothing behind in the checkout
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    shutil.copytree(REPO / "include", source / "include", ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(own_site), str(REPO)],
+         "--target", str(own_site), str(source)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PIP_NO_CACHE_DIR": "1"})
     assert build.returncode == 0, build.stderr[-3000:]
     yield env_dir
