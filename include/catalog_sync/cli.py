@@ -46,8 +46,11 @@ class UserError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from catalog_sync import config
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    config.adopt_local_airflow_home()  # before anything imports Airflow
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

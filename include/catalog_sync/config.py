@@ -29,6 +29,16 @@ def state_dir() -> Path:
     return path
 
 
+def adopt_local_airflow_home() -> None:
+    """Point ``AIRFLOW_HOME`` at the state folder's Airflow home (where ``make run`` keeps it) when it is unset and
+    that home exists, so that ``catalog-sync`` in a checkout reads the same connections as the local Airflow."""
+    if os.environ.get("AIRFLOW_HOME"):
+        return
+    local = state_dir() / "airflow"
+    if (local / "airflow.cfg").is_file():
+        os.environ["AIRFLOW_HOME"] = str(local)
+
+
 def hub_url() -> str:
     """SQLAlchemy URL of the hub database; an embedded SQLite file unless ``CATALOG_SYNC_HUB_URL`` is set."""
     configured = os.environ.get("CATALOG_SYNC_HUB_URL")
