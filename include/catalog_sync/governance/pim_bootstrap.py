@@ -83,7 +83,7 @@ class _Run:
             return
         self.report.changes.extend(change for change, _ in payloads)
         for change, _ in payloads:
-            log.info("pim bootstrap: %s", change)
+            log.debug("pim bootstrap: %s", change)
         if self.report.dry_run:
             return
         results = self.pim.patch_structure(resource, [payload for _, payload in payloads])
