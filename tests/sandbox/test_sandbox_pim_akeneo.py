@@ -9,6 +9,9 @@ from urllib.parse import quote
 
 import requests
 
+from catalog_sync_sandbox.pim import catalog_problems
+from tests.conftest import LUMA, bootstrap_pim
+
 from .helpers import pim, pim_all
 
 API = "/pim/api/rest/v1"
@@ -204,6 +207,17 @@ def test_an_empty_pim_is_a_fresh_akeneo_and_names_nothing_the_model_declares(fre
     # a product naming a family the installation does not have is refused
     line = _patch_lines(sb, h, "products", [{"identifier": "X1", "family": "top"}])[0]
     assert "top" in _refusal(line)
+
+
+def test_the_seeded_content_waits_for_the_bootstrap_and_then_fits_the_structure(fresh_sandbox: Any) -> None:
+    """The seed writes content and the category tree only; the product's bootstrap gives the rest a home."""
+    fresh_sandbox.load(str(LUMA))  # a load alone, without the bootstrap the fixture adds
+    with fresh_sandbox.state.engine.connect() as conn:
+        waiting = catalog_problems(conn)
+    assert len(waiting) == 2026 and all("family" in p for p in waiting[:10])
+    bootstrap_pim(fresh_sandbox)
+    with fresh_sandbox.state.engine.connect() as conn:
+        assert catalog_problems(conn) == []
 
 
 # ------------------------------------------------------------------------------------------ encoded paths
