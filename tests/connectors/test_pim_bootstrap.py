@@ -107,7 +107,8 @@ def test_the_command_bootstraps_the_configured_pim(fresh_sandbox: Any, tmp_path:
     monkeypatch.setenv("CATALOG_SYNC_CREDENTIALS_FILE", str(creds))
     fresh_sandbox.reset()
     assert main(["pim", "bootstrap", "--dry-run", "--json"]) == 0
-    planned = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    planned = json.loads(out[out.index("{\n"):])  # log lines a test run's logging setup may print come first
     assert planned["dry_run"] and planned["changes"] > 0
     assert main(["pim", "bootstrap"]) == 0
     out = capsys.readouterr().out
