@@ -47,7 +47,14 @@ class SandboxProcess:
         return control(self.url, method, path, body, timeout=7200)
 
     def load(self, scale: int | None) -> dict[str, Any]:
-        return self.control("POST", "load", {"catalog": str(LUMA), "scale": scale, "reset": True})
+        """Load the catalog, then create the PIM structure it needs, as ``catalog-sync pim bootstrap`` does."""
+        from catalog_sync.connectors import PimClient
+        from catalog_sync.governance.pim_bootstrap import bootstrap
+
+        summary: dict[str, Any] = self.control("POST", "load", {"catalog": str(LUMA), "scale": scale, "reset": True})
+        with PimClient(f"{self.url}/pim", self.credentials["pim"]) as pim:
+            bootstrap(pim)
+        return summary
 
     def settings(self, **changes: Any) -> Any:
         return self.control("PUT", "settings", changes)

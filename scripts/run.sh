@@ -54,6 +54,9 @@ start_bg sandbox catalog-sync sandbox serve --port "$SANDBOX_PORT" --storefront-
 wait_for "http://127.0.0.1:$SANDBOX_PORT/openapi.json" "the sandbox" 60
 catalog-sync sandbox load --catalog "$CATALOG" --url "http://127.0.0.1:$SANDBOX_PORT"
 
+say "PIM structure (attributes, options, families, channel) from governance/pim_model.yaml"
+catalog-sync pim bootstrap
+
 say "Airflow (standalone) on http://127.0.0.1:$API_PORT"
 start_bg airflow airflow standalone
 wait_for "http://127.0.0.1:$API_PORT/api/v2/monitor/health" "Airflow" 180

@@ -100,6 +100,7 @@ def hub_url(empty_hub_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 #
 #   sandbox          session-scoped, READ-ONLY by convention: never mutate it (use fresh_sandbox for that).
 #   fresh_sandbox    function-scoped: a second server, emptied and reloaded with Luma before each test.
+#   Both have their PIM bootstrapped (bootstrap_pim); a test that loads a sandbox itself calls load_sandbox.
 #   sandbox_faults   function-scoped: set_faults(system, **config) on the shared `sandbox`; cleared afterwards.
 #
 # Each yields a catalog_sync_sandbox.server.SandboxServer: .url (base URL), .credentials ({system: {...}} in the
@@ -109,13 +110,31 @@ def hub_url(empty_hub_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def bootstrap_pim(server: object) -> dict[str, object]:
+    """``catalog-sync pim bootstrap`` against a sandbox: a loaded sandbox's PIM is a fresh Akeneo with content that
+    names attributes, families and options nobody has created yet; the product creates them, as before a first
+    nightly. Returns the bootstrap's report."""
+    from catalog_sync.connectors import PimClient
+    from catalog_sync.governance.pim_bootstrap import bootstrap
+
+    with PimClient(f"{server.url}/pim", server.credentials["pim"]) as pim:  # type: ignore[attr-defined]
+        return bootstrap(pim).as_dict()
+
+
+def load_sandbox(server: object, catalog: Path | str = LUMA, **kwargs: object) -> dict[str, object]:
+    """Empty the sandbox, load ``catalog`` and bootstrap its PIM: the state every flow test starts from."""
+    summary: dict[str, object] = server.load(str(catalog), **kwargs)  # type: ignore[attr-defined]
+    bootstrap_pim(server)
+    return summary
+
+
 def _start_sandbox(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[object]:
     from catalog_sync_sandbox.server import SandboxServer
 
     folder = tmp_path_factory.mktemp(name)
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
     try:
-        server.load(str(LUMA))
+        load_sandbox(server)
         yield server
     finally:
         server.stop()
@@ -134,8 +153,9 @@ def _mutable_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[objec
 
 @pytest.fixture
 def fresh_sandbox(_mutable_sandbox: object) -> object:
-    """A sandbox a test may change freely: emptied, faults and settings reset, Luma reloaded (about a second)."""
-    _mutable_sandbox.load(str(LUMA))  # type: ignore[attr-defined]  # load resets first
+    """A sandbox a test may change freely: emptied, faults and settings reset, Luma reloaded and its PIM
+    bootstrapped (about a second)."""
+    load_sandbox(_mutable_sandbox)  # load resets first
     return _mutable_sandbox
 
 

@@ -19,6 +19,7 @@ from importlib.metadata import entry_points
 COMMAND_MODULES = [
     "catalog_sync.hub.cli",
     "catalog_sync.ops_cli",
+    "catalog_sync.pim_cli",
     "catalog_sync.reconcile_cli",
     "catalog_sync.trace_cli",
 ]

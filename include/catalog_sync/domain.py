@@ -28,6 +28,18 @@ class LifecycleStatus(StrEnum):
     DISCONTINUED = "discontinued"
 
 
+#: The PIM (Akeneo) option code of each lifecycle status. Akeneo codes hold letters, digits and underscores only, so
+#: the ERP's hyphenated values cannot be stored as they are; this is the one table both directions read.
+LIFECYCLE_OPTION_CODES: Final[dict[LifecycleStatus, str]] = {
+    LifecycleStatus.DRAFT: "draft",
+    LifecycleStatus.PRE_ACTIVE: "pre_active",
+    LifecycleStatus.ACTIVE: "active",
+    LifecycleStatus.SEASONAL_HOLD: "seasonal_hold",
+    LifecycleStatus.DISCONTINUED: "discontinued",
+}
+#: The lifecycle status each PIM option code stands for (the inverse of ``LIFECYCLE_OPTION_CODES``).
+LIFECYCLE_BY_OPTION_CODE: Final[dict[str, LifecycleStatus]] = {code: s for s, code in LIFECYCLE_OPTION_CODES.items()}
+
 #: Storefront publication status (Shopify's ProductStatus) the ERP lifecycle maps to.
 STOREFRONT_STATUS: Final[dict[LifecycleStatus, str]] = {
     LifecycleStatus.DRAFT: "draft",

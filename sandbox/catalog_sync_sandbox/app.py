@@ -15,7 +15,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from catalog_sync import config
-from catalog_sync_sandbox import control, dam, db, erp, pim, storefront, storefront_graphql, supplier
+from catalog_sync_sandbox import (
+    control,
+    dam,
+    db,
+    erp,
+    pim,
+    pim_structure,
+    storefront,
+    storefront_graphql,
+    supplier,
+)
 from catalog_sync_sandbox.faults import FaultMiddleware
 from catalog_sync_sandbox.state import SandboxSettings, SandboxState
 
@@ -35,6 +45,8 @@ def create_app(
 ) -> FastAPI:
     engine = db.make_engine(db_url or config.sandbox_db_url())
     db.create_schema(engine)
+    with engine.begin() as conn:
+        pim_structure.install(conn)
     state = SandboxState(engine, settings, credentials)
 
     @asynccontextmanager

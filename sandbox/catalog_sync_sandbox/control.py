@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from catalog_sync.catalog.magento import Catalog, CatalogError, read_catalog
-from catalog_sync_sandbox import db
+from catalog_sync_sandbox import db, pim_structure
 from catalog_sync_sandbox.common import State, error
 from catalog_sync_sandbox.faults import SYSTEMS, FaultConfig
 from catalog_sync_sandbox.scenarios import ScenarioError, catalogue, run_scenario
@@ -66,6 +66,8 @@ def cached_catalog(state: SandboxState, path: str) -> Catalog:
 def reset(state: SandboxState) -> None:
     with state.write_lock:
         db.truncate_all(state.engine)
+        with state.engine.begin() as conn:  # an empty PIM is a fresh Akeneo installation, not a blank database
+            pim_structure.install(conn)
         state.faults.clear()
         state.reset_limits()
         state.settings = copy.deepcopy(state.startup_settings)

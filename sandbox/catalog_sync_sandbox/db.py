@@ -130,19 +130,19 @@ pim_product_model = Table(
     _ts("updated", nullable=False),
     Index("ix_pim_product_model_updated", "updated"),
 )
-pim_family_variant = Table(
-    "pim_family_variant",
+pim_structure = Table(
+    # The catalog structure (attributes, options, groups, families, family variants, categories, channels,
+    # locales, currencies, measurement families), each item in Akeneo's standard format. A fresh sandbox holds what
+    # a fresh Akeneo installation holds (catalog_sync_sandbox.pim_structure.install); the rest arrives through the
+    # API. ``owner`` scopes the codes of options (their attribute) and family variants (their family).
+    "pim_structure",
     metadata,
-    Column("family", String(64), primary_key=True),
-    Column("code", String(128), primary_key=True),
-    Column("axes", JSON, nullable=False),
-)
-pim_category = Table(
-    "pim_category",
-    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("owner", String(100), primary_key=True, default=""),
     Column("code", String(255), primary_key=True),
-    Column("parent", String(255)),
-    Column("labels", JSON, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Column("position", Integer, nullable=False),
+    _ts("updated", nullable=False),
 )
 pim_token = Table(
     "pim_token",

@@ -87,7 +87,7 @@ def _sellable_active() -> Select[Any]:
 
 def _set_pim(state: SandboxState, identifier: str, values: dict[str, list[dict[str, Any]]],
              enabled: bool | None = None) -> None:
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # the PIM keeps dates to the second, as Akeneo does
     with state.write_lock, state.engine.begin() as conn:
         for table, key in ((db.pim_product, "identifier"), (db.pim_product_model, "code")):
             row = conn.execute(select(table.c["values"]).where(table.c[key] == identifier)).first()
@@ -371,7 +371,8 @@ def _descriptions(state: SandboxState, skus: list[str] | None) -> list[dict[str,
                     if (e.get("locale"), e.get("scope")) != (LOCALES[0], CHANNEL)]
             # written straight to the table, as a legacy import would: the PIM API would refuse an empty value
             values["description"] = [*kept, {"locale": LOCALES[0], "scope": CHANNEL, "data": text}]
-            conn.execute(t.update().where(t.c.identifier == sku).values(values=values, updated=datetime.now(UTC)))
+            conn.execute(t.update().where(t.c.identifier == sku).values(
+                values=values, updated=datetime.now(UTC).replace(microsecond=0)))
         out.append({"sku": sku, "pim": {"description": kind, "length": len(text)}})
     return out
 

@@ -4,6 +4,10 @@
   stock per location, prices.
 * PIM: content only (names, descriptions, meta, url keys, categories, colour and size); configurable parents become
   product models with their axes. ERP-owned attributes and ``asset_links`` stay empty: the first sync fills them.
+  The PIM starts as a fresh Akeneo does (``pim_structure.install``); the seed adds the catalog's category tree
+  through the same code as ``PATCH /categories``, and no other structure: the attributes, options, families and
+  family variants the content refers to are the product's to create (``catalog-sync pim bootstrap``), so until it
+  has run the content rows name a structure the PIM does not hold yet.
 * DAM: one asset per image (the export's base image is the hero, additional images the gallery), with the real
   photograph where the catalog ships it and a generated PNG otherwise.
 * Supplier portal: a pending submission for a deterministic ~5% of sellable SKUs.
@@ -25,14 +29,18 @@ from typing import Any, Final
 from sqlalchemy import Engine, insert
 
 from catalog_sync.catalog import derive
-from catalog_sync.catalog.magento import Catalog, CatalogProduct, read_catalog, slugify
+from catalog_sync.catalog.magento import Catalog, CatalogProduct, read_catalog
 from catalog_sync.catalog.scale import scale_catalog
+from catalog_sync.connectors.mapping import category_code
 from catalog_sync.domain import CHANNEL, LOCALES, AssetStatus
-from catalog_sync_sandbox import db
+from catalog_sync.governance.pim_model import load_pim_model
+from catalog_sync_sandbox import db, pim_structure
 from catalog_sync_sandbox.images import ImageBlob, photograph, placeholder_png
 
 #: The instant every seeded record was last updated: fixed, so a re-seed is byte-identical.
 SEED_EPOCH: Final = datetime(2025, 1, 6, tzinfo=UTC)
+#: The channel's category tree a fresh Akeneo has; the catalog's top-level categories hang under it.
+TREE: Final = "master"
 #: ERP warehouse/store codes; the storefront has one location per ERP location (ids 1, 2, 3).
 ERP_LOCATIONS: Final[tuple[str, ...]] = ("DC-EAST", "DC-WEST", "STORE-NYC")
 STOREFRONT_LOCATIONS: Final[tuple[tuple[int, str, str], ...]] = (
@@ -45,26 +53,6 @@ RIGHTS_REGIONS: Final[list[str]] = ["US", "CA", "EU", "UK"]
 SUPPLIER_SHARE: Final = 20
 BATCH: Final = 5000
 
-#: PIM attributes: type, localizable, scopable. The single source for seeding and for PATCH validation.
-PIM_ATTRIBUTES: Final[dict[str, tuple[str, bool, bool]]] = {
-    "name": ("text", True, False),
-    "description": ("textarea", True, True),
-    "short_description": ("textarea", True, True),
-    "meta_title": ("text", True, False),
-    "meta_description": ("textarea", True, False),
-    "url_key": ("text", True, False),
-    "color": ("simpleselect", False, False),
-    "size": ("simpleselect", False, False),
-    "lifecycle_status": ("simpleselect", False, False),
-    "erp_reference_price": ("price_collection", False, False),
-    "asset_links": ("asset_collection", False, False),
-    "upc": ("text", False, False),
-    "uom": ("text", False, False),
-    "weight": ("metric", False, False),
-    "country_of_origin": ("text", False, False),
-    "vendor_name": ("text", False, False),
-    "product_group": ("text", False, False),
-}
 #: Content the export carries, keyed by the PIM attribute that holds it.
 CONTENT: Final[tuple[str, ...]] = (
     "name",
@@ -95,15 +83,13 @@ class LoadSummary:
 
 
 def family_code(product_group: str | None) -> str:
-    return slugify(product_group or "default").replace("-", "_") or "default"
+    """The family the PIM team files a product of this group under: the one the product's declared PIM model
+    gives it, so that the bootstrap creates it."""
+    return load_pim_model().family_for(product_group)
 
 
 def family_variant_code(family: str, axes: Iterable[str]) -> str:
-    return f"{family}_by_{'_'.join(axes)}"
-
-
-def category_code(path: str) -> str:
-    return slugify(path).replace("-", "_")
+    return load_pim_model().family_variant_for(family, list(axes))
 
 
 def pim_value(data: Any, locale: str | None = None, scope: str | None = None) -> dict[str, Any]:
@@ -113,8 +99,9 @@ def pim_value(data: Any, locale: str | None = None, scope: str | None = None) ->
 def content_values(product: CatalogProduct) -> dict[str, list[dict[str, Any]]]:
     """PIM values for the export's content, reference locale first, then each translation."""
     values: dict[str, list[dict[str, Any]]] = {}
+    attributes = load_pim_model().attributes
     for attr in CONTENT:
-        _, localizable, scopable = PIM_ATTRIBUTES[attr]
+        localizable, scopable = attributes[attr].localizable, attributes[attr].scopable
         scope = CHANNEL if scopable else None
         by_locale = {LOCALES[0]: getattr(product, attr)}
         for loc, fields in product.translations.items():
@@ -149,9 +136,9 @@ class _Loader:
         self.blobs: dict[str, tuple[str, int, int]] = {}  # image path -> (checksum, width, height)
         self.blob_checksums: set[str] = set()
         self.categories: dict[str, dict[str, Any]] = {}
-        self.family_variants: dict[tuple[str, str], list[str]] = {}
         self.asset_seq = 0
         self.submission_seq = 0
+        self.issues: list[str] = []
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
@@ -227,19 +214,20 @@ class _Loader:
         family = family_code(p.product_group)
         codes = []
         for path in p.categories:
-            code = category_code(path)
-            codes.append(code)
-            if code not in self.categories:
-                parent = path.rsplit("/", 1)[0] if "/" in path else None
-                self.categories[code] = {
-                    "code": code,
-                    "parent": category_code(parent) if parent else None,
-                    "labels": {LOCALES[0]: path.rsplit("/", 1)[-1]},
-                }
+            parts = [part for part in path.split("/") if part.strip()]
+            for depth in range(1, len(parts) + 1):  # the ancestors too: a category needs its parent
+                code = category_code("/".join(parts[:depth]))
+                if code and code not in self.categories:
+                    self.categories[code] = {
+                        "code": code,
+                        "parent": category_code("/".join(parts[:depth - 1])) if depth > 1 else TREE,
+                        "labels": {LOCALES[0]: parts[depth - 1].strip()},
+                    }
+            if parts and category_code("/".join(parts)):
+                codes.append(category_code("/".join(parts)))
         values = content_values(p)
         if p.product_type == "configurable" and p.axes:
             fv = family_variant_code(family, p.axes)
-            self.family_variants.setdefault((family, fv), list(p.axes))
             self.add(
                 "pim_product_model",
                 {"code": p.sku, "family": family, "family_variant": fv, "parent": None, "categories": codes,
@@ -297,10 +285,16 @@ class _Loader:
             )
 
     def finish(self) -> None:
-        for _code, cat in sorted(self.categories.items()):
-            self.add("pim_category", cat)
-        for (family, code), axes in sorted(self.family_variants.items()):
-            self.add("pim_family_variant", {"family": family, "code": code, "axes": axes})
+        self.flush()
+        # The category tree, as the PIM team builds it: through the same validation as PATCH /categories, parents
+        # first, under the channel's tree. A path Akeneo cannot take is reported, never fatal.
+        with self.engine.begin() as conn:
+            for cat in self.categories.values():
+                try:
+                    pim_structure.upsert_category(conn, cat, at=self.as_of)
+                except pim_structure.Invalid as exc:
+                    self.issues.append(f"category {cat['code']!r} not created in the PIM: {exc.message}")
+        self.counts["pim_category"] = len(self.categories)
         for loc_id, name, erp_loc in STOREFRONT_LOCATIONS:
             self.add("storefront_location", {"id": loc_id, "name": name, "erp_location": erp_loc})
         self.flush()
@@ -315,6 +309,8 @@ def load_catalog(
     """Load a catalog (or ``scale`` SKUs made from it) into empty sandbox systems; returns what was written."""
     started = time.perf_counter()
     source = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
+    with engine.begin() as conn:
+        pim_structure.install(conn, at=as_of)
     loader = _Loader(engine, source, as_of)
     products: Iterable[CatalogProduct] = scale_catalog(source, scale) if scale else source.products
     pending = 0
@@ -327,7 +323,7 @@ def load_catalog(
     loader.finish()
     return LoadSummary(
         counts=loader.counts,
-        issues=[str(i) for i in source.issues[:50]],
-        issue_count=len(source.issues),
+        issues=([str(i) for i in source.issues] + loader.issues)[:50],
+        issue_count=len(source.issues) + len(loader.issues),
         seconds=time.perf_counter() - started,
     )

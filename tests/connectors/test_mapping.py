@@ -5,9 +5,13 @@ from __future__ import annotations
 from catalog_sync.connectors.base import Stream
 from catalog_sync.connectors.erp import ITEMS
 from catalog_sync.connectors.mapping import (
+    AKENEO_WEIGHT_UNITS,
     akeneo_product_to_canonical,
+    asset_code,
+    asset_id_from_code,
     canonical_to_akeneo_product,
     canonical_to_akeneo_product_model,
+    canonical_to_akeneo_values,
     canonical_to_erp_item,
     canonical_to_shopify_product,
     category_code,
@@ -16,8 +20,10 @@ from catalog_sync.connectors.mapping import (
     shopify_product_to_canonical,
     storefront_handle,
 )
+from catalog_sync.connectors.pim import identifier_in, path_segment, search_updated_after
 from catalog_sync.connectors.storefront import idempotency_key, product_differences
-from catalog_sync.domain import PRODUCT_FIELDS
+from catalog_sync.domain import LIFECYCLE_OPTION_CODES, PRODUCT_FIELDS, LifecycleStatus
+from catalog_sync.governance.pim_model import is_code
 
 ERP_ITEM = {
     "sku": "MH01-XS-Black",
@@ -89,12 +95,17 @@ def test_canonical_to_akeneo_product_values_locales_and_scope() -> None:
         {"locale": "fr_FR", "scope": "ecommerce", "data": "<p>Chaud.</p>"},
     ]
     assert values["erp_reference_price"] == [
-        {"locale": None, "scope": None, "data": [{"amount": 52.0, "currency": "USD"}]}
+        {"locale": None, "scope": None, "data": [{"amount": "52", "currency": "USD"}]}
     ]
-    assert values["asset_links"][0]["data"] == ["A-1", "A-2"]
-    assert values["weight"] == [{"locale": None, "scope": None, "data": {"amount": 1.2, "unit": "lb"}}]
-    family = canonical_to_akeneo_product({**_enriched(), "product_group": "Hoodies & Sweats"})["family"]
-    assert family == "hoodies_sweats"  # the product group, as a code, when no family is given
+    # text of Akeneo-valid asset codes, one per line (Community Edition has no asset collections)
+    assert values["asset_links"] == [{"locale": None, "scope": None, "data": "A_2D1\nA_2D2"}]
+    # the canonical unit after the master-data gate is "lbs": it goes out as Akeneo's POUND, the amount as text
+    assert canonical_to_akeneo_values({"weight": 1.2, "weight_unit": "lbs"})["weight"] == [
+        {"locale": None, "scope": None, "data": {"amount": "1.2", "unit": "POUND"}}]
+    assert values["lifecycle_status"] == [{"locale": None, "scope": None, "data": "active"}]
+    # the declared model's family for the product group; an unlisted group goes to the default family
+    assert canonical_to_akeneo_product({**_enriched(), "product_group": "Top"})["family"] == "top"
+    assert canonical_to_akeneo_product({**_enriched(), "product_group": "Hoodies & Sweats"})["family"] == "general"
     assert "meta_title" not in values  # None is left out, never sent as an erasing null
 
 
@@ -103,7 +114,7 @@ def test_inactive_lifecycle_disables_the_pim_product() -> None:
 
 
 def test_akeneo_round_trip_for_reconciliation() -> None:
-    record = _enriched()
+    record = {**_enriched(), "weight_unit": "lbs", "lifecycle_status": "pre-active"}
     paths = {category_code(p): p for p in record["categories"]}
     back = akeneo_product_to_canonical(canonical_to_akeneo_product(record), category_paths=paths)
     for field in ("sku", "parent_sku", "name", "description", "url_key", "color", "size", "categories", "category",
@@ -115,8 +126,11 @@ def test_akeneo_round_trip_for_reconciliation() -> None:
 def test_product_model_drops_axis_values_and_names_family_variant() -> None:
     parent = {**_enriched(), "sku": "MH01", "parent_sku": None, "product_type": "configurable",
               "axes": ["size", "color"]}
-    model = canonical_to_akeneo_product_model(parent, family="clothing")
-    assert model["code"] == "MH01" and model["family_variant"] == "clothing_by_size_color"
+    model = canonical_to_akeneo_product_model(parent, family="top")
+    assert model["code"] == "MH01" and model["family_variant"] == "top_by_size_color"
+    # axes the model declares no variant for fall back to the family's first variant (one that exists)
+    assert canonical_to_akeneo_product_model({**parent, "axes": ["material"]}, family="bag")["family_variant"] == \
+        "bag_by_size_color"
     assert "size" not in model["values"] and "color" not in model["values"] and "name" in model["values"]
     back = akeneo_product_to_canonical(model, axes=["size", "color"])
     assert back["sku"] == "MH01" and back["product_type"] == "configurable" and back["axes"] == ["size", "color"]
@@ -187,3 +201,56 @@ def test_stream_schema_finds_malformed_records() -> None:
     assert composite.key_of({"sku": "A", "location": "WH1"}) == "A/WH1"
     assert composite.key_of("garbage", 3) == "<stock #3>"
     assert ITEMS.problems({**ERP_ITEM, "weight": True})  # a bool is not an object
+
+
+def test_every_lifecycle_status_goes_to_the_pim_as_a_valid_option_code_and_comes_back() -> None:
+    # Akeneo option codes are letters, digits and underscores: "pre-active" and "seasonal-hold" cannot be stored
+    for status in LifecycleStatus:
+        sent = canonical_to_akeneo_values({"lifecycle_status": status.value})["lifecycle_status"][0]["data"]
+        assert sent == LIFECYCLE_OPTION_CODES[status] and is_code(sent), status
+        back = akeneo_product_to_canonical({"identifier": "X", "values": {"lifecycle_status": [
+            {"locale": None, "scope": None, "data": sent}]}})
+        assert back["lifecycle_status"] == status.value
+    assert canonical_to_akeneo_values({"lifecycle_status": "pre-active"})["lifecycle_status"][0]["data"] == \
+        "pre_active"
+    # a value outside the table reaches the PIM as it is, for the PIM to refuse and the record to be dead-lettered
+    assert canonical_to_akeneo_values({"lifecycle_status": "zombie"})["lifecycle_status"][0]["data"] == "zombie"
+
+
+def test_weights_go_out_in_akeneo_units_and_read_back_canonical() -> None:
+    for canonical, akeneo in AKENEO_WEIGHT_UNITS.items():
+        sent = canonical_to_akeneo_values({"weight": 1.5, "weight_unit": canonical})["weight"][0]["data"]
+        assert sent == {"amount": "1.5", "unit": akeneo}
+        # Akeneo answers amounts with its four decimals
+        back = akeneo_product_to_canonical({"identifier": "X", "values": {"weight": [
+            {"locale": None, "scope": None, "data": {"amount": "1.5000", "unit": akeneo}}]}})
+        assert (back["weight"], back["weight_unit"]) == (1.5, canonical)
+    assert canonical_to_akeneo_values({"weight": 0.1 + 0.2, "weight_unit": "kg"})["weight"][0]["data"]["amount"] \
+        == "0.30000000000000004"  # exactly the float the ERP sent: no rounding in the mapping
+    assert "lbs" not in AKENEO_WEIGHT_UNITS.values()
+
+
+def test_asset_codes_are_akeneo_codes_and_name_their_dam_asset_again() -> None:
+    ids = ["AST-0000001", "SEA-000000123456", "a_b", "x.y/z", "é", "A_2D", "_"]
+    for asset_id in ids:
+        code = asset_code(asset_id)
+        assert is_code(code), code
+        assert asset_id_from_code(code) == asset_id
+    assert asset_code("AST-0000001") == "AST_2D0000001"
+    assert len({asset_code(a) for a in ids}) == len(ids)  # two ids never share a code
+    back = akeneo_product_to_canonical({"identifier": "X", "values": {"asset_links": [
+        {"locale": None, "scope": None, "data": "AST_2D0000001\nSEA_2D1"}]}})
+    assert back["asset_links"] == ["AST-0000001", "SEA-1"]
+    assert canonical_to_akeneo_values({"asset_links": []})["asset_links"] == [
+        {"locale": None, "scope": None, "data": None}]  # no asset left: the value is erased, not set to ""
+
+
+def test_pim_search_filters_and_paths_are_the_ones_akeneo_documents() -> None:
+    # "YYYY-MM-DD hh:mm:ss" in UTC, never ISO with a "T", a zone or microseconds; one second early (Akeneo's
+    # "updated" has whole seconds and the filter is a strict ">")
+    assert search_updated_after("2026-03-01T10:00:05.123456+00:00") == {
+        "updated": [{"operator": ">", "value": "2026-03-01 10:00:04"}]}
+    assert search_updated_after("2026-03-01T12:00:05+02:00")["updated"][0]["value"] == "2026-03-01 10:00:04"
+    assert identifier_in(["MH01", "MH02"]) == {"identifier": [{"operator": "IN", "value": ["MH01", "MH02"]}]}
+    assert [path_segment(s) for s in ("A/B", "A?B", "A#B", "A%B", "A B")] == [
+        "A%2FB", "A%3FB", "A%23B", "A%25B", "A%20B"]

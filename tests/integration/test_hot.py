@@ -20,7 +20,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, DqKpi, FieldDelta, SyncRun
-from tests.conftest import LUMA
+from tests.conftest import load_sandbox
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Baseline:
 def baseline(_mutable_sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baseline]:
     """Luma in the sandbox and published to the storefront by the cold flow (products, variants, ExternalIds)."""
     server = _mutable_sandbox
-    server.load(str(LUMA))
+    load_sandbox(server)
     server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
     hub = f"sqlite:///{tmp_path_factory.mktemp('hot-hub') / 'hub.sqlite'}"
     migrate(hub)

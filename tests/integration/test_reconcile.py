@@ -28,7 +28,7 @@ from catalog_sync.flows import cold, reconcile
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, Drift, FieldDelta, StagedRecord, SyncRun
-from tests.conftest import LUMA, PG_URL, pg_schema_url
+from tests.conftest import PG_URL, load_sandbox, pg_schema_url
 
 EDITED_PRICE_SKU = "24-MB02"  # a simple bag: its PIM copy of the reference price is edited behind the ERP's back
 DELETED_SKU = "24-MB01"  # a simple bag deleted from the ERP
@@ -98,7 +98,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         mp.setenv("CATALOG_SYNC_HUB_URL", hub_url)
         _engine.cache_clear()
         migrate(hub_url)
-        server.load(str(LUMA))
+        load_sandbox(server)
         server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
         systems = Systems.from_base_url(server.url, server.credentials)
         story = Story(server, systems, f"http://127.0.0.1:{inbox.server_address[1]}/hook", _Inbox.received)

@@ -21,7 +21,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import DeadLetter, SyncRun
 from catalog_sync.trace import REPAIRS, explain_sku, rendition
-from tests.conftest import LUMA
+from tests.conftest import load_sandbox
 
 #: Where the session keeps the published sandbox: on pytest's config, because this module is imported under two
 #: names when ``test_trace`` imports it (a module-level cache would be built twice).
@@ -43,7 +43,7 @@ def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathF
     folder: Path = tmp_path_factory.mktemp("republish-baseline")
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
     config.add_cleanup(server.stop)
-    server.load(str(LUMA))
+    load_sandbox(server)
     server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
     hub = f"sqlite:///{folder / 'hub.sqlite'}"
     migrate(hub)

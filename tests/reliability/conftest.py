@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LUMA, PG_URL, pg_schema_url
+from tests.conftest import LUMA, PG_URL, load_sandbox, pg_schema_url
 
 #: The storefront's Shopify-like 2 calls/s bucket would make a 2k-SKU run last an hour; tests lift it.
 FAST_STOREFRONT = {"storefront_bucket_size": 100000, "storefront_leak_per_s": 10000}
@@ -41,7 +41,7 @@ def rel_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def luma_sandbox(rel_sandbox: Any) -> Any:
-    rel_sandbox.load(str(LUMA))
+    load_sandbox(rel_sandbox, LUMA)
     rel_sandbox.settings(**FAST_STOREFRONT)
     yield rel_sandbox
     rel_sandbox.clear_faults()

@@ -22,6 +22,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.quality.gate import GateFailed
+from tests.conftest import load_sandbox
 from tests.reliability.conftest import FAST_STOREFRONT
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
@@ -124,7 +125,7 @@ def test_cold_flow_dead_letters_what_it_cannot_deliver_and_loses_nothing(
 ) -> None:
     extra = generated(tmp_path)
     loadable = [s for s in FILES + SPEC["generated"] if s["outcome"] in {"issue", "dead_letter", "clean"}]
-    rel_sandbox.load(str(_batch(tmp_path / "batch", loadable, extra)))
+    load_sandbox(rel_sandbox, _batch(tmp_path / "batch", loadable, extra))
     rel_sandbox.settings(**FAST_STOREFRONT)
     systems = Systems.from_base_url(rel_sandbox.url, rel_sandbox.credentials)
     try:
@@ -158,7 +159,7 @@ def test_cold_flow_dead_letters_what_it_cannot_deliver_and_loses_nothing(
 
 def test_malformed_skus_stop_the_run_with_the_field_named(rel_sandbox: Any, hub_url: str, tmp_path: Path) -> None:
     stops = [s for s in FILES if s["outcome"] == "stop"]
-    rel_sandbox.load(str(_batch(tmp_path / "batch", stops, {})))
+    load_sandbox(rel_sandbox, _batch(tmp_path / "batch", stops, {}))
     systems = Systems.from_base_url(rel_sandbox.url, rel_sandbox.credentials)
     try:
         with pytest.raises(GateFailed, match="sku_format"):

@@ -27,7 +27,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import SyncState
-from tests.conftest import REPO
+from tests.conftest import REPO, load_sandbox
 from tests.reliability.conftest import FAST_STOREFRONT
 
 RUN_ID = "scheduled__crash"
@@ -35,7 +35,7 @@ LOAD_ID = f"cold_data_nightly:{RUN_ID}"
 
 
 def load(server: Any, catalog: Path) -> Systems:
-    server.load(str(catalog))
+    load_sandbox(server, catalog)
     server.settings(**FAST_STOREFRONT)
     return Systems.from_base_url(server.url, server.credentials)
 
@@ -113,7 +113,7 @@ def test_losing_the_hub_mid_run_fails_clearly_and_the_retry_converges(
     rel_sandbox: Any, small_catalog: Path, hub_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     expected = baseline(rel_sandbox, small_catalog, tmp_path)
-    rel_sandbox.load(str(small_catalog))
+    load_sandbox(rel_sandbox, small_catalog)
     rel_sandbox.settings(**FAST_STOREFRONT)
     gone = "postgresql+psycopg://catalog_sync@127.0.0.1:1/hub_is_gone"
     writes = 0

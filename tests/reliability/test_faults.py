@@ -31,7 +31,7 @@ from catalog_sync.flows import hot
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import migrate
 from catalog_sync_sandbox.faults import SYSTEMS
-from tests.conftest import LUMA
+from tests.conftest import LUMA, load_sandbox
 from tests.reliability.conftest import FAST_STOREFRONT
 
 FAULTS: dict[str, Any] = {
@@ -86,7 +86,7 @@ class Outcome:
 
 def scenario(server: Any, hub: str, *, faults: dict[str, Any] | None, scale: int | None = None) -> Outcome:
     """Load the catalog, run cold (retried), burst ERP changes, run hot (twice), and read the end state."""
-    server.load(str(LUMA), scale=scale)
+    load_sandbox(server, LUMA, scale=scale)
     server.settings(**FAST_STOREFRONT)
     os.environ["CATALOG_SYNC_HUB_URL"] = hub
     migrate(hub)

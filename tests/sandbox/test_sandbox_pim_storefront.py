@@ -85,7 +85,7 @@ def test_pim_patch_collection_reports_one_line_per_item(fresh_sandbox: Any) -> N
                                                                             "data": [{"amount": "52.00",
                                                                                       "currency": "USD"}]}],
                                                    "asset_links": [{"locale": None, "scope": None,
-                                                                    "data": ["AST-0000001"]}]}},
+                                                                    "data": "AST_2D0000001"}]}},
         {"identifier": "NEW-SKU-1", "family": "top", "values": {"name": [{"locale": "en_US", "scope": None,
                                                                           "data": "New"}]}},
         {"identifier": "MH01-XS-Gray", "values": {"fabric": [{"locale": None, "scope": None, "data": "wool"}]}},
@@ -112,7 +112,7 @@ def test_pim_patch_collection_reports_one_line_per_item(fresh_sandbox: Any) -> N
                           timeout=10).status_code == 415
     single = requests.patch(f"{sb.url}{API}/product-models/MH01", headers=h, timeout=10,
                             json={"code": "MH01", "values": {"lifecycle_status": [{"locale": None, "scope": None,
-                                                                                    "data": "seasonal-hold"}]}})
+                                                                                    "data": "seasonal_hold"}]}})
     assert single.status_code == 204
 
 

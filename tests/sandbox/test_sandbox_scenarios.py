@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from catalog_sync_sandbox.scenarios import SCENARIOS
-from tests.conftest import LUMA
+from tests.conftest import load_sandbox
 
 from .helpers import dam, erp, pim, shop, supplier
 
@@ -37,7 +37,7 @@ def test_scenarios_are_listed_with_their_symptom(sandbox: Any) -> None:
 
 def test_scenarios_pick_the_same_skus_every_time(fresh_sandbox: Any) -> None:
     first = fresh_sandbox.scenario("uom_spelling_variants")["skus"]
-    fresh_sandbox.load(str(LUMA))
+    load_sandbox(fresh_sandbox)
     assert fresh_sandbox.scenario("uom_spelling_variants")["skus"] == first
 
 

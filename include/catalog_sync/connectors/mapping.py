@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from catalog_sync.domain import CHANNEL, LOCALES, PRODUCT_FIELDS, STOREFRONT_STATUS, LifecycleStatus
+from catalog_sync.domain import (
+    CHANNEL,
+    LIFECYCLE_BY_OPTION_CODE,
+    LIFECYCLE_OPTION_CODES,
+    LOCALES,
+    PRODUCT_FIELDS,
+    STOREFRONT_STATUS,
+    LifecycleStatus,
+)
+from catalog_sync.governance.pim_model import load_pim_model
 
 Canonical = dict[str, Any]
 
@@ -47,6 +57,11 @@ METAFIELD_NAMESPACE: Final[str] = "catalog_sync"
 #: Shopify's weight units (it knows no others) by canonical weight unit, and back.
 SHOPIFY_WEIGHT_UNITS: Final[dict[str, str]] = {"g": "g", "kg": "kg", "oz": "oz", "lbs": "lb"}
 CANONICAL_WEIGHT_UNITS: Final[dict[str, str]] = {v: k for k, v in SHOPIFY_WEIGHT_UNITS.items()}
+#: Akeneo's unit codes (the standard "Weight" measurement family) by canonical weight unit, and back. A metric
+#: value in any other unit is refused by Akeneo, so a unit outside this table reaches the PIM as it is and the
+#: record is dead-lettered with the PIM's reason.
+AKENEO_WEIGHT_UNITS: Final[dict[str, str]] = {"g": "GRAM", "kg": "KILOGRAM", "oz": "OUNCE", "lbs": "POUND"}
+CANONICAL_WEIGHT_UNITS_FROM_AKENEO: Final[dict[str, str]] = {v: k for k, v in AKENEO_WEIGHT_UNITS.items()}
 
 
 def empty_record() -> Canonical:
@@ -147,8 +162,88 @@ def _value(data: Any, locale: str | None = None, scope: str | None = None) -> di
     return {"locale": locale, "scope": scope, "data": data}
 
 
+def _decimal_text(value: Any) -> Any:
+    """A number as Akeneo writes decimals (a string, so ``1.1`` never travels as ``1.1000000000000001``)."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return value  # not a number: the PIM refuses it and the record is dead-lettered with its reason
+    text = format(number.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def lifecycle_option_code(status: Any) -> Any:
+    """The PIM option code of an ERP lifecycle status (``"pre-active"`` -> ``"pre_active"``); an unknown value is
+    passed on unchanged, for the PIM to refuse."""
+    try:
+        return LIFECYCLE_OPTION_CODES[LifecycleStatus(status)]
+    except ValueError:
+        return status
+
+
+def lifecycle_from_option_code(code: Any) -> Any:
+    """The canonical lifecycle status of a PIM option code; a code outside the table is returned as it is."""
+    status = LIFECYCLE_BY_OPTION_CODE.get(str(code)) if code is not None else None
+    return status.value if status is not None else code
+
+
+def asset_code(asset_id: str) -> str:
+    """An Akeneo-valid code for a DAM asset id: letters and digits kept, every other byte of its UTF-8 spelling
+    written as ``_`` and two upper-case hex digits (``"AST-0000001"`` -> ``"AST_2D0000001"``).
+
+    Reversible by :func:`asset_id_from_code`, so the PIM never needs a look-up table to name the DAM's asset.
+    """
+    out = []
+    for ch in str(asset_id):
+        if ch.isascii() and ch.isalnum():
+            out.append(ch)
+        else:
+            out.extend(f"_{byte:02X}" for byte in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def asset_id_from_code(code: str) -> str:
+    """The DAM asset id an :func:`asset_code` stands for; raises ``ValueError`` for a malformed code."""
+    raw = bytearray()
+    i = 0
+    while i < len(code):
+        if code[i] == "_":
+            digits = code[i + 1:i + 3]
+            if len(digits) != 2 or not all(c in "0123456789ABCDEF" for c in digits):
+                raise ValueError(f"not an asset code: {code!r}")
+            raw.append(int(digits, 16))
+            i += 3
+        else:
+            raw.extend(code[i].encode("utf-8"))
+            i += 1
+    return raw.decode("utf-8")
+
+
+def akeneo_asset_links(asset_ids: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The ``asset_links`` value for DAM asset ids: a text attribute holding one asset code per line (Community
+    Edition has no asset collections, docs/adr/0005); no asset erases the value."""
+    codes = [asset_code(a) for a in asset_ids or []]
+    return [_value("\n".join(codes) if codes else None)]
+
+
+def _asset_ids(data: Any) -> list[str] | None:
+    if data is None:
+        return None
+    ids = []
+    for line in str(data).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            ids.append(asset_id_from_code(line))
+        except ValueError:
+            ids.append(line)  # typed in by hand in the PIM: kept, so the DAM look-up reports it as unknown
+    return ids
+
+
 def canonical_to_akeneo_values(record: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Akeneo ``values`` for a canonical record: localised text per locale, descriptions scoped to the channel.
+    """Akeneo ``values`` for a canonical record: localised text per locale, descriptions scoped to the channel,
+    lifecycle as its option code, weight in Akeneo's units, asset links as codes.
 
     Fields that are None are left out rather than sent as null, so a partial record never erases PIM content.
     """
@@ -163,14 +258,21 @@ def canonical_to_akeneo_values(record: Mapping[str, Any]) -> dict[str, list[dict
         if entries:
             values[attr] = entries
     for attr in PIM_PLAIN:
-        if record.get(attr) is not None:
+        if record.get(attr) is None:
+            continue
+        if attr == "lifecycle_status":
+            values[attr] = [_value(lifecycle_option_code(record[attr]))]
+        elif attr == "asset_links":
+            values[attr] = akeneo_asset_links(record[attr])
+        else:
             values[attr] = [_value(record[attr])]
     if record.get("weight") is not None and record.get("weight_unit"):
         # an Akeneo "metric" attribute carries its unit with the amount
-        values["weight"] = [_value({"amount": record["weight"], "unit": record["weight_unit"]})]
+        unit = AKENEO_WEIGHT_UNITS.get(str(record["weight_unit"]), record["weight_unit"])
+        values["weight"] = [_value({"amount": _decimal_text(record["weight"]), "unit": unit})]
     if record.get("reference_price") is not None:
         values["erp_reference_price"] = [
-            _value([{"amount": record["reference_price"], "currency": record.get("currency")}])
+            _value([{"amount": _decimal_text(record["reference_price"]), "currency": record.get("currency")}])
         ]
     return values
 
@@ -178,7 +280,7 @@ def canonical_to_akeneo_values(record: Mapping[str, Any]) -> dict[str, list[dict
 def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
     """An Akeneo product (a variant or a simple product) for a canonical record.
 
-    The family defaults to the one named after the product group (see :func:`family_code`).
+    The family defaults to the one the declared PIM model gives the product group (see :func:`family_code`).
 
     ``enabled`` follows the lifecycle: only an ``active`` item is sellable, so only it is enabled in the PIM.
     """
@@ -196,13 +298,15 @@ def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = 
 
 
 def family_code(product_group: str | None) -> str:
-    """The Akeneo family of a product: its ERP product group as a code (``"Hoodies"`` -> ``"hoodies"``)."""
-    return category_code(product_group or "default") or "default"
+    """The Akeneo family of a product: the one ``pim_model.yaml`` assigns its ERP product group, else the model's
+    default family (a family must exist in the PIM before a product can join it)."""
+    return load_pim_model().family_for(product_group)
 
 
 def family_variant_code(family: str, axes: Sequence[str]) -> str:
-    """The family variant of a configurable parent: its family and its axes, e.g. ``hoodies_by_size_color``."""
-    return f"{family}_by_{'_'.join(axes)}"
+    """The family variant of a configurable parent: the declared variant of its family with these axes, e.g.
+    ``top_by_size_color``; the family's first declared variant when no variant has these axes."""
+    return load_pim_model().family_variant_for(family, axes)
 
 
 def canonical_to_akeneo_product_model(
@@ -210,7 +314,7 @@ def canonical_to_akeneo_product_model(
 ) -> dict[str, Any]:
     """An Akeneo product model for a configurable parent; its axes pick the family variant.
 
-    The family defaults to the one named after the product group (see :func:`family_code`).
+    The family defaults to the one the declared PIM model gives the product group (see :func:`family_code`).
     """
     family = family or family_code(record.get("product_group"))
     axes = list(record.get("axes") or [])
@@ -269,9 +373,13 @@ def akeneo_product_to_canonical(
             translations[locale] = texts
     for attr in PIM_PLAIN:
         record[attr] = _pick(values, attr)
+    record["lifecycle_status"] = lifecycle_from_option_code(record["lifecycle_status"])
+    record["asset_links"] = _asset_ids(record["asset_links"])
     weight = _pick(values, "weight")
     if isinstance(weight, dict):
-        record["weight"], record["weight_unit"] = weight.get("amount"), weight.get("unit")
+        unit = weight.get("unit")
+        record["weight"] = weight.get("amount")
+        record["weight_unit"] = CANONICAL_WEIGHT_UNITS_FROM_AKENEO.get(str(unit), unit) if unit is not None else None
     price = _pick(values, "erp_reference_price") or []
     if isinstance(price, list) and price:
         record["reference_price"] = _number(price[0].get("amount"))

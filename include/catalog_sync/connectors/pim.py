@@ -7,8 +7,9 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from urllib.parse import quote
 
 from catalog_sync.connectors.base import Outcome, Page, Stream, WriteResult, nullable, split_records
 from catalog_sync.connectors.credentials import PimCredentials, coerce
@@ -27,11 +28,15 @@ from catalog_sync.connectors.http import (
 from catalog_sync.domain import System
 
 TOKEN_PATH: Final = "api/oauth/v1/token"
-PRODUCTS_PATH: Final = "api/rest/v1/products"
-MODELS_PATH: Final = "api/rest/v1/product-models"
+REST: Final = "api/rest/v1"
+PRODUCTS_PATH: Final = f"{REST}/products"
+MODELS_PATH: Final = f"{REST}/product-models"
 COLLECTION_TYPE: Final = "application/vnd.akeneo.collection+json"
-#: Akeneo's date format inside ``search`` filters (no "T", no zone: UTC is implied).
+#: Akeneo's date format for the ``created`` and ``updated`` filters of products and product models
+#: (akeneo-docs/filter.md): no "T", no zone, no fraction; the server's time zone (UTC here) is implied.
 SEARCH_DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+#: The most codes Akeneo takes in one ``IN`` filter.
+MAX_IN_FILTER: Final = 100
 
 _COMMON = {
     "enabled": {"type": "boolean"},
@@ -140,12 +145,33 @@ class AkeneoOAuth:
 
 
 def search_updated_after(since: datetime | str) -> dict[str, Any]:
-    """Akeneo ``search`` filter for records updated strictly after ``since`` (UTC)."""
-    if isinstance(since, datetime):
-        if since.tzinfo is not None:
-            since = since.astimezone(UTC)
-        since = since.strftime(SEARCH_DATE_FORMAT)
-    return {"updated": [{"operator": ">", "value": since}]}
+    """Akeneo ``search`` filter for records updated after ``since`` (a datetime or ISO 8601 text, UTC if naive).
+
+    Akeneo keeps ``updated`` to the second and offers only a strict ``>``: a record written in the same second as
+    the cursor, after it was taken, would compare equal and be missed. The filter therefore starts one second
+    before the cursor, floored to the second; what it reads again is recognised by its fingerprint downstream.
+    """
+    if isinstance(since, str):
+        since = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+    if since.tzinfo is not None:
+        since = since.astimezone(UTC).replace(tzinfo=None)
+    start = since.replace(microsecond=0) - timedelta(seconds=1)
+    return {"updated": [{"operator": ">", "value": start.strftime(SEARCH_DATE_FORMAT)}]}
+
+
+def identifier_in(codes: Sequence[str]) -> dict[str, Any]:
+    """The ``search`` filter for products with these identifiers, or product models with these codes: Akeneo
+    filters both on the ``identifier`` property (it has no ``code`` filter for product models), at most
+    :data:`MAX_IN_FILTER` values at a time."""
+    if len(codes) > MAX_IN_FILTER:
+        raise ValueError(f"Akeneo takes at most {MAX_IN_FILTER} values in an IN filter, got {len(codes)}")
+    return {"identifier": [{"operator": "IN", "value": [str(c) for c in codes]}]}
+
+
+def path_segment(code: str) -> str:
+    """``code`` as one URL path segment: a SKU may hold ``/``, ``?``, ``#``, ``%`` or spaces (Akeneo refuses only
+    commas, semicolons and line breaks in identifiers), and each must reach the server as part of the code."""
+    return quote(str(code), safe="")
 
 
 def _has_items(result: HttpResult) -> None:
@@ -240,20 +266,54 @@ class PimClient(HttpClient):
         return self._search_after(MODELS_PATH, PRODUCT_MODELS, filters)
 
     def get_product(self, identifier: str) -> dict[str, Any] | None:
-        result = self.request("GET", f"{PRODUCTS_PATH}/{identifier}", expect=(200, 404))
+        result = self.request("GET", f"{PRODUCTS_PATH}/{path_segment(identifier)}", expect=(200, 404))
         return None if result.status == 404 else dict(result.body)
 
     def get_product_model(self, code: str) -> dict[str, Any] | None:
-        result = self.request("GET", f"{MODELS_PATH}/{code}", expect=(200, 404))
+        result = self.request("GET", f"{MODELS_PATH}/{path_segment(code)}", expect=(200, 404))
         return None if result.status == 404 else dict(result.body)
 
     def family_variant_axes(self, family: str) -> dict[str, list[str]]:
         """The variant axes of each family variant of ``family`` (what a product model's variants vary by)."""
-        body = self.get_json(f"api/rest/v1/families/{family}/variants", validate=_has_items)
         return {
             item["code"]: [axis for level in item.get("variant_attribute_sets") or [] for axis in level.get("axes", [])]
-            for item in body["_embedded"]["items"]
+            for item in self.list_structure(f"families/{path_segment(family)}/variants")
         }
+
+    # ------------------------------------------------------------------------------ catalog structure (bootstrap)
+
+    def list_structure(self, resource: str, search: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a structure list (``attributes``, ``families``, ``families/<code>/variants``, ``channels``,
+        ``locales``, ...), following Akeneo's ``page`` pagination links; ``resource`` is relative to the API root
+        and already encoded."""
+        params: dict[str, Any] | None = {"limit": self.page_size}
+        if search:
+            params = {**(params or {}), "search": json.dumps(search, separators=(",", ":"))}
+        url = f"{REST}/{resource}"
+        items: list[dict[str, Any]] = []
+        while True:
+            body = self.get_json(url, params, validate=_has_items)
+            items.extend(dict(item) for item in body["_embedded"]["items"])
+            nxt = ((body.get("_links") or {}).get("next") or {}).get("href")
+            if not nxt:
+                return items
+            url, params = nxt, None
+
+    def get_structure(self, resource: str) -> dict[str, Any] | None:
+        """One structure item (``channels/ecommerce``...), or None when the PIM has none by that code."""
+        result = self.request("GET", f"{REST}/{resource}", expect=(200, 404))
+        return None if result.status == 404 else dict(result.body)
+
+    def measurement_families(self) -> list[dict[str, Any]]:
+        """Every measurement family with its units (Akeneo answers this list whole, as a JSON array)."""
+        body = self.get_json(f"{REST}/measurement-families")
+        if not isinstance(body, list):
+            raise MalformedResponse("measurement families answer is not a list")
+        return [dict(item) for item in body]
+
+    def patch_structure(self, resource: str, items: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Create or update structure items (keyed by ``code``) through the collection PATCH of ``resource``."""
+        return self._patch_collection(f"{REST}/{resource}", "code", items)
 
     # ---------------------------------------------------------------------------------------------------- writes
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
 from catalog_sync.connectors.mapping import (
+    akeneo_asset_links,
     akeneo_product_to_canonical,
     canonical_to_akeneo_product,
     canonical_to_akeneo_product_model,
@@ -32,6 +33,7 @@ from catalog_sync.connectors.mapping import (
     erp_item_to_canonical,
     storefront_handle,
 )
+from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
@@ -168,7 +170,7 @@ def _current_pim(systems: Systems, skus: Sequence[str], models: bool) -> dict[st
     out: dict[str, dict[str, Any]] = {}
     for batch in chunked(list(skus), 100):
         if models:
-            pages = systems.pim.iter_product_models(search={"code": [{"operator": "IN", "value": list(batch)}]})
+            pages = systems.pim.iter_product_models(search=identifier_in(batch))
         else:
             pages = systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": list(batch)}]})
         for page in pages:
@@ -328,7 +330,7 @@ def _existing_pim_skus(systems: Systems, skus: Iterable[str]) -> set[str]:
             found.update(str(p["identifier"]) for p in page.records)
         missing = [s for s in batch if s not in found]
         if missing:
-            for page in systems.pim.iter_product_models(search={"code": [{"operator": "IN", "value": missing}]}):
+            for page in systems.pim.iter_product_models(search=identifier_in(missing)):
                 found.update(str(p["code"]) for p in page.records)
     return found
 
@@ -345,7 +347,7 @@ def write_asset_links(systems: Systems, links: Mapping[str, Sequence[str]], mode
     """PATCH asset links, products and product models each through their own endpoint (a parent's code sent
     to the products endpoint would create a stray product beside the model)."""
     def values(sku: str) -> dict[str, Any]:
-        return {"asset_links": [{"locale": None, "scope": None, "data": list(links[sku])}]}
+        return {"asset_links": akeneo_asset_links(links[sku])}
 
     results: list[Any] = []
     plain = [sku for sku in links if sku not in models]
@@ -457,7 +459,7 @@ def _families(systems: Systems, roots: Sequence[str]) -> list[dict[str, Any]]:
     families: dict[str, dict[str, Any]] = {}
     axes_cache: dict[str, dict[str, list[str]]] = {}
     for batch in chunked(list(roots), 100):
-        for page in systems.pim.iter_product_models(search={"code": [{"operator": "IN", "value": list(batch)}]}):
+        for page in systems.pim.iter_product_models(search=identifier_in(batch)):
             for model in page.records:
                 family = str(model.get("family") or "")
                 if family not in axes_cache:

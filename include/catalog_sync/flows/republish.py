@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from catalog_sync.connectors import ConnectorError, Outcome, WriteResult
-from catalog_sync.connectors.mapping import category_code
+from catalog_sync.connectors.mapping import akeneo_asset_links, category_code, lifecycle_option_code
 from catalog_sync.domain import LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
 from catalog_sync.flows import steps
@@ -322,7 +322,7 @@ def _align_pim_state(ctx: RunContext, systems: Systems, state: SkuState, actions
     if "lifecycle_status" not in allowed:
         actions.note("pim_state", state.sku, "pim", "refused", "the ownership rules refuse this write")
         return
-    values = {"lifecycle_status": [{"locale": None, "scope": None, "data": lifecycle}]}
+    values = {"lifecycle_status": [{"locale": None, "scope": None, "data": lifecycle_option_code(lifecycle)}]}
     before: dict[str, Any] = {"lifecycle_status": (state.pim or {}).get("lifecycle_status")}
     after: dict[str, Any] = {"lifecycle_status": lifecycle}
     try:
@@ -347,7 +347,7 @@ def _align_links(ctx: RunContext, systems: Systems, state: SkuState, now: dateti
     if links == state.pim_links:
         return
     # The nightly keeps every SKU's links (a parent's too) on the product of that identifier: do the same.
-    payload = {"identifier": state.sku, "values": {"asset_links": [{"locale": None, "scope": None, "data": links}]}}
+    payload = {"identifier": state.sku, "values": {"asset_links": akeneo_asset_links(links)}}
     try:
         (result,) = systems.pim.upsert_products([payload])
     except ConnectorError as exc:
