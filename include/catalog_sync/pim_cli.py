@@ -35,7 +35,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         model = load_pim_model(args.model)
     except PimModelError as exc:
         raise UserError(str(exc)) from None
-    systems = configured_systems()
+    systems = configured_systems(command_line=True)
     try:
         report = bootstrap(systems.pim, model, dry_run=args.dry_run)
     except BootstrapError as exc:

@@ -33,7 +33,7 @@ from catalog_sync.connectors import ConnectorError, Outcome, WriteResult
 from catalog_sync.connectors.mapping import akeneo_asset_links, category_code, lifecycle_option_code
 from catalog_sync.domain import LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
-from catalog_sync.flows import steps
+from catalog_sync.flows import cold, steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
@@ -346,12 +346,13 @@ def _align_links(ctx: RunContext, systems: Systems, state: SkuState, now: dateti
     links = keep + add
     if links == state.pim_links:
         return
-    # The nightly keeps every SKU's links (a parent's too) on the product of that identifier: do the same.
-    payload = {"identifier": state.sku, "values": {"asset_links": akeneo_asset_links(links)}}
+    # As the nightly does: a parent's links go to its product model, a product's to the product (a parent's code
+    # sent to the products endpoint would create a stray family-less product beside the model).
+    models = {state.sku} if state.pim_kind == "product_model" else set()
     try:
-        (result,) = systems.pim.upsert_products([payload])
+        (result,) = cold.write_asset_links(systems, {state.sku: links}, models)
     except ConnectorError as exc:
-        result = _failed(state.sku, exc, payload)
+        result = _failed(state.sku, exc, {"asset_links": akeneo_asset_links(links)})
     _write(ctx, actions, "dam_links", "pim", "product", state.sku, result, {"asset_links": state.pim_links},
            {"asset_links": links})
     for f in [*add, *(set(state.pim_links) - set(keep))]:
