@@ -88,6 +88,19 @@ def rendition(asset: Mapping[str, Any]) -> str | None:
     return (asset.get("renditions") or {}).get("ecommerce")
 
 
+def _own(record: dict[str, Any] | None, key: str, sku: str, system: str) -> dict[str, Any] | None:
+    """``record`` when it is the one asked for; None when the system answered with another record.
+
+    A lookup that reaches another record (an identifier sent unencoded, ``MH01?x=1`` answered as ``MH01``) must not
+    be traced as this SKU's: the trace would show one SKU's state under another's name.
+    """
+    if record is not None and str(record.get(key)) != sku:
+        log.warning("%s answered the look-up of %r with record %r; not taken as that SKU's", system, sku,
+                    record.get(key))
+        return None
+    return record
+
+
 @dataclass
 class Reader:
     """Memoised reads of the five systems for one pass over a set of SKUs.
@@ -106,14 +119,15 @@ class Reader:
         return self._cache[(kind, key)]
 
     def erp(self, sku: str) -> dict[str, Any] | None:
-        return self._memo("erp", sku, lambda: self.systems.erp.get_item(sku))
+        return self._memo("erp", sku, lambda: _own(self.systems.erp.get_item(sku), "sku", sku, "erp"))
 
     def pim_product(self, sku: str) -> dict[str, Any] | None:
-        return self._memo("pim_product", sku, lambda: self.systems.pim.get_product(sku))
+        return self._memo("pim_product", sku,
+                          lambda: _own(self.systems.pim.get_product(sku), "identifier", sku, "pim"))
 
     def pim_model(self, sku: str) -> dict[str, Any] | None:
         return self._memo("pim_model", sku,
-                          lambda: self.systems.pim.get_product_model(sku))
+                          lambda: _own(self.systems.pim.get_product_model(sku), "code", sku, "pim"))
 
     def assets_of(self, sku: str) -> list[dict[str, Any]]:
         """Every DAM asset tagged with ``sku`` (one filtered call; a SKU has a handful)."""
