@@ -74,13 +74,15 @@ def gate(
     target_system: str,
     key: str = "sku",
     now: datetime | None = None,
+    failures: dict[str, list[str]] | None = None,
     **inputs: Any,
 ) -> list[dict[str, Any]]:
     """Validate ``records`` through one GX gate; quarantined rows become dead letters, passing rows are returned.
 
     A hard gate that breaches its threshold raises ``GateFailed`` after its results and dead letters were saved,
     so the task fails with the evidence in the hub. ``hop=None`` marks a post-delivery check whose findings do
-    not count against the hop's records.
+    not count against the hop's records. ``failures``, when given, receives each quarantined record's key with
+    the names of the expectations it broke, for a caller whose decision depends on which rule failed.
     """
     import pandas as pd
 
@@ -95,6 +97,9 @@ def gate(
         raise
     _persist(ctx, result, source_system, target_system, hop, key)
     save_validation(ctx.load_id, result)
+    if failures is not None and result.rows_quarantined:
+        for row_key, names in zip(result.failed[key].astype(str), result.failed["dq_expectations"], strict=True):
+            failures.setdefault(row_key, []).extend(names)
     if result.rows_quarantined == 0:
         return [dict(r) for r in records]
     passed = set(result.passed[key].astype(str)) if len(result.passed) else set()
