@@ -5,8 +5,9 @@ PIM's copy of the flag, the storefront's product, the page a shopper is served, 
 whose write-backs can re-break a chain that was fixed. The first link that fails is where to look first.
 
 ``explain_sku`` is the read side the seasonal republish (``catalog_sync.flows.republish``) triages with, the
-``catalog-sync explain`` command prints, and the UI's SKU trace page renders. It only reads: the one side effect
-is that fetching the shopper page fills the storefront's render cache, as any shopper's visit would.
+``catalog-sync explain`` command prints, and the UI's SKU trace page renders. It only reads. The shopper page is
+read as shoppers get it, through the CDN (``Systems.cdn``; the storefront's own page in a deployment without
+one), so the one side effect is that a cache miss fills the CDN's cache, as any shopper's visit would.
 
 Boundary: no Airflow here, and nothing a connector was configured with (keys, tokens) reaches the result.
 """
@@ -157,7 +158,10 @@ class Reader:
                           lambda: self.systems.storefront.find_by_handle(handle))
 
     def shopper_page(self, handle: str) -> Any:
-        return self._memo("page", handle, lambda: self.systems.storefront.shopper_page(handle))
+        """The page shoppers get: the CDN's copy, or the storefront's own page when no CDN fronts the shop."""
+        cdn = self.systems.cdn
+        return self._memo("page", handle, lambda: (cdn.shopper_page(handle) if cdn is not None
+                                                   else self.systems.storefront.shopper_page(handle)))
 
     def pending_submissions(self, sku: str) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
@@ -194,7 +198,7 @@ class SkuState:
     assets: list[dict[str, Any]]  # tagged with the SKU in the DAM, plus those the PIM links to it
     handle: str | None
     storefront: dict[str, Any] | None
-    page: Any  # connectors.storefront.ShopperPage | None
+    page: Any  # connectors.cdn.ShopperPage (or the storefront's, without a CDN) | None
     submissions: list[dict[str, Any]]
 
     @property
@@ -402,7 +406,7 @@ def _page_link(state: SkuState, now: datetime) -> list[Finding]:
     want = 200 if shop_status == "active" else 404
     handle = state.handle or state.root_sku
     if state.page.status != want:
-        served = f"served from the render cache ({state.page.cache})" if state.page.cache == "HIT" else "rendered"
+        served = f"served from the CDN's cache ({state.page.cache})" if state.page.cache == "HIT" else "rendered"
         return [Finding("shopper_page", f"shoppers get HTTP {state.page.status}, {served}, while the product is "
                         f"{shop_status or 'absent'}", "cache", handle)]
     if want == 404:

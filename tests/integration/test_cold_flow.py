@@ -74,6 +74,10 @@ def test_luma_moves_through_every_hop_and_reconciles(hub_url: str, fresh_sandbox
     # Every hop reconciles: read == delivered + unchanged + dead-lettered (finish() would have raised otherwise).
     for hop, c in result["hops"].items():
         assert c["read"] == c["delivered"] + c["unchanged"] + c["dead_lettered"], hop
+    # The page of every product published is purged from the CDN once its images are on.
+    published = result["hops"]["pim->storefront"]["delivered"]
+    assert result["hops"]["storefront->cdn"] == {"read": published, "delivered": published, "unchanged": 0,
+                                                 "dead_lettered": 0}
     erp = result["hops"]["erp->pim"]
     assert erp["read"] == 2026 + 1  # Luma's 147 parents + 1,847 variants + 32 gear items, + the case-twin SKU
     assert result["hops"]["pim->storefront"]["delivered"] > 140
@@ -196,11 +200,18 @@ def test_values_emptied_at_their_owner_are_emptied_downstream_and_roll_back(
         {"locale": e["locale"], "scope": e["scope"], "data": None} for e in entries]}}])
     assert cleared.ok and "description" not in systems.pim.get_product(described)["values"]
     assert systems.erp.put_item({"sku": vended, "vendor_name": None}).ok
+    assert systems.cdn is not None
+    systems.cdn.shopper_page(handles[described])  # a shopper's visit: the CDN now holds the page as it was
+    assert systems.cdn.shopper_page(handles[described]).cache == "HIT"
 
     second, result = whole_run("manual__empty2", systems)
     assert result["hops"]["pim->storefront"]["dead_lettered"] == 0
     assert pim_record(systems, vended)["vendor_name"] is None  # the ERP's emptiness reached the PIM
     assert systems.storefront.find_by_handle(handles[described])["body_html"] == ""
+    # The nightly purged the pages it changed, so shoppers get the emptied description, not the CDN's old copy.
+    assert result["hops"]["storefront->cdn"] == {"read": 2, "delivered": 2, "unchanged": 0, "dead_lettered": 0}
+    page = systems.cdn.shopper_page(handles[described])
+    assert page.cache == "MISS" and '<div class="description"></div>' in page.html
     assert systems.storefront.find_by_handle(handles[vended])["vendor"] in (None, "")
     with session_scope() as s:
         deltas = {(d.system, d.record_key, d.field): (d.before, d.after)

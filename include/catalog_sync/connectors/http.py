@@ -157,7 +157,8 @@ class RecordError(ConnectorError):
 
 #: Headers whose values are credentials wherever they appear.
 SENSITIVE_HEADERS: Final[frozenset[str]] = frozenset(
-    {"authorization", "x-api-key", "x-shopify-access-token", "proxy-authorization", "cookie", "set-cookie"}
+    {"authorization", "x-api-key", "x-shopify-access-token", "fastly-key", "proxy-authorization", "cookie",
+     "set-cookie"}
 )
 _MASK: Final[str] = "***"
 # Catch credentials we were not told about: bearer tokens and key=value pairs with a secret-sounding key.

@@ -9,6 +9,8 @@ Hops and what each counts (``read == delivered + unchanged + dead_lettered`` on 
 - ``dam->storefront``: the image sets of published products, in chunks.
 - ``erp->storefront``: opening stock of newly published variants (hot data, straight from the ERP).
 - ``supplier->pim``: pending supplier submissions, written field by field under the ownership rules.
+- ``storefront->cdn``: the pages of the products published, purged from the CDN's cache once their images are
+  written (skipped, and audited as such, in a deployment without a CDN).
 
 Cursors (``erp/items``, ``dam/assets``, ``pim/products``) commit in ``finish`` only, after every write and gate.
 """
@@ -50,6 +52,7 @@ PIM_STOREFRONT = "pim->storefront"
 IMAGES = "dam->storefront"
 STOCK = "erp->storefront"
 SUPPLIER_PIM = "supplier->pim"
+PAGES = "storefront->cdn"
 
 #: Cursors this flow owns: (system, stream) -> the stage holding the value to commit at the end.
 CURSORS = {("erp", "items"): "_cursor:erp/items", ("dam", "assets"): "_cursor:dam/assets",
@@ -790,6 +793,10 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
                       before=previous, fields_of=steps.by_key(sent))
     if failure is not None:  # every write that did go out is in the delta log; the retry does the rest
         raise failure
+    # Every product of the chunk was published by this run (its content or status changed, then its images):
+    # the CDN would go on serving each one's old page. Purged here, once the page is complete, and whatever the
+    # image step found: a retried chunk purges again, which costs a cache miss and nothing else.
+    steps.purge_pages(ctx, systems, {sku: storefront_handle(families[sku]["parent"]) for sku in published}, hop=PAGES)
     return {name: counts[name] + c.get(name, 0) for name in counts}
 
 
