@@ -6,11 +6,11 @@ the repairs the operator allowed and republish in one coordinated pass.
 
 1. **Triage** (reads only): for each SKU, the ERP lifecycle, the DAM's seasonal and hero assets (embargo dates,
    orphans, links the PIM never got), the PIM's copy of the lifecycle against the ERP, the storefront product
-   against what the PIM and ERP say, the page shoppers are served (stale render cache, missing image), and
+   against what the PIM and ERP say, the page shoppers are served (stale CDN copy, missing image), and
    pending supplier submissions whose stale lifecycle flag would re-break the chain.
 2. **Repair and republish** (skipped on a dry run): ERP lifecycle only with `activate_erp` (the ERP owns it),
    DAM dates and links, stale supplier submissions quarantined (dead-lettered as an ownership refusal), the PIM
-   brought in line with the ERP, the storefront product republished and its render cache purged.
+   brought in line with the ERP, the storefront product republished and its page purged from the CDN.
 3. **Verify**: everything read again, the live page checked for the season's image, one `diagnosis` row per SKU.
 
 Each SKU ends delivered (repaired and now holding), unchanged (nothing to fix, or a dry run) or dead-lettered

@@ -204,8 +204,8 @@ def airflow_db(_airflow_db_migrated: str) -> str:
 
 
 def airflow_connection_env(base_url: str) -> dict[str, str]:
-    """AIRFLOW_CONN_* variables for the five catalog_sync_* connections of airflow_settings.yaml, re-pointed at
-    ``base_url`` (a sandbox on some port)."""
+    """AIRFLOW_CONN_* variables for the catalog_sync_* connections of airflow_settings.yaml, re-pointed at
+    ``base_url`` (a sandbox on some port), URLs in their extras (the CDN's site_url) included."""
     import json
     from urllib.parse import urlsplit
 
@@ -215,10 +215,13 @@ def airflow_connection_env(base_url: str) -> dict[str, str]:
     settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())
     env = {}
     for conn in settings["airflow"]["connections"]:
+        demo = f"{conn['conn_schema']}://{conn['conn_host']}:{conn['conn_port']}"
+        extra = {k: v.replace(demo, base_url.rstrip("/"), 1) if isinstance(v, str) and v.startswith(demo) else v
+                 for k, v in (conn.get("conn_extra") or {}).items()}
         env[f"AIRFLOW_CONN_{conn['conn_id'].upper()}"] = json.dumps({
             "conn_type": conn["conn_type"], "host": target.hostname, "port": target.port,
             "schema": target.scheme, "login": conn.get("conn_login"), "password": conn.get("conn_password"),
-            "extra": conn.get("conn_extra") or {},
+            "extra": extra,
         })
     return env
 

@@ -16,6 +16,8 @@ class System(StrEnum):
     DAM = "dam"
     STOREFRONT = "storefront"
     SUPPLIER = "supplier"
+    #: The cache in front of the storefront's pages. Optional: a deployment without one serves them uncached.
+    CDN = "cdn"
 
 
 class LifecycleStatus(StrEnum):

@@ -5,8 +5,9 @@ PIM's copy of the flag, the storefront's product, the page a shopper is served, 
 whose write-backs can re-break a chain that was fixed. The first link that fails is where to look first.
 
 ``explain_sku`` is the read side the seasonal republish (``catalog_sync.flows.republish``) triages with, the
-``catalog-sync explain`` command prints, and the UI's SKU trace page renders. It only reads: the one side effect
-is that fetching the shopper page fills the storefront's render cache, as any shopper's visit would.
+``catalog-sync explain`` command prints, and the UI's SKU trace page renders. It only reads. The shopper page is
+read as shoppers get it, through the CDN (``Systems.cdn``; the storefront's own page in a deployment without
+one), so the one side effect is that a cache miss fills the CDN's cache, as any shopper's visit would.
 
 Boundary: no Airflow here, and nothing a connector was configured with (keys, tokens) reaches the result.
 """
@@ -88,6 +89,19 @@ def rendition(asset: Mapping[str, Any]) -> str | None:
     return (asset.get("renditions") or {}).get("ecommerce")
 
 
+def _own(record: dict[str, Any] | None, key: str, sku: str, system: str) -> dict[str, Any] | None:
+    """``record`` when it is the one asked for; None when the system answered with another record.
+
+    A lookup that reaches another record (an identifier sent unencoded, ``MH01?x=1`` answered as ``MH01``) must not
+    be traced as this SKU's: the trace would show one SKU's state under another's name.
+    """
+    if record is not None and str(record.get(key)) != sku:
+        log.warning("%s answered the look-up of %r with record %r; not taken as that SKU's", system, sku,
+                    record.get(key))
+        return None
+    return record
+
+
 @dataclass
 class Reader:
     """Memoised reads of the five systems for one pass over a set of SKUs.
@@ -106,14 +120,15 @@ class Reader:
         return self._cache[(kind, key)]
 
     def erp(self, sku: str) -> dict[str, Any] | None:
-        return self._memo("erp", sku, lambda: self.systems.erp.get_item(sku))
+        return self._memo("erp", sku, lambda: _own(self.systems.erp.get_item(sku), "sku", sku, "erp"))
 
     def pim_product(self, sku: str) -> dict[str, Any] | None:
-        return self._memo("pim_product", sku, lambda: self.systems.pim.get_product(sku))
+        return self._memo("pim_product", sku,
+                          lambda: _own(self.systems.pim.get_product(sku), "identifier", sku, "pim"))
 
     def pim_model(self, sku: str) -> dict[str, Any] | None:
         return self._memo("pim_model", sku,
-                          lambda: self.systems.pim.get_product_model(sku))
+                          lambda: _own(self.systems.pim.get_product_model(sku), "code", sku, "pim"))
 
     def assets_of(self, sku: str) -> list[dict[str, Any]]:
         """Every DAM asset tagged with ``sku`` (one filtered call; a SKU has a handful)."""
@@ -143,7 +158,10 @@ class Reader:
                           lambda: self.systems.storefront.find_by_handle(handle))
 
     def shopper_page(self, handle: str) -> Any:
-        return self._memo("page", handle, lambda: self.systems.storefront.shopper_page(handle))
+        """The page shoppers get: the CDN's copy, or the storefront's own page when no CDN fronts the shop."""
+        cdn = self.systems.cdn
+        return self._memo("page", handle, lambda: (cdn.shopper_page(handle) if cdn is not None
+                                                   else self.systems.storefront.shopper_page(handle)))
 
     def pending_submissions(self, sku: str) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
@@ -180,7 +198,7 @@ class SkuState:
     assets: list[dict[str, Any]]  # tagged with the SKU in the DAM, plus those the PIM links to it
     handle: str | None
     storefront: dict[str, Any] | None
-    page: Any  # connectors.storefront.ShopperPage | None
+    page: Any  # connectors.cdn.ShopperPage (or the storefront's, without a CDN) | None
     submissions: list[dict[str, Any]]
 
     @property
@@ -388,7 +406,7 @@ def _page_link(state: SkuState, now: datetime) -> list[Finding]:
     want = 200 if shop_status == "active" else 404
     handle = state.handle or state.root_sku
     if state.page.status != want:
-        served = f"served from the render cache ({state.page.cache})" if state.page.cache == "HIT" else "rendered"
+        served = f"served from the CDN's cache ({state.page.cache})" if state.page.cache == "HIT" else "rendered"
         return [Finding("shopper_page", f"shoppers get HTTP {state.page.status}, {served}, while the product is "
                         f"{shop_status or 'absent'}", "cache", handle)]
     if want == 404:

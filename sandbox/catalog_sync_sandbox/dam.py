@@ -125,12 +125,7 @@ def _get(state: SandboxState, asset_id: str) -> Any:
     return row
 
 
-@router.get("/assets/{asset_id}", response_model=Asset)
-def get_asset(asset_id: str, request: Request, state: State) -> dict[str, Any]:
-    return asset_doc(_get(state, asset_id), _base(request))
-
-
-@router.get("/assets/{asset_id}/binary", response_class=Response,
+@router.get("/assets/{asset_id:path}/binary", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
 def asset_binary(
     asset_id: str,
@@ -146,7 +141,7 @@ def asset_binary(
         "ETag": f'"{row.checksum}"', "Content-Disposition": f'inline; filename="{row.filename}"'})
 
 
-@router.get("/assets/{asset_id}/versions", response_model=list[AssetVersion],
+@router.get("/assets/{asset_id:path}/versions", response_model=list[AssetVersion],
             summary="Earlier versions, oldest first, then the current one")
 def asset_versions(asset_id: str, state: State) -> list[dict[str, Any]]:
     row = _get(state, asset_id)
@@ -158,6 +153,13 @@ def asset_versions(asset_id: str, state: State) -> list[dict[str, Any]]:
     out.append({"version": row.version, "checksum": row.checksum, "width": row.width, "height": row.height,
                 "filename": row.filename, "status": row.status, "replaced_at": None})
     return out
+
+
+# Declared after the binary and versions routes: an asset id may hold an encoded "/", so this route takes the rest
+# of the path and would otherwise answer ".../binary" as an asset of that name.
+@router.get("/assets/{asset_id:path}", response_model=Asset)
+def get_asset(asset_id: str, request: Request, state: State) -> dict[str, Any]:
+    return asset_doc(_get(state, asset_id), _base(request))
 
 
 def write_asset(state: SandboxState, asset_id: str, changes: dict[str, Any]) -> None:
@@ -199,7 +201,7 @@ def write_asset(state: SandboxState, asset_id: str, changes: dict[str, Any]) -> 
             conn.execute(t.update().where(t.c.id == asset_id).values(**cols, updated_at=now))
 
 
-@router.put("/assets/{asset_id}", response_model=Asset, summary="Create or change an asset (link, status, dates)")
+@router.put("/assets/{asset_id:path}", response_model=Asset, summary="Create or change an asset (link, status, dates)")
 def put_asset(asset_id: str, body: AssetWrite, request: Request,
               state: State) -> dict[str, Any]:
     write_asset(state, asset_id, body.model_dump(exclude_unset=True))

@@ -2,7 +2,7 @@
 
 The sandbox is a test double, not a product: its schema is created with ``create_all`` and dropped with
 ``reset``; there are no migrations. Each external system owns a table prefix (``erp_``, ``pim_``, ``dam_``,
-``storefront_``, ``supplier_``); nothing joins across prefixes except the seeder and the scenarios, which play the
+``storefront_``, ``supplier_``, ``cdn_``); nothing joins across prefixes except the seeder and the scenarios, which play the
 part of the people and integrations that change several systems at once.
 """
 
@@ -238,13 +238,21 @@ storefront_idempotency = Table(
     Column("body", JSON, nullable=False),
     _ts("created_at", nullable=False),
 )
-storefront_page_cache = Table(
-    "storefront_page_cache",
+
+# --------------------------------------------------------------------------------------------------------- CDN
+cdn_page = Table(
+    "cdn_page",
     metadata,
-    Column("handle", String(255), primary_key=True),
+    Column("path", String(512), primary_key=True),  # the page's path under the edge: the cache key
     Column("status_code", Integer, nullable=False),
     Column("html", Text, nullable=False),
-    _ts("rendered_at", nullable=False),
+    _ts("cached_at", nullable=False),
+)
+cdn_surrogate_key = Table(
+    "cdn_surrogate_key",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("path", String(512), primary_key=True),
 )
 
 # ---------------------------------------------------------------------------------------------------- supplier

@@ -259,7 +259,7 @@ def items_csv(state: State) -> StreamingResponse:
                              headers={"Content-Disposition": 'attachment; filename="items.csv"'})
 
 
-@router.get("/items/{sku}", response_model=Item, responses={404: {"description": "unknown SKU"}})
+@router.get("/items/{sku:path}", response_model=Item, responses={404: {"description": "unknown SKU"}})
 def get_item(sku: str, state: State) -> dict[str, Any]:
     with state.engine.connect() as conn:
         row = conn.execute(select(db.erp_item).where(db.erp_item.c.sku == sku)).first()
@@ -268,12 +268,12 @@ def get_item(sku: str, state: State) -> dict[str, Any]:
     return item_dict(row)
 
 
-@router.put("/items/{sku}", response_model=Item, summary="Upsert an item (emits an item change)")
+@router.put("/items/{sku:path}", response_model=Item, summary="Upsert an item (emits an item change)")
 def put_item(sku: str, body: ItemWrite, state: State) -> dict[str, Any]:
     return upsert_item(state, sku, item_columns(body.model_dump(exclude_unset=True)))
 
 
-@router.delete("/items/{sku}", status_code=204, responses={404: {"description": "unknown SKU"}},
+@router.delete("/items/{sku:path}", status_code=204, responses={404: {"description": "unknown SKU"}},
                summary="Delete an item with its stock and price (emits an item change with data.deleted)")
 def delete_item(sku: str, state: State) -> None:
     """The ERP retiring a SKU for good; only the weekly reconciliation may propagate this downstream."""
@@ -323,7 +323,7 @@ class QuantityIn(BaseModel):
     quantity: int
 
 
-@router.put("/stock/{sku}/{location}", response_model=StockLevel, summary="Set stock (emits a stock change)")
+@router.put("/stock/{sku:path}/{location}", response_model=StockLevel, summary="Set stock (emits a stock change)")
 def put_stock(sku: str, location: str, body: QuantityIn, state: State) -> dict[str, Any]:
     now = datetime.now(UTC)
     with state.write_lock:
@@ -358,7 +358,7 @@ class PriceIn(BaseModel):
     currency: str = Field("USD", min_length=3, max_length=3)
 
 
-@router.put("/prices/{sku}", response_model=Price, summary="Set the live price (emits a price change)")
+@router.put("/prices/{sku:path}", response_model=Price, summary="Set the live price (emits a price change)")
 def put_price(sku: str, body: PriceIn, state: State) -> dict[str, Any]:
     return set_price(state, sku, body.price, body.currency)
 

@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 from catalog_sync.catalog import derive
 from catalog_sync.catalog.magento import slugify
 from catalog_sync.domain import CHANNEL, LOCALES, AssetRole, AssetStatus, LifecycleStatus
-from catalog_sync_sandbox import db
+from catalog_sync_sandbox import cdn, db
 from catalog_sync_sandbox.dam import write_asset
 from catalog_sync_sandbox.erp import set_price, upsert_item
 from catalog_sync_sandbox.pim import merge_values
@@ -197,8 +197,8 @@ def _stale_flag(state: SandboxState, skus: list[str] | None) -> list[dict[str, A
 
 @scenario(
     "storefront_stale_cached_page",
-    "The admin API shows the new price but shoppers still see the old one: the product page is served from the "
-    "render cache (X-Cache: HIT) until its TTL runs out or it is purged.",
+    "The admin API shows the new price but shoppers still see the old one: the CDN serves the product page from "
+    "its cache (X-Cache: HIT) until its TTL runs out or it is purged.",
     default_count=1,
 )
 def _stale_page(state: SandboxState, skus: list[str] | None) -> list[dict[str, Any]]:
@@ -217,9 +217,7 @@ def _stale_page(state: SandboxState, skus: list[str] | None) -> list[dict[str, A
                 doc = save_product(conn, _storefront_doc(conn, sku), None)
             doc["status"] = "active"
             status, page = render_page(doc)
-            cache = db.storefront_page_cache
-            conn.execute(cache.delete().where(cache.c.handle == doc["handle"]))
-            conn.execute(cache.insert().values(handle=doc["handle"], status_code=status, html=page, rendered_at=now))
+            cdn.cache_page(conn, cdn.product_path(doc["handle"]), status, page, now, [cdn.surrogate_key(doc["handle"])])
             variant = next(v for v in doc["variants"] if v.get("sku") == sku)
             old_price = variant.get("price")
             variant["price"] = f"{float(old_price or 0) * 1.25 + 1:.2f}"

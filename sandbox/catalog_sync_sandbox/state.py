@@ -27,6 +27,8 @@ DEFAULT_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
     "dam": {"api_key": "dam-sandbox-key"},
     "storefront": {"access_token": "shpat_sandbox_token"},
     "supplier": {"api_key": "supplier-sandbox-key"},
+    # a Fastly API token and the id of the service that caches the shop's pages (not a secret)
+    "cdn": {"api_token": "cdn-sandbox-token", "service_id": "SbxCdnSrv0CatalogSync1"},
 }
 
 #: GraphQL points the storefront restores per REST call it would allow (Shopify's plans keep this ratio).

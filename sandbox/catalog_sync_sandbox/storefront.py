@@ -1,9 +1,9 @@
 """The storefront, in the shape of the Shopify Admin REST API (2025-01), plus the page a shopper sees.
 
 The admin API meters calls with a leaky bucket per access token (``X-Shopify-Shop-Api-Call-Limit``) and answers
-429 with ``Retry-After`` when it is full. The shopper page goes through a render cache with a TTL that admin
-writes do not invalidate, so a page can show yesterday's product until it expires or is purged: exactly the
-"storefront still shows the old product" symptom.
+429 with ``Retry-After`` when it is full. The product page served here is the origin's: rendered from the current
+product on every request. Shoppers get it through the CDN (``catalog_sync_sandbox.cdn``), whose cache is what
+admin writes do not invalidate.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import base64
 import hmac
 import html
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 
 from catalog_sync.catalog.magento import slugify
 from catalog_sync_sandbox import db
-from catalog_sync_sandbox.common import State, aware, iso, parse_ts
+from catalog_sync_sandbox.common import State, iso, parse_ts
 from catalog_sync_sandbox.state import SandboxState
 
 VERSION: Final = "2025-01"
@@ -135,10 +135,6 @@ class InventoryLevel(BaseModel):
 
 class InventoryLevelEnvelope(BaseModel):
     inventory_level: InventoryLevel
-
-
-class PurgeIn(BaseModel):
-    handles: list[str]
 
 
 # ------------------------------------------------------------------------------------------------- storage
@@ -397,14 +393,6 @@ def set_inventory(
     return answer
 
 
-@router.post("/cache/purge.json", summary="Purge shopper pages from the render cache")
-def purge(body: PurgeIn, state: State) -> dict[str, Any]:
-    t = db.storefront_page_cache
-    with state.write_lock, state.engine.begin() as conn:
-        gone = [h for h in body.handles if conn.execute(t.delete().where(t.c.handle == h)).rowcount]
-    return {"purged": gone}
-
-
 # ------------------------------------------------------------------------------------------------ shopper
 def render_page(doc: dict[str, Any] | None) -> tuple[int, str]:
     """The shopper's HTML. Every text is escaped: a product's copy can carry markup (or a script) from upstream."""
@@ -429,23 +417,15 @@ def render_page(doc: dict[str, Any] | None) -> tuple[int, str]:
     )
 
 
-@shop_router.get("/products/{handle}", response_class=HTMLResponse, summary="Shopper product page (render cache)",
+def origin_page(state: SandboxState, handle: str) -> tuple[int, str]:
+    """The product page as the storefront renders it now: what the CDN fetches on a miss."""
+    with state.engine.connect() as conn:
+        row = conn.execute(select(db.storefront_product.c.doc).where(db.storefront_product.c.handle == handle)).first()
+    return render_page(dict(row.doc) if row else None)
+
+
+@shop_router.get("/products/{handle}", response_class=HTMLResponse, summary="Product page at the origin (no cache)",
                  responses={404: {"description": "no active product with this handle"}})
 def shopper_page(handle: str, state: State) -> HTMLResponse:
-    now = datetime.now(UTC)
-    cache = db.storefront_page_cache
-    with state.engine.connect() as conn:
-        hit = conn.execute(select(cache).where(cache.c.handle == handle)).first()
-    if hit is not None:
-        rendered = aware(hit.rendered_at)
-        assert rendered is not None
-        age = now - rendered
-        if age < timedelta(seconds=state.settings.render_cache_ttl_s):
-            return HTMLResponse(hit.html, status_code=hit.status_code,
-                                headers={"X-Cache": "HIT", "Age": str(int(age.total_seconds()))})
-    with state.write_lock, state.engine.begin() as conn:
-        row = conn.execute(select(db.storefront_product.c.doc).where(db.storefront_product.c.handle == handle)).first()
-        status, page = render_page(dict(row.doc) if row else None)
-        conn.execute(cache.delete().where(cache.c.handle == handle))
-        conn.execute(cache.insert().values(handle=handle, status_code=status, html=page, rendered_at=now))
-    return HTMLResponse(page, status_code=status, headers={"X-Cache": "MISS", "Age": "0"})
+    status, page = origin_page(state, handle)
+    return HTMLResponse(page, status_code=status)

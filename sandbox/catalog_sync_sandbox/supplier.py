@@ -91,7 +91,7 @@ def create_submission(body: SubmissionIn, state: State) -> dict[str, Any]:
     return add_submission(state, body.supplier, body.sku, body.changes, body.lifecycle_flag)
 
 
-@router.get("/submissions/{submission_id}", response_model=Submission)
+@router.get("/submissions/{submission_id:path}", response_model=Submission)
 def get_submission(submission_id: str, state: State) -> dict[str, Any]:
     with state.engine.connect() as conn:
         r = conn.execute(select(db.supplier_submission).where(db.supplier_submission.c.id == submission_id)).first()
@@ -100,7 +100,7 @@ def get_submission(submission_id: str, state: State) -> dict[str, Any]:
     return submission_doc(r)
 
 
-@router.post("/submissions/{submission_id}/decision", response_model=Submission,
+@router.post("/submissions/{submission_id:path}/decision", response_model=Submission,
              responses={409: {"description": "already decided"}})
 def decide(submission_id: str, body: Decision, state: State) -> dict[str, Any]:
     t = db.supplier_submission

@@ -19,7 +19,7 @@ from catalog_sync.airflow.hooks import (
     credentials_of,
     storefront_api_version_of,
 )
-from catalog_sync.connectors import ConfigurationError, DamClient, PimClient, StorefrontClient
+from catalog_sync.connectors import CdnClient, ConfigurationError, DamClient, PimClient, StorefrontClient
 from catalog_sync.domain import System
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,3 +110,41 @@ def test_storefront_api_version_must_be_one_the_client_speaks() -> None:
     dam = Connection(conn_id="d", conn_type="catalog_sync_dam", host="h", password="k",
                      extra=json.dumps({"api_version": "2024-10"}))
     assert isinstance(client_from_connection(System.DAM, dam), DamClient)
+
+
+def test_a_cdn_connection_becomes_a_fastly_client_for_its_service_and_shop() -> None:
+    conn = Connection(conn_id="catalog_sync_cdn", conn_type="catalog_sync_cdn", host="api.fastly.com",
+                      schema="https", password="fst-token-9", extra=json.dumps({
+                          "service_id": "SU1Z0isxPaozGVKXdv0eY", "site_url": "https://shop.example.com/",
+                          "surrogate_key_format": "pdp-{handle}"}))
+    client = client_from_connection(System.CDN, conn)
+    assert isinstance(client, CdnClient) and client.base_url == "https://api.fastly.com/"
+    assert client.service_id == "SU1Z0isxPaozGVKXdv0eY" and client.surrogate_key("chaz") == "pdp-chaz"
+    assert client.page_url("chaz") == "https://shop.example.com/products/chaz"
+    assert "fst-token-9" not in repr(client) + repr(credentials_of(System.CDN, conn))
+    no_service = Connection(conn_id="catalog_sync_cdn", conn_type="catalog_sync_cdn", host="api.fastly.com",
+                            password="fst-token-9")
+    with pytest.raises(ConfigurationError, match="service_id"):
+        client_from_connection(System.CDN, no_service)
+
+
+def test_the_cdn_is_optional_everywhere_the_systems_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog_sync.airflow import tasks
+    from catalog_sync.airflow.systems import systems_from_connections
+    from tests.conftest import airflow_connection_env
+
+    env = airflow_connection_env("http://127.0.0.1:8765")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for build in (systems_from_connections, tasks.systems):
+        with_cdn = build()
+        assert isinstance(with_cdn.cdn, CdnClient) and with_cdn.cdn.site is not None
+        with_cdn.close()
+    monkeypatch.delenv("AIRFLOW_CONN_CATALOG_SYNC_CDN")
+    for build in (systems_from_connections, tasks.systems):
+        without = build()
+        assert without.cdn is None and isinstance(without.storefront, StorefrontClient)
+        without.close()
+    monkeypatch.delenv("AIRFLOW_CONN_CATALOG_SYNC_DAM")
+    with pytest.raises(ConfigurationError, match="catalog_sync_dam"):
+        systems_from_connections()

@@ -1,12 +1,25 @@
 """What only one system does, over real HTTP to the sandbox: the ERP change feed, storefront inventory
-idempotency and render cache, DAM binaries, PIM product models."""
+idempotency, the CDN's cache and purges, DAM binaries, PIM product models."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
 from typing import Any
 
-from catalog_sync.connectors import ClientOptions, Outcome, ReadResult, RetryPolicy, build_client
+import pytest
+
+from catalog_sync.connectors import (
+    Attempt,
+    CdnClient,
+    ClientOptions,
+    ConfigurationError,
+    Outcome,
+    ReadResult,
+    RetryPolicy,
+    TransientError,
+    build_client,
+)
 from catalog_sync.connectors.mapping import (
     akeneo_product_to_canonical,
     canonical_to_akeneo_product_model,
@@ -49,12 +62,17 @@ def _publish(shop: Any, sku: str) -> dict[str, Any]:
     return dict(product)
 
 
-def test_storefront_upsert_by_handle_and_render_cache_purge(fresh_sandbox: Any) -> None:
-    shop = client(fresh_sandbox, System.STOREFRONT)
+def cdn(sandbox: Any, **options: Any) -> CdnClient:
+    return build_client(System.CDN, f"{sandbox.url}/cdn", sandbox.credentials["cdn"],
+                        ClientOptions(retry=RETRY, **options), site_url=f"{sandbox.url}/cdn/edge")
+
+
+def test_storefront_upsert_by_handle_and_cdn_purge(fresh_sandbox: Any) -> None:
+    shop, edge = client(fresh_sandbox, System.STOREFRONT), cdn(fresh_sandbox)
     product = _publish(shop, "SPEC-CACHE-1")
     handle = product["handle"]
-    assert shop.shopper_page(handle).cache == "MISS"
-    cached = shop.shopper_page(handle)
+    assert edge.shopper_page(handle).cache == "MISS"
+    cached = edge.shopper_page(handle)
     assert cached.cache == "HIT" and "Specific SPEC-CACHE-1" in cached.html
     record = empty_record()
     record.update(sku="SPEC-CACHE-1", product_type="simple", lifecycle_status="active", name="Renamed product",
@@ -65,10 +83,38 @@ def test_storefront_upsert_by_handle_and_render_cache_purge(fresh_sandbox: Any) 
     assert update.outcome is Outcome.OK and "title" in (update.message or "")
     assert shop.upsert_product(desired).outcome is Outcome.UNCHANGED
     assert len(ReadResult.collect(shop.iter_products(handle=handle)).records) == 1  # updated, not duplicated
-    assert "Renamed product" not in shop.shopper_page(handle).html  # still the cached render
-    assert handle in shop.purge_cache([handle]).get("purged", [])
-    fresh = shop.shopper_page(handle)
+    assert "Renamed product" not in edge.shopper_page(handle).html  # still the CDN's copy
+    assert "Renamed product" in shop.shopper_page(handle).html  # the storefront's own page is current
+    purged = edge.purge_pages([handle])
+    assert set(purged) == {handle} and purged[handle]
+    fresh = edge.shopper_page(handle)
     assert fresh.cache == "MISS" and "Renamed product" in fresh.html
+    # by URL too: the page's address as shoppers use it
+    shop.upsert_product({**desired, "title": "Renamed again"})
+    assert "Renamed again" not in edge.shopper_page(handle).html
+    assert edge.purge_url(edge.page_url(handle))
+    assert "Renamed again" in edge.shopper_page(handle).html
+
+
+def test_cdn_purges_go_out_256_keys_to_a_call(fresh_sandbox: Any) -> None:
+    calls: list[Attempt] = []
+    edge = cdn(fresh_sandbox, on_attempt=calls.append)
+    handles = [f"product-{n}" for n in range(300)]
+    assert len(edge.purge_pages(handles)) == 300
+    assert [(a.method, a.status) for a in calls] == [("POST", 200), ("POST", 200)]
+    assert edge.surrogate_key("chaz") == "product-chaz"
+    with pytest.raises(ConfigurationError):
+        CdnClient(f"{fresh_sandbox.url}/cdn", fresh_sandbox.credentials["cdn"], surrogate_key_format="page-{id}")
+
+
+def test_an_unreachable_cdn_raises_rather_than_reporting_a_purge() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    edge = CdnClient(f"http://127.0.0.1:{port}", {"api_token": "t0ken-x", "service_id": "svc"},
+                     ClientOptions(retry=RetryPolicy(max_attempts=2, base=0.01, cap=0.02)))
+    with pytest.raises(TransientError, match="cdn: POST /service/svc/purge"):
+        edge.purge_pages(["chaz"])
 
 
 def test_dam_binary_matches_its_checksum(fresh_sandbox: Any) -> None:

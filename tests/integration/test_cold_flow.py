@@ -17,7 +17,7 @@ from catalog_sync.flows import cold, replay, rollback
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import AuditEvent, DeadLetter, SyncRun
+from catalog_sync.hub.models import AuditEvent, DeadLetter, FieldDelta, SyncRun
 from catalog_sync.transforms import canonical_vendor
 
 
@@ -74,6 +74,10 @@ def test_luma_moves_through_every_hop_and_reconciles(hub_url: str, fresh_sandbox
     # Every hop reconciles: read == delivered + unchanged + dead-lettered (finish() would have raised otherwise).
     for hop, c in result["hops"].items():
         assert c["read"] == c["delivered"] + c["unchanged"] + c["dead_lettered"], hop
+    # The page of every product published is purged from the CDN once its images are on.
+    published = result["hops"]["pim->storefront"]["delivered"]
+    assert result["hops"]["storefront->cdn"] == {"read": published, "delivered": published, "unchanged": 0,
+                                                 "dead_lettered": 0}
     erp = result["hops"]["erp->pim"]
     assert erp["read"] == 2026 + 1  # Luma's 147 parents + 1,847 variants + 32 gear items, + the case-twin SKU
     assert result["hops"]["pim->storefront"]["delivered"] > 140
@@ -176,3 +180,51 @@ def test_replay_after_the_source_is_fixed(hub_url: str, fresh_sandbox: Any, syst
     assert runs == ["success"]
     with pytest.raises(replay.ReplayError, match="not open"):
         replay.replay([letter.id], systems, by="tester")
+
+
+def test_values_emptied_at_their_owner_are_emptied_downstream_and_roll_back(
+    hub_url: str, fresh_sandbox: Any, systems: Systems
+) -> None:
+    """A description a merchandiser removes in the PIM, and a vendor the ERP empties, leave the storefront too."""
+    described, vended = "24-MB01", "24-MB02"  # two gear bags, simple products
+    first, _ = whole_run("manual__empty1", systems)
+    handles = {sku: cold.storefront_handle(pim_record(systems, sku)) for sku in (described, vended)}
+    old_body = systems.storefront.find_by_handle(handles[described])["body_html"]
+    old_vendor = systems.storefront.find_by_handle(handles[vended])["vendor"]
+    assert old_body and old_vendor == pim_record(systems, vended)["vendor_name"]
+
+    # The PIM user clears the description (Akeneo: a null value removes it, and the product's values then lack
+    # it); the ERP clerk clears the vendor.
+    entries = systems.pim.get_product(described)["values"]["description"]
+    (cleared,) = systems.pim.upsert_products([{"identifier": described, "values": {"description": [
+        {"locale": e["locale"], "scope": e["scope"], "data": None} for e in entries]}}])
+    assert cleared.ok and "description" not in systems.pim.get_product(described)["values"]
+    assert systems.erp.put_item({"sku": vended, "vendor_name": None}).ok
+    assert systems.cdn is not None
+    systems.cdn.shopper_page(handles[described])  # a shopper's visit: the CDN now holds the page as it was
+    assert systems.cdn.shopper_page(handles[described]).cache == "HIT"
+
+    second, result = whole_run("manual__empty2", systems)
+    assert result["hops"]["pim->storefront"]["dead_lettered"] == 0
+    assert pim_record(systems, vended)["vendor_name"] is None  # the ERP's emptiness reached the PIM
+    assert systems.storefront.find_by_handle(handles[described])["body_html"] == ""
+    # The nightly purged the pages it changed, so shoppers get the emptied description, not the CDN's old copy.
+    assert result["hops"]["storefront->cdn"] == {"read": 2, "delivered": 2, "unchanged": 0, "dead_lettered": 0}
+    page = systems.cdn.shopper_page(handles[described])
+    assert page.cache == "MISS" and '<div class="description"></div>' in page.html
+    assert systems.storefront.find_by_handle(handles[vended])["vendor"] in (None, "")
+    with session_scope() as s:
+        deltas = {(d.system, d.record_key, d.field): (d.before, d.after)
+                  for d in s.scalars(select(FieldDelta).where(FieldDelta.load_id == second))}
+    assert deltas[("storefront", described, "body_html")] == (old_body, "")
+    assert deltas[("pim", vended, "vendor_name")] == (old_vendor, None)
+    assert deltas[("storefront", vended, "vendor")] == (old_vendor, None)
+    # The missing description is still a finding for the merchandisers, though the emptied copy went out.
+    (finding,) = open_letters(record_key=described, load_id=second)
+    assert finding.expectation == "products.l1.family_attributes_filled"
+
+    undone = rollback.rollback(second, systems, by="tester", run_id="manual__empty_rollback")
+    assert undone["conflicts"] == [] and undone["restored"] == undone["records"] >= 3
+    assert systems.storefront.find_by_handle(handles[described])["body_html"] == old_body
+    assert systems.storefront.find_by_handle(handles[vended])["vendor"] == old_vendor
+    assert pim_record(systems, vended)["vendor_name"] == old_vendor

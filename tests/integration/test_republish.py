@@ -9,6 +9,7 @@ in each system); a second run finds nothing left to fix.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from catalog_sync.connectors import CdnClient, ClientOptions, RetryPolicy
 from catalog_sync.flows import republish
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import DeadLetter, SyncRun
+from catalog_sync.hub.models import AuditEvent, DeadLetter, SyncRun
 from catalog_sync.trace import REPAIRS, explain_sku, rendition
 from tests.conftest import load_sandbox
 
@@ -113,7 +115,8 @@ def assert_live(systems: Systems, sku: str, image_src: str | None = None) -> Non
     handle = trace["systems"]["storefront"]["handle"]
     product = systems.storefront.find_by_handle(handle)
     assert product is not None and product["status"] == "active", sku
-    page = systems.storefront.shopper_page(handle)
+    assert systems.cdn is not None
+    page = systems.cdn.shopper_page(handle)  # what shoppers get: the CDN's copy
     assert page.status == 200
     if image_src is not None:
         assert image_src in [i["src"] for i in product["images"]]
@@ -179,6 +182,17 @@ def test_each_failure_mode_is_diagnosed_fixed_and_stays_fixed(
             letters = s.scalars(select(DeadLetter).where(DeadLetter.reason_kind == "ownership",
                                                          DeadLetter.record_key.in_(skus))).all()
         assert {letter.record_key for letter in letters} == set(skus)
+    if scenario == "storefront_stale_cached_page":
+        (sku,) = skus
+        handle = injected["changes"][0]["storefront"]["handle"]
+        purge = next(a for a in found[sku]["actions"] if a["repair"] == "cache")
+        assert purge["system"] == "cdn" and purge["status"] == "done" and purge["target"] == handle
+        with session_scope(hub_url) as s:
+            audit = s.scalars(select(AuditEvent).where(AuditEvent.load_id == result["load_id"],
+                                                       AuditEvent.system == "cdn")).all()
+        assert [(a.record_key, a.action, a.outcome) for a in audit] == [(handle, "purge", "ok")]
+        assert audit[0].response["purge_id"]
+        assert injected["changes"][0]["storefront"]["current_price"] in systems.cdn.shopper_page(handle).html
     if scenario == "variants_left_behind":
         parent = injected["changes"][0]["sku"]
         variants = [s for s in skus if s != parent]
@@ -236,3 +250,51 @@ def test_the_dag_runs_a_dry_run_from_its_form(published: Any, hub_url: str, airf
     assert run.status == "success" and run.records_read == 2 == run.records_unchanged
     found = republish.diagnoses(run.load_id, hub_url)
     assert set(found) == {"24-MB01", "MH01-XS-Black"} and all(d["dry_run"] for d in found.values())
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: a connection is refused
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_cdn_is_recorded_and_the_sku_dead_lettered(published: Any, hub_url: str) -> None:
+    (sku,) = published.scenario("storefront_stale_cached_page", ["24-UG03"])["skus"]
+    bundle = Systems.from_base_url(published.url, published.credentials)
+    # The shop's pages still come through the CDN's edge; its purge API does not answer.
+    bundle.cdn = CdnClient(f"http://127.0.0.1:{_closed_port()}", published.credentials["cdn"],
+                           ClientOptions(retry=RetryPolicy(max_attempts=2, base=0.01, cap=0.02)),
+                           site_url=f"{published.url}/cdn/edge")
+    try:
+        result, found = run(bundle, hub_url, [sku], dry_run=False, tag="cdn-down")
+        purge = next(a for a in found[sku]["actions"] if a["repair"] == "cache")
+        handle = purge["target"]
+        assert bundle.cdn.shopper_page(handle).cache == "HIT"  # still the stale copy
+    finally:
+        bundle.close()
+    assert result["hops"]["triage"] == {"read": 1, "delivered": 0, "unchanged": 0, "dead_lettered": 1}
+    assert purge["system"] == "cdn" and purge["status"] == "failed" and "connection" in purge["detail"]
+    with session_scope(hub_url) as s:
+        audit = s.scalars(select(AuditEvent).where(AuditEvent.load_id == result["load_id"],
+                                                   AuditEvent.system == "cdn")).one()
+        letter = s.scalars(select(DeadLetter).where(DeadLetter.record_key == sku,
+                                                    DeadLetter.load_id == result["load_id"])).one()
+    assert (audit.record_key, audit.action, audit.outcome) == (handle, "purge", "error")
+    assert letter.reason_kind == "api" and letter.expectation == "triage:shopper_page"
+
+
+def test_without_a_cdn_the_purge_is_skipped_and_says_so(published: Any, hub_url: str) -> None:
+    (sku,) = published.scenario("erp_pre_active_with_approved_seasonal_images", ["24-WG01"])["skus"]
+    bundle = Systems.from_base_url(published.url, {k: v for k, v in published.credentials.items() if k != "cdn"})
+    assert bundle.cdn is None
+    try:
+        result, found = run(bundle, hub_url, [sku], dry_run=False, tag="no-cdn")
+    finally:
+        bundle.close()
+    assert result["hops"]["triage"]["delivered"] == 1  # shoppers get the storefront's own, current page
+    purge = next(a for a in found[sku]["actions"] if a["repair"] == "cache")
+    assert purge["status"] == "skipped" and "no CDN is configured" in purge["detail"]
+    with session_scope(hub_url) as s:
+        audit = s.scalars(select(AuditEvent).where(AuditEvent.load_id == result["load_id"],
+                                                   AuditEvent.system == "cdn")).one()
+    assert audit.outcome == "skipped" and "catalog_sync_cdn" in audit.response["message"]

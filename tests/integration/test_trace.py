@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import requests
 
 from catalog_sync.cli import main
 from catalog_sync.flows import republish
@@ -138,3 +140,43 @@ def test_cli_text_and_json(published: Any, systems: Systems, hub_url: str,
     data = json.loads(capsys.readouterr().out)
     assert_shape(data)
     assert data["broken_link"] == "pim_vs_erp" and data["systems"]["pim"]["enabled"] is False
+
+
+#: Each names, raw, another record or a collection: MH01 with a query string or fragment, or the ERP's item list.
+AWKWARD_SKUS = ["MH01?x=1", "MH01#top", "MH01/", "MH01%", "MH01 x", "../items"]
+
+
+@pytest.mark.parametrize("sku", AWKWARD_SKUS)
+def test_a_sku_with_reserved_characters_is_never_answered_with_another_record(
+    sku: str, systems: Systems, hub_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UnknownSku):
+        explain_sku(sku, systems, hub_url)
+    assert main(["explain", sku]) == 2  # through the Airflow connections, as an operator runs it
+    assert f"no system knows SKU {sku!r}" in capsys.readouterr().err
+
+
+def test_a_sku_with_a_slash_is_traced_to_its_own_record(
+    published: Any, systems: Systems, hub_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sku = "24-MB01/GIFT"
+    created = systems.erp.put_item({"sku": sku, "product_type": "simple", "lifecycle_status": "pre-active",
+                                    "vendor_name": "Gift Wrap Company"})
+    assert created.ok
+    try:
+        result = explain_sku(sku, systems, hub_url)
+        assert_shape(result)
+        assert result["systems"]["erp"]["sku"] == sku
+        assert result["systems"]["erp"]["vendor_name"] == "Gift Wrap Company"
+        assert result["systems"]["pim"] is None and result["broken_link"] == "erp_lifecycle"
+        assert main(["explain", sku, "--json"]) == 0
+        out = capsys.readouterr().out
+        document = out[out.index("\n{") + 1:] if not out.startswith("{") else out  # after Airflow's own log lines
+        assert json.loads(document)["systems"]["erp"]["lifecycle_status"] == "pre-active"
+        plain = explain_sku("24-MB01", systems, hub_url)  # the SKU it extends keeps its own record
+        assert plain["systems"]["erp"]["sku"] == "24-MB01"
+        assert plain["systems"]["erp"]["vendor_name"] != "Gift Wrap Company"
+    finally:
+        gone = requests.delete(f"{published.url}/erp/items/{quote(sku, safe='')}",
+                               headers={"X-Api-Key": published.credentials["erp"]["api_key"]}, timeout=10)
+        assert gone.status_code == 204

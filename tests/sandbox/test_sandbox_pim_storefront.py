@@ -196,21 +196,19 @@ def test_storefront_inventory_set_is_idempotent_per_key(fresh_sandbox: Any) -> N
     assert unknown.status_code == 422
 
 
-def test_shopper_page_is_escaped_cached_and_purgeable(fresh_sandbox: Any) -> None:
+def test_origin_page_is_escaped_and_always_current(fresh_sandbox: Any) -> None:
+    """The storefront renders its page afresh on every request; caching it is the CDN's part (test_sandbox_cdn)."""
     sb, h = fresh_sandbox, shop(fresh_sandbox)
     p = requests.post(f"{sb.url}{ADMIN}/products.json", json=_product("SKU-1", "chaz"), headers=h,
                       timeout=10).json()["product"]
     first = requests.get(f"{sb.url}/storefront/products/chaz", timeout=10)
-    assert first.status_code == 200 and first.headers["X-Cache"] == "MISS"
+    assert first.status_code == 200 and "X-Cache" not in first.headers
     assert "<script>" not in first.text and "&lt;script&gt;" in first.text and "&lt;b&gt;XS" in first.text
     requests.put(f"{sb.url}{ADMIN}/products/{p['id']}.json", json={"product": {"title": "Renamed"}}, headers=h,
                  timeout=10)
-    stale = requests.get(f"{sb.url}/storefront/products/chaz", timeout=10)
-    assert stale.headers["X-Cache"] == "HIT" and "Renamed" not in stale.text and "Age" in stale.headers
-    purge = requests.post(f"{sb.url}{ADMIN}/cache/purge.json", json={"handles": ["chaz"]}, headers=h, timeout=10)
-    assert purge.json() == {"purged": ["chaz"]}
-    fresh = requests.get(f"{sb.url}/storefront/products/chaz", timeout=10)
-    assert fresh.headers["X-Cache"] == "MISS" and "Renamed" in fresh.text
+    assert "Renamed" in requests.get(f"{sb.url}/storefront/products/chaz", timeout=10).text
+    assert requests.post(f"{sb.url}{ADMIN}/cache/purge.json", json={"handles": ["chaz"]}, headers=h,
+                         timeout=10).status_code == 404  # not a Shopify endpoint: the CDN purges pages
     assert requests.get(f"{sb.url}/storefront/products/nothing-here", timeout=10).status_code == 404
 
 
@@ -220,7 +218,8 @@ def test_openapi_document_lists_every_system(sandbox: Any) -> None:
     for path in ("/erp/items", "/erp/changes", "/erp/webhooks", "/pim/api/oauth/v1/token", f"{API}/products",
                  f"{API}/product-models", "/dam/api/assets/{asset_id}/binary", f"{ADMIN}/products.json",
                  f"{ADMIN}/inventory_levels/set.json", "/storefront/products/{handle}",
-                 "/supplier/api/submissions/{submission_id}/decision", "/_sandbox/faults/{system}"):
+                 "/supplier/api/submissions/{submission_id}/decision", "/_sandbox/faults/{system}",
+                 "/cdn/service/{service_id}/purge", "/cdn/edge/products/{handle}"):
         assert path in paths, path
     assert "Item" in spec["components"]["schemas"] and "Asset" in spec["components"]["schemas"]
-    assert {"erpApiKey", "pimBearer", "shopifyAccessToken"} <= set(spec["components"]["securitySchemes"])
+    assert {"erpApiKey", "pimBearer", "shopifyAccessToken", "fastlyKey"} <= set(spec["components"]["securitySchemes"])

@@ -81,7 +81,7 @@ def _check(name: str, sb: Any, result: dict[str, Any]) -> None:  # noqa: C901 (o
             assert _item(sb, sku)["lifecycle_status"] == "active"
     elif name == "storefront_stale_cached_page":
         info = result["changes"][0]["storefront"]
-        page = requests.get(f"{sb.url}/storefront/products/{info['handle']}", timeout=10)
+        page = requests.get(f"{sb.url}/cdn/edge/products/{info['handle']}", timeout=10)  # as shoppers get it
         admin = requests.get(f"{sb.url}/storefront/admin/api/2025-01/products/{info['product_id']}.json",
                              headers=shop(sb), timeout=10).json()["product"]
         assert page.headers["X-Cache"] == "HIT" and info["cached_price"] in page.text

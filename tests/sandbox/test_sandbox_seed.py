@@ -109,7 +109,7 @@ def test_the_sandbox_runs_on_postgresql() -> None:
             assert server.load(str(LUMA))["counts"]["pim_product_model"] == 147
             result = server.scenario("storefront_stale_cached_page")
             handle = result["changes"][0]["storefront"]["handle"]
-            page = requests.get(f"{server.url}/storefront/products/{handle}", timeout=10)
+            page = requests.get(f"{server.url}/cdn/edge/products/{handle}", timeout=10)
             assert page.headers["X-Cache"] == "HIT"
             server.scenario("uom_spelling_variants")
             feed = requests.get(f"{server.url}/erp/changes", headers={"X-Api-Key": server.credentials["erp"]["api_key"]},

@@ -31,6 +31,7 @@ from catalog_sync.connectors.http import (
     TransientError,
     classify,
     parse_retry_after,
+    path_segment,
     redact,
     require_keys,
 )
@@ -405,3 +406,15 @@ def test_links_off_the_base_origin_are_refused() -> None:
     assert c.url("api/rest/v1/products") == "http://127.0.0.1:9/pim/api/rest/v1/products"
     with pytest.raises(ConfigurationError):
         c.url("http://evil.example/steal")
+
+
+def test_path_segment_encodes_every_reserved_character_and_refuses_dot_segments() -> None:
+    assert path_segment("MH01-XS-Black") == "MH01-XS-Black"
+    assert path_segment("A/B?c=1#d% e") == "A%2FB%3Fc%3D1%23d%25%20e"
+    assert path_segment(4711) == "4711"
+    # the encoded segment stays one segment when joined onto the base URL
+    client = HttpClient("http://erp.example.com/erp")
+    assert client.url(f"items/{path_segment('../items')}") == "http://erp.example.com/erp/items/..%2Fitems"
+    for bad in ("", ".", ".."):
+        with pytest.raises(RecordError):
+            path_segment(bad)

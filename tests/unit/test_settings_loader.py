@@ -92,6 +92,17 @@ def test_hosts_can_be_rewritten_for_docker_compose() -> None:
     assert {c["host"] for c in files.connections.values()} == {"sandbox"}
 
 
+def test_urls_in_a_connections_extra_follow_the_host_rewrite() -> None:
+    settings = {"airflow": {"connections": [{
+        "conn_id": "catalog_sync_cdn", "conn_type": "catalog_sync_cdn", "conn_host": "127.0.0.1", "conn_port": 8765,
+        "conn_extra": {"site_url": "http://127.0.0.1:8765/cdn/edge", "other": "https://shop.example.com",
+                       "path_prefix": "/cdn"}}]}}
+    files = to_import_files(settings, replace_hosts={"127.0.0.1": "sandbox"})
+    extra = json.loads(files.connections["catalog_sync_cdn"]["extra"])
+    assert extra == {"site_url": "http://sandbox:8765/cdn/edge", "other": "https://shop.example.com",
+                     "path_prefix": "/cdn"}
+
+
 def test_the_projects_own_settings_file_converts() -> None:
     path = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
     if not path.exists():

@@ -13,7 +13,11 @@ connection type                 hook                         credential fields
 ``catalog_sync_storefront``     :class:`StorefrontHook`      password = admin access token (login hidden);
                                                              ``api_version``, ``call_limit_leak_per_s``
 ``catalog_sync_supplier``       :class:`SupplierHook`        password = API key (login hidden)
+``catalog_sync_cdn``            :class:`CdnHook`             password = Fastly API token (login hidden);
+                                                             ``service_id``, ``site_url``
 ==============================  ===========================  ============================================
+
+The CDN is optional: without a ``catalog_sync_cdn`` connection the flows record each page purge as skipped.
 
 Fields (``extra.*`` are keys of the connection's extra JSON):
 
@@ -23,6 +27,9 @@ Fields (``extra.*`` are keys of the connection's extra JSON):
   is meant for. The client does not switch versions: it speaks REST ``2025-01`` and GraphQL ``2026-04``
   (``catalog_sync.connectors.storefront``), and any other value is a ConfigurationError naming the connection.
 * ``extra.call_limit_leak_per_s`` (storefront only): the plan's call-limit drain rate (standard 2, Plus 20).
+* ``extra.service_id``, ``extra.site_url`` (CDN only): the Fastly service that caches the shop's pages, and the
+  shop's public base URL its product pages are read from (``<site_url>/products/<handle>``);
+  ``extra.surrogate_key_format`` (default ``product-{handle}``): how that service tags a product's page.
 * Optional tuning in ``extra`` (the JSON box of the form): ``connect_timeout``, ``read_timeout``,
   ``max_concurrency``, ``page_size``, ``batch_size``, ``max_attempts``, ``backoff_base``, ``backoff_cap``.
 
@@ -45,6 +52,7 @@ from catalog_sync.connectors import (
     CLIENTS,
     ApiKeyCredentials,
     AttemptCallback,
+    CdnCredentials,
     ClientOptions,
     ConfigurationError,
     PimCredentials,
@@ -110,6 +118,11 @@ def credentials_of(system: System, conn: Any) -> Any:
         raise ConfigurationError(f"connection {conn.conn_id!r} has no password (the {system} credential)")
     if system is System.STOREFRONT:
         return StorefrontCredentials(secret)
+    if system is System.CDN:
+        service_id = str(conn.extra_dejson.get("service_id") or "").strip()
+        if not service_id:
+            raise ConfigurationError(f"connection {conn.conn_id!r} has no service_id (the Fastly service)")
+        return CdnCredentials(secret, service_id)
     return ApiKeyCredentials(secret)
 
 
@@ -138,6 +151,10 @@ def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallbac
         storefront_api_version_of(conn)
         if conn.extra_dejson.get("call_limit_leak_per_s"):
             kwargs["leak_per_second"] = float(conn.extra_dejson["call_limit_leak_per_s"])
+    if system is System.CDN:
+        kwargs["site_url"] = str(conn.extra_dejson.get("site_url") or "").strip() or None
+        if conn.extra_dejson.get("surrogate_key_format"):
+            kwargs["surrogate_key_format"] = str(conn.extra_dejson["surrogate_key_format"])
     return CLIENTS[system](base_url_of(conn), credentials_of(system, conn), options, **kwargs)
 
 
@@ -193,7 +210,16 @@ class SupplierHook(CatalogSyncHook):
     hook_name = "Catalog Sync supplier portal"
 
 
+class CdnHook(CatalogSyncHook):
+    system = System.CDN
+    default_conn_name = "catalog_sync_cdn"
+    conn_type = "catalog_sync_cdn"
+    hook_name = "Catalog Sync CDN (Fastly)"
+
+
 #: The hook of each system, for code that loops over systems.
 HOOKS: dict[System, type[CatalogSyncHook]] = {
-    h.system: h for h in (ErpHook, PimHook, DamHook, StorefrontHook, SupplierHook)
+    h.system: h for h in (ErpHook, PimHook, DamHook, StorefrontHook, SupplierHook, CdnHook)
 }
+#: Systems a deployment may go without (``Systems`` holds None for them).
+OPTIONAL: frozenset[System] = frozenset({System.CDN})

@@ -104,6 +104,24 @@ CONNECTION_TYPES: Final[list[dict[str, Any]]] = [
         },
     ),
     _connection_type("supplier", "SupplierHook", "Catalog Sync supplier portal", password_label="API key"),
+    _connection_type(
+        "cdn",
+        "CdnHook",
+        "Catalog Sync CDN (Fastly)",
+        password_label="API token (purge)",
+        fields={
+            "service_id": {
+                "label": "Service ID",
+                "description": "The Fastly service that caches the shop's product pages.",
+                "schema": {"type": _NULLABLE_STRING},
+            },
+            "site_url": {
+                "label": "Shop URL",
+                "description": "The shop's public base URL; product pages are read at <shop URL>/products/<handle>.",
+                "schema": {"type": _NULLABLE_STRING},
+            },
+        },
+    ),
 ]
 
 
@@ -120,7 +138,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": PACKAGE_NAME,
         "name": INTEGRATION,
         "description": "Catalog Sync: connection types and hooks for the ERP, PIM, DAM, storefront and supplier "
-        "portal that the product-data sync reads from and writes to.",
+        "portal that the product-data sync reads from and writes to, and the CDN in front of the shop's pages.",
         "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [HOOKS_MODULE]}],
         "connection-types": copy.deepcopy(CONNECTION_TYPES),  # callers may change their copy, not the table

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -80,11 +81,24 @@ def _is_secret_key(key: str) -> bool:
     return any(marker in key.lower() for marker in _SECRET_MARKERS)
 
 
+def _replace_url_host(value: Any, replace_hosts: Mapping[str, str]) -> Any:
+    """``value`` with its host rewritten when it is an http(s) URL on one of ``replace_hosts``; else unchanged."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return value
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if host not in replace_hosts:
+        return value
+    netloc = replace_hosts[host] + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def to_import_files(settings: Mapping[str, Any], *, replace_hosts: Mapping[str, str] | None = None) -> ImportFiles:
     """Convert the parsed Astro-format settings into the JSON shapes ``airflow ... import`` expects.
 
     ``replace_hosts`` rewrites connection hosts (``{"127.0.0.1": "sandbox"}`` inside Docker Compose, where the
-    sandbox is a service and not the loopback address).
+    sandbox is a service and not the loopback address), in the host field and in URLs of the extra (the CDN's
+    ``site_url``).
     """
     root = settings.get("airflow") if isinstance(settings, Mapping) else None
     if not isinstance(root, Mapping):
@@ -123,7 +137,7 @@ def to_import_files(settings: Mapping[str, Any], *, replace_hosts: Mapping[str, 
                 if not isinstance(value, Mapping):
                     raise SettingsError(f"connection {conn_id!r}: conn_extra must be a mapping")
                 secrets.update(str(v) for k, v in value.items() if _is_secret_key(str(k)) and v not in (None, ""))
-                value = json.dumps(dict(value), sort_keys=True)
+                value = json.dumps({k: _replace_url_host(v, replace_hosts) for k, v in value.items()}, sort_keys=True)
             elif astro_key == "conn_host":
                 value = replace_hosts.get(str(value), str(value))
             elif astro_key == "conn_password":

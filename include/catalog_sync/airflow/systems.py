@@ -4,7 +4,8 @@ The command line and the UI resolve the systems from the same Airflow connection
 tasks, so one configuration describes five systems on five hosts everywhere. ``CATALOG_SYNC_SYSTEMS_URL`` with
 ``CATALOG_SYNC_CREDENTIALS_FILE`` (a JSON file of per-system credentials) overrides them with one root for all five
 systems, for scripts that run without an Airflow environment. Nothing has a built-in default: a system that is not
-configured is a ``ConfigurationError`` naming what to fill in.
+configured is a ``ConfigurationError`` naming what to fill in, except the CDN, which a deployment may go without
+(``catalog_sync_cdn`` absent, or no ``cdn`` entry in the credentials file: ``Systems.cdn`` is None).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from catalog_sync.connectors import AttemptCallback, ConfigurationError
 from catalog_sync.domain import System
 from catalog_sync.flows.systems import Systems
 
-#: The order of ``Systems``' fields.
+log = logging.getLogger(__name__)
+
+#: The order of ``Systems``' fields; each one must be configured.
 ORDER = (System.ERP, System.PIM, System.DAM, System.STOREFRONT, System.SUPPLIER)
 
 
@@ -71,7 +74,14 @@ def systems_from_connections(on_attempt: AttemptCallback | None = None, *, comma
                 f"connections add, airflow_settings.yaml, or AIRFLOW_CONN_{conn_id.upper()}), or set "
                 "CATALOG_SYNC_SYSTEMS_URL and CATALOG_SYNC_CREDENTIALS_FILE") from None
         clients.append(client_from_connection(system, conn, on_attempt))
-    return Systems(*clients)
+    erp, pim, dam, storefront, supplier = clients
+    try:
+        cdn = Connection.get_connection_from_secrets(HOOKS[System.CDN].default_conn_name)
+    except AirflowNotFoundException:
+        log.info("no Airflow connection %r: pages are read from the storefront and purges are skipped",
+                 HOOKS[System.CDN].default_conn_name)
+        return Systems(erp, pim, dam, storefront, supplier)
+    return Systems(erp, pim, dam, storefront, supplier, client_from_connection(System.CDN, cdn, on_attempt))
 
 
 def _airflow_logs_to_stderr() -> None:

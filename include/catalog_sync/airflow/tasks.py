@@ -12,13 +12,20 @@ from catalog_sync.flows.systems import Systems
 
 
 def systems() -> Systems:
-    """The five systems, each built from its Airflow connection (``catalog_sync_<system>``)."""
-    from catalog_sync.airflow.hooks import HOOKS
+    """The five systems, each built from its Airflow connection (``catalog_sync_<system>``), and the CDN when its
+    connection exists (a deployment without one gets ``cdn=None``, and its purges are recorded as skipped)."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    from catalog_sync.airflow.hooks import HOOKS, OPTIONAL
     from catalog_sync.domain import System
 
-    clients = {s: HOOKS[s]().get_conn() for s in System}
+    clients = {s: HOOKS[s]().get_conn() for s in System if s not in OPTIONAL}
+    try:
+        cdn = HOOKS[System.CDN]().get_conn()
+    except AirflowNotFoundException:
+        cdn = None
     return Systems(clients[System.ERP], clients[System.PIM], clients[System.DAM], clients[System.STOREFRONT],
-                   clients[System.SUPPLIER])
+                   clients[System.SUPPLIER], cdn=cdn)
 
 
 def run_window(context: Any) -> dict[str, Any]:

@@ -43,7 +43,19 @@ class PimCredentials:
         return (self.client_secret, self.password)
 
 
-Credentials = ApiKeyCredentials | StorefrontCredentials | PimCredentials
+@dataclass(frozen=True)
+class CdnCredentials:
+    """Fastly: an API token (sent in ``Fastly-Key``) allowed to purge, and the service that caches the pages."""
+
+    api_token: str = field(repr=False)
+    service_id: str = ""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_token,)
+
+
+Credentials = ApiKeyCredentials | StorefrontCredentials | PimCredentials | CdnCredentials
 
 
 def coerce(kind: type[Any], value: Any) -> Any:

@@ -17,6 +17,7 @@ from catalog_sync.connectors.http import (
     MalformedResponse,
     RecordError,
     TransientError,
+    path_segment,
     require_keys,
 )
 from catalog_sync.domain import AssetRole, AssetStatus, System
@@ -113,7 +114,7 @@ class DamClient(HttpClient):
         return found, errors
 
     def get_asset(self, asset_id: str | int) -> dict[str, Any] | None:
-        result = self.request("GET", f"api/assets/{asset_id}", expect=(200, 404))
+        result = self.request("GET", f"api/assets/{path_segment(asset_id)}", expect=(200, 404))
         return None if result.status == 404 else dict(result.body)
 
     def download(self, asset: Mapping[str, Any]) -> bytes:
@@ -133,7 +134,7 @@ class DamClient(HttpClient):
                 raise MalformedResponse(f"checksum {actual[:12]}... != expected {expected[:12]}...")
 
         try:
-            result = self.request("GET", f"api/assets/{asset_id}/binary", parse="bytes", validate=verify)
+            result = self.request("GET", f"api/assets/{path_segment(asset_id)}/binary", parse="bytes", validate=verify)
         except TransientError as exc:
             if mismatches and len(mismatches) == exc.attempts:
                 raise RecordError(asset_id, f"checksum mismatch on all {exc.attempts} downloads",
@@ -145,7 +146,7 @@ class DamClient(HttpClient):
         """Change an asset's link, status or dates; a refusal of the data is this asset's failure only."""
         key = str(asset_id)
         try:
-            result = self.request("PUT", f"api/assets/{asset_id}", json_body=dict(fields), record_key=key)
+            result = self.request("PUT", f"api/assets/{path_segment(asset_id)}", json_body=dict(fields), record_key=key)
         except RecordError as exc:
             return WriteResult.failure(key, exc, dict(fields))
         return WriteResult(key, Outcome.OK, result.status, None, dict(fields), response=result.body)

@@ -14,6 +14,7 @@ from catalog_sync.connectors.http import (
     ConnectorError,
     HttpClient,
     RecordError,
+    path_segment,
     require_keys,
 )
 from catalog_sync.domain import LifecycleStatus, System
@@ -148,7 +149,7 @@ class ErpClient(HttpClient):
 
     def get_item(self, sku: str) -> dict[str, Any] | None:
         """One item, None when the ERP does not know the SKU; a malformed item raises :class:`RecordError`."""
-        result = self.request("GET", f"items/{sku}", expect=(200, 404))
+        result = self.request("GET", f"items/{path_segment(sku)}", expect=(200, 404))
         if result.status == 404:
             return None
         error = ITEMS.check(result.body, self.system)
@@ -196,8 +197,10 @@ class ErpClient(HttpClient):
 
     # ---------------------------------------------------------------------------------------------------- writes
 
-    def _put(self, path: str, key: str, payload: dict[str, Any]) -> WriteResult:
+    def _put(self, segments: tuple[str, ...], key: str, payload: dict[str, Any]) -> WriteResult:
+        """PUT ``payload`` at the path of ``segments``, each encoded as one path segment (a SKU may hold ``/``)."""
         try:
+            path = "/".join(path_segment(s) for s in segments)
             result = self.request("PUT", path, json_body=payload, record_key=key)
         except RecordError as exc:
             return WriteResult.failure(key, exc, payload)
@@ -206,13 +209,13 @@ class ErpClient(HttpClient):
         return WriteResult(key, Outcome.OK, result.status, None, payload, response=result.body)
 
     def put_item(self, item: dict[str, Any]) -> WriteResult:
-        return self._put(f"items/{item['sku']}", item["sku"], item)
+        return self._put(("items", item["sku"]), item["sku"], item)
 
     def set_stock(self, sku: str, location: str, quantity: int) -> WriteResult:
-        return self._put(f"stock/{sku}/{location}", f"{sku}/{location}", {"quantity": quantity})
+        return self._put(("stock", sku, location), f"{sku}/{location}", {"quantity": quantity})
 
     def set_price(self, sku: str, price: float, currency: str = "USD") -> WriteResult:
-        return self._put(f"prices/{sku}", sku, {"price": price, "currency": currency})
+        return self._put(("prices", sku), sku, {"price": price, "currency": currency})
 
     def register_webhook(self, url: str, topics: tuple[str, ...] = ("stock", "price", "item")) -> str:
         body = self.request("POST", "webhooks", json_body={"url": url, "topics": list(topics)}).body

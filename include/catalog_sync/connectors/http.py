@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -157,7 +157,8 @@ class RecordError(ConnectorError):
 
 #: Headers whose values are credentials wherever they appear.
 SENSITIVE_HEADERS: Final[frozenset[str]] = frozenset(
-    {"authorization", "x-api-key", "x-shopify-access-token", "proxy-authorization", "cookie", "set-cookie"}
+    {"authorization", "x-api-key", "x-shopify-access-token", "fastly-key", "proxy-authorization", "cookie",
+     "set-cookie"}
 )
 _MASK: Final[str] = "***"
 # Catch credentials we were not told about: bearer tokens and key=value pairs with a secret-sounding key.
@@ -201,6 +202,29 @@ class Redactor:
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """One-off redaction of ``text`` against ``secrets`` and the generic credential patterns."""
     return Redactor(secrets)(text)
+
+
+# ------------------------------------------------------------------------------------------------- request paths
+
+#: Segments every URL resolver treats as "this folder" and "the parent folder" (RFC 3986, section 5.2.4).
+_DOT_SEGMENTS: Final[frozenset[str]] = frozenset({".", ".."})
+
+
+def path_segment(value: object) -> str:
+    """``value`` as exactly one URL path segment, for an identifier placed in a request path.
+
+    Every character outside the unreserved set is percent-encoded (``quote(value, safe="")``): a SKU holding
+    ``/``, ``?``, ``#``, ``%`` or a space then addresses its own record, where raw it would reach another path, a
+    query string or a fragment of the API (``MH01?x=1`` read as ``MH01``, ``../items`` as the item list).
+
+    ``""``, ``.`` and ``..`` are refused with :class:`RecordError`: no encoding keeps them one segment (``.`` is
+    unreserved, so HTTP clients decode ``%2E`` back and then resolve the dot segment), so no record can be
+    addressed by them and sending them would address a collection instead.
+    """
+    text = str(value)
+    if text == "" or text in _DOT_SEGMENTS:
+        raise RecordError(text or "<empty>", "an identifier that cannot name a single URL path segment")
+    return quote(text, safe="")
 
 
 # ------------------------------------------------------------------------------------------------ retry policy

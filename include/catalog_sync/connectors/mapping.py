@@ -277,6 +277,27 @@ def canonical_to_akeneo_values(record: Mapping[str, Any]) -> dict[str, list[dict
     return values
 
 
+#: Canonical fields kept inside an Akeneo value of another name: emptying one empties that value.
+AKENEO_HOLDER: Final[dict[str, str]] = {"weight_unit": "weight", "reference_price": "erp_reference_price",
+                                        "currency": "erp_reference_price"}
+
+
+def akeneo_empty_values(fields: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Akeneo ``values`` that empty each canonical field of ``fields`` (``data: null`` removes a value).
+
+    :func:`canonical_to_akeneo_values` leaves a None field out, which Akeneo reads as "keep what you have"; a
+    field its owner emptied must be sent as an explicit null instead, on the locale and channel the field lives
+    on, or the old value stays in the PIM and in every channel fed from it.
+    """
+    values: dict[str, list[dict[str, Any]]] = {}
+    for field in fields:
+        if field in LOCALIZED_TEXT:
+            values[field] = [_value(None, REFERENCE_LOCALE, CHANNEL if field in SCOPED else None)]
+        else:
+            values[AKENEO_HOLDER.get(field, field)] = [_value(None)]
+    return values
+
+
 def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
     """An Akeneo product (a variant or a simple product) for a canonical record.
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import quote
 
 from catalog_sync.connectors.base import Outcome, Page, Stream, WriteResult, nullable, split_records
 from catalog_sync.connectors.credentials import PimCredentials, coerce
@@ -23,6 +22,7 @@ from catalog_sync.connectors.http import (
     HttpResult,
     MalformedResponse,
     classify,
+    path_segment,
     require_keys,
 )
 from catalog_sync.domain import System
@@ -166,12 +166,6 @@ def identifier_in(codes: Sequence[str]) -> dict[str, Any]:
     if len(codes) > MAX_IN_FILTER:
         raise ValueError(f"Akeneo takes at most {MAX_IN_FILTER} values in an IN filter, got {len(codes)}")
     return {"identifier": [{"operator": "IN", "value": [str(c) for c in codes]}]}
-
-
-def path_segment(code: str) -> str:
-    """``code`` as one URL path segment: a SKU may hold ``/``, ``?``, ``#``, ``%`` or spaces (Akeneo refuses only
-    commas, semicolons and line breaks in identifiers), and each must reach the server as part of the code."""
-    return quote(str(code), safe="")
 
 
 def _has_items(result: HttpResult) -> None:

@@ -570,7 +570,3 @@ class StorefrontClient(HttpClient):
                                               f"already {lv.available}", sent(lv), response=level)
             pending = []
         return out
-
-    def purge_cache(self, handles: Sequence[str]) -> dict[str, Any]:
-        """Drop the rendered pages of ``handles`` so shoppers see the new data before the cache TTL runs out."""
-        return dict(self.request("POST", f"{ADMIN}/cache/purge.json", json_body={"handles": list(handles)}).body or {})

@@ -13,6 +13,7 @@ from catalog_sync.connectors.http import (
     ConfigurationError,
     HttpClient,
     RecordError,
+    path_segment,
     require_keys,
 )
 from catalog_sync.domain import System
@@ -67,7 +68,7 @@ class SupplierClient(HttpClient):
             yield Page(SUBMISSIONS.name, good, bad, current)
 
     def get_submission(self, submission_id: str | int) -> dict[str, Any] | None:
-        result = self.request("GET", f"api/submissions/{submission_id}", expect=(200, 404))
+        result = self.request("GET", f"api/submissions/{path_segment(submission_id)}", expect=(200, 404))
         return None if result.status == 404 else dict(result.body)
 
     def decide(self, submission_id: str | int, status: str, reason: str = "") -> WriteResult:
@@ -82,7 +83,7 @@ class SupplierClient(HttpClient):
         payload = {"status": status, "reason": reason}
         try:
             result = self.request(
-                "POST", f"api/submissions/{submission_id}/decision", json_body=payload, record_key=key
+                "POST", f"api/submissions/{path_segment(submission_id)}/decision", json_body=payload, record_key=key
             )
         except RecordError as exc:
             if exc.status == 409:

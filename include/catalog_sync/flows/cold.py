@@ -9,6 +9,8 @@ Hops and what each counts (``read == delivered + unchanged + dead_lettered`` on 
 - ``dam->storefront``: the image sets of published products, in chunks.
 - ``erp->storefront``: opening stock of newly published variants (hot data, straight from the ERP).
 - ``supplier->pim``: pending supplier submissions, written field by field under the ownership rules.
+- ``storefront->cdn``: the pages of the products published, purged from the CDN's cache once their images are
+  written (skipped, and audited as such, in a deployment without a CDN).
 
 Cursors (``erp/items``, ``dam/assets``, ``pim/products``) commit in ``finish`` only, after every write and gate.
 """
@@ -25,6 +27,7 @@ from typing import Any
 from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
 from catalog_sync.connectors.mapping import (
     akeneo_asset_links,
+    akeneo_empty_values,
     akeneo_product_to_canonical,
     canonical_to_akeneo_product,
     canonical_to_akeneo_product_model,
@@ -51,6 +54,7 @@ PIM_STOREFRONT = "pim->storefront"
 IMAGES = "dam->storefront"
 STOCK = "erp->storefront"
 SUPPLIER_PIM = "supplier->pim"
+PAGES = "storefront->cdn"
 
 #: Cursors this flow owns: (system, stream) -> the stage holding the value to commit at the end.
 CURSORS = {("erp", "items"): "_cursor:erp/items", ("dam", "assets"): "_cursor:dam/assets",
@@ -58,6 +62,9 @@ CURSORS = {("erp", "items"): "_cursor:erp/items", ("dam", "assets"): "_cursor:da
 #: The ERP-owned attributes the PIM keeps a copy of.
 ERP_FIELDS_IN_PIM = ("sku", "parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom",
                      "weight", "weight_unit", "country_of_origin", "vendor_name", "reference_price", "currency")
+#: Those of them the PIM keeps as attribute values (the others shape the record: its key, parent and type).
+ERP_VALUES_IN_PIM = ("lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit", "country_of_origin",
+                     "vendor_name", "reference_price", "currency")
 
 
 # --- run bookkeeping -------------------------------------------------------------------------------------------
@@ -203,7 +210,8 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
         by_key = {r["sku"]: r for r in group}
         for batch in chunked(group, systems.pim.batch_size):
             payloads = [
-                _model_payload(r, before.get(r["sku"])) if is_model else _product_payload(r) for r in batch
+                _model_payload(r, before.get(r["sku"])) if is_model else _product_payload(r, before.get(r["sku"]))
+                for r in batch
             ]
             try:
                 results = (systems.pim.upsert_product_models if is_model else systems.pim.upsert_products)(payloads)
@@ -223,9 +231,10 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
     return totals
 
 
-def _product_payload(record: Mapping[str, Any]) -> dict[str, Any]:
+def _product_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
     product = canonical_to_akeneo_product(record)
     # Only the ERP-owned values travel: content the PIM owns is never touched by this hop.
+    _empty_what_the_erp_emptied(product, record, current)
     return product
 
 
@@ -238,7 +247,23 @@ def _model_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None)
         # An existing model keeps its family variant: it is the PIM's modelling decision, not the ERP's.
         model.pop("family_variant", None)
         model.pop("family", None)
+    _empty_what_the_erp_emptied(model, record, current)
     return model
+
+
+def _empty_what_the_erp_emptied(payload: dict[str, Any], record: Mapping[str, Any],
+                                current: Mapping[str, Any] | None) -> None:
+    """Add explicit nulls for the ERP-owned values the ERP no longer holds (null, or left out of the item) but the
+    PIM still does. Left out of the PATCH they would stay in the PIM, and from there on the storefront, while
+    the delta log said they were emptied. Only values the PIM holds are sent: a null for an attribute a record
+    never had is noise (and one a product model does not carry at its level)."""
+    if not current:
+        return
+    emptied = [f for f in ERP_VALUES_IN_PIM
+               if record.get(f) in (None, "") and current.get(f) not in (None, "", [])]
+    for attribute, entries in akeneo_empty_values(emptied).items():
+        # a value the record still carries (a price whose currency is missing) is sent as it is, not emptied
+        payload["values"].setdefault(attribute, entries)
 
 
 # --- DAM -> PIM ----------------------------------------------------------------------------------------------
@@ -491,9 +516,16 @@ def _families(systems: Systems, roots: Sequence[str]) -> list[dict[str, Any]]:
     return [families[k] for k in sorted(families)]
 
 
+#: Layer-1 findings that do not hold back a family the storefront already sells. A required attribute the PIM has
+#: emptied on such a family is its owner withdrawing that copy (a claim that must come off the site, say): held
+#: back, the family would keep the withdrawn copy on sale, so it is published empty and the finding stays open
+#: in the dead letters until a merchandiser fills the attribute. A family never published is still held.
+WITHDRAWALS = frozenset({"products.l1.family_attributes_filled"})
+
+
 def gate_channel_content(load_id: str) -> dict[str, int]:
     """Business rules (layer 1) on every record of every staged family; a family with a quarantined parent is
-    held back whole, a quarantined variant is left out of its family."""
+    held back whole, a quarantined variant is left out of its family (but see :data:`WITHDRAWALS`)."""
     ctx = RunContext.attach(load_id)
     families = ctx.staged("families")
     taxonomy = [r["sku"] for r in ctx.staged("taxonomy")]
@@ -501,9 +533,15 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
     for fam in families:
         rows.append({**fam["parent"], "_family": fam["sku"]})
         rows.extend({**r, "_family": fam["sku"]} for r in fam["rows"])
+    failures: dict[str, list[str]] = {}
     passed = steps.gate(ctx, rows, "products.l1", layer=1, entity="products", hop=None, source_system="pim",
-                        target_system="storefront", now=_window_end(ctx), taxonomy=taxonomy)
+                        target_system="storefront", now=_window_end(ctx), failures=failures, taxonomy=taxonomy)
     ok = {str(r["sku"]) for r in passed}
+    live = steps.external_ids("storefront", "product", [fam["sku"] for fam in families], ctx.hub_url)
+    withdrawn = {sku for fam in families if fam["sku"] in live
+                 for sku in [str(fam["sku"]), *(str(r["sku"]) for r in fam["rows"])]
+                 if failures.get(sku) and set(failures[sku]) <= WITHDRAWALS}
+    ok |= withdrawn
     ready, held = [], 0
     for fam in families:
         if fam["sku"] not in ok:
@@ -513,7 +551,7 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
         ready.append(fam)
     ctx.count(PIM_STOREFRONT, dead_lettered=held)
     ctx.stage("families_ready", ready)
-    return {"families": len(families), "held": held, "ready": len(ready)}
+    return {"families": len(families), "held": held, "ready": len(ready), "withdrawn_content": len(withdrawn)}
 
 
 def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
@@ -566,8 +604,12 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     # it did not know. When the storefront stops answering, the writes that did go out are recorded, then it raises.
     failure: ConnectorError | None = None
     for outgoing_slice in chunked(outgoing, PUBLISH_SLICE):
+        shown: dict[str, dict[str, Any]] = {}
         try:
-            answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice])
+            # read here rather than inside the write, so the delta log gets the storefront's own before-values
+            shown = systems.storefront.find_by_handles([product["handle"] for _, product, _ in outgoing_slice])
+            answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice],
+                                                          existing=shown)
         except ConnectorError as exc:
             failure, answered = exc, list(exc.partial_results)
         by_handle = {r.key: r for r in answered}
@@ -583,8 +625,10 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             # Audited under the SKU (the business key), not the storefront handle.
             result = dataclasses.replace(sent, key=fam["sku"])
             results.append(result)
-            befores[result.key] = {"status": (ids.get(fam["sku"], ("", None))[1] or {}).get("status")}
-            afters[result.key] = {"status": product["status"], "title": product["title"]}
+            was = shown.get(product["handle"]) or {}
+            befores[result.key] = {"status": was.get("status", (ids.get(fam["sku"], ("", None))[1] or {}).get("status")),
+                                   **{f: was.get(f) for f in PUBLISHED_FIELDS if f != "status"}}
+            afters[result.key] = {f: product.get(f) for f in PUBLISHED_FIELDS}
             if not (result.ok and result.response):
                 continue
             hashes[fam["sku"]] = digest
@@ -628,6 +672,8 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
 #: Storefront products written between two records of them in the hub (see publish_products): two productSet
 #: requests' worth.
 PUBLISH_SLICE = 100
+#: Storefront product fields the delta log keeps before- and after-values of (what a rollback can put back).
+PUBLISHED_FIELDS = ("status", "title", "body_html", "vendor")
 
 
 def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | None]:
@@ -749,6 +795,10 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
                       before=previous, fields_of=steps.by_key(sent))
     if failure is not None:  # every write that did go out is in the delta log; the retry does the rest
         raise failure
+    # Every product of the chunk was published by this run (its content or status changed, then its images):
+    # the CDN would go on serving each one's old page. Purged here, once the page is complete, and whatever the
+    # image step found: a retried chunk purges again, which costs a cache miss and nothing else.
+    steps.purge_pages(ctx, systems, {sku: storefront_handle(families[sku]["parent"]) for sku in published}, hop=PAGES)
     return {name: counts[name] + c.get(name, 0) for name in counts}
 
 

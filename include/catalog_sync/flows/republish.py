@@ -10,7 +10,7 @@ Steps, each an Airflow task of ``dags/seasonal_republish.py`` (and callable in-p
 3. ``repair`` (skipped on a dry run), in the order the lifecycle signal travels, each phase re-reading the systems
    so it acts on what the previous phase left: the ERP lifecycle (only with ``activate_erp``: the ERP owns it),
    DAM dates and links, stale supplier submissions quarantined; then the PIM brought in line with the ERP (state,
-   enabled, asset links); then the storefront product republished and its render cache purged.
+   enabled, asset links); then the storefront product republished and its page purged from the CDN's cache.
 4. ``verify``: read everything again, check the live page for the lead (seasonal) image, store one ``diagnosis``
    row per SKU (first broken link, findings, actions, dry run) and account for each SKU on the ``triage`` hop:
    delivered when it was repaired and now holds, unchanged when nothing needed fixing (or on a dry run),
@@ -382,18 +382,17 @@ def _phase_storefront(ctx: RunContext, systems: Systems, scope: Sequence[str], a
     if purge:
         if "cache" not in allowed:
             for handle in sorted(purge):
-                actions.note("cache", handle, "storefront", "not_allowed", "repair cache was not allowed")
+                actions.note("cache", handle, "cdn", "not_allowed", "repair cache was not allowed")
         else:
-            try:
-                answer = systems.storefront.purge_cache(sorted(purge))
-                status, detail = "done", f"purged {len(answer.get('purged') or [])} page(s)"
-            except ConnectorError as exc:
-                status, detail = "failed", str(exc)
-            for handle in sorted(purge):
-                ctx.audit("storefront", "page", handle, "purge", "ok" if status == "done" else "error",
-                          response={"message": detail})
-                actions.note("cache", handle, "storefront", status, detail)
+            # The CDN's copy of each page, not the storefront, is what shoppers were served stale.
+            outcomes = steps.purge_pages(ctx, systems, {handle: handle for handle in sorted(purge)}, hop=None)
+            for handle, (outcome, detail) in outcomes.items():
+                actions.note("cache", handle, "cdn", _PURGE_STATUS[outcome], detail)
     ctx.flush_audit()
+
+
+#: A page purge's outcome (``steps.purge_pages``) as the status of the ``cache`` repair.
+_PURGE_STATUS: Final[dict[str, str]] = {"purged": "done", "skipped": "skipped", "failed": "failed"}
 
 
 def _republish(ctx: RunContext, systems: Systems, members: Sequence[SkuState], now: datetime,

@@ -20,10 +20,7 @@ from sqlalchemy import and_, select, update
 
 from catalog_sync.connectors import Outcome, WriteResult
 from catalog_sync.connectors.mapping import (
-    CHANNEL,
-    LOCALIZED_TEXT,
-    REFERENCE_LOCALE,
-    SCOPED,
+    akeneo_empty_values,
     akeneo_product_to_canonical,
     canonical_to_akeneo_values,
 )
@@ -35,7 +32,10 @@ from catalog_sync.hub.models import FieldDelta, SyncRun
 
 FLOW = "sync_rollback"
 #: Storefront field names as the delta log records them -> the canonical attribute that owns them.
-STOREFRONT_FIELDS = {"status": "lifecycle_status", "title": "name", "images": "asset_links"}
+STOREFRONT_FIELDS = {"status": "lifecycle_status", "title": "name", "images": "asset_links",
+                     "body_html": "description", "vendor": "vendor_name"}
+#: Attributes whose storefront copy is written by the PIM (cold data travels owner -> PIM -> storefront).
+VIA_PIM = frozenset({"name", "asset_links", "description", "vendor_name"})
 
 
 class RollbackRefused(RuntimeError):
@@ -156,7 +156,7 @@ def _allowed_fields(ctx: RunContext, system: str, entity: str, key: str,
         attribute = STOREFRONT_FIELDS.get(field, field) if system == "storefront" else field
         if system == "storefront" and entity == "images":
             attribute = "asset_links"
-        writer = "pim" if system == "storefront" and attribute in {"name", "asset_links"} else _writer(system, attribute)
+        writer = "pim" if system == "storefront" and attribute in VIA_PIM else _writer(system, attribute)
         check = ownership.check_write(writer, system, {"sku": key, attribute: value}, "product")
         if check.refused:
             refusals.extend(check.refused)
@@ -180,18 +180,7 @@ def _akeneo_restore_values(fields: Mapping[str, Any],
     if present.get("reference_price") is not None and present.get("currency") is None:
         present["currency"] = (current or {}).get("currency") or "USD"
     values = canonical_to_akeneo_values(present)
-    for field, value in fields.items():
-        if value is not None:
-            continue
-        if field in ("reference_price", "currency"):
-            values["erp_reference_price"] = [{"locale": None, "scope": None, "data": None}]
-        elif field in ("weight", "weight_unit"):
-            values["weight"] = [{"locale": None, "scope": None, "data": None}]
-        elif field in LOCALIZED_TEXT:
-            scope = CHANNEL if field in SCOPED else None
-            values[field] = [{"locale": REFERENCE_LOCALE, "scope": scope, "data": None}]
-        else:
-            values[field] = [{"locale": None, "scope": None, "data": None}]
+    values.update(akeneo_empty_values(field for field, value in fields.items() if value is None))
     return values
 
 
@@ -217,6 +206,10 @@ def _write(systems: Systems, system: str, entity: str, key: str, fields: Mapping
                 desired["status"] = fields["status"]
         if fields.get("title"):
             desired["title"] = fields["title"]
+        if "body_html" in fields:  # an empty description is a value to restore too
+            desired["body_html"] = fields["body_html"] or ""
+        if "vendor" in fields:
+            desired["vendor"] = fields["vendor"]
         if "images" in fields:
             desired["images"] = [{"src": src, "position": i} for i, src in enumerate(fields["images"] or [], 1)]
         import dataclasses
@@ -237,6 +230,7 @@ def _current(systems: Systems, system: str, entity: str, key: str, fields: Mappi
         product = systems.storefront.find_by_handle(handle) if handle else None
         product = product or {}
         current = {"status": product.get("status"), "title": product.get("title"),
+                   "body_html": product.get("body_html"), "vendor": product.get("vendor"),
                    "images": [i.get("src") for i in product.get("images") or []]}
         return {f: current.get(f) for f in fields}
     return {}

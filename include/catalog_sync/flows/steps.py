@@ -7,6 +7,7 @@ given ends as delivered, unchanged or dead-lettered, never silently dropped.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,12 @@ from typing import Any, Final, TypeVar
 
 from catalog_sync.connectors import ConnectorError, Outcome, RecordError, WriteResult
 from catalog_sync.engine.run import RunContext, json_safe
+from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import ExternalId, utcnow
+
+log = logging.getLogger(__name__)
 
 #: Connector calls in flight at once for per-record reads and writes (each client also caps its own concurrency).
 PARALLEL: Final = 4
@@ -74,13 +78,15 @@ def gate(
     target_system: str,
     key: str = "sku",
     now: datetime | None = None,
+    failures: dict[str, list[str]] | None = None,
     **inputs: Any,
 ) -> list[dict[str, Any]]:
     """Validate ``records`` through one GX gate; quarantined rows become dead letters, passing rows are returned.
 
     A hard gate that breaches its threshold raises ``GateFailed`` after its results and dead letters were saved,
     so the task fails with the evidence in the hub. ``hop=None`` marks a post-delivery check whose findings do
-    not count against the hop's records.
+    not count against the hop's records. ``failures``, when given, receives each quarantined record's key with
+    the names of the expectations it broke, for a caller whose decision depends on which rule failed.
     """
     import pandas as pd
 
@@ -95,6 +101,9 @@ def gate(
         raise
     _persist(ctx, result, source_system, target_system, hop, key)
     save_validation(ctx.load_id, result)
+    if failures is not None and result.rows_quarantined:
+        for row_key, names in zip(result.failed[key].astype(str), result.failed["dq_expectations"], strict=True):
+            failures.setdefault(row_key, []).extend(names)
     if result.rows_quarantined == 0:
         return [dict(r) for r in records]
     passed = set(result.passed[key].astype(str)) if len(result.passed) else set()
@@ -252,4 +261,68 @@ def external_ids(system: str, entity: str, keys: Iterable[str] | None = None,
                 rows.extend(s.execute(query.where(ExternalId.record_key.in_(wanted[start:start + 500]))).all())
     for key, ext, extra in rows:
         out[key] = (ext, extra)
+    return out
+
+
+#: Why a page was not purged in a deployment without a CDN connection.
+NO_CDN: Final = ("skipped: no CDN is configured (Airflow connection catalog_sync_cdn), so no cached copy was "
+                 "purged; a CDN in front of the shop serves its copy until the copy's TTL runs out")
+
+
+def purge_pages(ctx: RunContext, systems: Systems, pages: Mapping[str, str], *,
+                hop: str | None) -> dict[str, tuple[str, str]]:
+    """Purge the CDN's cached copy of each page, ``{record key: storefront handle}``, after its product changed.
+
+    Every page gets an audit row under its record key (system ``cdn``, action ``purge``): ``ok`` with the purge
+    id, ``error`` with the CDN's answer, or ``skipped`` when no CDN is configured. With a ``hop``, the pages are
+    read on it and each ends delivered (purged), unchanged (skipped) or dead-lettered (the purge failed: the page
+    stays stale until its TTL runs out or a seasonal republish purges it). Returns ``{record key: (outcome,
+    detail)}`` with outcome ``purged``, ``skipped`` or ``failed``.
+    """
+    if not pages:
+        return {}
+    if hop is not None:
+        ctx.count(hop, read=len(pages))
+    out: dict[str, tuple[str, str]] = {}
+    if systems.cdn is None:
+        for key, handle in sorted(pages.items()):
+            ctx.audit("cdn", "page", key, "purge", "skipped", request={"handle": handle}, response={"message": NO_CDN})
+            out[key] = ("skipped", NO_CDN)
+        if hop is not None:
+            ctx.count(hop, unchanged=len(pages))
+        ctx.flush_audit()
+        return out
+    cdn = systems.cdn
+    handles = sorted(set(pages.values()))
+    purged: dict[str, str] = {}
+    error: ConnectorError | None = None
+    try:
+        purged = cdn.purge_pages(handles)
+    except ConnectorError as exc:  # recorded page by page below; the products themselves were written
+        error = exc
+        done = dict(exc.partial_results)
+        purged = {h: done[cdn.surrogate_key(h)] for h in handles if cdn.surrogate_key(h) in done}
+    letters = []
+    for key, handle in sorted(pages.items()):
+        request = {"handle": handle, "surrogate_key": cdn.surrogate_key(handle)}
+        if handle in purged:
+            ctx.audit("cdn", "page", key, "purge", "ok", request=request, response={"purge_id": purged[handle]})
+            out[key] = ("purged", f"purge {purged[handle]}")
+            continue
+        assert error is not None
+        ctx.audit("cdn", "page", key, "purge", "error", request=request,
+                  response={"status": error.status, "message": str(error)})
+        out[key] = ("failed", str(error))
+        letters.append({"entity": "page", "record_key": key, "source_system": "storefront", "target_system": "cdn",
+                        "reason_kind": "api", "expectation": f"http_{error.status}" if error.status else "no_answer",
+                        "reason": f"the cached page was not purged, so shoppers see the old one: {error}",
+                        "payload": request})
+    if hop is not None:
+        ctx.count(hop, delivered=len(pages) - len(letters))
+        if letters:
+            ctx.dead_letter(letters, hop=hop)
+    if error is not None:
+        log.warning("%s: %d page purge(s) failed: %s", ctx.load_id, len(pages) - sum(
+            1 for o, _ in out.values() if o == "purged"), error)
+    ctx.flush_audit()
     return out

@@ -1,8 +1,10 @@
-"""The five external systems as one bundle of connector clients, however they were configured.
+"""The five external systems, and the CDN in front of the shop's pages when there is one, as one bundle of
+connector clients, however they were configured.
 
 DAG tasks, the command line and the UI build the bundle from the same Airflow connections
 (``catalog_sync.airflow.systems``); tests and scripts may build it from a base URL and explicit credentials. Flows
-only ever receive a ``Systems``, so they never touch Airflow.
+only ever receive a ``Systems``, so they never touch Airflow. The CDN is optional: without one, ``cdn`` is None,
+shoppers get the storefront's own pages, and a flow that would purge a page records that it did not.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog_sync.connectors import (
+    CdnClient,
     ClientOptions,
     DamClient,
     ErpClient,
@@ -31,6 +34,7 @@ class Systems:
     dam: DamClient
     storefront: StorefrontClient
     supplier: SupplierClient
+    cdn: CdnClient | None = None
 
     @classmethod
     def from_base_url(
@@ -40,21 +44,24 @@ class Systems:
         options: ClientOptions | None = None,
         on_attempt: AttemptCallback | None = None,
     ) -> Systems:
-        """All five systems under one base URL with a ``/<system>`` prefix each (the sandbox's layout)."""
+        """All five systems under one base URL with a ``/<system>`` prefix each (the sandbox's layout), and the
+        CDN at ``/cdn`` (its pages at ``/cdn/edge``) when ``credentials`` has some for it."""
         root = base_url.rstrip("/")
 
-        def make(system: System) -> Any:
+        def make(system: System, **kwargs: Any) -> Any:
             opts = options or ClientOptions()
             if on_attempt is not None:
                 opts = ClientOptions(**{**opts.__dict__, "on_attempt": on_attempt})
             if system is System.PIM and options is None:
                 opts = ClientOptions(**{**opts.__dict__, "max_concurrency": 4})
-            return build_client(system, f"{root}/{system.value}", credentials[system.value], opts)
+            return build_client(system, f"{root}/{system.value}", credentials[system.value], opts, **kwargs)
 
-        return cls(*(make(s) for s in (System.ERP, System.PIM, System.DAM, System.STOREFRONT, System.SUPPLIER)))
+        cdn = make(System.CDN, site_url=f"{root}/cdn/edge") if credentials.get(System.CDN.value) else None
+        return cls(make(System.ERP), make(System.PIM), make(System.DAM), make(System.STOREFRONT),
+                   make(System.SUPPLIER), cdn)
 
     def close(self) -> None:
-        for client in (self.erp, self.pim, self.dam, self.storefront, self.supplier):
+        for client in (self.erp, self.pim, self.dam, self.storefront, self.supplier, self.cdn):
             closer = getattr(client, "close", None)
             if callable(closer):
                 closer()

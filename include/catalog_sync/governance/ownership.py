@@ -34,7 +34,9 @@ from catalog_sync.domain import PRODUCT_FIELDS, System
 #: The rules shipped with the package.
 DEFAULT_PATH: Final[Path] = Path(__file__).with_name("ownership.yaml")
 
-SYSTEMS: Final[frozenset[str]] = frozenset(s.value for s in System)
+#: Systems that may own, read or receive a copy of an attribute. The CDN is not one: it caches rendered pages and
+#: holds no attribute of its own.
+SYSTEMS: Final[frozenset[str]] = frozenset(s.value for s in System if s is not System.CDN)
 TEMPERATURES: Final[frozenset[str]] = frozenset({"hot", "cold"})
 #: Attributes the file must declare for the product entity: the canonical record plus the hot-only fields.
 REQUIRED_PRODUCT_ATTRIBUTES: Final[tuple[str, ...]] = (*PRODUCT_FIELDS, "stock", "live_price")
