@@ -90,10 +90,13 @@ def _airflow_logs_to_stderr() -> None:
     like the command's own log lines. Never called in the API server, whose logging is Airflow's to configure."""
     import structlog
 
-    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=sys.stderr))
+    # The process's own stderr, not whatever object ``sys.stderr`` is bound to now: a caller that swaps it for a
+    # while (a test capturing output) would leave the loggers writing to a closed stream after it.
+    stderr = sys.__stderr__ or sys.stderr
+    structlog.configure(logger_factory=structlog.WriteLoggerFactory(file=stderr))
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
-            handler.setStream(sys.stderr)
+            handler.setStream(stderr)
 
 
 def explain_configured(sku: str, hub_url: str | None = None, *, command_line: bool = False) -> dict[str, Any]:
