@@ -30,6 +30,9 @@ from sqlalchemy import Engine, insert
 
 from catalog_sync.catalog import derive
 from catalog_sync.catalog.magento import Catalog, CatalogProduct, read_catalog
+
+#: Magento types that are arrangements of items rather than items: reported by the loader, not loaded.
+NOT_ITEMS: Final = frozenset({"bundle", "grouped"})
 from catalog_sync.catalog.scale import scale_catalog
 from catalog_sync.connectors.mapping import category_code
 from catalog_sync.domain import CHANNEL, LOCALES, AssetStatus
@@ -179,6 +182,14 @@ class _Loader:
         return self.blobs[path]
 
     def product(self, p: CatalogProduct) -> None:
+        if p.magento_type in NOT_ITEMS:
+            # the sandbox ERP keeps items (one SKU a stock unit); a bundle or a grouped product is a selling
+            # arrangement of items, which no system here holds yet: said, never loaded as an item it is not
+            parts = ", ".join(c.sku for c in p.components) or "none"
+            self.issues.append(f"{p.source_file}:{p.source_line}: {p.magento_type} product {p.sku!r} not loaded: the "
+                               f"sandbox ERP holds items only, and no channel carries {p.magento_type} products yet "
+                               f"(its components, loaded as items of their own: {parts})")
+            return
         rec = p.canonical(upc=self.upc(p.sku))
         ts = self.as_of
         self.add(
@@ -207,7 +218,7 @@ class _Loader:
         )
         if p.price is not None:
             self.add("erp_price", {"sku": p.sku, "price": p.price, "currency": "USD", "updated_at": ts})
-        if p.product_type != "configurable":
+        if p.product_type != "configurable" and p.ships:  # no stock is kept for what is never shipped
             for location, qty in zip(ERP_LOCATIONS, _stock_split(p.sku, p.qty), strict=True):
                 self.add("erp_stock", {"sku": p.sku, "location": location, "quantity": qty, "updated_at": ts})
 

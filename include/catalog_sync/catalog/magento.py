@@ -6,8 +6,15 @@ Two CSV shapes are understood:
   categories, ..., configurable_variations, additional_images``): configurable parents list their children in
   ``configurable_variations``; colour and size live in ``additional_attributes``; rows with a
   ``store_view_code`` carry a store view's translations;
-* the **sample-data gear** shape (``category, name, sku, price, qty, description, ..., attribute_set``) with a
-  companion ``sku, image`` file listing each product's photographs, first one the main image.
+* the **sample-data fixture** shape (``category, name, sku, price, qty, description, ..., attribute_set``) with a
+  companion ``sku, image`` file listing each product's photographs, first one the main image. Category names are
+  walked down the tree the fixtures' ``name, path`` category files declare, the way Magento's installer walks it;
+  a fixture row with option lists in its axis columns (``color``, ``size``, ``size_*``) is a configurable parent
+  whose variants are generated from those lists, or taken from ``associated_product_ids`` when it names them.
+
+Every Magento product type is read with what makes it that type (:data:`MAGENTO_TYPES`): a bundle's options and
+their components (``bundle_values``), a grouped product's members (``associated_skus``), a downloadable product's
+links and samples. What each type becomes downstream is the loader's decision, not the reader's.
 
 A user's export is not trusted to be tidy: a missing required column stops the read with a :class:`CatalogError`
 naming the file and column; a bad row becomes a :class:`CatalogIssue` (file, line, column, message) and the rest
@@ -17,6 +24,7 @@ of the file is still read.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -48,9 +56,21 @@ TRANSLATABLE: Final[tuple[str, ...]] = (
     "meta_description",
     "url_key",
 )
+#: Magento 2's product types. ``simple``/``configurable`` are carried as they are; the others keep their type.
+MAGENTO_TYPES: Final[frozenset[str]] = frozenset(
+    {"simple", "configurable", "virtual", "downloadable", "bundle", "grouped", "giftcard"}
+)
+#: Types with nothing to ship: no weight, dimensions or country of origin is required of them or invented.
+NOT_SHIPPED: Final[frozenset[str]] = frozenset({"virtual", "downloadable"})
+#: Fixture columns that hold a configurable product's option lists (the axes its variants are generated from).
+FIXTURE_AXES: Final[tuple[str, ...]] = ("size", "size_general", "size_pants", "size_ball", "size_strap", "color")
+#: Quantity and weight Magento's sample-data installer gives every variant it generates.
+GENERATED_VARIANT_QTY: Final = 10.0
+GENERATED_VARIANT_WEIGHT: Final = 1.0
 IMPORT_REQUIRED: Final[tuple[str, ...]] = ("sku", "product_type")
 GEAR_REQUIRED: Final[tuple[str, ...]] = ("sku", "name", "category")
 IMAGE_LIST_REQUIRED: Final[tuple[str, ...]] = ("sku", "image")
+CATEGORY_LIST_REQUIRED: Final[tuple[str, ...]] = ("name", "path")
 # additional_attributes is "k=v,k=v" where a value may itself hold commas only if the next key follows a comma
 #: Magento's own limit on a SKU; a longer one cannot have come out of Magento and fits no hub key column.
 MAX_SKU_LENGTH: Final = 64
@@ -93,13 +113,39 @@ class CatalogImage:
         return self.path.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class CatalogComponent:
+    """A product a bundle or grouped product is made of: its SKU, default quantity and (bundles) its option."""
+
+    sku: str
+    qty: float = 1.0
+    option: str | None = None
+    required: bool = True
+    price: float | None = None
+
+
+@dataclass(frozen=True)
+class CatalogDownload:
+    """A downloadable product's link or sample: a file in Magento's media folder or a URL."""
+
+    kind: str  # "link" | "sample"
+    title: str
+    url: str | None = None
+    file: str | None = None
+    price: float | None = None
+
+
 @dataclass
 class CatalogProduct:
     """One SKU as the export describes it, before it is spread over the systems that own its fields."""
 
     sku: str
-    product_type: str  # "configurable" | "simple"
+    product_type: str  # "configurable" | "simple": the shape the systems model (parent with variants, or one item)
     parent_sku: str | None = None
+    magento_type: str = "simple"  # one of MAGENTO_TYPES, as the file said
+    components: list[CatalogComponent] = field(default_factory=list)
+    downloads: list[CatalogDownload] = field(default_factory=list)
+    bundle_price_type: str | None = None  # "fixed" | "dynamic" (bundles only)
     axes: list[str] | None = None
     product_group: str | None = None
     name: str | None = None
@@ -122,6 +168,11 @@ class CatalogProduct:
     source_line: int = 0
 
     @property
+    def ships(self) -> bool:
+        """False for the types Magento never ships (virtual, downloadable)."""
+        return self.magento_type not in NOT_SHIPPED
+
+    @property
     def category(self) -> str | None:
         """The primary category: the first one that is not a merchandising collection or promotion."""
         for path in self.categories:
@@ -131,7 +182,16 @@ class CatalogProduct:
 
     def canonical(self, upc: str | None = None) -> dict[str, Any]:
         """The canonical record (``domain.PRODUCT_FIELDS``), with the ERP fields the export lacks derived."""
-        length, width, height = derive.dimensions_for(self.sku, self.product_group)
+        length: float | None
+        width: float | None
+        height: float | None
+        country: str | None
+        if self.ships:
+            length, width, height = derive.dimensions_for(self.sku, self.product_group)
+            country = self.country_of_origin or derive.country_for(self.sku)
+        else:  # nothing to ship: no parcel size or origin is made up for it
+            length = width = height = None
+            country = self.country_of_origin
         record: dict[str, Any] = {
             "sku": self.sku,
             "parent_sku": self.parent_sku,
@@ -146,8 +206,8 @@ class CatalogProduct:
             "length": length,
             "width": width,
             "height": height,
-            "dimension_unit": "in",
-            "country_of_origin": self.country_of_origin or derive.country_for(self.sku),
+            "dimension_unit": "in" if length is not None else None,
+            "country_of_origin": country,
             "vendor_name": derive.vendor_for(self.sku),
             "reference_price": self.price,
             "currency": "USD" if self.price is not None else None,
@@ -220,20 +280,25 @@ def read_catalog(path: str | Path, *, image_dirs: Iterable[str | Path] = ()) -> 
         )
     issues: list[CatalogIssue] = []
     image_lists: dict[str, list[CatalogImage]] = {}
+    tree = CategoryTree()
     for f, shape in shapes.items():
         if shape == "images":
             for sku, images in _read_image_list(f, issues).items():
                 image_lists.setdefault(sku, []).extend(images)
+        elif shape == "categories":
+            _read_category_list(f, tree, issues)
 
     products: dict[str, CatalogProduct] = {}
+    associations: list[tuple[str, int, str, list[str]]] = []
     for f, shape in shapes.items():
         if shape == "import":
             _read_import(f, products, issues)
         elif shape == "gear":
-            _read_gear(f, products, image_lists, issues)
+            _read_gear(f, products, image_lists, tree, issues, associations)
+    _associate(products, associations, issues)
     if not products:
         raise CatalogError(f"{root}: no product rows found")
-    return Catalog(list(products.values()), issues, [f for f, s in shapes.items() if s], dirs)
+    return Catalog(list(products.values()), issues, [f for f, s in shapes.items() if s in {"import", "gear"}], dirs)
 
 
 def _shape(path: Path) -> str | None:
@@ -249,7 +314,9 @@ def _shape(path: Path) -> str | None:
         return "gear"
     if set(IMAGE_LIST_REQUIRED) <= cols:
         return "images"
-    return None  # attribute and category definitions, or unrelated files
+    if set(CATEGORY_LIST_REQUIRED) <= cols:
+        return "categories"
+    return None  # attribute definitions, or unrelated files
 
 
 def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -379,9 +446,14 @@ def _read_import(path: Path, products: dict[str, CatalogProduct], issues: list[C
             continue
         attrs = _pairs(row.get("additional_attributes") or "")
         name = _text(row.get("name"))
+        if magento_type not in MAGENTO_TYPES:
+            issues.append(CatalogIssue(file, line, "product_type", f"unknown Magento product type {magento_type!r} "
+                                       f"(known: {', '.join(sorted(MAGENTO_TYPES))}); row skipped"))
+            continue
         product = CatalogProduct(
             sku=sku,
             product_type="configurable" if magento_type == "configurable" else "simple",
+            magento_type=magento_type,
             product_group=_text(row.get("attribute_set_code")),
             name=name,
             description=_text(row.get("description")),
@@ -400,8 +472,16 @@ def _read_import(path: Path, products: dict[str, CatalogProduct], issues: list[C
             source_file=file,
             source_line=line,
         )
-        if magento_type not in {"simple", "configurable", "virtual"}:
-            product.attributes["magento_product_type"] = magento_type
+        if magento_type == "bundle":
+            product.components = _bundle_components(row.get("bundle_values") or "", file, line, issues)
+            product.bundle_price_type = _text(row.get("bundle_price_type"))
+        elif magento_type == "grouped":
+            product.components = _grouped_members(row.get("associated_skus") or "", file, line, issues)
+        elif magento_type == "downloadable":
+            product.downloads = (_downloads("link", row.get("downloadable_links") or "", file, line, issues)
+                                 + _downloads("sample", row.get("downloadable_samples") or "", file, line, issues))
+        if magento_type in NOT_SHIPPED and product.weight is not None:
+            product.weight = None  # Magento ignores a weight on what it never ships; so does the catalog
         base = _text(row.get("base_image"))
         if base:
             product.images.append(CatalogImage(base, AssetRole.HERO.value, _text(row.get("base_image_label"))))
@@ -449,6 +529,10 @@ def _read_import(path: Path, products: dict[str, CatalogProduct], issues: list[C
             child.size = child.size or pairs.get("size")
         parent.axes = axes or None
 
+    for product in list(products.values()):
+        if product.components and product.source_file == file:
+            _check_components(product, products, issues)
+
     for line, sku, store_view, row in overrides:
         locale = STORE_VIEW_LOCALES.get(store_view.lower())
         if sku not in products:
@@ -461,6 +545,76 @@ def _read_import(path: Path, products: dict[str, CatalogProduct], issues: list[C
             values = {k: v for k in TRANSLATABLE if (v := (row.get(k) or "").strip())}
             if values:
                 products[sku].translations.setdefault(locale, {}).update(values)
+
+
+def _entries(text: str) -> list[dict[str, str]]:
+    """Magento's multi-value cells: ``k=v,k=v|k=v,k=v`` (one dict per ``|``-separated entry)."""
+    return [_pairs(entry) for entry in text.split("|") if entry.strip()]
+
+
+def _bundle_components(text: str, file: str, line: int, issues: list[CatalogIssue]) -> list[CatalogComponent]:
+    out: list[CatalogComponent] = []
+    for entry in _entries(text):
+        sku = entry.get("sku", "").strip()
+        if not sku:
+            issues.append(CatalogIssue(file, line, "bundle_values", f"bundle option entry without sku: "
+                                       f"{'|'.join(f'{k}={v}' for k, v in entry.items())[:60]!r}; skipped"))
+            continue
+        qty = _number(entry.get("default_qty", ""), file, line, "bundle_values", issues)
+        price = _number(entry.get("price", ""), file, line, "bundle_values", issues)
+        out.append(CatalogComponent(sku, qty if qty else 1.0, _text(entry.get("name")),
+                                    entry.get("required", "1").strip() != "0", price))
+    if not out:
+        issues.append(CatalogIssue(file, line, "bundle_values", "bundle without any component"))
+    return out
+
+
+def _grouped_members(text: str, file: str, line: int, issues: list[CatalogIssue]) -> list[CatalogComponent]:
+    out: list[CatalogComponent] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        sku, _, qty_text = part.partition("=")
+        qty = _number(qty_text, file, line, "associated_skus", issues) if qty_text else None
+        out.append(CatalogComponent(sku.strip(), qty if qty else 1.0))
+    if not out:
+        issues.append(CatalogIssue(file, line, "associated_skus", "grouped product without any member"))
+    return out
+
+
+def _downloads(kind: str, text: str, file: str, line: int, issues: list[CatalogIssue]) -> list[CatalogDownload]:
+    column = f"downloadable_{kind}s"
+    out: list[CatalogDownload] = []
+    for entry in _entries(text):
+        url = _text(entry.get(f"{kind}_url") or entry.get("url"))
+        stored = _text(entry.get(f"{kind}_file") or entry.get("file"))
+        if not url and not stored:
+            issues.append(CatalogIssue(file, line, column, f"{kind} {entry.get('title', '')!r} has neither a URL "
+                                       "nor a file; skipped"))
+            continue
+        price = _number(entry.get("price", ""), file, line, column, issues)
+        out.append(CatalogDownload(kind, _text(entry.get("title")) or kind, url, stored, price))
+    return out
+
+
+def _check_components(product: CatalogProduct, products: dict[str, CatalogProduct],
+                      issues: list[CatalogIssue]) -> None:
+    """A component must be a row of its own; a missing one is reported and dropped from the product."""
+    kept: list[CatalogComponent] = []
+    column = "bundle_values" if product.magento_type == "bundle" else "associated_skus"
+    for component in product.components:
+        member = products.get(component.sku)
+        if member is None:
+            issues.append(CatalogIssue(product.source_file, product.source_line, column,
+                                       f"component {component.sku!r} has no row; left out of {product.sku!r}"))
+        elif member.magento_type in {"bundle", "grouped", "configurable"}:
+            issues.append(CatalogIssue(product.source_file, product.source_line, column,
+                                       f"component {component.sku!r} is a {member.magento_type} product; Magento "
+                                       f"only puts simple or virtual products in a {product.magento_type}; "
+                                       "left out"))
+        else:
+            kept.append(component)
+    product.components = kept
 
 
 def _read_image_list(path: Path, issues: list[CatalogIssue]) -> dict[str, list[CatalogImage]]:
@@ -479,8 +633,57 @@ def _read_image_list(path: Path, issues: list[CatalogIssue]) -> dict[str, list[C
     return out
 
 
+class CategoryTree:
+    """The category tree the fixtures' ``name, path`` files declare (``path`` is the parent's name path)."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, dict[str, str]] = {"": {}}  # parent path -> {child name: child path}
+
+    def add(self, name: str, parent: str) -> None:
+        parent = "/".join(p.strip() for p in parent.split("/") if p.strip())
+        path = f"{parent}/{name}" if parent else name
+        self.children.setdefault(parent, {})[name] = path
+        self.children.setdefault(path, {})
+
+    def __bool__(self) -> bool:
+        return bool(self.children[""])
+
+    def walk(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Magento's walk: each name is looked up among the children of the current category; a leaf sends the walk
+        back to the root; a name not found there is skipped. Returns (deepest paths reached, names skipped)."""
+        paths: list[str] = []
+        skipped: list[str] = []
+        current = ""
+        for name in names:
+            child = self.children[current].get(name)
+            if child is None:
+                skipped.append(name)
+                continue
+            current = child
+            if not self.children[child]:
+                if child not in paths:
+                    paths.append(child)
+                current = ""
+        if current and current not in paths:
+            paths.append(current)
+        # a walk that passed through a category and went on below it reports only the deeper one
+        return [p for p in paths if not any(q.startswith(p + "/") for q in paths)], skipped
+
+
+def _read_category_list(path: Path, tree: CategoryTree, issues: list[CatalogIssue]) -> None:
+    for line, row in _rows(path, CATEGORY_LIST_REQUIRED):
+        if "__error__" in row:
+            issues.append(CatalogIssue(path.name, line, None, f"malformed row skipped: {row['__error__']}"))
+            continue
+        name = row["name"].strip()
+        if not name:
+            issues.append(CatalogIssue(path.name, line, "name", "category without a name; skipped"))
+            continue
+        tree.add(name, row.get("path") or "")
+
+
 def _gear_categories(text: str) -> list[str]:
-    """The gear files list category names one per line, as (parent, child) pairs: ``Gear\\nBags\\nCollections\\n...``."""
+    """Without a category file: the names read as (parent, child) pairs, ``Gear\\nBags\\nCollections\\n...``."""
     names = [n.strip() for n in text.splitlines() if n.strip()]
     if len(names) % 2:
         return ["/".join(names)] if names else []
@@ -492,14 +695,31 @@ def _gear_categories(text: str) -> list[str]:
     return paths
 
 
+def _options(text: str) -> list[tuple[str, float]]:
+    """A fixture's option list: one value per line, each optionally ``value;price delta``."""
+    out: list[tuple[str, float]] = []
+    for item in (v.strip() for v in text.splitlines()):
+        if not item:
+            continue
+        value, _, delta = item.partition(";")
+        try:
+            out.append((value.strip(), float(delta) if delta.strip() else 0.0))
+        except ValueError:
+            out.append((value.strip(), 0.0))
+    return out
+
+
 def _read_gear(
     path: Path,
     products: dict[str, CatalogProduct],
     image_lists: dict[str, list[CatalogImage]],
+    tree: CategoryTree,
     issues: list[CatalogIssue],
+    associations: list[tuple[str, int, str, list[str]]],
 ) -> None:
     file = path.name
-    known = {"category", "name", "sku", "price", "qty", "description", "attribute_set", "special_price"}
+    known = {"category", "name", "sku", "price", "qty", "description", "attribute_set", "special_price",
+             "associated_product_ids", "weight", *FIXTURE_AXES}
     for line, row in _rows(path, GEAR_REQUIRED):
         if "__error__" in row:
             issues.append(CatalogIssue(file, line, row.get("__column__"), f"malformed row skipped: {row['__error__']}"))
@@ -515,19 +735,83 @@ def _read_gear(
         if sku in products:
             issues.append(CatalogIssue(file, line, "sku", f"duplicate SKU {sku!r}; row skipped"))
             continue
+        names = [n.strip() for n in (row.get("category") or "").splitlines() if n.strip()]
+        if tree:
+            categories, skipped = tree.walk(names)
+            if skipped:
+                issues.append(CatalogIssue(file, line, "category", "not below the category before them in the "
+                                           f"category tree, so left out (as Magento's installer does): "
+                                           f"{', '.join(repr(n) for n in skipped)}"))
+        else:
+            categories = _gear_categories(row.get("category") or "")
         name = _text(row.get("name"))
-        products[sku] = CatalogProduct(
+        axes = {a: opts for a in FIXTURE_AXES if (opts := _options(row.get(a) or ""))}
+        members = [m.strip() for m in (row.get("associated_product_ids") or "").splitlines() if m.strip()]
+        price = _number(row.get("price") or "", file, line, "price", issues)
+        product = CatalogProduct(
             sku=sku,
-            product_type="simple",
+            product_type="configurable" if axes else "simple",
+            magento_type="configurable" if axes else "simple",
             product_group=_text(row.get("attribute_set")),
             name=name,
             description=_text(row.get("description")),
             url_key=slugify(name) if name else None,
-            categories=_gear_categories(row.get("category") or ""),
-            price=_number(row.get("price") or "", file, line, "price", issues),
+            categories=categories,
+            price=price,
             qty=_number(row.get("qty") or "", file, line, "qty", issues),
+            weight=_number(row.get("weight") or "", file, line, "weight", issues),
             images=list(image_lists.get(sku, [])),
             attributes={k: " | ".join(v.split("\n")) for k, v in row.items() if k not in known and v.strip()},
             source_file=file,
             source_line=line,
         )
+        products[sku] = product
+        if not axes:
+            continue
+        product.axes = ["size" if a.startswith("size") else a for a in axes]
+        if members:  # the variants are rows of their own, named here
+            associations.append((file, line, sku, members))
+            continue
+        for combination in itertools.product(*axes.values()):
+            labels = [value for value, _ in combination]
+            child_sku = f"{sku}-{'-'.join(labels)}"
+            if child_sku in products:
+                issues.append(CatalogIssue(file, line, "sku", f"generated variant {child_sku!r} is already a row; "
+                                           "the row is kept"))
+                continue
+            chosen = dict(zip(product.axes, labels, strict=True))
+            products[child_sku] = CatalogProduct(
+                sku=child_sku,
+                product_type="simple",
+                parent_sku=sku,
+                product_group=product.product_group,
+                name=f"{name}-{'-'.join(labels)}" if name else None,
+                description=product.description,
+                url_key=slugify(f"{name}-{'-'.join(labels)}") if name else None,
+                categories=list(categories),
+                color=chosen.get("color"),
+                size=chosen.get("size"),
+                weight=product.weight if product.weight is not None else GENERATED_VARIANT_WEIGHT,
+                price=None if price is None else price + sum(delta for _, delta in combination),
+                qty=product.qty if product.qty is not None else GENERATED_VARIANT_QTY,
+                images=list(image_lists.get(child_sku, [])),
+                source_file=file,
+                source_line=line,
+            )
+
+
+def _associate(products: dict[str, CatalogProduct], associations: list[tuple[str, int, str, list[str]]],
+               issues: list[CatalogIssue]) -> None:
+    """Fixture parents whose variants are rows of their own (``associated_product_ids``), once every file is read."""
+    for file, line, parent_sku, members in associations:
+        for child_sku in members:
+            child = products.get(child_sku)
+            if child is None:
+                issues.append(CatalogIssue(file, line, "associated_product_ids",
+                                           f"variant {child_sku!r} has no row; skipped"))
+            elif child.product_type == "configurable" or (child.parent_sku and child.parent_sku != parent_sku):
+                issues.append(CatalogIssue(file, line, "associated_product_ids",
+                                           f"variant {child_sku!r} is a parent or belongs to {child.parent_sku!r}; "
+                                           "skipped"))
+            else:
+                child.parent_sku = parent_sku
