@@ -59,21 +59,23 @@ _BATCH_DEFINITION = "whole_frame"
 
 
 class GateFailed(Exception):
-    """A hard gate's failure share passed its limit, or a critical expectation failed.
+    """A hard gate saw a systemic failure: its failure share passed the limit over enough rows to judge, or the
+    frame lacks a column the suite needs. A failing row alone, critical or not, never raises: it is quarantined.
 
     ``result`` holds the full :class:`GateResult`, so the caller can persist the dead letters before failing.
     """
 
     def __init__(self, result: GateResult) -> None:
         self.result = result
-        critical = [n for n, f in result.failing_expectations.items() if f["critical"]]
         parts = [
             f"gate {result.gate!r} (hard, layer {result.layer}) failed: {result.rows_quarantined} of "
             f"{result.rows_checked} rows quarantined ({result.failure_share:.2%}, limit "
             f"{result.max_failure_share:.2%})"
         ]
-        if critical:
-            parts.append(f"critical expectations failed: {', '.join(critical)}")
+        top = list(result.failing_expectations)[:3]  # most important first: critical, then suite order
+        if top:
+            parts.append("top failing expectations: " + ", ".join(
+                f"{n} ({result.failing_expectations[n]['count']} rows)" for n in top))
         if result.missing_columns:
             parts.append(f"columns missing from the frame: {', '.join(result.missing_columns)}")
         super().__init__("; ".join(parts))
@@ -89,8 +91,10 @@ class GateResult:
             ``dq_reasons`` (``"<name>: <reason>"`` per broken expectation).
         failing_expectations: ``{name: {"count", "reason", "critical"}}`` for every expectation that failed.
         success: True when every row met every expectation.
-        breached: The failure share passed the gate's limit or a critical expectation failed.
-        alert: A soft gate breached: the rows were quarantined and someone should look.
+        breached: A systemic failure: the failure share passed the gate's limit over at least
+            ``min_rows_to_stop`` rows, or a column the suite needs is missing. A hard gate stops the run on it.
+        alert: Someone should look, though the run goes on: a soft gate breached, or a critical expectation
+            failed on some rows (those rows were quarantined; the others went on).
         validation: The raw GX suite validation result (None for an empty frame), kept for Data Docs.
     """
 
@@ -399,7 +403,11 @@ def _assemble(
     passed = frame.iloc[np.flatnonzero(~bad)]
     quarantined = int(bad.sum())
     share = quarantined / n if n else 0.0
-    breached = share > policy.max_failure_share or any(nm in critical for nm in names)
+    # Only a systemic failure breaches a gate: a share over the limit where there are enough rows for a share to
+    # mean something, or a frame the suite cannot check at all. One bad row, critical or not, is quarantined.
+    systemic = bool(missing) or (n >= policy.min_rows_to_stop and share > policy.max_failure_share)
+    critical_failed = any(nm in critical for nm in names)
+    breached = systemic
     return GateResult(
         gate=gate,
         entity=entity,
@@ -415,7 +423,7 @@ def _assemble(
         failing_expectations=failing_expectations,
         success=not names,
         breached=breached,
-        alert=breached and policy.severity == "soft",
+        alert=(breached and policy.severity == "soft") or (critical_failed and not (breached and policy.severity == "hard")),
         validation=None,
         checks=by_name,
         missing_columns=missing,

@@ -29,6 +29,7 @@ class GatePolicy:
     max_failure_share: float
     critical: frozenset[str]
     why: str
+    min_rows_to_stop: int = 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _parse(raw: dict[str, Any]) -> Policy:
             max_failure_share=share,
             critical=frozenset(g.get("critical") or ()),
             why=str(g.get("why", "")).strip(),
+            min_rows_to_stop=int(g.get("min_rows_to_stop", 20)),
         )
     r = raw.get("rules") or {}
     price_ranges = {k: PriceRange(float(v["min"]), float(v["max"])) for k, v in r["price_ranges"].items()}

@@ -49,7 +49,7 @@ class Check:
         kind: Which GX expectation judges it (see :data:`Kind`).
         columns: Column(s) the expectation runs on (one, or two for pair kinds).
         reason: One-line business reason, shown in dead letters and Data Docs.
-        critical: A failure of a critical check stops a hard gate whatever the failure share.
+        critical: A failure of a critical check alerts at once; its rows are quarantined like any other.
         params: Expectation parameters (value_set, regex, min_value, max_value, ignore_row_if).
         fields: Source fields whose values explain a failure (defaults to ``columns``); helper columns are
             internal, so flag checks name the business fields they were computed from.

@@ -43,22 +43,39 @@ def test_hard_gate_raises_when_the_failure_share_passes_its_limit() -> None:
     assert sorted(result.failed["sku"]) == ["BAD-1", "BAD-2"]
 
 
-def test_hard_gate_raises_on_a_single_critical_failure() -> None:
-    with pytest.raises(GateFailed, match="critical expectations failed: products.l0.sku_format"):
-        run_gate(products(200, sku="not a sku"), "products.l0", layer=0, entity="products")
+def test_a_single_critical_failure_is_quarantined_and_alerts_but_never_stops() -> None:
+    # one SKU with an underscore among 200 good ones: that row is held back with its reason, the rest go on
+    result = run_gate(products(200, sku="BAD_SKU"), "products.l0", layer=0, entity="products")
+    assert result.failed["sku"].tolist() == ["BAD_SKU"] and result.rows_passed == 200
+    assert result.failing_expectations["products.l0.sku_format"]["critical"]
+    assert not result.breached and result.alert
+
+
+def test_a_systemic_critical_failure_stops_and_names_the_top_expectations() -> None:
+    bad = pd.DataFrame([{**PRODUCT, "sku": f"bad sku {i}"} for i in range(10)])
+    with pytest.raises(GateFailed, match=r"10 of 110 rows.*top failing expectations: products.l0.sku_format "
+                                         r"\(10 rows\)"):
+        run_gate(pd.concat([products(100), bad]), "products.l0", layer=0, entity="products")
+
+
+def test_a_small_batch_is_quarantined_whatever_its_share() -> None:
+    # 1 bad row of 2 is 50 %, but two rows say nothing about the feed (min_rows_to_stop 20): nothing stops
+    result = run_gate(products(1, uom="each"), "products.l0", layer=0, entity="products")
+    assert result.rows_quarantined == 1 and result.rows_passed == 1 and not result.breached
 
 
 def test_enforce_false_returns_a_breached_hard_result() -> None:
-    result = run_gate(products(1, sku="not a sku"), "products.l0", layer=0, entity="products", enforce=False)
+    frame = pd.DataFrame([{**PRODUCT, "sku": f"S-{i}", "uom": "each"} for i in range(25)])
+    result = run_gate(frame, "products.l0", layer=0, entity="products", enforce=False)
     assert result.breached and result.severity == "hard" and not result.alert
 
 
 def test_soft_gate_never_raises_but_raises_the_alert_flag() -> None:
-    frame = pd.DataFrame([{**SUPPLIER, "supplier_sku": f"V-{i}", "uom": "each"} for i in range(5)])
+    frame = pd.DataFrame([{**SUPPLIER, "supplier_sku": f"V-{i}", "uom": "each"} for i in range(25)])
     result = run_gate(frame, "supplier.l0", layer=0, entity="supplier", key="supplier_sku")
-    assert result.rows_quarantined == 5 and result.breached and result.alert
+    assert result.rows_quarantined == 25 and result.breached and result.alert
     ok = run_gate(frame.assign(uom="EA"), "supplier.l0", layer=0, entity="supplier", key="supplier_sku")
-    assert ok.success and not ok.alert and ok.rows_passed == 5
+    assert ok.success and not ok.alert and ok.rows_passed == 25
 
 
 def test_missing_required_column_fails_every_row_with_a_clear_reason() -> None:
@@ -126,9 +143,9 @@ def test_policy_file_validation(tmp_path: Path) -> None:
 
 
 def test_soft_gate_alert_on_layer1_rule_share() -> None:
-    rows = [{**PRODUCT, "sku": f"OK-{i}", "upc": None} for i in range(4)]
-    rows.append({**PRODUCT, "sku": "CHEAP", "upc": None, "reference_price": 1.0})
+    rows = [{**PRODUCT, "sku": f"OK-{i}", "upc": None} for i in range(16)]
+    rows += [{**PRODUCT, "sku": f"CHEAP-{i}", "upc": None, "reference_price": 1.0} for i in range(4)]
     result = run_gate(pd.DataFrame(rows), "products.l1", layer=1, entity="products", now=NOW,
                       taxonomy=PRODUCTS_L1.kwargs["taxonomy"])
-    assert result.failed["sku"].tolist() == ["CHEAP"]
+    assert sorted(result.failed["sku"]) == [f"CHEAP-{i}" for i in range(4)]
     assert result.failure_share == 0.2 and result.alert  # 20 % > 10 % limit of a soft gate

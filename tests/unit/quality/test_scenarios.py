@@ -101,4 +101,4 @@ def test_stock_gate_quarantines_a_price_below_the_floor_and_alerts() -> None:
     result = run_gate(frame, "stock_prices.l1", layer=1, entity="stock_prices")
     assert list(result.failed["sku"]) == ["LOSS"] and result.rows_passed == 99
     assert "stock_prices.l1.price_at_least_group_minimum" in result.failing_expectations
-    assert result.breached and result.alert  # a critical expectation failed
+    assert result.alert and not result.breached  # a critical expectation failed on one row: alert, not a breach
