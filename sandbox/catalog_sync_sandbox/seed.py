@@ -185,10 +185,10 @@ class _Loader:
         if p.magento_type in NOT_ITEMS:
             # the sandbox ERP keeps items (one SKU a stock unit); a bundle or a grouped product is a selling
             # arrangement of items, which no system here holds yet: said, never loaded as an item it is not
-            parts = ", ".join(c.sku for c in p.components) or "none"
+            members = ", ".join(c.sku for c in p.components) or "none"
             self.issues.append(f"{p.source_file}:{p.source_line}: {p.magento_type} product {p.sku!r} not loaded: the "
                                f"sandbox ERP holds items only, and no channel carries {p.magento_type} products yet "
-                               f"(its components, loaded as items of their own: {parts})")
+                               f"(its components, loaded as items of their own: {members})")
             return
         rec = p.canonical(upc=self.upc(p.sku))
         ts = self.as_of

@@ -155,7 +155,26 @@ def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallbac
         kwargs["site_url"] = str(conn.extra_dejson.get("site_url") or "").strip() or None
         if conn.extra_dejson.get("surrogate_key_format"):
             kwargs["surrogate_key_format"] = str(conn.extra_dejson["surrogate_key_format"])
+    if system is System.ERP and str(conn.extra_dejson.get("item_feed") or "").strip():
+        return _file_fed_erp(conn, options)
     return CLIENTS[system](base_url_of(conn), credentials_of(system, conn), options, **kwargs)
+
+
+def _file_fed_erp(conn: Any, options: Any) -> Any:
+    """The ERP connection's extra ``item_feed`` names an inbox of item exports: a folder, or an object-store URL
+    read through Airflow's ObjectStoragePath (``item_feed_conn_id`` names the store's connection). Stock, prices
+    and the change feed still use the ERP's API when the connection has a host."""
+    from catalog_sync.connectors.erp_files import ErpItemFiles, inbox_path
+
+    location = str(conn.extra_dejson["item_feed"]).strip()
+    if "://" in location and not location.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        inbox: Any = ObjectStoragePath(location, conn_id=conn.extra_dejson.get("item_feed_conn_id"))
+    else:
+        inbox = inbox_path(location)
+    api = CLIENTS[System.ERP](base_url_of(conn), credentials_of(System.ERP, conn), options) if conn.host else None
+    return ErpItemFiles(inbox, api)
 
 
 class CatalogSyncHook(BaseHook):
