@@ -27,6 +27,7 @@ from catalog_sync.connectors.http import require_keys
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical, storefront_handle
 from catalog_sync.domain import STOREFRONT_STATUS, AssetRole, AssetStatus, LifecycleStatus
 from catalog_sync.flows.systems import Systems
+from catalog_sync.showable import showable, storefront_region, why_hidden
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,9 @@ def parse_ts(value: Any) -> datetime | None:
 
 
 def eligible(asset: Mapping[str, Any], now: datetime) -> bool:
-    """May this asset be shown today: approved, inside its validity window and its usage rights."""
-    if asset.get("status") != AssetStatus.APPROVED.value:
-        return False
-    start, end, rights = (parse_ts(asset.get(k)) for k in ("valid_from", "valid_to", "rights_expires_at"))
-    return (start is None or start <= now) and (end is None or end > now) and (rights is None or rights > now)
+    """May this asset be shown on the storefront now: the one rule of :mod:`catalog_sync.showable`, for the
+    storefront channel's region."""
+    return showable(asset, now, storefront_region())
 
 
 def rendition(asset: Mapping[str, Any]) -> str | None:
@@ -323,6 +322,11 @@ def _dam_link(state: SkuState, now: datetime) -> list[Finding]:
         if asset.get("role") in LEAD_ROLES and owner == state.sku and start is not None and start > now:
             out.append(Finding("dam_assets", f"approved {asset.get('role')} image {aid} is embargoed until "
                                f"{start.date().isoformat()}", "dam_dates", aid))
+        hidden = why_hidden(asset, now, storefront_region())
+        embargoed_lead = asset.get("role") in LEAD_ROLES and start is not None and start > now
+        if aid in linked and owner in (state.sku, None) and hidden and not embargoed_lead:
+            out.append(Finding("dam_assets", f"the PIM links image {aid}, which may not be shown: {hidden}",
+                               "dam_links", aid))
         if aid in linked and owner is None:
             out.append(Finding("dam_assets", f"image {aid} lost its SKU in the DAM (an orphan) though the PIM "
                                "still links it", "dam_links", aid))
@@ -332,6 +336,12 @@ def _dam_link(state: SkuState, now: datetime) -> list[Finding]:
         elif owner == state.sku and aid not in linked and eligible(asset, now) and rendition(asset):
             out.append(Finding("dam_assets", f"approved {asset.get('role')} image {aid} was never linked to the "
                                "PIM record", "dam_links", aid))
+    own = [a for a in state.assets if a.get("sku") == state.sku and not a.get("missing")
+           and a.get("status") == AssetStatus.APPROVED.value]
+    if own and not state.eligible_assets(now) and not any(f.repair == "dam_dates" for f in out):
+        reasons = "; ".join(f"{a.get('id')}: {why_hidden(a, now, storefront_region())}" for a in own[:3])
+        out.append(Finding("dam_assets", f"no approved image of this SKU may be shown now ({reasons}); the "
+                           "page shows none until the DAM renews its rights or approves another", None, state.sku))
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 
 from catalog_sync.catalog import derive
 from catalog_sync.catalog.magento import slugify
@@ -133,12 +133,14 @@ def _pre_active(state: SandboxState, skus: list[str] | None) -> list[dict[str, A
 )
 def _future(state: SandboxState, skus: list[str] | None) -> list[dict[str, Any]]:
     t = db.dam_asset
-    query = select(t.c.sku).distinct().where(t.c.role == AssetRole.HERO.value, t.c.sku.is_not(None))
-    out = []
     start = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    # hero images whose rights outlast the embargo: once it lifts, they are what shoppers should see
+    lead = (t.c.role == AssetRole.HERO.value, or_(t.c.rights_expires_at.is_(None), t.c.rights_expires_at > start))
+    query = select(t.c.sku).distinct().where(t.c.sku.is_not(None), *lead)
+    out = []
     for sku in _pick(state, "dam_valid_from_in_future", query, skus, 3):
         with state.engine.connect() as conn:
-            ids = list(conn.execute(select(t.c.id).where(t.c.sku == sku, t.c.role == AssetRole.HERO.value)).scalars())
+            ids = list(conn.execute(select(t.c.id).where(t.c.sku == sku, *lead)).scalars())
         for asset_id in ids:
             write_asset(state, asset_id, {"status": AssetStatus.APPROVED, "valid_from": start})
         out.append({"sku": sku, "dam": {"assets": ids, "valid_from": start.isoformat()}})
@@ -151,12 +153,14 @@ def _future(state: SandboxState, skus: list[str] | None) -> list[dict[str, Any]]
 )
 def _orphans(state: SandboxState, skus: list[str] | None) -> list[dict[str, Any]]:
     t = db.dam_asset
-    query = select(t.c.sku).distinct().where(t.c.role == AssetRole.GALLERY.value, t.c.sku.is_not(None))
+    # gallery images a shopper could see (approved, rights in force): the ones whose loss a page shows
+    shown = (t.c.role == AssetRole.GALLERY.value, t.c.status == AssetStatus.APPROVED.value,
+             or_(t.c.rights_expires_at.is_(None), t.c.rights_expires_at > datetime.now(UTC)))
+    query = select(t.c.sku).distinct().where(t.c.sku.is_not(None), *shown)
     out = []
     for sku in _pick(state, "orphan_assets", query, skus, 3):
         with state.engine.connect() as conn:
-            ids = list(conn.execute(select(t.c.id).where(t.c.sku == sku, t.c.role == AssetRole.GALLERY.value))
-                       .scalars())
+            ids = list(conn.execute(select(t.c.id).where(t.c.sku == sku, *shown)).scalars())
         for asset_id in ids:
             write_asset(state, asset_id, {"sku": None})
         out.append({"sku": sku, "dam": {"orphaned_assets": ids}})

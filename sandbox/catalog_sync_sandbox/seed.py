@@ -30,16 +30,15 @@ from sqlalchemy import Engine, insert
 
 from catalog_sync.catalog import derive
 from catalog_sync.catalog.magento import Catalog, CatalogProduct, read_catalog
-
-#: Magento types that are arrangements of items rather than items: reported by the loader, not loaded.
-NOT_ITEMS: Final = frozenset({"bundle", "grouped"})
 from catalog_sync.catalog.scale import scale_catalog
 from catalog_sync.connectors.mapping import category_code
-from catalog_sync.domain import CHANNEL, LOCALES, AssetStatus
+from catalog_sync.domain import CHANNEL, LOCALES, AssetRole, AssetStatus
 from catalog_sync.governance.pim_model import load_pim_model
 from catalog_sync_sandbox import db, pim_structure
 from catalog_sync_sandbox.images import ImageBlob, photograph, placeholder_png
 
+#: Magento types that are arrangements of items rather than items: reported by the loader, not loaded.
+NOT_ITEMS: Final = frozenset({"bundle", "grouped"})
 #: The instant every seeded record was last updated: fixed, so a re-seed is byte-identical.
 SEED_EPOCH: Final = datetime(2025, 1, 6, tzinfo=UTC)
 #: The channel's category tree a fresh Akeneo has; the catalog's top-level categories hang under it.
@@ -264,7 +263,7 @@ class _Loader:
                     "status": AssetStatus.APPROVED.value,
                     "valid_from": ts - timedelta(days=30 + n % 60),
                     "valid_to": None,
-                    "rights_expires_at": ts + timedelta(days=365 + n % 730),
+                    "rights_expires_at": ts + _rights_days(image.role, n),
                     "rights_regions": RIGHTS_REGIONS,
                     "version": 1,
                     "checksum": checksum,
@@ -309,6 +308,15 @@ class _Loader:
         for loc_id, name, erp_loc in STOREFRONT_LOCATIONS:
             self.add("storefront_location", {"id": loc_id, "name": name, "erp_location": erp_loc})
         self.flush()
+
+
+def _rights_days(role: str, n: int) -> timedelta:
+    """Usage rights of a demo image: licensed for four to six years from the seed date (well past today), except
+    one gallery image in 25, whose licence ran out ten months after the seed date. Those show the showable rule at
+    work (they never reach a shopper) without leaving any product without its hero image."""
+    if role == AssetRole.GALLERY.value and n % 25 == 0:
+        return timedelta(days=300)
+    return timedelta(days=4 * 365 + n % 730)
 
 
 def load_catalog(

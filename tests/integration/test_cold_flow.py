@@ -7,17 +7,20 @@ the same window writes nothing, and a rollback restores the previous values. Plu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from catalog_sync.connectors import ReadResult
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical
 from catalog_sync.flows import cold, replay, rollback
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, FieldDelta, SyncRun
+from catalog_sync.showable import showable, storefront_region, why_hidden
 from catalog_sync.transforms import canonical_vendor
 
 
@@ -110,6 +113,20 @@ def test_luma_moves_through_every_hop_and_reconciles(hub_url: str, fresh_sandbox
     product = systems.storefront.find_by_handle(cold.storefront_handle(pim_record_or_model(systems, sku)))
     assert product is not None and product["status"] == "active" and product["images"]
     assert {v["sku"] for v in product["variants"]} >= {"MH01-XS-Black", "MH01-M-Gray"}
+
+    # No image a shopper sees is outside its rights or its validity window (the demo DAM has expired rights on
+    # one gallery image in 25: every one of them stays off the storefront), and the others are shown.
+    assets = ReadResult.collect(systems.dam.iter_assets()).records
+    by_src = {(a.get("renditions") or {}).get("ecommerce"): a for a in assets}
+    now = datetime.now(UTC)
+    expired = [a for a in assets if a.get("status") == "approved" and not showable(a, now, storefront_region())]
+    assert len(expired) > 20  # the rule has something to refuse
+    shown = [i["src"] for page in systems.storefront.iter_products() for p in page.records
+             for i in p.get("images") or []]
+    assert shown and all(src in by_src for src in shown)
+    hidden = [(src, why_hidden(by_src[src], now, storefront_region())) for src in shown
+              if not showable(by_src[src], now, storefront_region())]
+    assert hidden == []
 
 
 def pim_record_or_model(systems: Systems, sku: str) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def test_each_failure_mode_is_diagnosed_fixed_and_stays_fixed(
     # 2. Real run: every SKU repaired and verified live.
     result, found = run(systems, hub_url, skus, dry_run=False, tag=f"{scenario[:24]}-real")
     hop = result["hops"]["triage"]
-    assert hop["read"] == len(scope) and hop["dead_lettered"] == 0
+    assert hop["read"] == len(scope) and hop["dead_lettered"] == 0, {k: d["findings"] for k, d in found.items()}
     assert hop["delivered"] == sum(1 for d in found.values() if d["broken_link"]) >= len(skus)
     for sku in skus:
         assert found[sku]["actions"][-1]["status"] == "holds", found[sku]["actions"]

@@ -44,6 +44,9 @@ from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
+from catalog_sync.showable import ROLE_ORDER as SHOWABLE_ROLE_ORDER
+from catalog_sync.showable import gallery as showable_gallery
+from catalog_sync.showable import showable, storefront_region
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +302,16 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
     # The full set of eligible links per SKU: earlier approved assets of the SKU stay linked.
     current, models = _current_links_and_kinds(systems, list(by_sku))
     roles = {str(a["id"]): a.get("role") for a in passed}
-    roles.update(_roles_of(systems, {aid for sku in by_sku for aid in current.get(sku, []) if aid not in roles}))
+    earlier = _earlier_assets(systems, {aid for sku in by_sku for aid in current.get(sku, []) if aid not in roles})
+    roles.update({aid: (a or {}).get("role") for aid, a in earlier.items()})
+    # an earlier link stays only while its asset is still showable: expired rights or a closed window unlink it
+    region = storefront_region()
+    hidden = {aid for aid, a in earlier.items() if a is not None and not showable(a, upper, region)}
     products = []
     asset_to_sku: dict[str, str] = {}
     for sku, group in sorted(by_sku.items()):
-        links = sorted(set(current.get(sku, [])) | {str(a["id"]) for a in group}, key=_link_order(roles))
+        kept = set(current.get(sku, [])) - hidden
+        links = sorted(kept | {str(a["id"]) for a in group}, key=_link_order(roles))
         products.append({"sku": sku, "asset_links": links})
         for a in group:
             asset_to_sku[str(a["id"])] = sku
@@ -333,18 +341,18 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
 
 
 def _link_order(roles: Mapping[str, Any]) -> Any:
-    """Hero first, then seasonal, gallery and swatch images, each by asset id: the same order whichever run
-    (or retry) linked which asset, so a product's links never depend on how its assets were read."""
-    order = {"hero": 0, "seasonal": 1, "gallery": 2, "swatch": 3}
-    return lambda aid: (order.get(roles.get(aid) or "", 9), aid)
+    """The gallery order of :mod:`catalog_sync.showable` (seasonal, hero, gallery, swatch), each by asset id: the
+    same order whichever run (or retry) linked which asset, so a product's links never depend on how its assets
+    were read."""
+    return lambda aid: (SHOWABLE_ROLE_ORDER.get(roles.get(aid) or "", 9), aid)
 
 
-def _roles_of(systems: Systems, asset_ids: Iterable[str]) -> dict[str, Any]:
-    """Roles of assets linked by earlier runs (only those this run did not read itself). One malformed at the
-    source has no role known: it sorts after the known ones."""
+def _earlier_assets(systems: Systems, asset_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Assets linked by earlier runs (only those this run did not read itself). One malformed at the source is
+    None: its role is not known (it sorts after the known ones) and it is left linked."""
     wanted = sorted(asset_ids)
     found, _malformed = systems.dam.get_assets(wanted)
-    return {aid: (found.get(aid) or {}).get("role") for aid in wanted}
+    return {aid: found.get(aid) for aid in wanted}
 
 
 def _existing_pim_skus(systems: Systems, skus: Iterable[str]) -> set[str]:
@@ -754,6 +762,7 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
 
     assets, malformed = systems.dam.get_assets(aid for sku in published for aid in _family_asset_ids(families[sku]))
+    now, region = _window_end(ctx), storefront_region()
     ready: list[tuple[str, str, list[dict[str, Any]]]] = []
     for sku in published:
         gallery = _family_asset_ids(families[sku])
@@ -765,10 +774,10 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
                               "payload": {"asset_links": gallery}}], hop=IMAGES)
             counts["dead_lettered"] += 1
             continue
-        approved = [assets[aid] for aid in gallery
-                    if aid in assets and assets[aid].get("status") == AssetStatus.APPROVED.value]
+        # the one showable rule and the one gallery order (catalog_sync.showable), as every other flow applies them
+        shown = showable_gallery([assets[aid] for aid in gallery if aid in assets], now, region)
         images = [{"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
-                  for i, a in enumerate(approved, start=1) if (a.get("renditions") or {}).get("ecommerce")]
+                  for i, a in enumerate(shown, start=1) if (a.get("renditions") or {}).get("ecommerce")]
         ready.append((sku, storefront_handle(families[sku]["parent"]), images))
 
     # The chunk's products are read in batches and their galleries written as bulk productSet mutations.

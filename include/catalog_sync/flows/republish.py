@@ -38,6 +38,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import Diagnosis, utcnow
+from catalog_sync.showable import ROLE_ORDER
 from catalog_sync.trace import (
     LINK_SYSTEM,
     REPAIRS,
@@ -48,6 +49,7 @@ from catalog_sync.trace import (
     evaluate,
     expected_storefront_status,
     explain,
+    parse_ts,
     read_sku,
     rendition,
 )
@@ -338,12 +340,21 @@ def _align_pim_state(ctx: RunContext, systems: Systems, state: SkuState, actions
     _write(ctx, actions, "pim_state", "pim", "product", state.sku, result, before, after)
 
 
+def _embargoed_lead(asset: Mapping[str, Any], now: datetime) -> bool:
+    """A lead image (seasonal, hero) waiting for its window: the dam_dates repair decides about it, not unlinking."""
+    start = parse_ts(asset.get("valid_from"))
+    return asset.get("role") in {"seasonal", "hero"} and start is not None and start > now
+
+
 def _align_links(ctx: RunContext, systems: Systems, state: SkuState, now: datetime, actions: _Actions) -> None:
     by_id = {str(a.get("id")): a for a in state.assets}
+    # a link stays while its asset is this SKU's (or lost its SKU: the orphan repair is the DAM's) and showable
     keep = [aid for aid in state.pim_links
-            if not by_id.get(aid, {}).get("missing") and by_id.get(aid, {}).get("sku") in (state.sku, None)]
+            if not by_id.get(aid, {}).get("missing") and by_id.get(aid, {}).get("sku") in (state.sku, None)
+            and (aid not in by_id or eligible(by_id[aid], now) or _embargoed_lead(by_id[aid], now))]
     add = [str(a.get("id")) for a in state.eligible_assets(now) if str(a.get("id")) not in keep]
-    links = keep + add
+    # the one gallery order (catalog_sync.showable), as the nightly links and publishes
+    links = sorted(keep + add, key=lambda aid: (ROLE_ORDER.get(str(by_id.get(aid, {}).get("role") or ""), 9), aid))
     if links == state.pim_links:
         return
     # As the nightly does: a parent's links go to its product model, a product's to the product (a parent's code

@@ -45,6 +45,7 @@ class ChannelRules:
     lengths: dict[str, tuple[int | None, int | None]]
     html_allowed: frozenset[str]
     disallowed_tags: tuple[str, ...]
+    region: str | None = None  # the sales region whose image rights the channel needs (DAM rights_regions)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class Rules:
 
     def price_range(self, product_group: str | None) -> PriceRange:
         return self.price_ranges.get(product_group or "", self.price_ranges["default"])
+
+    def region_of(self, channel: str) -> str | None:
+        rules = self.channels.get(channel)
+        return rules.region if rules else None
 
     def attributes_for(self, product_group: str | None) -> tuple[str, ...]:
         return self.family_attributes.get(product_group or "", self.family_attributes["default"])
@@ -117,6 +122,7 @@ def _parse(raw: dict[str, Any]) -> Policy:
             lengths=lengths,
             html_allowed=frozenset(spec.get("html_allowed") or ()),
             disallowed_tags=tuple(spec.get("disallowed_tags") or ()),
+            region=str(spec["region"]) if spec.get("region") else None,
         )
     rules = Rules(
         price_ranges=price_ranges,

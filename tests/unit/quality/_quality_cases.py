@@ -246,8 +246,8 @@ ASSET = {
     "status": "approved",
     "valid_from": "2026-01-01T00:00:00Z",
     "valid_to": None,
-    "rights_from": "2025-01-01T00:00:00Z",
-    "rights_to": "2027-01-01T00:00:00Z",
+    "rights_expires_at": "2027-01-01T00:00:00Z",
+    "rights_regions": ["US", "CA"],
 }
 
 ASSETS_L0 = Case(
@@ -262,8 +262,7 @@ ASSETS_L0 = Case(
         ({"asset_id": "AST-5", "status": "published"}, {"status_known"}),
         ({"asset_id": "AST-6", "valid_from": "spring"}, {"valid_from_parses"}),
         ({"asset_id": "AST-7", "valid_to": "never"}, {"valid_to_parses"}),
-        ({"asset_id": "AST-8", "rights_from": "x"}, {"rights_from_parses"}),
-        ({"asset_id": "AST-9", "rights_to": "y"}, {"rights_to_parses"}),
+        ({"asset_id": "AST-8", "rights_expires_at": "x"}, {"rights_expires_at_parses"}),
     ],
     ASSET,
 )
@@ -275,7 +274,13 @@ ASSETS_L1 = Case(
         ({"asset_id": "FUTURE", "valid_from": "2026-06-01T00:00:00Z"}, {"approved_in_validity_window"}),
         ({"asset_id": "EXPIRED", "valid_to": "2026-03-01T00:00:00Z"}, {"approved_in_validity_window"}),
         ({"asset_id": "DRAFT-FUTURE", "status": "draft", "valid_from": "2026-06-01T00:00:00Z"}, set()),
-        ({"asset_id": "RIGHTS", "rights_to": "2026-03-31T00:00:00Z"}, {"approved_in_rights_window"}),
+        ({"asset_id": "RIGHTS", "rights_expires_at": "2026-03-31T00:00:00Z"}, {"approved_in_rights_window"}),
+        # the showable rule's ends are exclusive: rights ending at this very moment have ended
+        ({"asset_id": "RIGHTS-NOW", "rights_expires_at": "2026-04-01T12:00:00Z"}, {"approved_in_rights_window"}),
+        ({"asset_id": "ENDS-NOW", "valid_to": "2026-04-01T12:00:00Z"}, {"approved_in_validity_window"}),
+        ({"asset_id": "EU-ONLY", "rights_regions": ["EU", "UK"]}, {"licensed_for_region"}),
+        ({"asset_id": "NO-LIMIT", "rights_regions": []}, set()),
+        ({"asset_id": "DRAFT-EXPIRED", "status": "draft", "rights_expires_at": "2026-03-31T00:00:00Z"}, set()),
         ({"asset_id": "LINK-2"}, {"link_unique"}),
         ({"asset_id": "LINK-2"}, {"link_unique"}),
         ({"asset_id": "LINK-2", "sku": "MH01-S-Black"}, set()),
