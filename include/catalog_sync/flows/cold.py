@@ -39,7 +39,7 @@ from catalog_sync.connectors.mapping import (
 from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
-from catalog_sync.engine.run import RunContext, chunked, json_safe
+from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
@@ -77,6 +77,15 @@ def open_run(*, dag_id: str | None, run_id: str | None, window_start: datetime |
     ctx = RunContext.open(FLOW, load_id=steps.run_load_id(FLOW, run_id), dag_id=dag_id, run_id=run_id,
                           window_start=window_start, window_end=end, hub_url=hub_url)
     return ctx.load_id
+
+
+def open_run_task(*, dag_id: str | None, run_id: str | None, window_start: datetime | None,
+                  window_end: datetime | None, hub_url: str | None = None) -> str:
+    """``open_run`` as the DAG's first task: once opened, a retried or cleared ``open_run`` leaves the run as it
+    is (re-opening a finished run would mark it running again, with nothing left to finish it)."""
+    return str(run_task("open_run", steps.run_load_id(FLOW, run_id), lambda _load_id: open_run(
+        dag_id=dag_id, run_id=run_id, window_start=window_start, window_end=window_end, hub_url=hub_url),
+        hub_url=hub_url))
 
 
 def _window_end(ctx: RunContext) -> datetime:
@@ -192,43 +201,80 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
 
     Unchanged records (same content hash as last delivered) are not sent at all; every sent record is
     audited, its changed fields logged for rollback, and a per-item 422 dead-letters that record only.
+
+    Under ``run_task`` (the DAG) the work is a plan and numbered batches, each committed with its counts, audit
+    rows and fingerprints: a retry of a task killed after three batches writes batch four onwards, from the plan
+    the first attempt made (so the fingerprints it saved do not turn its own batches into "unchanged").
     """
     ctx = RunContext.attach(load_id)
-    ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
-                                  hop=ERP_PIM)
-    with session_scope(ctx.hub_url) as s:
-        known = repo.fingerprints(s, "pim", "product")
-    hashes = {r["sku"]: repo.content_hash(r) for r in ready}
-    changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
-    ctx.count(ERP_PIM, unchanged=len(ready) - len(changed))
-    totals = {"delivered": 0, "unchanged": len(ready) - len(changed), "dead_lettered": 0}
-    parents = [r for r in changed if r.get("product_type") == "configurable"]
-    others = [r for r in changed if r.get("product_type") != "configurable"]
-    delivered_hashes: dict[str, str] = {}
-    for group, is_model in ((parents, True), (others, False)):
-        before = _current_pim(systems, [r["sku"] for r in group], models=is_model)
-        by_key = {r["sku"]: r for r in group}
-        for batch in chunked(group, systems.pim.batch_size):
+    if not ctx.committed("plan"):
+        with ctx.part("plan"):
+            ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
+                                          hop=ERP_PIM)
+            with session_scope(ctx.hub_url) as s:
+                known = repo.fingerprints(s, "pim", "product")
+            hashes = {r["sku"]: repo.content_hash(r) for r in ready}
+            changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
+            ctx.count(ERP_PIM, unchanged=len(ready) - len(changed))
+            # parents first (a variant's model must exist before the variant), each group in SKU order
+            plan = [r for r in changed if r.get("product_type") == "configurable"]
+            plan += [r for r in changed if r.get("product_type") != "configurable"]
+            ctx.stage("pim_plan", [{"position": f"{i:08d}", "record": r, "hash": hashes[r["sku"]]}
+                                   for i, r in enumerate(plan)], key="position")
+    planned = sorted(ctx.staged("pim_plan"), key=lambda p: p["position"])
+    totals = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "resumed_batches": 0}
+    batches: list[tuple[bool, list[dict[str, Any]]]] = []
+    for is_model in (True, False):
+        group = [p for p in planned if (p["record"].get("product_type") == "configurable") is is_model]
+        batches += [(is_model, list(b)) for b in chunked(group, systems.pim.batch_size)]
+    for number, (is_model, batch) in enumerate(batches):
+        part = f"batch:{number}"
+        if ctx.committed(part):
+            totals["resumed_batches"] += 1
+            continue
+        with ctx.part(part):
+            records = [p["record"] for p in batch]
+            hashes = {p["record"]["sku"]: p["hash"] for p in batch}
+            before = _current_pim(systems, [r["sku"] for r in records], models=is_model)
             payloads = [
                 _model_payload(r, before.get(r["sku"])) if is_model else _product_payload(r, before.get(r["sku"]))
-                for r in batch
+                for r in records
             ]
             try:
                 results = (systems.pim.upsert_product_models if is_model else systems.pim.upsert_products)(payloads)
             except RecordError as exc:
-                steps.failed_batch(ctx, [r["sku"] for r in batch], exc, hop=ERP_PIM, entity="product",
-                                   source="erp", target="pim", payloads={r["sku"]: r for r in batch})
-                totals["dead_lettered"] += len(batch)
+                steps.failed_batch(ctx, [r["sku"] for r in records], exc, hop=ERP_PIM, entity="product",
+                                   source="erp", target="pim", payloads={r["sku"]: r for r in records})
+                totals["dead_lettered"] += len(records)
                 continue
             counts = steps.deliver(ctx, results, hop=ERP_PIM, system="pim", entity="product", source_system="erp",
-                                   before=before, fields_of=steps.by_key(by_key))
+                                   before=before, fields_of=steps.by_key({r["sku"]: r for r in records}))
             for name, n in counts.items():
                 totals[name] += n
-            delivered_hashes.update({res.key: hashes[res.key] for res in results if res.ok and res.key in hashes})
-    with session_scope(ctx.hub_url) as s:
-        repo.save_fingerprints(s, "pim", "product", delivered_hashes, load_id)
-    ctx.stage("pim_touched", [{"sku": k} for k in delivered_hashes])
+            with session_scope(ctx.hub_url) as s:
+                repo.save_fingerprints(s, "pim", "product", {res.key: hashes[res.key] for res in results
+                                                             if res.ok and res.key in hashes}, load_id)
+    # Every planned record this run delivered, whichever attempt wrote it.
+    delivered = sorted(_fingerprinted_by(ctx, "pim", "product", [p["record"]["sku"] for p in planned]))
+    ctx.stage("pim_touched", [{"sku": k} for k in delivered])
+    if ctx.task is not None:
+        totals.update({k: v for k, v in ctx.hop_counts(task_only=True).get(ERP_PIM, {}).items() if k in totals})
     return totals
+
+
+def _fingerprinted_by(ctx: RunContext, system: str, entity: str, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` whose last delivery to ``system`` was made by this run."""
+    from sqlalchemy import select
+
+    from catalog_sync.hub.models import RecordFingerprint
+
+    found: set[str] = set()
+    with session_scope(ctx.hub_url) as s:
+        for batch in chunked(list(keys), 500):
+            found.update(s.scalars(select(RecordFingerprint.record_key).where(
+                RecordFingerprint.system == system, RecordFingerprint.entity == entity,
+                RecordFingerprint.load_id == ctx.load_id, RecordFingerprint.record_key.in_(list(batch)))).all())
+    return found
 
 
 def _product_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -891,9 +937,14 @@ def _write_kpis(ctx: RunContext) -> None:
             write_kpis(s, ctx.load_id, values)
 
 
-def build_docs(load_id: str) -> str:
-    from catalog_sync.quality.docs import build_data_docs
+def build_docs(load_id: str) -> str | None:
+    """Data Docs of what the run's gates validated; a run whose gates validated nothing (a quiet night, or a run
+    stopped before its first gate) has none, which is logged, not an error. Returns the index.html path."""
+    from catalog_sync.quality.docs import build_data_docs, validations_dir
 
+    if not any(validations_dir(load_id).glob("*.json")):
+        log.info("%s: no gate validated any record in this run, so there are no Data Docs to build", load_id)
+        return None
     return str(build_data_docs(load_id))
 
 

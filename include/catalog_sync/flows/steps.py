@@ -98,6 +98,9 @@ def gate(
         result = run_gate(frame, gate_name, layer=layer, entity=entity, key=key, now=now, **inputs)
     except GateFailed as exc:
         _persist(ctx, exc.result, source_system, target_system, hop, key)
+        save_validation(ctx.load_id, exc.result)  # the Data Docs show the gate that stopped the run
+        # The run fails here, once, with the gate's own account; the DAG's failure callback keeps it.
+        ctx.fail(str(exc))
         raise
     _persist(ctx, result, source_system, target_system, hop, key)
     save_validation(ctx.load_id, result)

@@ -74,6 +74,10 @@ class GateFailed(Exception):
         ]
         if critical:
             parts.append(f"critical expectations failed: {', '.join(critical)}")
+        top = sorted(result.failing_expectations.items(), key=lambda item: (-int(item[1]["count"]), item[0]))[:3]
+        if top:
+            parts.append("top failing expectations: " + ", ".join(
+                f"{name} ({failing['count']} rows: {failing['reason']})" for name, failing in top))
         if result.missing_columns:
             parts.append(f"columns missing from the frame: {', '.join(result.missing_columns)}")
         super().__init__("; ".join(parts))
