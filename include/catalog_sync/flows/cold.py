@@ -904,8 +904,12 @@ def finish(load_id: str) -> dict[str, Any]:
             if staged:
                 repo.commit_cursor(s, system, stream, "updated_at", staged[0]["value"], load_id)
     _write_kpis(ctx)
-    counts = ctx.finish()
-    return {"counts": counts, "hops": ctx.hop_counts()}
+    quiet = not any(c["read"] for c in ctx.hop_counts().values())
+    if quiet:
+        log.info("%s: a quiet night: no ERP item, DAM asset, supplier submission or PIM product changed in the "
+                 "window; nothing was written and the run succeeds", load_id)
+    counts = ctx.finish(details={"quiet": quiet})
+    return {"counts": counts, "hops": ctx.hop_counts(), "quiet": quiet}
 
 
 def _write_kpis(ctx: RunContext) -> None:
