@@ -165,8 +165,8 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
             assert alerts.alerts == []
 
             # d. A night whose ERP changes break the hard syntax gate fails once, naming the gate.
-            for item in erp_items[:3]:
-                assert systems.erp.put_item({**item, "upc": "12345"}).ok
+            for n, item in enumerate(erp_items[:3]):  # three mistyped barcodes (distinct: no duplicate UPC)
+                assert systems.erp.put_item({**item, "upc": f"12345{n}"}).ok
             airflow.trigger(DAG, "manual__gated")
             assert airflow.wait_finished(DAG, "manual__gated") == "failed"
             tis = airflow.task_instances(DAG, "manual__gated")
