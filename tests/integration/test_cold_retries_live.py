@@ -3,9 +3,10 @@ clears, quiet nights and hard-gate nights end the way an operator needs them to.
 
 One Airflow serves four nights, on a small catalog (the Luma gear: 32 simple products) so the story stays short:
 
-a. the scheduled night: ``load_pim`` is killed with SIGKILL right after its third PIM batch write (a test-only hook,
-   live_hooks/sitecustomize.py); Airflow retries it, the retry resumes after the batches the first try committed,
-   and the run succeeds with counts that reconcile and no duplicate anywhere;
+a. the scheduled night: ``load_pim`` is killed with SIGKILL right after its third PIM batch write, ``link_assets``
+   right after its first (a test-only hook, live_hooks/sitecustomize.py), each after counting what it read; Airflow
+   retries both, ``load_pim`` resumes after the batches its first try committed, and the run succeeds with counts
+   that reconcile and no duplicate anywhere;
 b. every task of that finished run is cleared and re-run: nothing in the hub or in any system changes;
 c. a quiet night (nothing changed since) succeeds and says so, without Data Docs and without an alert;
 d. a night whose ERP changes break the hard syntax gate fails once: the hub run's error and the one alert name the
@@ -97,29 +98,33 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
     fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
     hub = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     migrate(hub)
-    marker = tmp_path / "killed"
+    markers = tmp_path / "killed"
+    markers.mkdir()
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     erp_items = [i for page in systems.erp.iter_items() for i in page.records]
-    assert len(erp_items) == 32
+    dam_assets = [a for page in systems.dam.iter_assets() for a in page.records]
+    assert len(erp_items) == 32 and len(dam_assets) == 38
     with AlertSink() as alerts, live_airflow(
         tmp_path / "live", [f"{DAG}.py"], fresh_sandbox.url,
         {"CATALOG_SYNC_HUB_URL": hub, "CATALOG_SYNC_HOME": str(tmp_path / "home"),
          "AIRFLOW_VAR_CATALOG_SYNC_ALERT_WEBHOOK_URL": alerts.url,
-         "CATALOG_SYNC_TEST_KILL_AFTER_PIM_WRITES": str(KILL_AFTER_WRITES),
-         "CATALOG_SYNC_TEST_KILL_MARKER": str(marker)},
+         "CATALOG_SYNC_TEST_KILL": f"load_pim:{KILL_AFTER_WRITES},link_assets:1",
+         "CATALOG_SYNC_TEST_KILL_MARKERS": str(markers)},
         connection_extras={"catalog_sync_pim": {"batch_size": PIM_BATCH}},
     ) as airflow:
         try:
             # a. The scheduled night (catchup is off: Airflow schedules the latest interval once the DAG is parsed).
             (first, _, _), *_ = airflow.wait(lambda: airflow.runs(DAG), 120, "the scheduled run")
             assert airflow.wait_finished(DAG, first) == "success", airflow.task_instances(DAG, first)
-            assert marker.exists(), "the hook never killed load_pim: the retry was not exercised"
+            killed = sorted(p.name for p in markers.iterdir())
+            assert killed == ["link_assets", "load_pim"], f"the hook killed {killed}: a retry was not exercised"
             tis = airflow.task_instances(DAG, first)
-            assert tis["load_pim"] == ("success", 2), tis  # killed once, retried once by Airflow
+            # each killed once, retried once by Airflow
+            assert tis["load_pim"] == tis["link_assets"] == ("success", 2), tis
             run = run_of(hub, first)
             assert run.status == "success", run.error
             hops = run.details["hops"]
-            assert hops["erp->pim"]["read"] == len(erp_items), hops
+            assert hops["erp->pim"]["read"] == len(erp_items) and hops["dam->pim"]["read"] == len(dam_assets), hops
             for hop, c in hops.items():
                 assert c["read"] == c["delivered"] + c["unchanged"] + c["dead_lettered"], (hop, c)
             with session_scope(hub) as s:

@@ -1,10 +1,11 @@
 """Loaded by every process of the live Airflow that tests/integration/airflow_live.py starts (its PYTHONPATH starts
 here); test-only, never part of the product.
 
-``CATALOG_SYNC_TEST_KILL_AFTER_PIM_WRITES=N`` with ``CATALOG_SYNC_TEST_KILL_MARKER=<file>``: the first process
-whose N-th PIM batch write (products or product models) succeeds kills itself with SIGKILL right after it, before
-the task can record that batch, as a worker lost mid-write would. It leaves the marker file first, so only one
-process ever dies and the retry Airflow schedules runs normally.
+``CATALOG_SYNC_TEST_KILL=load_pim:3,link_assets:1`` with ``CATALOG_SYNC_TEST_KILL_MARKERS=<folder>``: the task
+``load_pim`` kills itself with SIGKILL right after its 3rd successful PIM batch write (products or product models),
+before it can record that batch, as a worker lost mid-write would; ``link_assets`` after its 1st. Each task is
+killed once: a marker file left in the folder first lets the retry Airflow schedules run normally. The running task
+is the one Airflow's task runner names in ``AIRFLOW_CTX_TASK_ID``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import os
 import signal
 from pathlib import Path
 
-_AFTER = int(os.environ.get("CATALOG_SYNC_TEST_KILL_AFTER_PIM_WRITES") or 0)
-_MARKER = os.environ.get("CATALOG_SYNC_TEST_KILL_MARKER")
+_PLAN = {task: int(n) for task, _, n in (entry.partition(":") for entry in
+                                         (os.environ.get("CATALOG_SYNC_TEST_KILL") or "").split(",") if entry)}
+_MARKERS = os.environ.get("CATALOG_SYNC_TEST_KILL_MARKERS")
 
-if _AFTER and _MARKER:
+if _PLAN and _MARKERS:
     from catalog_sync.connectors.pim import PimClient
 
     _written = 0
@@ -25,9 +27,10 @@ if _AFTER and _MARKER:
         def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             global _written
             results = write(self, *args, **kwargs)
+            task = os.environ.get("AIRFLOW_CTX_TASK_ID", "")
             _written += 1
-            marker = Path(_MARKER)
-            if _written >= _AFTER and not marker.exists():
+            marker = Path(_MARKERS) / task
+            if task in _PLAN and _written >= _PLAN[task] and not marker.exists():
                 marker.write_text(f"pid {os.getpid()} killed after PIM batch write {_written}\n")
                 os.kill(os.getpid(), signal.SIGKILL)
             return results
