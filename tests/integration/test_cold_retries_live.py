@@ -63,8 +63,8 @@ def hub_state(hub: str, load_id: str) -> dict[str, Any]:
     """Everything the hub holds about one run, and the cursors, as comparable values."""
     def rows(model: Any, *where: Any) -> list[tuple[Any, ...]]:
         cols = [c for c in model.__table__.columns if c.name not in {"id"}]
-        return sorted((tuple(json.dumps(getattr(r, c.name), default=str, sort_keys=True) for c in cols)
-                       for r in s.scalars(select(model).where(*where))))
+        return sorted(tuple(json.dumps(getattr(r, c.name), default=str, sort_keys=True) for c in cols)
+                       for r in s.scalars(select(model).where(*where)))
 
     with session_scope(hub) as s:
         return {
