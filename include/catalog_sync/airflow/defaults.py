@@ -50,8 +50,11 @@ class HubRunFailed:
         from catalog_sync.hub import repo
         from catalog_sync.hub.db import session_scope
 
-        dag_run = context.get("dag_run")
-        load_id = run_load_id(self.flow, getattr(dag_run, "run_id", None))
+        # The DAG processor passes only dag, run_id and reason when it has no task to describe the run by.
+        run_id = getattr(context.get("dag_run"), "run_id", None) or context.get("run_id")
+        if not run_id:
+            return
+        load_id = run_load_id(self.flow, run_id)
         with session_scope() as s:
             run = repo.get_run(s, load_id)
         if run is None or run["status"] != "running":
