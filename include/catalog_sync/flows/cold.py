@@ -83,9 +83,13 @@ def open_run_task(*, dag_id: str | None, run_id: str | None, window_start: datet
                   window_end: datetime | None, hub_url: str | None = None) -> str:
     """``open_run`` as the DAG's first task: once opened, a retried or cleared ``open_run`` leaves the run as it
     is (re-opening a finished run would mark it running again, with nothing left to finish it)."""
-    return str(run_task("open_run", steps.run_load_id(FLOW, run_id), lambda _load_id: open_run(
-        dag_id=dag_id, run_id=run_id, window_start=window_start, window_end=window_end, hub_url=hub_url),
-        hub_url=hub_url))
+    def opened(_load_id: str) -> str:
+        return open_run(dag_id=dag_id, run_id=run_id, window_start=window_start, window_end=window_end,
+                        hub_url=hub_url)
+
+    if not run_id:  # no Airflow run to be idempotent within: a run of its own
+        return opened("")
+    return str(run_task("open_run", steps.run_load_id(FLOW, run_id), opened, hub_url=hub_url))
 
 
 def _window_end(ctx: RunContext) -> datetime:
