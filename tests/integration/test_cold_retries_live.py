@@ -4,9 +4,9 @@ clears, quiet nights and hard-gate nights end the way an operator needs them to.
 One Airflow serves four nights, on a small catalog (the Luma gear: 32 simple products) so the story stays short:
 
 a. the scheduled night: ``load_pim`` is killed with SIGKILL right after its third PIM batch write, ``link_assets``
-   right after its first (a test-only hook, live_hooks/sitecustomize.py), each after counting what it read; Airflow
-   retries both, ``load_pim`` resumes after the batches its first try committed, and the run succeeds with counts
-   that reconcile and no duplicate anywhere;
+   and ``publish_products`` right after their first (a test-only hook, live_hooks/sitecustomize.py), each after
+   counting what it read; Airflow retries them, ``load_pim`` resumes after the batches its first try committed,
+   and the run succeeds with counts that reconcile, every new variant's opening stock, and no duplicate anywhere;
 b. every task of that finished run is cleared and re-run: nothing in the hub or in any system changes;
 c. a quiet night (nothing changed since) succeeds and says so, without Data Docs and without an alert;
 d. a night whose ERP changes break the hard syntax gate fails once: the hub run's error and the one alert name the
@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import (
@@ -108,7 +109,7 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
         tmp_path / "live", [f"{DAG}.py"], fresh_sandbox.url,
         {"CATALOG_SYNC_HUB_URL": hub, "CATALOG_SYNC_HOME": str(tmp_path / "home"),
          "AIRFLOW_VAR_CATALOG_SYNC_ALERT_WEBHOOK_URL": alerts.url,
-         "CATALOG_SYNC_TEST_KILL": f"load_pim:{KILL_AFTER_WRITES},link_assets:1",
+         "CATALOG_SYNC_TEST_KILL": f"load_pim:{KILL_AFTER_WRITES},link_assets:1,publish_products:1",
          "CATALOG_SYNC_TEST_KILL_MARKERS": str(markers)},
         connection_extras={"catalog_sync_pim": {"batch_size": PIM_BATCH}},
     ) as airflow:
@@ -117,10 +118,10 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
             (first, _, _), *_ = airflow.wait(lambda: airflow.runs(DAG), 120, "the scheduled run")
             assert airflow.wait_finished(DAG, first) == "success", airflow.task_instances(DAG, first)
             killed = sorted(p.name for p in markers.iterdir())
-            assert killed == ["link_assets", "load_pim"], f"the hook killed {killed}: a retry was not exercised"
+            assert killed == ["link_assets", "load_pim", "publish_products"], f"the hook killed {killed}"
             tis = airflow.task_instances(DAG, first)
             # each killed once, retried once by Airflow
-            assert tis["load_pim"] == tis["link_assets"] == ("success", 2), tis
+            assert tis["load_pim"] == tis["link_assets"] == tis["publish_products"] == ("success", 2), tis
             run = run_of(hub, first)
             assert run.status == "success", run.error
             hops = run.details["hops"]
@@ -146,6 +147,19 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
             handles = [p[0] for p in state["storefront"]]
             variant_skus = [sku for p in state["storefront"] for sku in p[2]]
             assert len(handles) == len(set(handles)) and len(variant_skus) == len(set(variant_skus)) > 0
+            with session_scope(hub) as s:
+                shop_writes = Counter(s.scalars(select(AuditEvent.record_key).where(
+                    AuditEvent.load_id == run.load_id, AuditEvent.system == "storefront",
+                    AuditEvent.entity == "product", AuditEvent.action == "write",
+                    AuditEvent.task == "publish_products")))
+            assert set(shop_writes.values()) == {1} and len(shop_writes) == len(handles), shop_writes
+            # the retried publish still wrote every new variant's opening stock, once per location
+            products = steps.external_ids("storefront", "product", hub_url=hub)
+            assert {extra["opening_stock"] for _, extra in products.values()} == {"written"}
+            items = {str(extra["inventory_item_id"]) for _, extra in steps.external_ids(
+                "storefront", "variant", hub_url=hub).values()}
+            levels = Counter(str(lv["inventory_item_id"]) for lv in systems.storefront.inventory_levels(sorted(items)))
+            assert set(levels) == items and len(set(levels.values())) == 1, levels
             assert alerts.alerts == []  # a task that succeeded on its retry is no one's emergency
 
             # b. Every task of the finished run cleared and re-run: nothing changes, in the hub or the systems.

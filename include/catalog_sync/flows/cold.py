@@ -609,9 +609,66 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
 
     The PIM only publishes families whose lifecycle copy is active; others are suppressed (counted unchanged and
     audited) exactly as a PIM channel would, so a stale PIM state shows up as a missing product, not a wrong one.
+
+    Under ``run_task`` (the DAG) the work is a plan (what goes out, fixed by the first attempt) and slices of
+    ``PUBLISH_SLICE`` products, each committed with its counts, audit rows and external ids: a retry writes only
+    the slices no attempt committed, then the opening stock still owed.
     """
     ctx = RunContext.attach(load_id)
     families = ctx.staged("families_ready")
+    suppressed = sum(1 for fam in families if fam["parent"].get("lifecycle_status") != LifecycleStatus.ACTIVE.value)
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
+    if not ctx.committed("plan"):
+        with ctx.part("plan"):
+            plan = _publish_plan(ctx, systems, families)
+            ctx.stage("publish_plan", [{"position": f"{i:08d}", **entry} for i, entry in enumerate(plan)],
+                      key="position")
+            counts["unchanged"] += len(families) - len(plan) - suppressed
+    planned = sorted(ctx.staged("publish_plan"), key=lambda p: p["position"])
+    by_sku = {fam["sku"]: fam for fam in families}
+    ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
+
+    # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), committed slice by slice: a task
+    # killed mid-way leaves at most one slice written but uncommitted, which its retry writes again and the
+    # storefront takes as updates. When the storefront stops answering, the writes that did go out are recorded,
+    # then it raises (the slice stays uncommitted).
+    slices = list(chunked(planned, PUBLISH_SLICE))
+    for number, outgoing_slice in enumerate(slices):
+        if ctx.committed(f"slice:{number}"):
+            continue
+        with ctx.part(f"slice:{number}"):
+            written = _publish_slice(ctx, systems, number, [(by_sku[p["sku"]], p["product"], p["digest"])
+                                                            for p in outgoing_slice], ids)
+        for name, n in written.items():
+            counts[name] += n
+    hashes = {row["sku"]: row["digest"] for number in range(len(slices))
+              for row in ctx.staged(f"published:{number}")}
+    # Opening stock of the variants of every product this run published that still owes it (a product created
+    # now, or by an attempt killed before its stock was written).
+    published_ids = steps.external_ids("storefront", "product", sorted(hashes), ctx.hub_url)
+    owed = {sku: (pid, extra or {}) for sku, (pid, extra) in published_ids.items()
+            if (extra or {}).get("opening_stock") == "owed"}
+    owed_variants = [v for p in planned if p["sku"] in owed for v in p["variant_skus"]]
+    variant_ids = steps.external_ids("storefront", "variant", owed_variants, ctx.hub_url)
+    _opening_stock(ctx, systems, [(sku, extra or {}) for sku, (_, extra) in sorted(variant_ids.items())])
+    if owed:
+        steps.save_external_ids("storefront", "product", {sku: (pid, {**extra, "opening_stock": "written"})
+                                                          for sku, (pid, extra) in owed.items()}, ctx.hub_url)
+    # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
+    # here re-sends its stock, which the storefront's idempotency keys make a no-op).
+    with session_scope(ctx.hub_url) as s:
+        repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
+    ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
+    if ctx.task is not None:  # what every attempt of this task counted, resumed slices included
+        task_counts = ctx.hop_counts(task_only=True).get(PIM_STOREFRONT, {})
+        counts = {name: task_counts.get(name, 0) for name in counts}
+        counts["unchanged"] -= suppressed  # reported on their own, as before
+    return {**counts, "suppressed": suppressed}
+
+
+def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The products to send, in family order: suppressed families and unchanged ones are counted (and the
+    suppressed audited) here, once; each planned entry holds the product, its digest and its variants' SKUs."""
     erp_status = _erp_lifecycle(systems, [fam["sku"] for fam in families])
     # Live prices are hot data owned by the ERP: a republish must show them, never fall back to the reference.
     from catalog_sync.flows.hot import _erp_prices
@@ -622,15 +679,10 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     with session_scope(ctx.hub_url) as s:
         known = repo.fingerprints(s, "storefront", "product")
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
-    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "suppressed": 0}
-    hashes: dict[str, str] = {}
-    new_variants: list[tuple[str, dict[str, Any]]] = []
-    stocked: dict[str, tuple[str, dict[str, Any]]] = {}
-    outgoing: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+    plan: list[dict[str, Any]] = []
     for fam in families:
         parent = fam["parent"]
         if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
-            counts["suppressed"] += 1
             ctx.count(PIM_STOREFRONT, unchanged=1)
             ctx.audit("storefront", "product", fam["sku"], "write", "unchanged",
                       response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
@@ -644,78 +696,69 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
         # its images step runs (a link made by a later try of the same run would otherwise never be shown).
         digest = repo.content_hash({**product, "asset_links": _family_asset_ids(fam)})
         if known.get(fam["sku"]) == digest and fam["sku"] in ids:
-            counts["unchanged"] += 1
             ctx.count(PIM_STOREFRONT, unchanged=1)
             continue
-        outgoing.append((fam, product, digest))
+        plan.append({"sku": fam["sku"], "product": json_safe(product), "digest": digest,
+                     "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]})
+    ctx.flush_audit()
+    return plan
 
-    # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), recorded slice by slice: a task
-    # killed mid-way leaves at most one slice written but unrecorded, which its retry takes as updates of products
-    # it did not know. When the storefront stops answering, the writes that did go out are recorded, then it raises.
+
+def _publish_slice(ctx: RunContext, systems: Systems, number: int,
+                   outgoing_slice: Sequence[tuple[Mapping[str, Any], dict[str, Any], str]],
+                   ids: Mapping[str, tuple[str, dict[str, Any] | None]]) -> dict[str, int]:
+    """Write one slice of products and record it: audit, deltas, counts, external ids, and the stage
+    ``published:<number>`` of the SKUs it published with their digests. Returns the slice's counts."""
     failure: ConnectorError | None = None
-    for outgoing_slice in chunked(outgoing, PUBLISH_SLICE):
-        shown: dict[str, dict[str, Any]] = {}
-        try:
-            # read here rather than inside the write, so the delta log gets the storefront's own before-values
-            shown = systems.storefront.find_by_handles([product["handle"] for _, product, _ in outgoing_slice])
-            answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice],
-                                                          existing=shown)
-        except ConnectorError as exc:
-            failure, answered = exc, list(exc.partial_results)
-        by_handle = {r.key: r for r in answered}
-        results: list[WriteResult] = []
-        befores: dict[str, dict[str, Any]] = {}
-        afters: dict[str, dict[str, Any]] = {}
-        product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
-        variant_ids: dict[str, tuple[str, dict[str, Any]]] = {}
-        for fam, product, digest in outgoing_slice:
-            sent = by_handle.get(product["handle"])
-            if sent is None:  # not sent: the storefront stopped answering first
-                continue
-            # Audited under the SKU (the business key), not the storefront handle.
-            result = dataclasses.replace(sent, key=fam["sku"])
-            results.append(result)
-            was = shown.get(product["handle"]) or {}
-            befores[result.key] = {"status": was.get("status", (ids.get(fam["sku"], ("", None))[1] or {}).get("status")),
-                                   **{f: was.get(f) for f in PUBLISHED_FIELDS if f != "status"}}
-            afters[result.key] = {f: product.get(f) for f in PUBLISHED_FIELDS}
-            if not (result.ok and result.response):
-                continue
-            hashes[fam["sku"]] = digest
-            variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
-            # A product new to the hub owes its variants their opening stock until that is written. "New" covers
-            # created now, created by a task killed before it could record the product (the storefront answers
-            # the retry's write as an update), and the mark left by a task killed before the stock was written.
-            owed = (result.message == "created" or fam["sku"] not in ids
-                    or (ids[fam["sku"]][1] or {}).get("opening_stock") == "owed")
-            product_ids[fam["sku"]] = (str(result.response["id"]), {
-                "handle": result.response.get("handle"), "status": result.response.get("status"),
-                "opening_stock": "owed" if owed else "written"})
-            variant_ids.update({
-                sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
-                                         "product_id": result.response["id"], "handle": result.response.get("handle")})
-                for sku, v in variants.items()})
-            if owed:
-                new_variants.extend(variants.items())
-                stocked[fam["sku"]] = (product_ids[fam["sku"]][0],
-                                       {**product_ids[fam["sku"]][1], "opening_stock": "written"})
-        c = steps.deliver(ctx, results, hop=PIM_STOREFRONT, system="storefront", entity="product",
-                          source_system="pim", before=befores, fields_of=steps.by_key(afters))
-        for name, n in c.items():
-            counts[name] += n
-        if product_ids:
-            steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
-            steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
-        if failure is not None:
-            raise failure
-    _opening_stock(ctx, systems, new_variants)
-    if stocked:
-        steps.save_external_ids("storefront", "product", stocked, ctx.hub_url)
-    # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
-    # here re-sends its products, which the storefront takes as unchanged updates).
-    with session_scope(ctx.hub_url) as s:
-        repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
-    ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
+    shown: dict[str, dict[str, Any]] = {}
+    try:
+        # read here rather than inside the write, so the delta log gets the storefront's own before-values
+        shown = systems.storefront.find_by_handles([product["handle"] for _, product, _ in outgoing_slice])
+        answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice], existing=shown)
+    except ConnectorError as exc:
+        failure, answered = exc, list(exc.partial_results)
+    by_handle = {r.key: r for r in answered}
+    results: list[WriteResult] = []
+    befores: dict[str, dict[str, Any]] = {}
+    afters: dict[str, dict[str, Any]] = {}
+    product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+    variant_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+    published: list[dict[str, Any]] = []
+    for fam, product, digest in outgoing_slice:
+        sent = by_handle.get(product["handle"])
+        if sent is None:  # not sent: the storefront stopped answering first
+            continue
+        # Audited under the SKU (the business key), not the storefront handle.
+        result = dataclasses.replace(sent, key=fam["sku"])
+        results.append(result)
+        was = shown.get(product["handle"]) or {}
+        befores[result.key] = {"status": was.get("status", (ids.get(fam["sku"], ("", None))[1] or {}).get("status")),
+                               **{f: was.get(f) for f in PUBLISHED_FIELDS if f != "status"}}
+        afters[result.key] = {f: product.get(f) for f in PUBLISHED_FIELDS}
+        if not (result.ok and result.response):
+            continue
+        published.append({"sku": fam["sku"], "digest": digest})
+        variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
+        # A product new to the hub owes its variants their opening stock until that is written. "New" covers
+        # created now, created by a task killed before it could record the product (the storefront answers
+        # the retry's write as an update), and the mark left by a task killed before the stock was written.
+        owed = (result.message == "created" or fam["sku"] not in ids
+                or (ids[fam["sku"]][1] or {}).get("opening_stock") == "owed")
+        product_ids[fam["sku"]] = (str(result.response["id"]), {
+            "handle": result.response.get("handle"), "status": result.response.get("status"),
+            "opening_stock": "owed" if owed else "written"})
+        variant_ids.update({
+            sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
+                                     "product_id": result.response["id"], "handle": result.response.get("handle")})
+            for sku, v in variants.items()})
+    counts = steps.deliver(ctx, results, hop=PIM_STOREFRONT, system="storefront", entity="product",
+                           source_system="pim", before=befores, fields_of=steps.by_key(afters))
+    if product_ids:
+        steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
+        steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
+    ctx.stage(f"published:{number}", published)
+    if failure is not None:
+        raise failure
     return counts
 
 

@@ -2,8 +2,9 @@
 here); test-only, never part of the product.
 
 ``CATALOG_SYNC_TEST_KILL=load_pim:3,link_assets:1`` with ``CATALOG_SYNC_TEST_KILL_MARKERS=<folder>``: the task
-``load_pim`` kills itself with SIGKILL right after its 3rd successful PIM batch write (products or product models),
-before it can record that batch, as a worker lost mid-write would; ``link_assets`` after its 1st. Each task is
+``load_pim`` kills itself with SIGKILL right after its 3rd successful batch write (PIM products or product models,
+storefront products), before it can record that batch, as a worker lost mid-write would; ``link_assets`` after
+its 1st. Each task is
 killed once: a marker file left in the folder first lets the retry Airflow schedules run normally. The running task
 is the one Airflow's task runner names in ``AIRFLOW_CTX_TASK_ID``.
 """
@@ -20,6 +21,7 @@ _MARKERS = os.environ.get("CATALOG_SYNC_TEST_KILL_MARKERS")
 
 if _PLAN and _MARKERS:
     from catalog_sync.connectors.pim import PimClient
+    from catalog_sync.connectors.storefront import StorefrontClient
 
     _written = 0
 
@@ -31,10 +33,11 @@ if _PLAN and _MARKERS:
             _written += 1
             marker = Path(_MARKERS) / task
             if task in _PLAN and _written >= _PLAN[task] and not marker.exists():
-                marker.write_text(f"pid {os.getpid()} killed after PIM batch write {_written}\n")
+                marker.write_text(f"pid {os.getpid()} killed after batch write {_written}\n")
                 os.kill(os.getpid(), signal.SIGKILL)
             return results
         return wrapper
 
     PimClient.upsert_products = _counting(PimClient.upsert_products)  # type: ignore[method-assign]
     PimClient.upsert_product_models = _counting(PimClient.upsert_product_models)  # type: ignore[method-assign]
+    StorefrontClient.upsert_products = _counting(StorefrontClient.upsert_products)  # type: ignore[method-assign]
