@@ -211,6 +211,7 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
     the first attempt made (so the fingerprints it saved do not turn its own batches into "unchanged").
     """
     ctx = RunContext.attach(load_id)
+    unchanged = 0
     if not ctx.committed("plan"):
         with ctx.part("plan"):
             ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
@@ -219,14 +220,15 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
                 known = repo.fingerprints(s, "pim", "product")
             hashes = {r["sku"]: repo.content_hash(r) for r in ready}
             changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
-            ctx.count(ERP_PIM, unchanged=len(ready) - len(changed))
+            unchanged = len(ready) - len(changed)
+            ctx.count(ERP_PIM, unchanged=unchanged)
             # parents first (a variant's model must exist before the variant), each group in SKU order
             plan = [r for r in changed if r.get("product_type") == "configurable"]
             plan += [r for r in changed if r.get("product_type") != "configurable"]
             ctx.stage("pim_plan", [{"position": f"{i:08d}", "record": r, "hash": hashes[r["sku"]]}
                                    for i, r in enumerate(plan)], key="position")
     planned = sorted(ctx.staged("pim_plan"), key=lambda p: p["position"])
-    totals = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "resumed_batches": 0}
+    totals = {"delivered": 0, "unchanged": unchanged, "dead_lettered": 0, "resumed_batches": 0}
     batches: list[tuple[bool, list[dict[str, Any]]]] = []
     for is_model in (True, False):
         group = [p for p in planned if (p["record"].get("product_type") == "configurable") is is_model]
