@@ -16,7 +16,13 @@ Moves the slow-changing product data through the PIM once a day, inside the run'
    were, so the next run picks the same changes up again.
 
 Every record read is delivered, unchanged or dead-lettered (see the Dead letters page); `finish` fails the run
-loudly when the counts of any hop do not reconcile. Data Docs are built afterwards, off the critical path.
+loudly when the counts of any hop do not reconcile. Data Docs are built afterwards by a teardown, from whatever
+the gates validated (a quiet night validated nothing and builds none); the teardown never decides the run's state.
+
+**Retries.** Every task is safe to retry and resumes: its counts, audit rows and dead letters are kept per (run,
+task) and replaced by a retry, and what an attempt committed (a batch of PIM writes) is not written again. A task
+cleared in a finished run returns what it returned before and changes nothing. A hard gate fails the run once,
+with the gate, its failing share and its top failing expectations in the hub run's error and in the one alert.
 """
 
 from __future__ import annotations
@@ -47,92 +53,97 @@ def cold_data_nightly():
         from catalog_sync.airflow.tasks import run_window
         from catalog_sync.flows import cold
 
-        return cold.open_run(**run_window(get_current_context()))
+        return cold.open_run_task(**run_window(get_current_context()))
 
     @task(pool="erp_api")
     def extract_erp(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.extract_erp(load_id, systems())
+        return resumable(cold.extract_erp, load_id, systems())
 
     @task(retries=0)
     def gate_master_data(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import resumable
         from catalog_sync.flows import cold
 
-        return cold.gate_master_data(load_id)
+        return resumable(cold.gate_master_data, load_id)
 
     @task(pool="pim_api")
     def load_pim(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.load_pim(load_id, systems())
+        return resumable(cold.load_pim, load_id, systems())
 
     @task(pool="dam_api")
     def link_assets(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.link_assets(load_id, systems())
+        return resumable(cold.link_assets, load_id, systems())
 
     @task(pool="supplier_api")
     def writeback_supplier(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.writeback_supplier(load_id, systems())
+        return resumable(cold.writeback_supplier, load_id, systems())
 
     @task(pool="pim_api")
     def extract_pim(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.extract_pim(load_id, systems())
+        return resumable(cold.extract_pim, load_id, systems())
 
     @task(retries=0)
     def gate_channel_content(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import resumable
         from catalog_sync.flows import cold
 
-        return cold.gate_channel_content(load_id)
+        return resumable(cold.gate_channel_content, load_id)
 
     @task(pool="storefront_api")
     def publish_products(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.publish_products(load_id, systems())
+        return resumable(cold.publish_products, load_id, systems())
 
     @task
     def plan_image_chunks(load_id: str) -> list[int]:
+        from catalog_sync.airflow.tasks import resumable
         from catalog_sync.flows import cold
 
-        return cold.plan_image_chunks(load_id, IMAGE_CHUNK)
+        return resumable(cold.plan_image_chunks, load_id, IMAGE_CHUNK)
 
     @task(pool="storefront_api")
     def publish_images(chunk: int, load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.publish_images(load_id, chunk, systems(), IMAGE_CHUNK)
+        return resumable(cold.publish_images, load_id, chunk, systems(), IMAGE_CHUNK)
 
     # none_failed: a night without image changes maps publish_images over nothing (skipped), and the run must
     # still be checked and finished, or its cursors would never move.
     @task(retries=0, trigger_rule="none_failed")
     def gate_consistency(load_id: str) -> dict:
-        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
-        return cold.check_consistency(load_id, systems())
+        return resumable(cold.check_consistency, load_id, systems())
 
     @task(retries=0)
     def finish(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import resumable
         from catalog_sync.flows import cold
 
-        return cold.finish(load_id)
+        return resumable(cold.finish, load_id)
 
-    @task(retries=1, trigger_rule="all_done")
-    def build_data_docs(load_id: str) -> str:
+    # A teardown: it runs however the run went (once every other task is done) and never decides the run's state.
+    @task(retries=1)
+    def build_data_docs(load_id: str) -> str | None:
         from catalog_sync.flows import cold
 
         return cold.build_docs(load_id)
@@ -151,7 +162,7 @@ def cold_data_nightly():
     consistency = gate_consistency(load_id)
     done = finish(load_id)
     erp >> gated >> pim >> assets >> supplier >> changed >> content >> products >> chunks >> images >> consistency >> done
-    done >> build_data_docs(load_id)
+    done >> build_data_docs(load_id).as_teardown()
 
 
 cold_data_nightly()

@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 from catalog_sync.connectors.base import ReadResult
 from catalog_sync.connectors.http import Attempt
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical
-from catalog_sync.engine.run import COUNTERS
+from catalog_sync.engine.run import RunContext
 from catalog_sync.flows import cold
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import DeadLetter, RunCounter
+from catalog_sync.hub.models import DeadLetter
 
 #: The cold flow's tasks in DAG order (images are mapped chunks after ``publish_products``).
 COLD_STEPS: tuple[str, ...] = ("extract_erp", "gate_master_data", "load_pim", "link_assets", "writeback_supplier",
@@ -111,14 +111,10 @@ def run_step(step: str, load_id: str, systems: Systems) -> Any:
 
 
 def report(load_id: str, hub_url: str | None = None, outputs: dict[str, Any] | None = None) -> ColdRun:
-    """The run's status and per-hop counters as the hub holds them (``RunCounter`` rows, ``SyncRun``)."""
+    """The run's status and per-hop counters as the hub holds them (counter rows, ``SyncRun``)."""
     with session_scope(hub_url) as s:
         run = repo.get_run(s, load_id) or {}
-        rows = s.execute(select(RunCounter.hop, RunCounter.counter, RunCounter.value)
-                         .where(RunCounter.load_id == load_id)).all()
-    hops: dict[str, dict[str, int]] = {}
-    for hop, counter, value in rows:
-        hops.setdefault(hop, dict.fromkeys(COUNTERS, 0))[counter] = int(value)
+    hops = RunContext(load_id, str(run.get("flow") or cold.FLOW), hub_url).hop_counts() if run else {}
     return ColdRun(load_id, run.get("status"), run.get("error"), hops, outputs or {})
 
 

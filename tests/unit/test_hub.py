@@ -72,10 +72,27 @@ def test_dead_letters_keep_matching_the_open_index_when_the_statement_is_prepare
               "source_system": "supplier", "target_system": "pim", "reason_kind": "ownership",
               "expectation": "lifecycle_status", "reason": "owned by erp"}
     with session_scope(hub_url) as s:  # one connection for every run
-        for _ in range(15):
-            repo.dead_letter(s, [letter])
+        for run in range(15):
+            repo.dead_letter(s, [{**letter, "load_id": f"L{run}"}])
     with session_scope(hub_url) as s:
         assert s.scalars(select(DeadLetter.attempts)).all() == [15]
+
+
+def test_a_retried_task_finding_its_own_letter_again_adds_no_attempt(hub_url: str) -> None:
+    """``attempts`` counts the runs that found the record failing: a retry of the task that opened the letter (the
+    same load id) refreshes it, and neither adds an attempt nor opens a second letter."""
+    letter = {"load_id": "L1", "flow": "cold_nightly", "entity": "product", "record_key": "MH01-XS-Black",
+              "source_system": "erp", "target_system": "pim", "reason_kind": "transform",
+              "expectation": "uom", "reason": "unknown unit"}
+    for reason in ("unknown unit", "unknown unit 'furlong'"):
+        with session_scope(hub_url) as s:
+            repo.dead_letter(s, [{**letter, "reason": reason}])
+    with session_scope(hub_url) as s:
+        rows = s.scalars(select(DeadLetter)).all()
+        assert [(r.attempts, r.reason) for r in rows] == [(1, "unknown unit 'furlong'")]
+        repo.dead_letter(s, [{**letter, "load_id": "L2"}])
+    with session_scope(hub_url) as s:
+        assert s.scalars(select(DeadLetter.attempts)).all() == [2]
 
 
 

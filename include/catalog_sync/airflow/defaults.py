@@ -34,7 +34,12 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 
 class HubRunFailed:
-    """DAG-level failure callback: marks the run failed in the hub, so the UI never shows a dead run as running."""
+    """DAG-level failure callback: marks the run failed in the hub, so the UI never shows a dead run as running.
+
+    Only a run the hub still shows as running is changed: a run a task already failed with its own account (a hard
+    gate names itself, its share and its expectations) keeps it, and a run whose ``finish`` committed stays a
+    success (its data and cursors are in; a later task cannot undo that).
+    """
 
     def __init__(self, flow: str) -> None:
         self.flow = flow
@@ -42,10 +47,16 @@ class HubRunFailed:
     def __call__(self, context: Any) -> None:
         from catalog_sync.engine.run import RunContext
         from catalog_sync.flows.steps import run_load_id
+        from catalog_sync.hub import repo
+        from catalog_sync.hub.db import session_scope
 
-        dag_run = context.get("dag_run")
-        load_id = run_load_id(self.flow, getattr(dag_run, "run_id", None))
-        try:
-            RunContext.attach(load_id).fail(f"DAG run failed: {context.get('reason') or 'a task failed'}")
-        except LookupError:
-            pass  # the run failed before it registered itself in the hub
+        # The DAG processor passes only dag, run_id and reason when it has no task to describe the run by.
+        run_id = getattr(context.get("dag_run"), "run_id", None) or context.get("run_id")
+        if not run_id:
+            return
+        load_id = run_load_id(self.flow, run_id)
+        with session_scope() as s:
+            run = repo.get_run(s, load_id)
+        if run is None or run["status"] != "running":
+            return  # never registered (failed before open_run), or already settled with a better account
+        RunContext.attach(load_id).fail(f"DAG run failed: {context.get('reason') or 'a task failed'}")

@@ -5,6 +5,7 @@ Kept out of the DAG files so those stay orchestration only; imported inside task
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,3 +44,16 @@ def run_window(context: Any) -> dict[str, Any]:
         end = run_after
     return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
             "window_start": context.get("data_interval_start"), "window_end": end}
+
+
+def resumable(step: Callable[..., Any], load_id: str, *args: Any) -> Any:
+    """Run a flow step as the running Airflow task (``task_id``, ``[map_index]`` for a mapped one), idempotently:
+    a retry, or the task cleared in the UI, resumes where the last attempt committed (``engine.run.run_task``)."""
+    from airflow.sdk import get_current_context
+
+    from catalog_sync.engine.run import run_task
+
+    ti = get_current_context()["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    task = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}[{map_index}]"
+    return run_task(task, load_id, step, *args)

@@ -3,6 +3,12 @@
 A flow is split across Airflow tasks; each task re-attaches to the run by load id (``RunContext.attach``), so no
 state lives in the worker between tasks. Records move between tasks through the ``staged_record`` table.
 
+A run's tasks are retried and cleared by Airflow; each task runs under ``run_task``, which makes its attempt's
+effects idempotent per (run, task): counters live per (run, task, part) in ``task_counter`` and an attempt first
+drops those of every part not yet committed (``task_checkpoint``), audit rows of those parts likewise, and a
+committed part (a batch written) or a committed task is skipped, not redone. So a retry resumes where the last
+attempt committed, and clearing a finished task changes nothing.
+
 Invariant: when a run finishes, ``read == delivered + unchanged + dead_lettered`` on every hop (ERP -> PIM,
 PIM -> storefront, ...). A run whose counts do not reconcile is marked failed and raises ``RecordsUnaccounted``:
 a sync that silently drops records must never report success.
@@ -11,23 +17,38 @@ a sync that silently drops records must never report success.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, func, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import RunCounter, StagedRecord, SyncRun, utcnow
+from catalog_sync.hub.models import (
+    AuditEvent,
+    RunCounter,
+    StagedRecord,
+    SyncRun,
+    TaskCheckpoint,
+    TaskCounter,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
 
 COUNTERS = ("read", "delivered", "unchanged", "dead_lettered")
+#: The task whose attempt is running in this thread (set by ``run_task``); ``RunContext.attach`` picks it up.
+_TASK: ContextVar[str | None] = ContextVar("catalog_sync_task", default=None)
 
 
 class RecordsUnaccounted(RuntimeError):
@@ -67,6 +88,10 @@ class RunContext:
     load_id: str
     flow: str
     hub_url: str | None = None
+    #: The task this handle counts and audits for (None: a flow that runs outside Airflow tasks' bookkeeping).
+    task: str | None = None
+    #: The part of the task being done now ("" outside ``part``).
+    part_name: str = ""
     #: Seconds spent waiting on external systems, by system (filled by ``on_attempt``).
     external_seconds: dict[str, float] = field(default_factory=dict)
     _audit_buffer: list[dict[str, Any]] = field(default_factory=list)
@@ -95,48 +120,92 @@ class RunContext:
             s.execute(update(SyncRun).where(SyncRun.load_id == load_id).values(
                 **{f"records_{c}": 0 for c in COUNTERS}
             ))
+            # Only the counters kept outside tasks (a one-task flow re-opened by its retry); a task's own
+            # counters are replaced by that task's next attempt (run_task), never by re-opening the run.
             s.execute(delete(RunCounter).where(RunCounter.load_id == load_id))
-        return cls(load_id=load_id, flow=flow, hub_url=hub_url)
+        return cls(load_id=load_id, flow=flow, hub_url=hub_url, task=_TASK.get())
 
     @classmethod
     def attach(cls, load_id: str, hub_url: str | None = None) -> RunContext:
+        """A handle on an open run; inside ``run_task`` it counts and audits as that task."""
         with session_scope(hub_url) as s:
             run = s.get(SyncRun, load_id)
             if run is None:
                 raise LookupError(f"no run with load id {load_id!r} in the hub")
-            return cls(load_id=load_id, flow=run.flow, hub_url=hub_url)
+            return cls(load_id=load_id, flow=run.flow, hub_url=hub_url, task=_TASK.get())
+
+    # --- parts of a task: what a retry skips ------------------------------------------------------------------
+
+    def committed(self, part: str) -> bool:
+        """Whether ``part`` of this task was committed by an earlier attempt (always False outside a task)."""
+        if self.task is None:
+            return False
+        with session_scope(self.hub_url) as s:
+            return s.get(TaskCheckpoint, (self.load_id, self.task, part)) is not None
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        """Count and audit the block as ``name`` of this task and, when it ends normally, commit it: a later
+        attempt skips it (``committed``). An attempt killed inside the block leaves it uncommitted, and the next
+        attempt drops what it counted and audited before redoing it. Outside a task, only runs the block."""
+        if self.task is None:
+            yield
+            return
+        if not name:
+            raise ValueError("a part needs a name ('' is the task itself)")
+        outer, self.part_name = self.part_name, name
+        try:
+            yield
+            self.flush_audit()
+            with session_scope(self.hub_url) as s:
+                repo.upsert(s, cast(Table, TaskCheckpoint.__table__),
+                            [{"load_id": self.load_id, "task": self.task, "part": name, "result": None,
+                              "committed_at": utcnow()}], key=["load_id", "task", "part"])
+        finally:
+            self.part_name = outer
 
     def count(self, hop: str, **increments: int) -> None:
         """Add to a hop's counters atomically (safe when several tasks of a run write at once)."""
         unknown = set(increments) - set(COUNTERS)
         if unknown:
             raise ValueError(f"unknown counters {sorted(unknown)}")
+        scope = {"task": self.task, "part": self.part_name} if self.task is not None else {}
         rows = [
-            {"load_id": self.load_id, "hop": hop, "counter": name, "value": int(n)}
+            {"load_id": self.load_id, **scope, "hop": hop, "counter": name, "value": int(n)}
             for name, n in increments.items()
             if n
         ]
         if not rows:
             return
+        table = cast(Table, (TaskCounter if self.task is not None else RunCounter).__table__)
         with session_scope(self.hub_url) as s:
             insert: Any = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
-            table = cast(Table, RunCounter.__table__)
             stmt = insert(table).values(rows)
             stmt = stmt.on_conflict_do_update(
-                index_elements=["load_id", "hop", "counter"],
+                index_elements=["load_id", *scope, "hop", "counter"],
                 set_={"value": table.c.value + stmt.excluded.value},
             )
             s.execute(stmt)
 
-    def hop_counts(self) -> dict[str, dict[str, int]]:
-        """{hop: {counter: value}} with every counter present."""
+    def hop_counts(self, *, task_only: bool = False) -> dict[str, dict[str, int]]:
+        """{hop: {counter: value}} with every counter present: the run's totals (the sum over its tasks and the
+        counters kept outside tasks), or with ``task_only`` this task's own."""
+        if task_only:
+            query = (select(TaskCounter.hop, TaskCounter.counter, func.sum(TaskCounter.value))
+                     .where(TaskCounter.load_id == self.load_id, TaskCounter.task == (self.task or ""))
+                     .group_by(TaskCounter.hop, TaskCounter.counter))
+        else:
+            both = union_all(
+                select(RunCounter.hop, RunCounter.counter, RunCounter.value).where(RunCounter.load_id == self.load_id),
+                select(TaskCounter.hop, TaskCounter.counter, TaskCounter.value)
+                .where(TaskCounter.load_id == self.load_id),
+            ).subquery()
+            query = select(both.c.hop, both.c.counter, func.sum(both.c.value)).group_by(both.c.hop, both.c.counter)
         with session_scope(self.hub_url) as s:
-            rows = s.execute(
-                select(RunCounter.hop, RunCounter.counter, RunCounter.value).where(RunCounter.load_id == self.load_id)
-            ).all()
+            rows = s.execute(query).all()
         hops: dict[str, dict[str, int]] = {}
         for hop, counter, value in rows:
-            hops.setdefault(hop, dict.fromkeys(COUNTERS, 0))[counter] = int(value)
+            hops.setdefault(hop, dict.fromkeys(COUNTERS, 0))[counter] = int(value or 0)
         return hops
 
     def counts(self) -> dict[str, int]:
@@ -224,6 +293,7 @@ class RunContext:
             "action": action, "attempt": attempt, "outcome": outcome, "request": json_safe(request),
             "response": json_safe(response), "changes": json_safe(changes),
             "started_at": started_at or utcnow(), "ended_at": utcnow(),
+            "task": self.task, "part": self.part_name if self.task is not None else None,
         })
         if len(self._audit_buffer) >= 1000:
             self.flush_audit()
@@ -269,6 +339,45 @@ class RunContext:
         if len(self._delta_buffer) >= 1000:
             self.flush_audit()
         return changed
+
+
+def run_task(task: str, load_id: str, step: Callable[..., Any], *args: Any, hub_url: str | None = None,
+             **kwargs: Any) -> Any:
+    """``step(load_id, *args, **kwargs)`` as one attempt of ``task`` of the run ``load_id``, idempotently.
+
+    A task committed whole by an earlier attempt returns that attempt's result and does nothing (a cleared task of
+    a finished run changes nothing). Otherwise what earlier attempts counted and audited in parts they did not
+    commit is dropped first, so the parts redone now are counted once; committed parts stay, and the step skips
+    them (``RunContext.committed``). A run failed by an earlier attempt is running again while the task runs.
+    The task commits whole when the step returns; its result must be JSON-able (it is what Airflow's XCom gets).
+    """
+    with session_scope(hub_url) as s:
+        done = s.get(TaskCheckpoint, (load_id, task, ""))
+        if done is not None:
+            log.info("%s: task %s was committed at %s by an earlier attempt; nothing left to do", load_id, task,
+                     done.committed_at)
+            return (done.result or {}).get("value")
+        kept = select(TaskCheckpoint.part).where(TaskCheckpoint.load_id == load_id, TaskCheckpoint.task == task)
+        dropped = s.execute(delete(TaskCounter).where(
+            TaskCounter.load_id == load_id, TaskCounter.task == task, TaskCounter.part.not_in(kept)))
+        s.execute(delete(AuditEvent).where(AuditEvent.load_id == load_id, AuditEvent.task == task,
+                                           or_(AuditEvent.part.is_(None), AuditEvent.part.not_in(kept))))
+        s.execute(update(SyncRun).where(SyncRun.load_id == load_id, SyncRun.status == "failed")
+                  .values(status="running", ended_at=None, error=None))
+        resumed = s.scalar(select(func.count()).select_from(kept.subquery())) or 0
+    if resumed or getattr(dropped, "rowcount", 0):
+        log.info("%s: task %s resumes: %d part(s) committed by earlier attempts are kept, what the others counted "
+                 "is counted again", load_id, task, resumed)
+    token = _TASK.set(task)
+    try:
+        result = step(load_id, *args, **kwargs)
+    finally:
+        _TASK.reset(token)
+    with session_scope(hub_url) as s:
+        repo.upsert(s, cast(Table, TaskCheckpoint.__table__),
+                    [{"load_id": load_id, "task": task, "part": "", "result": {"value": json_safe(result)},
+                      "committed_at": utcnow()}], key=["load_id", "task", "part"])
+    return result
 
 
 def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -39,7 +39,7 @@ from catalog_sync.connectors.mapping import (
 from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
-from catalog_sync.engine.run import RunContext, chunked, json_safe
+from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
@@ -80,6 +80,19 @@ def open_run(*, dag_id: str | None, run_id: str | None, window_start: datetime |
     ctx = RunContext.open(FLOW, load_id=steps.run_load_id(FLOW, run_id), dag_id=dag_id, run_id=run_id,
                           window_start=window_start, window_end=end, hub_url=hub_url)
     return ctx.load_id
+
+
+def open_run_task(*, dag_id: str | None, run_id: str | None, window_start: datetime | None,
+                  window_end: datetime | None, hub_url: str | None = None) -> str:
+    """``open_run`` as the DAG's first task: once opened, a retried or cleared ``open_run`` leaves the run as it
+    is (re-opening a finished run would mark it running again, with nothing left to finish it)."""
+    def opened(_load_id: str) -> str:
+        return open_run(dag_id=dag_id, run_id=run_id, window_start=window_start, window_end=window_end,
+                        hub_url=hub_url)
+
+    if not run_id:  # no Airflow run to be idempotent within: a run of its own
+        return opened("")
+    return str(run_task("open_run", steps.run_load_id(FLOW, run_id), opened, hub_url=hub_url))
 
 
 def _window_end(ctx: RunContext) -> datetime:
@@ -195,43 +208,82 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
 
     Unchanged records (same content hash as last delivered) are not sent at all; every sent record is
     audited, its changed fields logged for rollback, and a per-item 422 dead-letters that record only.
+
+    Under ``run_task`` (the DAG) the work is a plan and numbered batches, each committed with its counts, audit
+    rows and fingerprints: a retry of a task killed after three batches writes batch four onwards, from the plan
+    the first attempt made (so the fingerprints it saved do not turn its own batches into "unchanged").
     """
     ctx = RunContext.attach(load_id)
-    ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
-                                  hop=ERP_PIM)
-    with session_scope(ctx.hub_url) as s:
-        known = repo.fingerprints(s, "pim", "product")
-    hashes = {r["sku"]: repo.content_hash(r) for r in ready}
-    changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
-    ctx.count(ERP_PIM, unchanged=len(ready) - len(changed))
-    totals = {"delivered": 0, "unchanged": len(ready) - len(changed), "dead_lettered": 0}
-    parents = [r for r in changed if r.get("product_type") == "configurable"]
-    others = [r for r in changed if r.get("product_type") != "configurable"]
-    delivered_hashes: dict[str, str] = {}
-    for group, is_model in ((parents, True), (others, False)):
-        before = _current_pim(systems, [r["sku"] for r in group], models=is_model)
-        by_key = {r["sku"]: r for r in group}
-        for batch in chunked(group, systems.pim.batch_size):
+    unchanged = 0
+    if not ctx.committed("plan"):
+        with ctx.part("plan"):
+            ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
+                                          hop=ERP_PIM)
+            with session_scope(ctx.hub_url) as s:
+                known = repo.fingerprints(s, "pim", "product")
+            hashes = {r["sku"]: repo.content_hash(r) for r in ready}
+            changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
+            unchanged = len(ready) - len(changed)
+            ctx.count(ERP_PIM, unchanged=unchanged)
+            # parents first (a variant's model must exist before the variant), each group in SKU order
+            plan = [r for r in changed if r.get("product_type") == "configurable"]
+            plan += [r for r in changed if r.get("product_type") != "configurable"]
+            ctx.stage("pim_plan", [{"position": f"{i:08d}", "record": r, "hash": hashes[r["sku"]]}
+                                   for i, r in enumerate(plan)], key="position")
+    planned = sorted(ctx.staged("pim_plan"), key=lambda p: p["position"])
+    totals = {"delivered": 0, "unchanged": unchanged, "dead_lettered": 0, "resumed_batches": 0}
+    batches: list[tuple[bool, list[dict[str, Any]]]] = []
+    for is_model in (True, False):
+        group = [p for p in planned if (p["record"].get("product_type") == "configurable") is is_model]
+        batches += [(is_model, list(b)) for b in chunked(group, systems.pim.batch_size)]
+    for number, (is_model, batch) in enumerate(batches):
+        part = f"batch:{number}"
+        if ctx.committed(part):
+            totals["resumed_batches"] += 1
+            continue
+        with ctx.part(part):
+            records = [p["record"] for p in batch]
+            hashes = {p["record"]["sku"]: p["hash"] for p in batch}
+            before = _current_pim(systems, [r["sku"] for r in records], models=is_model)
             payloads = [
                 _model_payload(r, before.get(r["sku"])) if is_model else _product_payload(r, before.get(r["sku"]))
-                for r in batch
+                for r in records
             ]
             try:
                 results = (systems.pim.upsert_product_models if is_model else systems.pim.upsert_products)(payloads)
             except RecordError as exc:
-                steps.failed_batch(ctx, [r["sku"] for r in batch], exc, hop=ERP_PIM, entity="product",
-                                   source="erp", target="pim", payloads={r["sku"]: r for r in batch})
-                totals["dead_lettered"] += len(batch)
+                steps.failed_batch(ctx, [r["sku"] for r in records], exc, hop=ERP_PIM, entity="product",
+                                   source="erp", target="pim", payloads={r["sku"]: r for r in records})
+                totals["dead_lettered"] += len(records)
                 continue
             counts = steps.deliver(ctx, results, hop=ERP_PIM, system="pim", entity="product", source_system="erp",
-                                   before=before, fields_of=steps.by_key(by_key))
+                                   before=before, fields_of=steps.by_key({r["sku"]: r for r in records}))
             for name, n in counts.items():
                 totals[name] += n
-            delivered_hashes.update({res.key: hashes[res.key] for res in results if res.ok and res.key in hashes})
-    with session_scope(ctx.hub_url) as s:
-        repo.save_fingerprints(s, "pim", "product", delivered_hashes, load_id)
-    ctx.stage("pim_touched", [{"sku": k} for k in delivered_hashes])
+            with session_scope(ctx.hub_url) as s:
+                repo.save_fingerprints(s, "pim", "product", {res.key: hashes[res.key] for res in results
+                                                             if res.ok and res.key in hashes}, load_id)
+    # Every planned record this run delivered, whichever attempt wrote it.
+    delivered = sorted(_fingerprinted_by(ctx, "pim", "product", [p["record"]["sku"] for p in planned]))
+    ctx.stage("pim_touched", [{"sku": k} for k in delivered])
+    if ctx.task is not None:
+        totals.update({k: v for k, v in ctx.hop_counts(task_only=True).get(ERP_PIM, {}).items() if k in totals})
     return totals
+
+
+def _fingerprinted_by(ctx: RunContext, system: str, entity: str, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` whose last delivery to ``system`` was made by this run."""
+    from sqlalchemy import select
+
+    from catalog_sync.hub.models import RecordFingerprint
+
+    found: set[str] = set()
+    with session_scope(ctx.hub_url) as s:
+        for batch in chunked(list(keys), 500):
+            found.update(s.scalars(select(RecordFingerprint.record_key).where(
+                RecordFingerprint.system == system, RecordFingerprint.entity == entity,
+                RecordFingerprint.load_id == ctx.load_id, RecordFingerprint.record_key.in_(list(batch)))).all())
+    return found
 
 
 def _product_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -567,9 +619,66 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
 
     The PIM only publishes families whose lifecycle copy is active; others are suppressed (counted unchanged and
     audited) exactly as a PIM channel would, so a stale PIM state shows up as a missing product, not a wrong one.
+
+    Under ``run_task`` (the DAG) the work is a plan (what goes out, fixed by the first attempt) and slices of
+    ``PUBLISH_SLICE`` products, each committed with its counts, audit rows and external ids: a retry writes only
+    the slices no attempt committed, then the opening stock still owed.
     """
     ctx = RunContext.attach(load_id)
     families = ctx.staged("families_ready")
+    suppressed = sum(1 for fam in families if fam["parent"].get("lifecycle_status") != LifecycleStatus.ACTIVE.value)
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
+    if not ctx.committed("plan"):
+        with ctx.part("plan"):
+            plan = _publish_plan(ctx, systems, families)
+            ctx.stage("publish_plan", [{"position": f"{i:08d}", **entry} for i, entry in enumerate(plan)],
+                      key="position")
+            counts["unchanged"] += len(families) - len(plan) - suppressed
+    planned = sorted(ctx.staged("publish_plan"), key=lambda p: p["position"])
+    by_sku = {fam["sku"]: fam for fam in families}
+    ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
+
+    # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), committed slice by slice: a task
+    # killed mid-way leaves at most one slice written but uncommitted, which its retry writes again and the
+    # storefront takes as updates. When the storefront stops answering, the writes that did go out are recorded,
+    # then it raises (the slice stays uncommitted).
+    slices = list(chunked(planned, PUBLISH_SLICE))
+    for number, outgoing_slice in enumerate(slices):
+        if ctx.committed(f"slice:{number}"):
+            continue
+        with ctx.part(f"slice:{number}"):
+            written = _publish_slice(ctx, systems, number, [(by_sku[p["sku"]], p["product"], p["digest"])
+                                                            for p in outgoing_slice], ids)
+        for name, n in written.items():
+            counts[name] += n
+    hashes = {row["sku"]: row["digest"] for number in range(len(slices))
+              for row in ctx.staged(f"published:{number}")}
+    # Opening stock of the variants of every product this run published that still owes it (a product created
+    # now, or by an attempt killed before its stock was written).
+    published_ids = steps.external_ids("storefront", "product", sorted(hashes), ctx.hub_url)
+    owed = {sku: (pid, extra or {}) for sku, (pid, extra) in published_ids.items()
+            if (extra or {}).get("opening_stock") == "owed"}
+    owed_variants = [v for p in planned if p["sku"] in owed for v in p["variant_skus"]]
+    variant_ids = steps.external_ids("storefront", "variant", owed_variants, ctx.hub_url)
+    _opening_stock(ctx, systems, [(sku, extra or {}) for sku, (_, extra) in sorted(variant_ids.items())])
+    if owed:
+        steps.save_external_ids("storefront", "product", {sku: (pid, {**extra, "opening_stock": "written"})
+                                                          for sku, (pid, extra) in owed.items()}, ctx.hub_url)
+    # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
+    # here re-sends its stock, which the storefront's idempotency keys make a no-op).
+    with session_scope(ctx.hub_url) as s:
+        repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
+    ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
+    if ctx.task is not None:  # what every attempt of this task counted, resumed slices included
+        task_counts = ctx.hop_counts(task_only=True).get(PIM_STOREFRONT, {})
+        counts = {name: task_counts.get(name, 0) for name in counts}
+        counts["unchanged"] -= suppressed  # reported on their own, as before
+    return {**counts, "suppressed": suppressed}
+
+
+def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The products to send, in family order: suppressed families and unchanged ones are counted (and the
+    suppressed audited) here, once; each planned entry holds the product, its digest and its variants' SKUs."""
     erp_status = _erp_lifecycle(systems, [fam["sku"] for fam in families])
     # Live prices are hot data owned by the ERP: a republish must show them, never fall back to the reference.
     from catalog_sync.flows.hot import _erp_prices
@@ -580,15 +689,10 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     with session_scope(ctx.hub_url) as s:
         known = repo.fingerprints(s, "storefront", "product")
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
-    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "suppressed": 0}
-    hashes: dict[str, str] = {}
-    new_variants: list[tuple[str, dict[str, Any]]] = []
-    stocked: dict[str, tuple[str, dict[str, Any]]] = {}
-    outgoing: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+    plan: list[dict[str, Any]] = []
     for fam in families:
         parent = fam["parent"]
         if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
-            counts["suppressed"] += 1
             ctx.count(PIM_STOREFRONT, unchanged=1)
             ctx.audit("storefront", "product", fam["sku"], "write", "unchanged",
                       response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
@@ -602,78 +706,69 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
         # its images step runs (a link made by a later try of the same run would otherwise never be shown).
         digest = repo.content_hash({**product, "asset_links": _family_asset_ids(fam)})
         if known.get(fam["sku"]) == digest and fam["sku"] in ids:
-            counts["unchanged"] += 1
             ctx.count(PIM_STOREFRONT, unchanged=1)
             continue
-        outgoing.append((fam, product, digest))
+        plan.append({"sku": fam["sku"], "product": json_safe(product), "digest": digest,
+                     "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]})
+    ctx.flush_audit()
+    return plan
 
-    # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), recorded slice by slice: a task
-    # killed mid-way leaves at most one slice written but unrecorded, which its retry takes as updates of products
-    # it did not know. When the storefront stops answering, the writes that did go out are recorded, then it raises.
+
+def _publish_slice(ctx: RunContext, systems: Systems, number: int,
+                   outgoing_slice: Sequence[tuple[Mapping[str, Any], dict[str, Any], str]],
+                   ids: Mapping[str, tuple[str, dict[str, Any] | None]]) -> dict[str, int]:
+    """Write one slice of products and record it: audit, deltas, counts, external ids, and the stage
+    ``published:<number>`` of the SKUs it published with their digests. Returns the slice's counts."""
     failure: ConnectorError | None = None
-    for outgoing_slice in chunked(outgoing, PUBLISH_SLICE):
-        shown: dict[str, dict[str, Any]] = {}
-        try:
-            # read here rather than inside the write, so the delta log gets the storefront's own before-values
-            shown = systems.storefront.find_by_handles([product["handle"] for _, product, _ in outgoing_slice])
-            answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice],
-                                                          existing=shown)
-        except ConnectorError as exc:
-            failure, answered = exc, list(exc.partial_results)
-        by_handle = {r.key: r for r in answered}
-        results: list[WriteResult] = []
-        befores: dict[str, dict[str, Any]] = {}
-        afters: dict[str, dict[str, Any]] = {}
-        product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
-        variant_ids: dict[str, tuple[str, dict[str, Any]]] = {}
-        for fam, product, digest in outgoing_slice:
-            sent = by_handle.get(product["handle"])
-            if sent is None:  # not sent: the storefront stopped answering first
-                continue
-            # Audited under the SKU (the business key), not the storefront handle.
-            result = dataclasses.replace(sent, key=fam["sku"])
-            results.append(result)
-            was = shown.get(product["handle"]) or {}
-            befores[result.key] = {"status": was.get("status", (ids.get(fam["sku"], ("", None))[1] or {}).get("status")),
-                                   **{f: was.get(f) for f in PUBLISHED_FIELDS if f != "status"}}
-            afters[result.key] = {f: product.get(f) for f in PUBLISHED_FIELDS}
-            if not (result.ok and result.response):
-                continue
-            hashes[fam["sku"]] = digest
-            variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
-            # A product new to the hub owes its variants their opening stock until that is written. "New" covers
-            # created now, created by a task killed before it could record the product (the storefront answers
-            # the retry's write as an update), and the mark left by a task killed before the stock was written.
-            owed = (result.message == "created" or fam["sku"] not in ids
-                    or (ids[fam["sku"]][1] or {}).get("opening_stock") == "owed")
-            product_ids[fam["sku"]] = (str(result.response["id"]), {
-                "handle": result.response.get("handle"), "status": result.response.get("status"),
-                "opening_stock": "owed" if owed else "written"})
-            variant_ids.update({
-                sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
-                                         "product_id": result.response["id"], "handle": result.response.get("handle")})
-                for sku, v in variants.items()})
-            if owed:
-                new_variants.extend(variants.items())
-                stocked[fam["sku"]] = (product_ids[fam["sku"]][0],
-                                       {**product_ids[fam["sku"]][1], "opening_stock": "written"})
-        c = steps.deliver(ctx, results, hop=PIM_STOREFRONT, system="storefront", entity="product",
-                          source_system="pim", before=befores, fields_of=steps.by_key(afters))
-        for name, n in c.items():
-            counts[name] += n
-        if product_ids:
-            steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
-            steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
-        if failure is not None:
-            raise failure
-    _opening_stock(ctx, systems, new_variants)
-    if stocked:
-        steps.save_external_ids("storefront", "product", stocked, ctx.hub_url)
-    # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
-    # here re-sends its products, which the storefront takes as unchanged updates).
-    with session_scope(ctx.hub_url) as s:
-        repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
-    ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
+    shown: dict[str, dict[str, Any]] = {}
+    try:
+        # read here rather than inside the write, so the delta log gets the storefront's own before-values
+        shown = systems.storefront.find_by_handles([product["handle"] for _, product, _ in outgoing_slice])
+        answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice], existing=shown)
+    except ConnectorError as exc:
+        failure, answered = exc, list(exc.partial_results)
+    by_handle = {r.key: r for r in answered}
+    results: list[WriteResult] = []
+    befores: dict[str, dict[str, Any]] = {}
+    afters: dict[str, dict[str, Any]] = {}
+    product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+    variant_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+    published: list[dict[str, Any]] = []
+    for fam, product, digest in outgoing_slice:
+        sent = by_handle.get(product["handle"])
+        if sent is None:  # not sent: the storefront stopped answering first
+            continue
+        # Audited under the SKU (the business key), not the storefront handle.
+        result = dataclasses.replace(sent, key=fam["sku"])
+        results.append(result)
+        was = shown.get(product["handle"]) or {}
+        befores[result.key] = {"status": was.get("status", (ids.get(fam["sku"], ("", None))[1] or {}).get("status")),
+                               **{f: was.get(f) for f in PUBLISHED_FIELDS if f != "status"}}
+        afters[result.key] = {f: product.get(f) for f in PUBLISHED_FIELDS}
+        if not (result.ok and result.response):
+            continue
+        published.append({"sku": fam["sku"], "digest": digest})
+        variants = {str(v.get("sku")): v for v in result.response.get("variants") or []}
+        # A product new to the hub owes its variants their opening stock until that is written. "New" covers
+        # created now, created by a task killed before it could record the product (the storefront answers
+        # the retry's write as an update), and the mark left by a task killed before the stock was written.
+        owed = (result.message == "created" or fam["sku"] not in ids
+                or (ids[fam["sku"]][1] or {}).get("opening_stock") == "owed")
+        product_ids[fam["sku"]] = (str(result.response["id"]), {
+            "handle": result.response.get("handle"), "status": result.response.get("status"),
+            "opening_stock": "owed" if owed else "written"})
+        variant_ids.update({
+            sku: (str(v.get("id")), {"inventory_item_id": v.get("inventory_item_id"),
+                                     "product_id": result.response["id"], "handle": result.response.get("handle")})
+            for sku, v in variants.items()})
+    counts = steps.deliver(ctx, results, hop=PIM_STOREFRONT, system="storefront", entity="product",
+                           source_system="pim", before=befores, fields_of=steps.by_key(afters))
+    if product_ids:
+        steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
+        steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
+    ctx.stage(f"published:{number}", published)
+    if failure is not None:
+        raise failure
     return counts
 
 
@@ -867,8 +962,12 @@ def finish(load_id: str) -> dict[str, Any]:
             if staged:
                 repo.commit_cursor(s, system, stream, "updated_at", staged[0]["value"], load_id)
     _write_kpis(ctx)
-    counts = ctx.finish()
-    return {"counts": counts, "hops": ctx.hop_counts()}
+    quiet = not any(c["read"] for c in ctx.hop_counts().values())
+    if quiet:
+        log.info("%s: a quiet night: no ERP item, DAM asset, supplier submission or PIM product changed in the "
+                 "window; nothing was written and the run succeeds", load_id)
+    counts = ctx.finish(details={"quiet": quiet})
+    return {"counts": counts, "hops": ctx.hop_counts(), "quiet": quiet}
 
 
 def _write_kpis(ctx: RunContext) -> None:
@@ -900,9 +999,14 @@ def _write_kpis(ctx: RunContext) -> None:
             write_kpis(s, ctx.load_id, values)
 
 
-def build_docs(load_id: str) -> str:
-    from catalog_sync.quality.docs import build_data_docs
+def build_docs(load_id: str) -> str | None:
+    """Data Docs of what the run's gates validated; a run whose gates validated nothing (a quiet night, or a run
+    stopped before its first gate) has none, which is logged, not an error. Returns the index.html path."""
+    from catalog_sync.quality.docs import build_data_docs, validations_dir
 
+    if not any(validations_dir(load_id).glob("*.json")):
+        log.info("%s: no gate validated any record in this run, so there are no Data Docs to build", load_id)
+        return None
     return str(build_data_docs(load_id))
 
 

@@ -83,8 +83,9 @@ def gate(
 ) -> list[dict[str, Any]]:
     """Validate ``records`` through one GX gate; quarantined rows become dead letters, passing rows are returned.
 
-    A hard gate that breaches its threshold raises ``GateFailed`` after its results and dead letters were saved,
-    so the task fails with the evidence in the hub. ``hop=None`` marks a post-delivery check whose findings do
+    A hard gate that breaches its threshold raises ``GateFailed`` after its results, dead letters and validation
+    (for the Data Docs) were saved and the run was failed with the gate's own account (its name, failing share and
+    top failing expectations), so the task fails with the evidence in the hub. ``hop=None`` marks a post-delivery check whose findings do
     not count against the hop's records. ``failures``, when given, receives each quarantined record's key with
     the names of the expectations it broke, for a caller whose decision depends on which rule failed.
     """
@@ -98,6 +99,9 @@ def gate(
         result = run_gate(frame, gate_name, layer=layer, entity=entity, key=key, now=now, **inputs)
     except GateFailed as exc:
         _persist(ctx, exc.result, source_system, target_system, hop, key)
+        save_validation(ctx.load_id, exc.result)  # the Data Docs show the gate that stopped the run
+        # The run fails here, once, with the gate's own account; the DAG's failure callback keeps it.
+        ctx.fail(str(exc))
         raise
     _persist(ctx, result, source_system, target_system, hop, key)
     save_validation(ctx.load_id, result)

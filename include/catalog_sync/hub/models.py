@@ -75,8 +75,13 @@ class AuditEvent(Base):
     changes: Mapped[dict[str, Any] | None]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+    #: The Airflow task (and the part of it: a batch, a page) whose attempt wrote the row; None outside a task.
+    #: A retry replaces the rows of the parts it redoes, so a record's write is in the trail once per run.
+    task: Mapped[str | None] = mapped_column(String(128))
+    part: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_audit_event_key", "system", "entity", "record_key"),)
+    __table_args__ = (Index("ix_audit_event_key", "system", "entity", "record_key"),
+                      Index("ix_audit_event_task", "load_id", "task"))
 
 
 class DeadLetter(Base):
@@ -265,6 +270,40 @@ class RunCounter(Base):
     hop: Mapped[str] = mapped_column(String(64), primary_key=True)
     counter: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TaskCounter(Base):
+    """One counter of one hop as one part of one task of a run left it (``part`` "" is the task's own work
+    outside any checkpointed part).
+
+    A retry (or a cleared task) first drops the rows of every part it has not committed (``TaskCheckpoint``), then
+    counts those parts again: counts are replaced, never added to. The run's totals are the sum over its tasks.
+    """
+
+    __tablename__ = "task_counter"
+
+    load_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task: Mapped[str] = mapped_column(String(128), primary_key=True)
+    part: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hop: Mapped[str] = mapped_column(String(64), primary_key=True)
+    counter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TaskCheckpoint(Base):
+    """A part of a task of a run (a batch written, ``part`` "" for the whole task) whose effects are committed.
+
+    A retry skips what is here: a committed batch is not written again, and a task committed whole returns its
+    recorded ``result`` without doing anything (so clearing a finished task in the Airflow UI changes nothing).
+    """
+
+    __tablename__ = "task_checkpoint"
+
+    load_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task: Mapped[str] = mapped_column(String(128), primary_key=True)
+    part: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    committed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ExternalId(Base):

@@ -17,7 +17,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, and_, exists, func, literal_column, select, text, update
+from sqlalchemy import JSON, Table, and_, case, exists, func, literal_column, select, text, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -347,7 +347,9 @@ _DL_OPEN = DeadLetter.__table__.c.status == literal_column("'open'")
 
 
 def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
-    """Open dead letters; a letter already open for the same record and reason gets ``attempts + 1``.
+    """Open dead letters; a letter already open for the same record and reason gets ``attempts + 1`` when a later
+    run finds it again. The run that opened it finding it again (a retried or cleared task) changes only its
+    reason and payload: ``attempts`` counts runs, not task attempts, and no second letter is ever opened.
 
     Returns how many letters were given (each is a record accounted as dead-lettered). Letters for the same record
     and reason within one call (the same change read twice, say) become one open letter, the latest payload kept
@@ -384,7 +386,8 @@ def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
             index_elements=_DL_KEY,
             index_where=_DL_OPEN,
             set_={
-                "attempts": table.c.attempts + 1,
+                "attempts": case((table.c.load_id == stmt.excluded.load_id, table.c.attempts),
+                                 else_=table.c.attempts + 1),
                 "load_id": stmt.excluded.load_id,
                 "reason": stmt.excluded.reason,
                 "payload": stmt.excluded.payload,

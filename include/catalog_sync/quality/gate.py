@@ -72,10 +72,10 @@ class GateFailed(Exception):
             f"{result.rows_checked} rows quarantined ({result.failure_share:.2%}, limit "
             f"{result.max_failure_share:.2%})"
         ]
-        top = list(result.failing_expectations)[:3]  # most important first: critical, then suite order
+        top = sorted(result.failing_expectations.items(), key=lambda item: (-int(item[1]["count"]), item[0]))[:3]
         if top:
             parts.append("top failing expectations: " + ", ".join(
-                f"{n} ({result.failing_expectations[n]['count']} rows)" for n in top))
+                f"{name} ({failing['count']} rows: {failing['reason']})" for name, failing in top))
         if result.missing_columns:
             parts.append(f"columns missing from the frame: {', '.join(result.missing_columns)}")
         super().__init__("; ".join(parts))

@@ -1,7 +1,8 @@
 """Write a gate's outcome to the hub: one ``dq_result`` row per (run, gate), one dead letter per quarantined record.
 
-Both writes are idempotent upserts: re-running the same load id overwrites its ``dq_result`` row, and a record that
-is still failing the same expectation bumps the ``attempts`` of its open dead letter instead of opening a second one.
+Both writes are idempotent upserts: re-running the same load id overwrites its ``dq_result`` row and refreshes its
+open dead letters, and a later run whose record is still failing the same expectation bumps the ``attempts`` of the
+open dead letter instead of opening a second one.
 """
 
 from __future__ import annotations
