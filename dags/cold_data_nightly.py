@@ -17,6 +17,10 @@ Moves the slow-changing product data through the PIM once a day, inside the run'
 
 Every record read is delivered, unchanged or dead-lettered (see the Dead letters page); `finish` fails the run
 loudly when the counts of any hop do not reconcile. Data Docs are built afterwards, off the critical path.
+
+Alerts (thresholds in `thresholds.yaml`, section `alerts`): `check_alerts` runs after `finish` whatever happened
+and sends soft-gate shares past their limit and dead-letter counts past theirs; a run not finished
+`nightly_deadline_minutes` after its logical date misses its Airflow deadline and sends a freshness alert.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
+from catalog_sync.quality.policy import load_alert_rules
 
 IMAGE_CHUNK = 200
+DEADLINE = timedelta(minutes=load_alert_rules().nightly_deadline_minutes)
 
 
 @dag(
@@ -38,6 +44,8 @@ IMAGE_CHUNK = 200
     dagrun_timeout=timedelta(hours=3),
     default_args=default_args(),
     on_failure_callback=HubRunFailed("cold_data_nightly"),
+    deadline=freshness_deadline(DEADLINE, f"nightly not finished {DEADLINE} after its logical date",
+                                from_logical_date=True),
     doc_md=__doc__,
     tags=["catalog-sync", "cold", "pim"],
 )
@@ -137,6 +145,12 @@ def cold_data_nightly():
 
         return cold.build_docs(load_id)
 
+    @task(retries=0, trigger_rule="all_done")
+    def check_alerts(load_id: str) -> list:
+        from catalog_sync.airflow.notifiers import run_alerts
+
+        return run_alerts([load_id])
+
     load_id = open_run()
     erp = extract_erp(load_id)
     gated = gate_master_data(load_id)
@@ -152,6 +166,7 @@ def cold_data_nightly():
     done = finish(load_id)
     erp >> gated >> pim >> assets >> supplier >> changed >> content >> products >> chunks >> images >> consistency >> done
     done >> build_data_docs(load_id)
+    done >> check_alerts(load_id)
 
 
 cold_data_nightly()

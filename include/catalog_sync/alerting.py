@@ -14,57 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-import yaml
 from sqlalchemy import func, select
 
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import AlertState, DeadLetter, DqResult, SyncRun, utcnow
-from catalog_sync.quality.policy import THRESHOLDS_FILE, load_policy
-
-
-@dataclass(frozen=True)
-class AlertRules:
-    """The ``alerts`` section of ``thresholds.yaml``."""
-
-    suppress_minutes: float
-    soft_gate_share: bool
-    dead_letters_per_run: int
-    dead_letters_open: int
-    nightly_deadline_minutes: float
-    hot_lag_minutes: float
-    unreachable_minutes: float
-
-    @property
-    def suppress_window(self) -> timedelta:
-        return timedelta(minutes=self.suppress_minutes)
-
-
-@lru_cache(maxsize=4)
-def load_rules(path: str | None = None) -> AlertRules:
-    """The alert thresholds (cached per path; cheap: PyYAML only, so a DAG may read them at parse time)."""
-    raw = yaml.safe_load(Path(path or THRESHOLDS_FILE).read_text(encoding="utf-8")) or {}
-    a = raw.get("alerts")
-    if not isinstance(a, dict):
-        raise ValueError(f"{THRESHOLDS_FILE.name} has no 'alerts' section")
-    fresh = a.get("freshness") or {}
-    rules = AlertRules(
-        suppress_minutes=float(a["suppress_minutes"]),
-        soft_gate_share=bool(a.get("soft_gate_share", True)),
-        dead_letters_per_run=int(a["dead_letters_per_run"]),
-        dead_letters_open=int(a["dead_letters_open"]),
-        nightly_deadline_minutes=float(fresh["nightly_deadline_minutes"]),
-        hot_lag_minutes=float(fresh["hot_lag_minutes"]),
-        unreachable_minutes=float(a["unreachable_minutes"]),
-    )
-    for name in ("suppress_minutes", "nightly_deadline_minutes", "hot_lag_minutes", "unreachable_minutes"):
-        if getattr(rules, name) < 0:
-            raise ValueError(f"alerts.{name} must not be negative")
-    return rules
+from catalog_sync.quality.policy import AlertRules, load_alert_rules, load_policy
 
 
 @dataclass(frozen=True)
@@ -101,7 +58,7 @@ class Alert:
 def run_alerts(load_id: str, hub_url: str | None = None, rules: AlertRules | None = None) -> list[Alert]:
     """The alerts one finished (or failed) run raises: soft gates past their share, too many dead letters in the
     run, too many open in total."""
-    rules = rules or load_rules()
+    rules = rules or load_alert_rules()
     policy = load_policy()
     alerts: list[Alert] = []
     with session_scope(hub_url) as s:
@@ -156,7 +113,7 @@ def open_letters_alert(open_letters: int, rules: AlertRules) -> Alert:
 
 def hot_lag_alert(cursor: int, head: int, lag_s: float, rules: AlertRules | None = None) -> Alert | None:
     """The ERP's feed head has been ahead of the committed cursor for ``lag_s`` seconds; None within limits."""
-    rules = rules or load_rules()
+    rules = rules or load_alert_rules()
     if head <= cursor or lag_s <= rules.hot_lag_minutes * 60:
         return None
     return Alert(
@@ -226,7 +183,7 @@ def claim(alerts: Iterable[Alert], hub_url: str | None = None, rules: AlertRules
     """
     from sqlalchemy.exc import IntegrityError
 
-    rules = rules or load_rules()
+    rules = rules or load_alert_rules()
     now = now or utcnow()
     out: list[Alert] = []
     for alert in _dedupe(alerts):
@@ -269,3 +226,9 @@ def _aware(ts: datetime) -> datetime:
 
 def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v) for k, v in facts.items()}
+
+
+#: Read the thresholds (``thresholds.yaml``, section ``alerts``).
+load_rules = load_alert_rules
+__all__ = ["Alert", "AlertRules", "claim", "deadline_alert", "hot_lag_alert", "load_rules", "open_letters_alert",
+           "run_alerts", "unreachable_alert", "unreachable_system"]
