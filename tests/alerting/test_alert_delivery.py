@@ -120,3 +120,42 @@ def test_hot_lag_alert_only_past_its_limit() -> None:
     assert alerting.hot_lag_alert(10, 20, rules.hot_lag_minutes * 60 - 1, rules) is None
     lag = alerting.hot_lag_alert(10, 20, rules.hot_lag_minutes * 60 + 60, rules)
     assert lag is not None and lag.facts["pending"] == 10 and lag.key == "freshness:hot"
+
+
+def test_the_change_feed_watcher_alerts_a_lagging_hot_path_and_an_outage_once(hub_url, sinks) -> None:
+    """The trigger's health watch, driven with a fake clock: lag past hot_lag_minutes alerts once, a hub outage
+    past unreachable_minutes alerts once (through the notifiers' async paths, as in the triggerer)."""
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    from catalog_sync.airflow.triggers import _Health
+
+    smtp, hook = sinks
+    rules = alerting.load_rules()
+    lag_limit, down_limit = rules.hot_lag_minutes * 60, rules.unreachable_minutes * 60
+
+    class Log:
+        def warning(self, *args: object) -> None: ...
+        def error(self, *args: object) -> None: ...
+
+    health, log = _Health(), Log()
+
+    async def scenario() -> None:
+        await health.polled(10, 12, 0.0, log)  # behind from now on
+        await health.polled(10, 15, lag_limit - 1, log)  # within the limit
+        assert not hook.received
+        await health.polled(10, 15, lag_limit + 60, log)  # past it: alert
+        await health.polled(10, 16, lag_limit + 90, log)  # still behind: a repeat
+        await health.polled(16, 16, lag_limit + 95, log)  # caught up
+        await health.polled(16, 20, lag_limit + 100, log)  # behind again, but only just
+        outage = OperationalError("SELECT sync_state", {}, ConnectionRefusedError("hub down"))
+        for t in (0.0, down_limit / 2, down_limit + 1, down_limit + 30):
+            await health.failed(outage, 5000.0 + t, log)
+
+    asyncio.run(scenario())
+    assert [h["json"]["key"] for h in hook.received] == ["freshness:hot", "unreachable:hub"]
+    lag = hook.received[0]["json"]["facts"]
+    assert (lag["cursor"], lag["head"], lag["pending"]) == (10, 15, 5)
+    assert lag["lag_minutes"] == round((lag_limit + 60) / 60, 1)
+    assert len(smtp.messages) == 2 and "hub unreachable" in smtp.messages[1].subject
