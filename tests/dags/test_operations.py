@@ -70,3 +70,15 @@ def test_freshness_deadlines_and_alert_checks(dagbag) -> None:  # type: ignore[n
     assert nightly.callback.path == "catalog_sync.airflow.notifiers.deadline_missed"
     check = cold.get_task("check_alerts")
     assert check.trigger_rule == "all_done" and "finish" in check.upstream_task_ids
+
+
+def test_a_rollback_restores_only_after_a_person_approves_the_plan(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    dag = dagbag.dags["sync_rollback"]
+    approve, restore = dag.get_task("approve_restore"), dag.get_task("restore")
+    assert isinstance(approve, ApprovalOperator)
+    assert approve.upstream_task_ids == {"preview"} and restore.upstream_task_ids == {"approve_restore"}
+    assert restore.trigger_rule == "all_success"  # a rejection skips the approval's downstream: no restore
+    assert "plan_md" in approve.body and approve.response_timeout is not None
+    assert approve.retries == 0

@@ -11,7 +11,9 @@ Two probe DAGs built from the project's own defaults (``catalog_sync.airflow.def
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,6 +28,9 @@ import pytest
 
 from catalog_sync.hub.db import migrate
 from tests.alerting.sinks import SmtpSink, WebhookReceiver, alert_connection_env
+from tests.conftest import airflow_connection_env
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.airflow_live
 
@@ -83,12 +88,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp_path = tmp_path_factory.mktemp("alerts-live")
     home, dags, logs = tmp_path / "airflow", tmp_path / "dags", tmp_path / "logs"
     for folder in (home, dags, logs):
         folder.mkdir()
     (dags / "probes.py").write_text(textwrap.dedent(PROBES))
+    shutil.copy(REPO / "dags" / "sync_rollback.py", dags / "sync_rollback.py")
     hub = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     migrate(hub)
     smtp, hook = SmtpSink(), WebhookReceiver()
@@ -96,6 +103,10 @@ def live(tmp_path: Path) -> Iterator[dict[str, Any]]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
         **alert_connection_env(smtp, hook),
+        # The rollback's restore builds its clients from these; nothing listens there (its plan here is empty).
+        **airflow_connection_env("http://127.0.0.1:9"),
+        # The API without logins, so the test can answer the approval as a person would in the UI.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -111,13 +122,17 @@ def live(tmp_path: Path) -> Iterator[dict[str, Any]]:
     cli = [sys.executable, "-m", "airflow"]
     done = subprocess.run([*cli, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = subprocess.run([*cli, "pools", "set", "pim_api", "4", "Akeneo PIM"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in (("api-server", ["api-server", "--port", str(port)]), ("dag-processor", ["dag-processor"]),
                            ("scheduler", ["scheduler"]), ("triggerer", ["triggerer"])):
             procs[name] = subprocess.Popen([*cli, *args], env=env, stdout=(logs / f"{name}.log").open("w"),
                                            stderr=subprocess.STDOUT, start_new_session=True)
-        yield {"env": env, "cli": cli, "db": home / "airflow.db", "logs": logs, "smtp": smtp, "hook": hook}
+        yield {"env": env, "cli": cli, "db": home / "airflow.db", "logs": logs, "smtp": smtp, "hook": hook,
+               "hub": hub, "api": f"http://127.0.0.1:{port}"}
     finally:
         for proc in procs.values():
             try:
@@ -145,10 +160,11 @@ def _wait(condition: Callable[[], Any], within: float, what: str, logs: Path) ->
     raise AssertionError(f"{what} not seen within {within:.0f} s\n{tails}")
 
 
-def _trigger(live: dict[str, Any], dag_id: str) -> None:
+def _trigger(live: dict[str, Any], dag_id: str, conf: dict[str, Any] | None = None) -> None:
     def triggered() -> bool:
-        done = subprocess.run([*live["cli"], "dags", "trigger", dag_id], env=live["env"], capture_output=True,
-                              text=True, timeout=120)
+        extra = ["--conf", json.dumps(conf)] if conf else []
+        done = subprocess.run([*live["cli"], "dags", "trigger", dag_id, *extra], env=live["env"],
+                              capture_output=True, text=True, timeout=120)
         return done.returncode == 0
     _wait(triggered, 180, f"{dag_id} parsed and triggered", live["logs"])
 
@@ -193,3 +209,37 @@ def test_fail_fast_gets_one_try_and_a_deadline_miss_alerts_once(live: dict[str, 
                 "the ERP-unreachable alert", live["logs"])
     time.sleep(3)
     assert len(deadline_alert()) == 1 and len(erp) == 1
+
+
+def test_a_rollback_waits_for_approval_and_restores_only_after_it(live: dict[str, Any]) -> None:
+    import requests
+
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import SyncRun
+
+    with session_scope(live["hub"]) as s:
+        s.add(SyncRun(load_id="cold-to-undo", flow="cold_data_nightly", status="success"))
+    _trigger(live, "sync_rollback", {"load_id": "cold-to-undo"})
+
+    def waiting() -> dict[str, tuple[str | None, int]] | None:
+        states = _task_states(live["db"], "sync_rollback")
+        return states if states.get("approve_restore", (None,))[0] == "awaiting_input" else None
+
+    states = _wait(waiting, 240, "the approval waiting for a person", live["logs"])
+    assert states["preview"][0] == "success"
+    time.sleep(8)  # the scheduler keeps looping meanwhile: restore must not start
+    states = _task_states(live["db"], "sync_rollback")
+    assert states["restore"][0] in (None, "none"), states
+
+    with sqlite3.connect(live["db"]) as conn:
+        run_id, body = conn.execute(
+            "select ti.run_id, h.body from hitl_detail h join task_instance ti on ti.id = h.ti_id "
+            "where ti.dag_id = 'sync_rollback' and ti.task_id = 'approve_restore'").fetchone()
+    assert "Rollback of run `cold-to-undo`" in body and "0 records to restore" in body
+
+    answer = requests.patch(f"{live['api']}/api/v2/dags/sync_rollback/dagRuns/{run_id}/taskInstances/"
+                            f"approve_restore/-1/hitlDetails", json={"chosen_options": ["Approve"]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    done = _wait(lambda: (lambda st: st if st.get("restore", (None,))[0] in ("success", "failed") else None)(
+        _task_states(live["db"], "sync_rollback")), 180, "the restore after approval", live["logs"])
+    assert done["restore"][0] == "success", done
