@@ -82,3 +82,9 @@ def test_a_rollback_restores_only_after_a_person_approves_the_plan(dagbag) -> No
     assert restore.trigger_rule == "all_success"  # a rejection skips the approval's downstream: no restore
     assert "plan_md" in approve.body and approve.response_timeout is not None
     assert approve.retries == 0
+
+
+def test_retention_runs_weekly(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["hub_retention"]
+    assert [t.task_id for t in dag.tasks] == ["prune"]
+    assert dag.timetable.summary.startswith("0 4 * * 0")
