@@ -87,4 +87,4 @@ def test_a_rollback_restores_only_after_a_person_approves_the_plan(dagbag) -> No
 def test_retention_runs_weekly(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["hub_retention"]
     assert [t.task_id for t in dag.tasks] == ["prune"]
-    assert dag.timetable._expression == "0 4 * * 0"
+    assert dag.timetable.expression == "0 4 * * 0"
