@@ -48,7 +48,7 @@ def sync_rollback():
         return {"records": len(plan["records"]), "conflicts": plan["conflicts"],
                 "plan_md": rollback.plan_markdown(plan)}
 
-    approve = ApprovalOperator(
+    approve_restore = ApprovalOperator(
         task_id="approve_restore",
         subject="Roll back run {{ params.load_id }}?",
         body="{{ ti.xcom_pull(task_ids='preview')['plan_md'] }}",
@@ -66,7 +66,7 @@ def sync_rollback():
         return rollback.rollback(context["params"]["load_id"], systems(), by=user,
                                  dag_id=context["dag_run"].dag_id, run_id=context["dag_run"].run_id)
 
-    preview() >> approve >> restore()
+    preview() >> approve_restore >> restore()
 
 
 sync_rollback()

@@ -44,6 +44,7 @@ from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
+from catalog_sync.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
     parents = [r for r in changed if r.get("product_type") == "configurable"]
     others = [r for r in changed if r.get("product_type") != "configurable"]
     delivered_hashes: dict[str, str] = {}
+    progress = Progress("load_pim", total=len(changed))
     for group, is_model in ((parents, True), (others, False)):
         before = _current_pim(systems, [r["sku"] for r in group], models=is_model)
         by_key = {r["sku"]: r for r in group}
@@ -219,12 +221,15 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
                 steps.failed_batch(ctx, [r["sku"] for r in batch], exc, hop=ERP_PIM, entity="product",
                                    source="erp", target="pim", payloads={r["sku"]: r for r in batch})
                 totals["dead_lettered"] += len(batch)
+                progress.add(len(batch))
                 continue
             counts = steps.deliver(ctx, results, hop=ERP_PIM, system="pim", entity="product", source_system="erp",
                                    before=before, fields_of=steps.by_key(by_key))
             for name, n in counts.items():
                 totals[name] += n
             delivered_hashes.update({res.key: hashes[res.key] for res in results if res.ok and res.key in hashes})
+            progress.add(len(batch))
+    progress.finish()
     with session_scope(ctx.hub_url) as s:
         repo.save_fingerprints(s, "pim", "product", delivered_hashes, load_id)
     ctx.stage("pim_touched", [{"sku": k} for k in delivered_hashes])
@@ -603,6 +608,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     # killed mid-way leaves at most one slice written but unrecorded, which its retry takes as updates of products
     # it did not know. When the storefront stops answering, the writes that did go out are recorded, then it raises.
     failure: ConnectorError | None = None
+    progress = Progress("publish_products", total=len(outgoing), unit="products", every=1000)
     for outgoing_slice in chunked(outgoing, PUBLISH_SLICE):
         shown: dict[str, dict[str, Any]] = {}
         try:
@@ -612,6 +618,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
                                                           existing=shown)
         except ConnectorError as exc:
             failure, answered = exc, list(exc.partial_results)
+        progress.add(len(outgoing_slice))
         by_handle = {r.key: r for r in answered}
         results: list[WriteResult] = []
         befores: dict[str, dict[str, Any]] = {}
@@ -658,6 +665,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
         if failure is not None:
             raise failure
+    progress.finish()
     _opening_stock(ctx, systems, new_variants)
     if stocked:
         steps.save_external_ids("storefront", "product", stocked, ctx.hub_url)
