@@ -21,6 +21,7 @@ BENCHMARKS = {
     "reconcile": "bench.b5_reconcile",
     "hot_path": "bench.b4_hot",
     "hot_path_airflow": "bench.b4_hot_airflow",
+    "hot_during_nightly": "bench.b8_hot_during_nightly",
     "cold_delta": "bench.b2_cold",  # benchmarks 2 and 3 share one sandbox and one baseline run
 }
 
