@@ -235,7 +235,7 @@ def test_a_rollback_waits_for_approval_and_restores_only_after_it(live: dict[str
         run_id, body = conn.execute(
             "select ti.run_id, h.body from hitl_detail h join task_instance ti on ti.id = h.ti_id "
             "where ti.dag_id = 'sync_rollback' and ti.task_id = 'approve_restore'").fetchone()
-    assert "Rollback of run `cold-to-undo`" in body and "0 records to restore" in body
+    assert "Rollback of run `cold-to-undo`" in body and "0 records to restore" in body and "0 fields left alone" in body
 
     answer = requests.patch(f"{live['api']}/api/v2/dags/sync_rollback/dagRuns/{run_id}/taskInstances/"
                             f"approve_restore/-1/hitlDetails", json={"chosen_options": ["Approve"]}, timeout=30)

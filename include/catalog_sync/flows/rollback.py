@@ -76,8 +76,8 @@ def plan_markdown(todo: dict[str, Any], limit: int = 50) -> str:
     per_system: dict[str, int] = defaultdict(int)
     for rec in records:
         per_system[rec["system"]] += 1
-    lines = [f"**Rollback of run `{todo['load_id']}`**: {len(records)} records to restore, "
-             f"{len(conflicts)} fields left alone because a later run changed them again.", ""]
+    lines = [f"**Rollback of run `{todo['load_id']}`**: {_n(len(records), 'record')} to restore, "
+             f"{_n(len(conflicts), 'field')} left alone because a later run changed them again.", ""]
     if per_system:
         lines += ["| system | records |", "|---|---|", *(f"| {k} | {v} |" for k, v in sorted(per_system.items())), ""]
     if records:
@@ -94,6 +94,10 @@ def plan_markdown(todo: dict[str, Any], limit: int = 50) -> str:
                                                   for c in conflicts[:limit]), ""]
     lines.append("Stock is never rolled back: the next ERP change is its truth.")
     return "\n".join(lines)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def rollback(load_id: str, systems: Systems, *, by: str, dag_id: str | None = None, run_id: str | None = None,
