@@ -88,3 +88,14 @@ def test_retention_runs_weekly(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["hub_retention"]
     assert [t.task_id for t in dag.tasks] == ["prune"]
     assert dag.timetable.expression == "0 4 * * 0"
+
+
+def test_a_breached_hard_gate_is_not_retried() -> None:
+    from airflow.sdk.definitions.retry_policy import RetryAction
+
+    from catalog_sync.airflow.defaults import FailFast
+    from catalog_sync.quality.gate import GateFailed
+
+    failed = GateFailed.__new__(GateFailed)
+    Exception.__init__(failed, "products.l0 breached: 12% of rows failed")
+    assert FailFast().evaluate(failed, 1, 4).action is RetryAction.FAIL

@@ -31,10 +31,16 @@ class FailFast(RetryPolicy):
 
 def fail_fast_kind(exc: BaseException) -> str | None:
     """What makes ``exc`` (or an exception it was raised from) a fail-fast failure; None when a retry may help."""
+    import sys
+
     from airflow.exceptions import AirflowNotFoundException
 
     from catalog_sync.connectors.http import AuthError, ConfigurationError
-    from catalog_sync.quality.gate import GateFailed
+
+    # A GateFailed can only come from a process that imported the gate module (pandas, numpy); when it was not
+    # imported, no need to pay for that import just to say "no".
+    gate = sys.modules.get("catalog_sync.quality.gate")
+    gate_failed: type[BaseException] | None = getattr(gate, "GateFailed", None)
 
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -46,7 +52,7 @@ def fail_fast_kind(exc: BaseException) -> str | None:
             return "configuration error"
         if isinstance(current, AirflowNotFoundException):
             return "connection missing"
-        if isinstance(current, GateFailed):
+        if gate_failed is not None and isinstance(current, gate_failed):
             return "hard quality gate breached"
         current = current.__cause__ or current.__context__
     return None
