@@ -89,7 +89,7 @@ class Airflow:
 
     def start(self) -> Airflow:
         self._cli("db", "migrate")
-        self._cli("pools", "set", "storefront_api", "2", "Shopify Admin API")
+        self._cli("pools", "set", "storefront_hot", "1", "Shopify Admin API, hot path")
         for name, args in (("api-server", ["api-server", "--port", str(self.port)]),
                            ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"]),
                            ("triggerer", ["triggerer"])):

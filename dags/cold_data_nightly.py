@@ -23,6 +23,10 @@ the gates validated (a quiet night validated nothing and builds none); the teard
 task) and replaced by a retry, and what an attempt committed (a batch of PIM writes) is not written again. A task
 cleared in a finished run returns what it returned before and changes nothing. A hard gate fails the run once,
 with the gate, its failing share and its top failing expectations in the hub run's error and in the one alert.
+
+Alerts (thresholds in `thresholds.yaml`, section `alerts`): `check_alerts`, also a teardown, runs after `finish`
+whatever happened and sends soft-gate shares past their limit and dead-letter counts past theirs; a run not finished
+`nightly_deadline_minutes` after its logical date misses its Airflow deadline and sends a freshness alert.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
+from catalog_sync.quality.policy import load_alert_rules
 
 IMAGE_CHUNK = 200
+DEADLINE = timedelta(minutes=load_alert_rules().nightly_deadline_minutes)
 
 
 @dag(
@@ -44,6 +50,8 @@ IMAGE_CHUNK = 200
     dagrun_timeout=timedelta(hours=3),
     default_args=default_args(),
     on_failure_callback=HubRunFailed("cold_data_nightly"),
+    deadline=freshness_deadline(DEADLINE, f"nightly not finished {DEADLINE} after its logical date",
+                                from_logical_date=True),
     doc_md=__doc__,
     tags=["catalog-sync", "cold", "pim"],
 )
@@ -148,6 +156,12 @@ def cold_data_nightly():
 
         return cold.build_docs(load_id)
 
+    @task(retries=0, trigger_rule="all_done")
+    def check_alerts(load_id: str) -> list:
+        from catalog_sync.airflow.notifiers import run_alerts
+
+        return run_alerts([load_id])
+
     load_id = open_run()
     erp = extract_erp(load_id)
     gated = gate_master_data(load_id)
@@ -163,6 +177,8 @@ def cold_data_nightly():
     done = finish(load_id)
     erp >> gated >> pim >> assets >> supplier >> changed >> content >> products >> chunks >> images >> consistency >> done
     done >> build_data_docs(load_id).as_teardown()
+    # a teardown too: it runs whatever happened, and like Data Docs never decides the run's state
+    done >> check_alerts(load_id).as_teardown()
 
 
 cold_data_nightly()

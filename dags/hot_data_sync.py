@@ -24,6 +24,14 @@ The task keeps going while changes keep coming (`hot.drain`): after each batch i
 stream it is paid once, not per batch. Each batch is its own hub run (load id = the Airflow run's + the cursor
 it starts from).
 
+The hot path has its own pool, `storefront_hot` (one slot), and the highest priority weight of the project's
+tasks, so a nightly publish filling `storefront_api` never holds a hot batch back. A batch reads at most
+`max_batch_changes` (5,000) changes: a backlog after an outage is worked off in bounded, separately committed
+batches. After the drain, each batch is checked against the alert thresholds (`thresholds.yaml`, `alerts`).
+A run not finished `hot_lag_minutes` after it was queued misses its Airflow deadline and alerts; the change-feed
+watcher alerts when the ERP's head stays ahead of the committed cursor that long, or when it cannot reach the
+ERP or the hub.
+
 `max_active_runs=1`: events that arrive during a run collapse into one follow-up run, which reads everything
 after the cursor. A failed run leaves the cursor; the retry (or the next event) re-reads the same changes and
 the idempotency keys make re-applying them harmless. A breached hard gate (if one is configured) fails
@@ -36,10 +44,12 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
-from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
 from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
+from catalog_sync.quality.policy import load_alert_rules
 
 FLOW = "hot_data_sync"
+HOT_LAG = timedelta(minutes=load_alert_rules().hot_lag_minutes)
 
 ERP_CHANGES = Asset(
     "erp_changes",
@@ -67,16 +77,20 @@ ERP_CHANGES = Asset(
         # seconds without a new change it stops and leaves the next change to the asset watcher.
         "drain_budget_s": Param(240, type="number", minimum=0, maximum=270, title="Drain budget (s)"),
         "drain_idle_s": Param(10, type="number", minimum=0, maximum=120, title="Stop after idle (s)"),
+        "max_batch_changes": Param(5000, type="integer", minimum=1, maximum=100000, title="Changes per batch"),
     },
     on_failure_callback=HubRunFailed(FLOW),
+    deadline=freshness_deadline(HOT_LAG, f"hot run not finished {HOT_LAG} after it was queued"),
     doc_md=__doc__,
     tags=["catalog-sync", "hot"],
 )
 def hot_data_sync():
-    @task(pool="storefront_api")
+    # Its own pool and the top priority: the nightly's publish tasks queue on storefront_api, never in front.
+    @task(pool="storefront_hot", priority_weight=100, weight_rule="absolute")
     def sync_changes() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from catalog_sync.airflow.notifiers import run_alerts
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import hot
         from catalog_sync.quality.gate import GateFailed
@@ -84,10 +98,12 @@ def hot_data_sync():
         context = get_current_context()
         dag_run, params = context["dag_run"], context["params"]
         try:
-            return hot.drain(systems(), dag_id=dag_run.dag_id, run_id=dag_run.run_id,
-                             budget_s=float(params["drain_budget_s"]), idle_s=float(params["drain_idle_s"]))
+            out = hot.drain(systems(), dag_id=dag_run.dag_id, run_id=dag_run.run_id,
+                            budget_s=float(params["drain_budget_s"]), idle_s=float(params["drain_idle_s"]),
+                            max_changes=int(params["max_batch_changes"]))
         except GateFailed as exc:  # a breached hard gate fails the same way again: no retry, alert now
             raise AirflowFailException(str(exc)) from exc
+        return {**out, "alerts": run_alerts(out["load_ids"])}
 
     sync_changes()
 

@@ -8,15 +8,22 @@ Pick the run's load id on the Runs page (or `catalog-sync rollback --plan LOAD_I
 - Fields a later run changed again are left alone and reported as conflicts.
 - Stock is not rolled back: the next ERP change is its truth.
 - The rollback is a run of its own, audited with its own delta log, so it can be inspected and undone.
+
+Nothing is restored before a person approves: `preview` computes the plan, `approve_restore` (Airflow's
+human-in-the-loop `ApprovalOperator`) shows it in the run's "Required actions" and waits up to 24 hours;
+"Approve" lets `restore` run, "Reject" (or no answer in time) skips or fails it, and nothing is written.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from catalog_sync.airflow.defaults import START_DATE, default_args
+
+APPROVAL_WINDOW = timedelta(hours=24)
 
 
 @dag(
@@ -38,7 +45,16 @@ def sync_rollback():
         from catalog_sync.flows import rollback
 
         plan = rollback.plan(get_current_context()["params"]["load_id"])
-        return {"records": len(plan["records"]), "conflicts": plan["conflicts"]}
+        return {"records": len(plan["records"]), "conflicts": plan["conflicts"],
+                "plan_md": rollback.plan_markdown(plan)}
+
+    approve_restore = ApprovalOperator(
+        task_id="approve_restore",
+        subject="Roll back run {{ params.load_id }}?",
+        body="{{ ti.xcom_pull(task_ids='preview')['plan_md'] }}",
+        response_timeout=APPROVAL_WINDOW,
+        retries=0,
+    )
 
     @task(pool="pim_api")
     def restore() -> dict:
@@ -50,7 +66,7 @@ def sync_rollback():
         return rollback.rollback(context["params"]["load_id"], systems(), by=user,
                                  dag_id=context["dag_run"].dag_id, run_id=context["dag_run"].run_id)
 
-    preview() >> restore()
+    preview() >> approve_restore >> restore()
 
 
 sync_rollback()

@@ -1,4 +1,5 @@
-"""Operator commands: ``catalog-sync dlq ...``, ``catalog-sync rollback ...``, ``catalog-sync demo first-run``.
+"""Operator commands: ``catalog-sync dlq ...``, ``catalog-sync rollback ...``, ``catalog-sync retention``,
+``catalog-sync demo first-run``.
 
 ``dlq replay`` and ``rollback`` run the same flow code the Airflow DAGs run, against the systems named by
 ``CATALOG_SYNC_SYSTEMS_URL`` (default: the local sandbox), so an operator can act without the UI.
@@ -43,6 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rb.add_argument("load_id")
     rb.add_argument("--plan", action="store_true", help="only show what would be restored")
     rb.set_defaults(func=_rollback)
+
+    ret = subparsers.add_parser("retention", help="prune old hot-batch runs, audit rows and validation folders "
+                                "(keeps what rollback and reports need)")
+    ret.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    ret.add_argument("--hot-runs-days", type=float, default=14, help="hot-batch runs older than this go (14)")
+    ret.add_argument("--audit-days", type=float, default=90, help="audit rows older than this go (90)")
+    ret.add_argument("--validations-days", type=float, default=30, help="validation folders older than this go (30)")
+    ret.add_argument("--rollback-days", type=float, default=30,
+                     help="runs with deltas younger than this stay whole, they can still be rolled back (30)")
+    ret.set_defaults(func=_retention)
 
     demo = subparsers.add_parser("demo", help="demo helpers used by `make run`")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
@@ -152,6 +163,18 @@ def _rollback(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     print(f"rollback run {result['load_id']}: restored {result['restored']} of {result['records']} records, "
           f"{len(result['conflicts'])} conflicting fields left alone")
+    return 0
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from catalog_sync.retention import RetentionPolicy, prune
+
+    try:
+        policy = RetentionPolicy(hot_runs_days=args.hot_runs_days, audit_days=args.audit_days,
+                                 validations_days=args.validations_days, rollback_days=args.rollback_days)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps(prune(policy, dry_run=args.dry_run), indent=2))
     return 0
 
 

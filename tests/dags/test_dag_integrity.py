@@ -16,6 +16,7 @@ EXPECTED = {
     "seasonal_republish",
     "dead_letter_replay",
     "sync_rollback",
+    "hub_retention",
 }
 
 

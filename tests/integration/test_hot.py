@@ -320,3 +320,24 @@ def test_one_task_drains_changes_that_arrive_while_it_runs(baseline: Baseline) -
     # A retried task starting from the same cursor re-opens that batch's run, not a finished one.
     assert steps.batch_load_id(steps.run_load_id(hot.FLOW, "manual__drain"), windows[1][0]) == out["load_ids"][1]
     assert len(steps.batch_load_id("x" * 64, 123456)) == 64
+
+
+def test_a_backlog_is_worked_off_in_bounded_batches(baseline: Baseline) -> None:
+    """A backlog (an outage's worth of changes) is read ``max_changes`` at a time, each batch committed before the
+    next is read, and nothing is left behind."""
+    erp = baseline.systems.erp
+    picks = take(baseline, 1100, 7)
+    hot.sync_changes(baseline.systems)  # start at the head, whatever earlier tests left
+    start = cursor()
+    for i, (sku, _extra) in enumerate(picks):
+        assert erp.set_stock(sku, "DC-EAST", 30 + i).ok
+    out = hot.drain(baseline.systems, run_id="manual__bounded", idle_s=1.0, poll_s=0.05, budget_s=60,
+                    max_changes=3)
+    with session_scope() as s:
+        runs = [s.get(SyncRun, load_id) for load_id in out["load_ids"]]
+    windows = [(r.details["after"], r.details["until"]) for r in runs if r is not None and r.details]
+    read = [w for w in windows if w[1] > w[0]]
+    assert [until - after for after, until in read] == [3, 3, 1]
+    assert read[0][0] == start and read[-1][1] == start + 7 == cursor()
+    assert out["read"] == 7 and out["delivered"] == 7
+    assert [level(baseline, extra, "DC-EAST") for _sku, extra in picks] == [30 + i for i in range(7)]

@@ -81,7 +81,7 @@ def airflow(tmp_path: Path, fresh_sandbox: Any) -> Iterator[dict[str, Any]]:
     airflow_cli = [sys.executable, "-m", "airflow"]
     setup_log = logs / "setup.log"
     _run([*airflow_cli, "db", "migrate"], env, setup_log)
-    _run([*airflow_cli, "pools", "set", "storefront_api", "2", "Shopify Admin API"], env, setup_log)
+    _run([*airflow_cli, "pools", "set", "storefront_hot", "1", "Shopify Admin API, hot path"], env, setup_log)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in (("api-server", ["api-server", "--port", str(port)]), ("dag-processor", ["dag-processor"]),

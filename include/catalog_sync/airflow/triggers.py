@@ -19,6 +19,14 @@ Semantics this relies on (Airflow 3.3, ``jobs/triggerer_job_runner.py`` and ``mo
 * A watcher trigger is identified by ``BaseEventTrigger.hash(classpath, kwargs)``: ``serialize()`` returns only
   configuration (no timestamps, no secrets), so every DAG parse maps to the same trigger row.
 
+The watcher is also where an outage shows first, so it raises two alerts (thresholds in ``thresholds.yaml``,
+section ``alerts``; sent through ``catalog_sync.airflow.notifiers.adispatch``, repeats suppressed in the hub and,
+while the hub itself is down, in the trigger's memory):
+
+* the hot path is behind: the feed head has stayed ahead of the committed cursor, with the cursor not moving, for
+  more than ``freshness.hot_lag_minutes``;
+* the ERP or the hub is unreachable: polls kept failing for more than ``unreachable_minutes``.
+
 Boundary: this module is imported when the DAG file is parsed, so its top level imports Airflow's trigger base
 only; the connector (``requests``), the hub (``sqlalchemy``) and the hooks are imported inside ``run()``.
 """
@@ -81,6 +89,7 @@ class ErpChangeFeedTrigger(BaseEventTrigger):
         erp = await asyncio.to_thread(_erp_client, conn)
         signalled: int | None = None
         signalled_at = 0.0
+        watch = _Health()
         try:
             while True:
                 try:
@@ -88,9 +97,11 @@ class ErpChangeFeedTrigger(BaseEventTrigger):
                 except Exception as exc:  # an outage of the ERP or the hub must not end the watch
                     self.log.warning("ERP change feed poll failed (%s); retrying in %.0f s",
                                      type(exc).__name__, self.error_backoff)
+                    await watch.failed(exc, time.monotonic(), self.log)
                     await asyncio.sleep(self.error_backoff)
                     continue
                 now = time.monotonic()
+                await watch.polled(cursor, head, now, self.log)
                 fresh = signalled is None or head > signalled
                 stale = signalled is not None and now - signalled_at >= self.resignal_after
                 if head > cursor and (fresh or stale):
@@ -100,6 +111,54 @@ class ErpChangeFeedTrigger(BaseEventTrigger):
                 await asyncio.sleep(self.poll_interval)
         finally:
             await asyncio.to_thread(erp.close)
+
+
+class _Health:
+    """What the watcher has seen over time: since when polls fail, since when the cursor lags the head."""
+
+    def __init__(self) -> None:
+        self.failing_since: float | None = None
+        self.behind: tuple[int, float] | None = None  # (cursor, since) while head > cursor and the cursor stands
+        self.sent: dict[str, float] = {}  # alert key -> when this trigger sent it (the hub may be the one down)
+
+    async def failed(self, exc: BaseException, now: float, log: Any) -> None:
+        from catalog_sync.alerting import unreachable_alert, unreachable_system
+        from catalog_sync.quality.policy import load_alert_rules
+
+        rules = load_alert_rules()
+        self.failing_since = self.failing_since if self.failing_since is not None else now
+        down = now - self.failing_since
+        if down > rules.unreachable_minutes * 60:
+            system = unreachable_system(exc) or "erp or hub"
+            await self._send(unreachable_alert(system, f"{type(exc).__name__}: {exc}", since_s=down,
+                                               watcher="erp_change_feed"), now, rules, log)
+
+    async def polled(self, cursor: int, head: int, now: float, log: Any) -> None:
+        from catalog_sync.alerting import hot_lag_alert
+        from catalog_sync.quality.policy import load_alert_rules
+
+        self.failing_since = None
+        if head <= cursor:
+            self.behind = None
+            return
+        if self.behind is None or self.behind[0] != cursor:
+            self.behind = (cursor, now)
+            return
+        alert = hot_lag_alert(cursor, head, now - self.behind[1], load_alert_rules())
+        if alert is not None:
+            await self._send(alert, now, load_alert_rules(), log)
+
+    async def _send(self, alert: Any, now: float, rules: Any, log: Any) -> None:
+        from catalog_sync.airflow.notifiers import adispatch
+
+        last = self.sent.get(alert.key)
+        if last is not None and now - last < rules.suppress_minutes * 60:
+            return
+        self.sent[alert.key] = now
+        try:
+            await adispatch([alert])
+        except Exception as exc:  # delivery must never end the watch
+            log.error("alert %s not sent (%s)", alert.key, type(exc).__name__)
 
 
 def _erp_client(conn: Any) -> Any:

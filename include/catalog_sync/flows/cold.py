@@ -44,6 +44,7 @@ from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
+from catalog_sync.progress import Progress
 from catalog_sync.showable import ROLE_ORDER as SHOWABLE_ROLE_ORDER
 from catalog_sync.showable import gallery as showable_gallery
 from catalog_sync.showable import showable, storefront_region
@@ -236,10 +237,12 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
     for is_model in (True, False):
         group = [p for p in planned if (p["record"].get("product_type") == "configurable") is is_model]
         batches += [(is_model, list(b)) for b in chunked(group, systems.pim.batch_size)]
+    progress = Progress("load_pim", total=len(planned))
     for number, (is_model, batch) in enumerate(batches):
         part = f"batch:{number}"
         if ctx.committed(part):
             totals["resumed_batches"] += 1
+            progress.add(len(batch))
             continue
         with ctx.part(part):
             records = [p["record"] for p in batch]
@@ -255,6 +258,7 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
                 steps.failed_batch(ctx, [r["sku"] for r in records], exc, hop=ERP_PIM, entity="product",
                                    source="erp", target="pim", payloads={r["sku"]: r for r in records})
                 totals["dead_lettered"] += len(records)
+                progress.add(len(batch))
                 continue
             counts = steps.deliver(ctx, results, hop=ERP_PIM, system="pim", entity="product", source_system="erp",
                                    before=before, fields_of=steps.by_key({r["sku"]: r for r in records}))
@@ -263,6 +267,8 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
             with session_scope(ctx.hub_url) as s:
                 repo.save_fingerprints(s, "pim", "product", {res.key: hashes[res.key] for res in results
                                                              if res.ok and res.key in hashes}, load_id)
+            progress.add(len(batch))
+    progress.finish()
     # Every planned record this run delivered, whichever attempt wrote it.
     delivered = sorted(_fingerprinted_by(ctx, "pim", "product", [p["record"]["sku"] for p in planned]))
     ctx.stage("pim_touched", [{"sku": k} for k in delivered])

@@ -57,6 +57,8 @@ LEVELS_PER_READ: Final = 50
 #: Location used in a gate row of a price change for a SKU the ERP holds no stock for at all.
 NO_LOCATION: Final = "ALL"
 NOT_PUBLISHED: Final = "not published yet; applied at first publish"
+#: Changes one hot batch reads at most (the DAG's ``max_batch_changes`` param overrides it).
+MAX_BATCH_CHANGES: Final = 5000
 
 
 @dataclass
@@ -164,6 +166,7 @@ def drain(
     budget_s: float = 240.0,
     idle_s: float = 10.0,
     poll_s: float = 0.25,
+    max_changes: int | None = MAX_BATCH_CHANGES,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
@@ -177,7 +180,8 @@ def drain(
 
     Each batch is its own hub run, with its own counts, audit, KPI and cursor commit. Its load id is the Airflow
     run's plus the cursor it starts from, so a retried task re-opens the batch that failed, not one that
-    succeeded.
+    succeeded. A batch reads at most ``max_changes`` changes (a backlog after an outage is worked off in bounded
+    batches, each committed before the next, instead of one read of everything inside the task's timeout).
 
     Returns:
         ``{"batches", "read", "coalesced", "delivered", "unchanged", "dead_lettered", "after", "cursor",
@@ -191,9 +195,14 @@ def drain(
             after = int(repo.get_cursor(s, *CURSOR) or 0)
         if not batches or systems.erp.last_seq() > after:
             load_id = steps.batch_load_id(base, after)
-            batches.append(sync_changes(systems, load_id=load_id, dag_id=dag_id, run_id=run_id, hub_url=hub_url))
+            batches.append(sync_changes(systems, load_id=load_id, max_changes=max_changes, dag_id=dag_id,
+                                        run_id=run_id, hub_url=hub_url))
             if batches[-1]["read"]:
                 last_work = clock()
+                b = batches[-1]
+                log.info("hot batch %d: changes %d..%d, %d read, %d delivered, %d dead-lettered; %.0f s into the "
+                         "drain", len(batches), b["after"] + 1, b["until"], b["read"], b["delivered"],
+                         b["dead_lettered"], clock() - started)
         now = clock()
         if now - started >= budget_s or now - last_work >= idle_s:
             break

@@ -69,6 +69,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import Drift
+from catalog_sync.progress import Progress
 
 if TYPE_CHECKING:
     from catalog_sync.alerts import AlertTargets
@@ -580,12 +581,15 @@ def _read(ctx: RunContext, system: str, entity: str, pages: Iterable[Page],
     """Drain ``pages`` into ``builder``; malformed records are dead-lettered on the system's hop."""
     errors: list[RecordError] = []
     n_pages = records = 0
+    progress = Progress(f"read {system} {entity}s", every=5000)
     for page in pages:
         n_pages += 1
         records += len(page.records)
         for record in page.records:
             add(builder, record)
         errors.extend(page.errors)
+        progress.add(len(page.records))
+    progress.finish()
     steps.dead_letter_read_errors(ctx, errors, hop=HOPS[system], entity=entity, source=system, target="hub")
     # One audit row for the whole read: a bulk read is one attempt, not a million.
     ctx.audit(system, entity, "*", "read", "ok", request={"full_read": True},

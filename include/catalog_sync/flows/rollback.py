@@ -69,6 +69,37 @@ def plan(load_id: str, hub_url: str | None = None) -> dict[str, Any]:
     ], "conflicts": conflicts}
 
 
+def plan_markdown(todo: dict[str, Any], limit: int = 50) -> str:
+    """The plan as the approver reads it (Markdown): counts per system, the first ``limit`` records with the values
+    they get back, and every conflict left alone."""
+    records, conflicts = todo["records"], todo["conflicts"]
+    per_system: dict[str, int] = defaultdict(int)
+    for rec in records:
+        per_system[rec["system"]] += 1
+    lines = [f"**Rollback of run `{todo['load_id']}`**: {_n(len(records), 'record')} to restore, "
+             f"{_n(len(conflicts), 'field')} left alone because a later run changed them again.", ""]
+    if per_system:
+        lines += ["| system | records |", "|---|---|", *(f"| {k} | {v} |" for k, v in sorted(per_system.items())), ""]
+    if records:
+        lines += ["| system | record | restores |", "|---|---|---|"]
+        for rec in records[:limit]:
+            fields = ", ".join(f"{f} = {v!r}" for f, v in sorted(rec["fields"].items()))
+            lines.append(f"| {rec['system']} | `{rec['record_key']}` | {fields} |")
+        if len(records) > limit:
+            lines.append(f"| | ... {len(records) - limit} more | `catalog-sync rollback --plan {todo['load_id']}` |")
+        lines.append("")
+    if conflicts:
+        lines += ["Conflicts (not restored):", *(f"- {c['system']} `{c['record_key']}` {c['field']} "
+                                                  f"(changed again by `{c['changed_again_by']}`)"
+                                                  for c in conflicts[:limit]), ""]
+    lines.append("Stock is never rolled back: the next ERP change is its truth.")
+    return "\n".join(lines)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def rollback(load_id: str, systems: Systems, *, by: str, dag_id: str | None = None, run_id: str | None = None,
              hub_url: str | None = None) -> dict[str, Any]:
     """Restore the previous values of run ``load_id`` in every system it touched."""

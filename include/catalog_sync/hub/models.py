@@ -317,3 +317,21 @@ class ExternalId(Base):
     external_id: Mapped[str] = mapped_column(String(255))
     extra: Mapped[dict[str, Any] | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertState(Base):
+    """When an alert was last sent, so a repeat inside the suppression window is counted instead of sent again.
+
+    ``alert_key`` names what the alert is about (``dead_letters_open``, ``soft_gate:products.l1``,
+    ``unreachable:erp``...), not the run: the same condition seen by the next run is a repeat.
+    """
+
+    __tablename__ = "alert_state"
+
+    alert_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_sent_at: Mapped[datetime]
+    last_subject: Mapped[str] = mapped_column(Text)
+    last_facts: Mapped[dict[str, Any] | None]
+    sent: Mapped[int] = mapped_column(Integer, default=1)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    last_suppressed_at: Mapped[datetime | None]

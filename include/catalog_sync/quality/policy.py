@@ -7,6 +7,7 @@ Cheap to import (PyYAML only), so a DAG may read a gate's severity at parse time
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -141,3 +142,44 @@ def load_policy(path: str | None = None) -> Policy:
     file = Path(path) if path else THRESHOLDS_FILE
     with file.open(encoding="utf-8") as fh:
         return _parse(yaml.safe_load(fh))
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """The ``alerts`` section of ``thresholds.yaml`` (what is sent to people, and when; see catalog_sync.alerting)."""
+
+    suppress_minutes: float
+    soft_gate_share: bool
+    dead_letters_per_run: int
+    dead_letters_open: int
+    nightly_deadline_minutes: float
+    hot_lag_minutes: float
+    unreachable_minutes: float
+
+    @property
+    def suppress_window(self) -> timedelta:
+        return timedelta(minutes=self.suppress_minutes)
+
+
+@lru_cache(maxsize=4)
+def load_alert_rules(path: str | None = None) -> AlertRules:
+    """The alert thresholds (cached per path; PyYAML only, so a DAG reads its deadline at parse time)."""
+    with (Path(path) if path else THRESHOLDS_FILE).open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    a = raw.get("alerts")
+    if not isinstance(a, dict):
+        raise ValueError(f"{THRESHOLDS_FILE.name} has no 'alerts' section")
+    fresh = a.get("freshness") or {}
+    rules = AlertRules(
+        suppress_minutes=float(a["suppress_minutes"]),
+        soft_gate_share=bool(a.get("soft_gate_share", True)),
+        dead_letters_per_run=int(a["dead_letters_per_run"]),
+        dead_letters_open=int(a["dead_letters_open"]),
+        nightly_deadline_minutes=float(fresh["nightly_deadline_minutes"]),
+        hot_lag_minutes=float(fresh["hot_lag_minutes"]),
+        unreachable_minutes=float(a["unreachable_minutes"]),
+    )
+    for name in ("suppress_minutes", "nightly_deadline_minutes", "hot_lag_minutes", "unreachable_minutes"):
+        if getattr(rules, name) < 0:
+            raise ValueError(f"alerts.{name} must not be negative")
+    return rules

@@ -1,0 +1,234 @@
+"""Which alerts a run or a watcher raises, with their figures, and which of them are repeats to suppress.
+
+The thresholds are declared once, in ``quality/thresholds.yaml`` (section ``alerts``; the soft-gate limits are the
+gates' own ``max_failure_share``). This module decides *what* to say; delivery is Airflow's (``SmtpNotifier`` and
+the webhook notifier in ``catalog_sync.airflow.notifiers``), and this module never imports Airflow.
+
+Suppression: an alert has a key naming its condition (``dead_letters_open``, ``soft_gate:products.l1``,
+``unreachable:erp``...). :func:`claim` lets an alert through when its key was not sent within
+``suppress_minutes``, and otherwise counts the repeat in the hub's ``alert_state`` row; the next alert that does
+go out says how many repeats were held back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import AlertState, DeadLetter, DqResult, SyncRun, utcnow
+from catalog_sync.quality.policy import AlertRules, load_alert_rules, load_policy
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message to people: ``key`` names the condition (the unit of suppression), ``facts`` its figures."""
+
+    key: str
+    subject: str
+    body: str
+    severity: str = "warning"  # info | warning | critical
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The plain-text body: the sentence, then one ``name: value`` line per figure."""
+        lines = "\n".join(f"{k}: {v}" for k, v in self.facts.items())
+        return f"{self.body}\n\n{lines}".strip()
+
+    def html(self) -> str:
+        from html import escape
+
+        rows = "".join(f"<tr><th align='left'>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
+                       for k, v in self.facts.items())
+        return f"<p>{escape(self.body)}</p><table>{rows}</table>"
+
+    def payload(self) -> dict[str, Any]:
+        """The webhook's JSON body."""
+        return {"source": "catalog-sync", "key": self.key, "subject": self.subject, "body": self.body,
+                "severity": self.severity, "facts": self.facts}
+
+
+# --- conditions ----------------------------------------------------------------------------------------------
+
+
+def run_alerts(load_id: str, hub_url: str | None = None, rules: AlertRules | None = None) -> list[Alert]:
+    """The alerts one finished (or failed) run raises: soft gates past their share, too many dead letters in the
+    run, too many open in total."""
+    rules = rules or load_alert_rules()
+    policy = load_policy()
+    alerts: list[Alert] = []
+    with session_scope(hub_url) as s:
+        run = s.get(SyncRun, load_id)
+        if run is None:
+            raise LookupError(f"no run {load_id!r} in the hub")
+        results = s.scalars(select(DqResult).where(DqResult.load_id == load_id).order_by(DqResult.gate)).all()
+        run_letters = int(s.scalar(select(func.count()).select_from(DeadLetter)
+                                   .where(DeadLetter.load_id == load_id)) or 0)
+        open_letters = int(s.scalar(select(func.count()).select_from(DeadLetter)
+                                    .where(DeadLetter.status == "open")) or 0)
+        flow = run.flow
+    if rules.soft_gate_share:
+        for r in results:
+            if r.severity != "soft" or not r.rows_checked:
+                continue
+            limit = policy.gate(r.gate).max_failure_share if r.gate in policy.gates else None
+            share = r.rows_quarantined / r.rows_checked
+            if limit is not None and share > limit:
+                worst = sorted((r.failing_expectations or {}).items(), key=lambda kv: -int(kv[1].get("count", 0)))
+                alerts.append(Alert(
+                    key=f"soft_gate:{r.gate}",
+                    subject=f"{flow}: soft gate {r.gate} quarantined {share:.1%} of the rows (limit {limit:.0%})",
+                    body=(f"The soft gate {r.gate} held back {r.rows_quarantined} of {r.rows_checked} rows in run "
+                          f"{load_id}; the rest went on. A share this high usually means a rule or an export "
+                          f"changed, not a few bad records."),
+                    facts={"flow": flow, "load_id": load_id, "gate": r.gate, "rows_checked": r.rows_checked,
+                           "rows_quarantined": r.rows_quarantined, "share": round(share, 4), "limit": limit,
+                           "top_expectations": ", ".join(f"{k} ({v.get('count')})" for k, v in worst[:3])},
+                ))
+    if run_letters > rules.dead_letters_per_run:
+        alerts.append(Alert(
+            key=f"dead_letters_run:{flow}",
+            subject=f"{flow}: {run_letters} dead letters in one run (limit {rules.dead_letters_per_run})",
+            body=f"Run {load_id} dead-lettered {run_letters} records; see the Dead letters page.",
+            facts={"flow": flow, "load_id": load_id, "dead_letters": run_letters,
+                   "limit": rules.dead_letters_per_run},
+        ))
+    if open_letters > rules.dead_letters_open:
+        alerts.append(open_letters_alert(open_letters, rules))
+    return alerts
+
+
+def open_letters_alert(open_letters: int, rules: AlertRules) -> Alert:
+    return Alert(
+        key="dead_letters_open",
+        subject=f"{open_letters} dead letters open (limit {rules.dead_letters_open})",
+        body="Dead letters are piling up unresolved: replay or discard them on the Dead letters page.",
+        facts={"open_dead_letters": open_letters, "limit": rules.dead_letters_open},
+    )
+
+
+def hot_lag_alert(cursor: int, head: int, lag_s: float, rules: AlertRules | None = None) -> Alert | None:
+    """The ERP's feed head has been ahead of the committed cursor for ``lag_s`` seconds; None within limits."""
+    rules = rules or load_alert_rules()
+    if head <= cursor or lag_s <= rules.hot_lag_minutes * 60:
+        return None
+    return Alert(
+        key="freshness:hot",
+        severity="critical",
+        subject=f"Hot path behind: ERP changes {cursor + 1}..{head} waiting {lag_s / 60:.1f} min "
+                f"(limit {rules.hot_lag_minutes:g} min)",
+        body="Stock and live prices on the storefront are stale: the committed cursor has not reached the ERP "
+             "change feed's head. Check the hot_data_sync runs and the storefront connection.",
+        facts={"cursor": cursor, "head": head, "pending": head - cursor, "lag_minutes": round(lag_s / 60, 1),
+               "limit_minutes": rules.hot_lag_minutes},
+    )
+
+
+def unreachable_alert(system: str, error: str, since_s: float | None = None, **facts: Any) -> Alert:
+    """An external system (``erp``, ``storefront``...) or the hub could not be reached."""
+    return Alert(
+        key=f"unreachable:{system}",
+        severity="critical",
+        subject=f"{system} unreachable" + (f" for {since_s / 60:.1f} min" if since_s is not None else ""),
+        body=f"Catalog Sync could not reach the {system}: {error}",
+        facts={"system": system, "error": error,
+               **({"down_minutes": round(since_s / 60, 1)} if since_s is not None else {}), **facts},
+    )
+
+
+def deadline_alert(dag_id: str, run_id: str | None, deadline: Any, what: str) -> Alert:
+    """An Airflow deadline was missed (the nightly not finished by its deadline, a hot run late)."""
+    return Alert(
+        key=f"freshness:{dag_id}",
+        severity="critical",
+        subject=f"{dag_id}: {what}",
+        body=f"The run {run_id} of {dag_id} missed its deadline ({deadline}); the data it carries is late.",
+        facts={"dag_id": dag_id, "run_id": run_id, "deadline": str(deadline)},
+    )
+
+
+def unreachable_system(exc: BaseException) -> str | None:
+    """``erp``/``storefront``/... when ``exc`` says a system stayed unreachable after the client's retries,
+    ``hub`` when the hub database could not be reached, None for any other failure."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from catalog_sync.connectors.http import TransientError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TransientError):
+            return current.system or "a system"
+        if isinstance(current, (OperationalError, InterfaceError)):
+            return "hub"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# --- suppression ---------------------------------------------------------------------------------------------
+
+
+def claim(alerts: Iterable[Alert], hub_url: str | None = None, rules: AlertRules | None = None,
+          now: datetime | None = None) -> list[Alert]:
+    """The alerts to send now; each other one is a repeat inside its window and only counted.
+
+    An alert that goes out carries ``suppressed_since_last`` when repeats were held back since it was last sent.
+    Claiming and recording happen in one transaction, so two tasks raising the same alert at once send it once
+    (the primary key refuses the second insert; that caller treats the alert as a repeat).
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    rules = rules or load_alert_rules()
+    now = now or utcnow()
+    out: list[Alert] = []
+    for alert in _dedupe(alerts):
+        try:
+            with session_scope(hub_url) as s:
+                state = s.get(AlertState, alert.key, with_for_update=True)
+                if state is not None and _aware(state.last_sent_at) > now - rules.suppress_window:
+                    state.suppressed += 1
+                    state.last_suppressed_at = now
+                    continue
+                held = 0
+                if state is None:
+                    s.add(AlertState(alert_key=alert.key, last_sent_at=now, last_subject=alert.subject,
+                                     last_facts=_json_safe(alert.facts), sent=1, suppressed=0))
+                else:
+                    held = state.suppressed
+                    state.last_sent_at, state.last_subject = now, alert.subject
+                    state.last_facts, state.sent, state.suppressed = _json_safe(alert.facts), state.sent + 1, 0
+        except IntegrityError:
+            continue  # another process claimed the same alert a moment ago
+        if held:
+            alert = Alert(alert.key, alert.subject, alert.body, alert.severity,
+                          {**alert.facts, "suppressed_since_last": held})
+        out.append(alert)
+    return out
+
+
+def _dedupe(alerts: Iterable[Alert]) -> Sequence[Alert]:
+    seen: dict[str, Alert] = {}
+    for a in alerts:
+        seen.setdefault(a.key, a)
+    return list(seen.values())
+
+
+def _aware(ts: datetime) -> datetime:
+    from datetime import UTC
+
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v) for k, v in facts.items()}
+
+
+#: Read the thresholds (``thresholds.yaml``, section ``alerts``).
+load_rules = load_alert_rules
+__all__ = ["Alert", "AlertRules", "claim", "deadline_alert", "hot_lag_alert", "load_rules", "open_letters_alert",
+           "run_alerts", "unreachable_alert", "unreachable_system"]
