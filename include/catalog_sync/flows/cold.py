@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
+from catalog_sync.connectors import ConnectorError, Disposition, Outcome, ReadResult, RecordError, WriteResult
 from catalog_sync.connectors.mapping import (
     akeneo_asset_links,
     akeneo_empty_values,
@@ -705,7 +705,11 @@ def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[s
               for location, quantity in sorted(stock.get(sku, {}).items()) if location in mirror]
     ctx.count(STOCK, read=len(levels))
 
-    results: list[WriteResult] = []
+    results: list[WriteResult] = [
+        WriteResult(f"{sku}@{location}", Outcome.FAILED, None,
+                    f"ERP location {location!r} is not in the storefront connection's location_map",
+                    disposition=Disposition.DEAD_LETTER)
+        for sku, _ in variants for location in sorted(stock.get(sku, {})) if location not in mirror]
     writes: list[LevelWrite] = []
     for sku, variant, location, quantity in levels:
         key = f"{sku}@{location}"
