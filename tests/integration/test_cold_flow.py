@@ -23,7 +23,7 @@ from catalog_sync.transforms import canonical_vendor
 
 @pytest.fixture
 def systems(fresh_sandbox: Any) -> Any:
-    fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     yield bundle
     bundle.close()

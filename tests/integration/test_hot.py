@@ -39,7 +39,7 @@ def baseline(_mutable_sandbox: Any, tmp_path_factory: pytest.TempPathFactory) ->
     """Luma in the sandbox and published to the storefront by the cold flow (products, variants, ExternalIds)."""
     server = _mutable_sandbox
     load_sandbox(server)
-    server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    server.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     hub = f"sqlite:///{tmp_path_factory.mktemp('hot-hub') / 'hub.sqlite'}"
     migrate(hub)
     with pytest.MonkeyPatch.context() as mp:

@@ -368,6 +368,10 @@ class StorefrontClient(HttpClient):
             return
         with self._points_lock:
             now = time.monotonic()
+            earlier = float(getattr(self._cost, "reserved", 0.0) or 0.0)
+            if earlier:  # the previous attempt got no GraphQL answer (a 5xx, a timeout): the shop charged nothing
+                self._available += earlier
+                self._in_flight = max(0.0, self._in_flight - earlier)
             level = self._level(now)
             wait = max(0.0, (cost - level) / self._restore)
             self._available, self._observed = level - cost, now
@@ -425,6 +429,7 @@ class StorefrontClient(HttpClient):
             self._cost.value = 0.0
             if getattr(self._cost, "reserved", 0.0):  # the request failed without an answer: free its points
                 with self._points_lock:
+                    self._available += self._cost.reserved
                     self._in_flight = max(0.0, self._in_flight - self._cost.reserved)
                 self._cost.reserved = 0.0
         if not isinstance(result.body.get("data"), dict):
