@@ -22,6 +22,7 @@ BENCHMARKS = {
     "hot_path": "bench.b4_hot",
     "hot_path_airflow": "bench.b4_hot_airflow",
     "cold_delta": "bench.b2_cold",  # benchmarks 2 and 3 share one sandbox and one baseline run
+    "pacing": "bench.b8_pacing",
 }
 
 
