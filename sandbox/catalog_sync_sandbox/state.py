@@ -114,6 +114,9 @@ class SandboxState:
         self._pim_window: dict[str, deque[float]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._graphql_buckets: dict[str, _Bucket] = {}
+        self.storefront_bulk: Any = None
+        #: New variants booked against the daily creation allowance, by UTC day (the variant throttle).
+        self.storefront_variants_created: dict[str, int] = {}
 
     # -------------------------------------------------------------------------------------------- limits
     def reset_limits(self) -> None:
@@ -122,6 +125,8 @@ class SandboxState:
             self._pim_window.clear()
             self._buckets.clear()
             self._graphql_buckets.clear()
+        self.storefront_variants_created.clear()
+        self.storefront_bulk = None  # staged uploads and bulk operations (catalog_sync_sandbox.storefront_graphql)
 
     def pim_enter(self, token: str) -> float | None:
         """Admit one PIM request for ``token``; returns a Retry-After in seconds when it must get 429."""

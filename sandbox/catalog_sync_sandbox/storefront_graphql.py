@@ -28,11 +28,13 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, cast
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -57,7 +59,7 @@ from graphql import (
 )
 from graphql.execution.values import get_directive_values
 from pydantic import BaseModel
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from starlette.exceptions import HTTPException
 
 from catalog_sync_sandbox import db
@@ -88,11 +90,18 @@ scalar DateTime
 scalar HTML
 scalar Money
 scalar URL
+scalar UnsignedInt64
 
 enum ProductStatus { ACTIVE ARCHIVED DRAFT UNLISTED }
 enum ProductSortKeys { ID TITLE UPDATED_AT }
 enum WeightUnit { GRAMS KILOGRAMS OUNCES POUNDS }
 enum FileContentType { EXTERNAL_VIDEO FILE IMAGE MODEL_3D VIDEO }
+enum StagedUploadTargetGenerateUploadResource { BULK_MUTATION_VARIABLES }
+enum StagedUploadHttpMethodType { POST PUT }
+enum BulkOperationStatus { CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }
+enum BulkOperationType { MUTATION QUERY }
+enum BulkOperationErrorCode { ACCESS_DENIED INTERNAL_SERVER_ERROR TIMEOUT }
+enum BulkMutationErrorCode { INVALID_MUTATION INVALID_STAGED_UPLOAD_FILE NO_SUCH_FILE OPERATION_IN_PROGRESS }
 enum ProductSetUserErrorCode {
   GENERIC_ERROR HANDLE_NOT_UNIQUE INVALID_INPUT INVALID_PRODUCT INVALID_VARIANT MISSING_FIELD_REQUIRED
   OPTION_DOES_NOT_EXIST OPTIONS_OVER_LIMIT PRODUCT_DOES_NOT_EXIST VARIANTS_OVER_LIMIT
@@ -122,6 +131,10 @@ input ProductSetInput {
   files: [FileSetInput!], metafields: [MetafieldInput!]
 }
 input ProductDeleteInput { id: ID! }
+input StagedUploadInput {
+  resource: StagedUploadTargetGenerateUploadResource!, filename: String!, mimeType: String!,
+  httpMethod: StagedUploadHttpMethodType
+}
 input InventoryQuantityInput { inventoryItemId: ID!, locationId: ID!, quantity: Int!, changeFromQuantity: Int }
 input InventorySetQuantitiesInput {
   name: String!, reason: String!, referenceDocumentUri: String, quantities: [InventoryQuantityInput!]!
@@ -178,6 +191,18 @@ type InventorySetQuantitiesPayload {
   inventoryAdjustmentGroup: InventoryAdjustmentGroup, userErrors: [InventorySetQuantitiesUserError!]!
 }
 type Shop { name: String! }
+enum CountPrecision { AT_LEAST EXACT }
+type Count { count: Int!, precision: CountPrecision! }
+type StagedUploadParameter { name: String!, value: String! }
+type StagedMediaUploadTarget { url: URL, resourceUrl: URL, parameters: [StagedUploadParameter!]! }
+type StagedUploadsCreatePayload { stagedTargets: [StagedMediaUploadTarget!], userErrors: [UserError!]! }
+type BulkOperation implements Node {
+  id: ID!, status: BulkOperationStatus!, type: BulkOperationType!, errorCode: BulkOperationErrorCode,
+  createdAt: DateTime!, completedAt: DateTime, objectCount: UnsignedInt64!, rootObjectCount: UnsignedInt64!,
+  fileSize: UnsignedInt64, url: URL, partialDataUrl: URL, query: String!
+}
+type BulkMutationUserError { field: [String!], message: String!, code: BulkMutationErrorCode }
+type BulkOperationRunMutationPayload { bulkOperation: BulkOperation, userErrors: [BulkMutationUserError!]! }
 type QueryRoot {
   shop: Shop!
   products(first: Int, after: String, query: String, sortKey: ProductSortKeys): ProductConnection!
@@ -186,17 +211,23 @@ type QueryRoot {
   locations(first: Int, after: String): LocationConnection!
   node(id: ID!): Node
   nodes(ids: [ID!]!): [Node]!
+  bulkOperation(id: ID!): BulkOperation
+  productVariantsCount(query: String, limit: Int): Count
 }
 type Mutation {
   productSet(input: ProductSetInput!, synchronous: Boolean, identifier: ProductSetIdentifiers): ProductSetPayload
   productDelete(input: ProductDeleteInput!, synchronous: Boolean): ProductDeletePayload
   inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
+  stagedUploadsCreate(input: [StagedUploadInput!]!): StagedUploadsCreatePayload
+  bulkOperationRunMutation(mutation: String!, stagedUploadPath: String!, clientIdentifier: String): BulkOperationRunMutationPayload
 }
 """
 SCHEMA: Final = build_schema(SCHEMA_SDL)
 IDEMPOTENT: Final = cast(GraphQLDirective, SCHEMA.get_directive("idempotent"))
 
 router = APIRouter(prefix=f"/storefront/admin/api/{GRAPHQL_VERSION}", tags=["storefront"])
+#: Where the shop's files live: the staged upload target and bulk operation results (signed URLs on Shopify).
+files_router = APIRouter(prefix="/storefront", tags=["storefront"])
 
 
 class GraphQLRequest(BaseModel):
@@ -226,6 +257,8 @@ class _Request:
 
     conn: Connection
     replayed: bool = False
+    state: Any = None
+    base_url: str = ""
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -516,6 +549,31 @@ def _product_delete(info: GraphQLResolveInfo, input: dict[str, Any],  # noqa: A0
     return {"deletedProductId": gid("Product", product_id), "userErrors": []}
 
 
+def _variant_throttle(req: _Request, doc: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Shopify's variant creation throttle: once a store holds ``storefront_variant_threshold`` variants, at most
+    ``storefront_variant_daily_limit`` new ones a day (UTC). Counts the variants this write would create and,
+    when they fit, books them against today's allowance."""
+    if req.state is None:
+        return None
+    settings = req.state.settings
+    new = sum(1 for v in doc["variants"] if not v.get("id")) if "variants" in doc else int(current is None)
+    if not new:
+        return None
+    held = (req.conn.execute(select(func.count()).select_from(db.storefront_variant_index)).scalar() or 0) \
+        + settings.storefront_variants_offset
+    if held < settings.storefront_variant_threshold:
+        return None
+    day = req.now.date().isoformat()
+    with req.state.write_lock:
+        booked = req.state.storefront_variants_created.setdefault(day, 0)
+        if booked + new > settings.storefront_variant_daily_limit:
+            return _user_error(["input", "variants"], "Daily variant creation limit reached. Please try again "
+                               "later. See https://help.shopify.com/api/getting-started/api-call-limit for more "
+                               "information about rate limits and how to avoid them.", None)
+        req.state.storefront_variants_created[day] = booked + new
+    return None
+
+
 def _product_set(info: GraphQLResolveInfo, input: dict[str, Any],  # noqa: A002  # the schema's name
                  identifier: dict[str, Any] | None = None, synchronous: bool | None = None) -> dict[str, Any]:
     req: _Request = info.context
@@ -538,6 +596,9 @@ def _product_set(info: GraphQLResolveInfo, input: dict[str, Any],  # noqa: A002 
     doc = _rest_product(input, current)
     if key and "handle" not in doc:
         doc["handle"] = key
+    refused = _variant_throttle(req, doc, current)
+    if refused:
+        return {"product": None, "userErrors": [refused]}
     try:
         saved = save_product(req.conn, doc, current)
     except HTTPException as exc:  # the REST validation's 422, as GraphQL user errors on the input's fields
@@ -644,10 +705,152 @@ def _apply_quantities(req: _Request, data: dict[str, Any]) -> dict[str, Any]:
     return {"inventoryAdjustmentGroup": group if changes else None, "userErrors": []}
 
 
+# ------------------------------------------------------------------------------------------ bulk operations
+#
+# Shopify's bulk import: the variables of each call, one JSON object a line, are uploaded to a staged target, then
+# ``bulkOperationRunMutation`` runs the mutation once per line in the background, free of the cost bucket, and
+# leaves a JSONL file of answers (``{"data": ..., "__lineNumber": n}``) at the operation's ``url``. The sandbox
+# serves the staged target and the result file itself (``/storefront/_staged/...``, ``/storefront/_bulk/...``)
+# and keeps both in memory; one bulk mutation runs at a time per shop, as on Shopify.
+
+BULK_ROUTE: Final = "/storefront/_bulk"
+STAGED_ROUTE: Final = "/storefront/_staged"
+
+
+@dataclass
+class BulkStore:
+    """The shop's staged uploads and bulk operations (in memory: they expire on Shopify too)."""
+
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    operations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    results: dict[int, bytes] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    next_id: int = 1
+
+
+def bulk_store(state: Any) -> BulkStore:
+    store = getattr(state, "storefront_bulk", None)
+    if store is None:
+        store = state.storefront_bulk = BulkStore()
+    return store
+
+
+def _staged_uploads_create(info: GraphQLResolveInfo, input: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: A002
+    req: _Request = info.context
+    targets = []
+    for item in input:
+        key = f"tmp/bulk/{uuid.uuid4().hex}/{item['filename']}"
+        targets.append({"url": f"{req.base_url}{STAGED_ROUTE}/{key}", "resourceUrl": None,
+                        "parameters": [{"name": "key", "value": key},
+                                       {"name": "content_type", "value": item["mimeType"]}]})
+    return {"stagedTargets": targets, "userErrors": []}
+
+
+def _bulk_view(op: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {**{k: v for k, v in op.items() if not k.startswith("_")},
+            "url": f"{base_url}{BULK_ROUTE}/{op['_number']}.jsonl" if op["status"] == "COMPLETED" else None}
+
+
+def _bulk_run_mutation(info: GraphQLResolveInfo, mutation: str, stagedUploadPath: str,  # noqa: N803
+                       clientIdentifier: str | None = None) -> dict[str, Any]:
+    req: _Request = info.context
+    store = bulk_store(req.state)
+
+    def refused(message: str, code: str, path: str) -> dict[str, Any]:
+        return {"bulkOperation": None, "userErrors": [{"field": [path], "message": message, "code": code}]}
+
+    try:
+        document = parse(mutation)
+    except GraphQLError as exc:
+        return refused(f"Invalid mutation: {exc.message}", "INVALID_MUTATION", "mutation")
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or operations[0].operation is not OperationType.MUTATION or validate(SCHEMA, document) \
+            or len(operations[0].selection_set.selections) != 1:
+        return refused("The mutation must be one valid mutation with one top-level field.", "INVALID_MUTATION",
+                       "mutation")
+    with store.lock:
+        if stagedUploadPath not in store.uploads:
+            return refused("The staged upload file does not exist.", "NO_SUCH_FILE", "stagedUploadPath")
+        if any(op["status"] in ("CREATED", "RUNNING") for op in store.operations.values()):
+            return refused("A bulk mutation operation for this app and shop is already in progress.",
+                           "OPERATION_IN_PROGRESS", "mutation")
+        number, store.next_id = store.next_id, store.next_id + 1
+        op = {"_number": number, "id": gid("BulkOperation", number), "status": "CREATED", "type": "MUTATION",
+              "errorCode": None, "createdAt": iso(req.now), "completedAt": None, "objectCount": 0,
+              "rootObjectCount": 0, "fileSize": None, "partialDataUrl": None, "query": mutation}
+        store.operations[number] = op
+        lines = store.uploads[stagedUploadPath]
+    threading.Thread(target=_run_bulk, args=(req.state, store, number, document, lines), daemon=True,
+                     name=f"bulk-{number}").start()
+    return {"bulkOperation": _bulk_view(op, req.base_url), "userErrors": []}
+
+
+def _run_bulk(state: Any, store: BulkStore, number: int, document: DocumentNode, lines: bytes) -> None:
+    op = store.operations[number]
+    op["status"] = "RUNNING"
+    out: list[str] = []
+    try:
+        for n, line in enumerate(lines.decode("utf-8").splitlines()):
+            if not line.strip():
+                continue
+            try:
+                variables = json.loads(line)
+            except ValueError:
+                out.append(json.dumps({"errors": [{"message": "Invalid JSON on this line."}], "__lineNumber": n}))
+                continue
+            with state.write_lock, state.engine.begin() as conn:
+                result = execute_sync(SCHEMA, document, root_value=ROOT, context_value=_Request(conn, state=state),
+                                      variable_values=variables)
+                for error in result.errors or []:
+                    if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+                        raise error.original_error
+            answer: dict[str, Any] = {"data": result.data, "__lineNumber": n}
+            if result.errors:
+                answer["errors"] = [e.formatted for e in result.errors]
+            out.append(json.dumps(answer))
+            op["objectCount"] += 1
+            op["rootObjectCount"] += 1
+    except Exception:  # noqa: BLE001  # a database failure: the operation fails, as Shopify's would
+        op.update(status="FAILED", errorCode="INTERNAL_SERVER_ERROR", completedAt=iso(datetime.now(UTC)))
+        return
+    body = ("\n".join(out) + "\n").encode() if out else b""
+    store.results[number] = body
+    op.update(status="COMPLETED", fileSize=len(body), completedAt=iso(datetime.now(UTC)))
+
+
+def _variants_count(info: GraphQLResolveInfo, query: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    req: _Request = info.context
+    held = (req.conn.execute(select(func.count()).select_from(db.storefront_variant_index)).scalar() or 0) \
+        + (req.state.settings.storefront_variants_offset if req.state is not None else 0)
+    return {"count": held, "precision": "EXACT"}
+
+
+def _bulk_operation(info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:  # noqa: A002
+    req: _Request = info.context
+    op = bulk_store(req.state).operations.get(parse_gid(id, "BulkOperation") or -1)
+    return _bulk_view(op, req.base_url) if op else None
+
+
+@files_router.put("/_staged/{path:path}", include_in_schema=False)
+async def staged_upload(path: str, request: Request, state: State) -> Response:
+    """The staged upload target: a signed URL on Shopify (no admin token), here the sandbox itself."""
+    bulk_store(state).uploads[path] = await request.body()
+    return Response(status_code=200)
+
+
+@files_router.get("/_bulk/{number}.jsonl", include_in_schema=False)
+def bulk_result(number: int, state: State) -> Response:
+    body = bulk_store(state).results.get(number)
+    if body is None:
+        raise HTTPException(404, "Not Found")
+    return Response(body, media_type="application/jsonl")
+
+
 ROOT: Final = {"productSet": _product_set, "productDelete": _product_delete,
                "inventorySetQuantities": _set_quantities, "shop": lambda _info: {"name": "Catalog Sync sandbox"},
                "products": _products, "product": _product, "productByIdentifier": _product_by_identifier,
-               "locations": _locations, "node": _node, "nodes": _nodes}
+               "locations": _locations, "node": _node, "nodes": _nodes, "bulkOperation": _bulk_operation,
+               "stagedUploadsCreate": _staged_uploads_create, "productVariantsCount": _variants_count, "bulkOperationRunMutation": _bulk_run_mutation}
 
 
 # --------------------------------------------------------------------------------------------------- endpoint
@@ -718,6 +921,7 @@ def query_cost(document: DocumentNode, operation: OperationDefinitionNode, varia
 @router.post("/graphql.json", summary="GraphQL Admin API: productSet and inventorySetQuantities")
 def graphql_endpoint(
     body: GraphQLRequest,
+    http: Request,
     response: Response,
     state: State,
     token: Annotated[str | None, Depends(token_header)],
@@ -746,7 +950,7 @@ def graphql_endpoint(
                                         "throttleStatus": throttle}}}
     mutation = operations[0].operation is OperationType.MUTATION
     with state.write_lock if mutation else contextlib.nullcontext(), state.engine.begin() as conn:
-        request = _Request(conn)
+        request = _Request(conn, state=state, base_url=str(http.base_url).rstrip("/"))
         result = execute_sync(SCHEMA, document, root_value=ROOT, context_value=request,
                               variable_values=body.variables, operation_name=body.operationName)
         for error in result.errors or []:

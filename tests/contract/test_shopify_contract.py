@@ -30,7 +30,13 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 
 from catalog_sync.connectors.shopify_cost import MAX_QUERY_COST, requested_cost
-from catalog_sync.connectors.storefront import SET_QUANTITIES, LevelWrite, StorefrontClient
+from catalog_sync.connectors.storefront import (
+    BULK_PRODUCT_SET,
+    SET_QUANTITIES,
+    LevelWrite,
+    StorefrontClient,
+    product_set_input,
+)
 from catalog_sync.flows.systems import Systems
 from tests.contract.conftest import spec_path
 
@@ -121,7 +127,7 @@ def _recorded_session(sandbox: Any) -> list[tuple[str, dict[str, Any], dict[str,
            "body_html": "<p>Soft</p>", "product_type": "Tops", "options": [{"name": "Size", "values": sizes}],
            "variants": [{"sku": f"CT-{s}", "option1": s, "price": "10.00", "barcode": "012345678905",
                          "weight": 0.2, "weight_unit": "kg"} for s in sizes],
-           "images": [{"src": "https://cdn.example/tee.jpg", "alt": "front"}],
+           "images": [{"src": f"https://cdn.example/tee-{n}.jpg", "alt": f"view {n}"} for n in range(12)],
            "metafields": [{"namespace": "catalog_sync", "key": "sku", "value": "CT",
                            "type": "single_line_text_field"}]}
     try:
@@ -130,7 +136,7 @@ def _recorded_session(sandbox: Any) -> list[tuple[str, dict[str, Any], dict[str,
         assert all(r.ok for r in created)
         assert shop.upsert_product({"handle": "contract-tee", "title": "Tee v2"}).ok
         found = shop.find_by_handle("contract-tee")
-        assert found is not None and len(found["variants"]) == 30
+        assert found is not None and len(found["variants"]) == 30 and len(found["images"]) == 12
         assert found["metafields"] == [{"namespace": "catalog_sync", "key": "sku", "value": "CT"}]
         assert shop.get_product(found["id"]) is not None
         assert [p for page in shop.iter_products(updated_at_min="2020-01-01T00:00:00Z", status="active")
@@ -141,6 +147,10 @@ def _recorded_session(sandbox: Any) -> list[tuple[str, dict[str, Any], dict[str,
         assert shop.inventory_levels([item]) == [
             {"inventory_item_id": item, "location_id": locations[0]["id"], "available": 4}]
         assert shop.delete_product(found["id"]).ok
+        assert shop.variant_count() >= 30
+        shop.bulk_threshold, shop.bulk_poll_s = 2, 0.05  # a first load: creates go out as one bulk operation
+        bulk = shop.upsert_products([{**tee, "handle": f"contract-bulk-{n}"} for n in range(2)], existing={})
+        assert all(r.ok for r in bulk) and len(shop.bulk_operations) == 1
     finally:
         systems.close()
     return sent
@@ -150,14 +160,26 @@ def test_every_document_the_client_sends_is_valid_2026_04_within_the_cost_limit(
         published: GraphQLSchema, fresh_sandbox: Any) -> None:
     sent = _recorded_session(fresh_sandbox)
     operations = {parse(q).definitions[0].name.value for q, _, _ in sent}  # type: ignore[attr-defined]
-    assert {"Locations", "ProductSet", "ProductsByHandle", "Product", "MoreVariants", "Products", "SetQuantities",
-            "Levels", "ProductDelete"} <= operations
+    assert {"Locations", "ProductSet", "ProductsByHandle", "Product", "MoreVariants", "MoreMedia", "Products",
+            "SetQuantities", "Levels", "ProductDelete", "VariantsCount", "StagedUpload", "BulkRun",
+            "BulkOperation"} <= operations
     for query, variables, cost in sent:
         assert problems_of(published, query, variables) == [], query
         computed = requested_cost(query, variables)
         assert computed <= MAX_QUERY_COST, query
         # the sandbox, reading the cost off its schema, charges what the client computed from the document
         assert cost.get("requestedQueryCost") == computed, query
+
+
+def test_the_bulk_operations_line_mutation_is_valid_2026_04(published: GraphQLSchema) -> None:
+    """The mutation a bulk operation runs once per staged JSONL line, with the variables of one line."""
+    product = {"handle": "bulk-tee", "title": "Tee", "status": "active", "tags": "a",
+               "options": [{"name": "Size", "values": ["S"]}],
+               "variants": [{"sku": "BT-S", "option1": "S", "price": "1.00", "weight": 1, "weight_unit": "kg"}],
+               "images": [{"src": "https://cdn.example/b.jpg", "alt": "b"}],
+               "metafields": [{"namespace": "catalog_sync", "key": "sku", "value": "BT", "type": "single_line_text_field"}]}
+    line = {"input": product_set_input(product, None), "identifier": {"handle": "bulk-tee"}}
+    assert problems_of(published, BULK_PRODUCT_SET, line) == []
 
 
 def test_a_drifted_document_fails_validation(published: GraphQLSchema) -> None:
