@@ -372,7 +372,7 @@ def creation_schedule(
     for product in ranked:
         need = max(1, len(product.get("variants") or []))
         if held < threshold:
-            out.append((product, day if day == today else today))
+            out.append((product, today))
             held += need
             continue
         if need > daily_limit:
