@@ -44,6 +44,7 @@ def run_plan(workdir: Path, plan: str, seconds: float, threads: int) -> dict[str
         lock = threading.Lock()
         deadline = time.monotonic() + seconds
         failures: list[str] = []
+        written: list[int] = []
 
         def publish() -> None:
             while time.monotonic() < deadline:
@@ -51,6 +52,7 @@ def run_plan(workdir: Path, plan: str, seconds: float, threads: int) -> dict[str
                     batch = [_product(next(counter)) for _ in range(29)]  # one request's worth (34 points each)
                 results = shop.upsert_products(batch, existing={})
                 failures.extend(r.message or "" for r in results if not r.ok)
+                written.append(sum(1 for r in results if r.ok))
 
         started = time.monotonic()
         workers = [threading.Thread(target=publish) for _ in range(threads)]
@@ -62,7 +64,7 @@ def run_plan(workdir: Path, plan: str, seconds: float, threads: int) -> dict[str
         rate, size = shop.plan.restore_rate, shop.plan.maximum_available
         return {
             "seconds": round(elapsed, 1), "requests": shop.graphql_requests, "throttled": shop.throttled_answers,
-            "points_charged": shop.points_used, "products": next(counter) - 1, "failed_products": len(failures),
+            "points_charged": shop.points_used, "products": sum(written), "failed_products": len(failures),
             "restore_rate_share": round((shop.points_used - size) / (elapsed * rate), 3),
             "throttled_share": round(shop.throttled_answers / max(shop.graphql_requests, 1), 4),
             "waited_s": round(shop.throttled_seconds, 1),

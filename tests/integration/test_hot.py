@@ -320,3 +320,23 @@ def test_one_task_drains_changes_that_arrive_while_it_runs(baseline: Baseline) -
     # A retried task starting from the same cursor re-opens that batch's run, not a finished one.
     assert steps.batch_load_id(steps.run_load_id(hot.FLOW, "manual__drain"), windows[1][0]) == out["load_ids"][1]
     assert len(steps.batch_load_id("x" * 64, 123456)) == 64
+
+
+def test_stock_of_an_erp_location_the_location_map_leaves_out_is_dead_lettered_naming_it(baseline: Baseline) -> None:
+    erp, shop = baseline.systems.erp, baseline.systems.storefront
+    [(sku, extra)] = take(baseline, 1040, 1)
+    before = level(baseline, extra, "STORE-NYC")
+    full = dict(shop.location_map)
+    shop.location_map = {code: target for code, target in full.items() if code != "STORE-NYC"}
+    try:
+        erp.set_stock(sku, "STORE-NYC", 61)
+        erp.set_stock(sku, "DC-EAST", 62)
+        summary = hot.sync_changes(baseline.systems)
+    finally:
+        shop.location_map = full
+    assert (summary["read"], summary["delivered"], summary["dead_lettered"]) == (2, 1, 1)
+    assert level(baseline, extra, "STORE-NYC") == before and level(baseline, extra, "DC-EAST") == 62
+    with session_scope() as s:
+        letter = s.scalars(select(DeadLetter).where(DeadLetter.load_id == summary["load_id"])).one()
+    assert letter.expectation == "location_mapped" and "'STORE-NYC'" in letter.reason
+    assert "location_map" in letter.reason
