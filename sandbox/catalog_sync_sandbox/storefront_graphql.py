@@ -157,8 +157,8 @@ type InventoryItem implements Node {
 }
 type SelectedOption { name: String!, value: String! }
 type ProductVariant implements Node {
-  id: ID!, sku: String, price: Money!, barcode: String, position: Int!, selectedOptions: [SelectedOption!]!,
-  inventoryItem: InventoryItem!
+  id: ID!, sku: String, price: Money!, barcode: String, position: Int!, inventoryQuantity: Int,
+  selectedOptions: [SelectedOption!]!, inventoryItem: InventoryItem!
 }
 type ProductVariantConnection { nodes: [ProductVariant!]!, pageInfo: PageInfo! }
 type Image { id: ID, url: URL!, altText: String }
@@ -406,6 +406,8 @@ def _graphql_product(doc: dict[str, Any], conn: Connection) -> dict[str, Any]:
         "selectedOptions": [{"name": name, "value": v.get(f"option{i}")} for i, name in enumerate(options[:3], 1)
                             if v.get(f"option{i}") is not None],
         "inventoryItem": _inventory_item(conn, v["inventory_item_id"], v),
+        "inventoryQuantity": lambda _info, item=v["inventory_item_id"]: sum(
+            lv["quantities"](None, ["available"])[0]["quantity"] for lv in _levels(conn, item)),
     } for n, v in enumerate(doc.get("variants") or [], start=1)]
     media = [{"__typename": "MediaImage", "id": gid("MediaImage", i["id"]), "alt": i.get("alt"),
               "image": {"id": gid("ProductImage", i["id"]), "url": i.get("src"), "altText": i.get("alt")},

@@ -78,7 +78,8 @@ MEDIA_FRAGMENT: Final = (
     "fragment MediaFields on Media { ... on MediaImage { id alt originalSource { url } image { url altText } } }"
 )
 VARIANT_FRAGMENT: Final = (
-    "fragment VariantFields on ProductVariant { id sku price barcode position selectedOptions { name value } "
+    "fragment VariantFields on ProductVariant { id sku price barcode position inventoryQuantity "
+    "selectedOptions { name value } "
     "inventoryItem { id measurement { weight { value unit } } } }"
 )
 PRODUCTS_QUERY: Final = (
@@ -299,6 +300,7 @@ def product_from_node(node: Mapping[str, Any]) -> dict[str, Any]:
         variant: dict[str, Any] = {
             "id": rest_id(v.get("id")), "sku": v.get("sku"), "price": v.get("price"), "barcode": v.get("barcode"),
             "position": v.get("position"), "inventory_item_id": rest_id(item.get("id")),
+            "inventory_quantity": v.get("inventoryQuantity"),
             "weight": weight.get("value"), "weight_unit": REST_WEIGHT_UNITS.get(str(weight.get("unit") or "")),
         }
         for i in (1, 2, 3):
