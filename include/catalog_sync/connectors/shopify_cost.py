@@ -85,7 +85,7 @@ def requested_cost(document: str | DocumentNode, variables: Mapping[str, Any] | 
 
 
 class _Counter:
-    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], variables: Mapping[str, Any]) -> None:
+    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode], variables: dict[str, Any]) -> None:
         self.fragments = fragments
         self.variables = variables
 

@@ -325,10 +325,10 @@ def product_from_node(node: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _set_result(handle: str, desired: dict[str, Any], diffs: list[str] | None, answer: Mapping[str, Any],
-                problems: list[Mapping[str, Any]], status: int, via: str | None = None) -> WriteResult:
+                problems: Sequence[Mapping[str, Any]], status: int, via: str | None = None) -> WriteResult:
     """One product's ``productSet`` answer as a WriteResult. A refusal by the variant creation throttle is no
     fault of the record: it fails with RETRY (the product goes on a later day), not DEAD_LETTER."""
-    problems = list(answer.get("userErrors") or []) + list(problems)
+    problems = [*(answer.get("userErrors") or []), *problems]
     if problems or not answer.get("product"):
         throttled = any(VARIANT_THROTTLE_MESSAGE in str(p.get("message")) for p in problems)
         return WriteResult(handle, Outcome.FAILED, 429 if throttled else 422,
