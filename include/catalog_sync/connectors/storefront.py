@@ -441,6 +441,9 @@ class StorefrontClient(HttpClient):
         self.location_map = {str(k): str(v) for k, v in (location_map or {}).items()}
         self.bulk_threshold = bulk_threshold
         self.bulk_poll_s = bulk_poll_s
+        #: Shopify's variant creation throttle as this shop has it (a first load plans its creates by them).
+        self.variant_threshold = VARIANT_THROTTLE_THRESHOLD
+        self.variant_daily_limit = VARIANT_DAILY_LIMIT
         #: Bulk operations this client ran (their GIDs), for the audit trail.
         self.bulk_operations: list[str] = []
         self._points_lock = threading.Lock()

@@ -37,7 +37,7 @@ from catalog_sync.connectors.mapping import (
     storefront_handle,
 )
 from catalog_sync.connectors.pim import identifier_in
-from catalog_sync.connectors.storefront import LevelWrite
+from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
 from catalog_sync.flows import steps
@@ -554,6 +554,52 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
     return {"families": len(families), "held": held, "ready": len(ready), "withdrawn_content": len(withdrawn)}
 
 
+def _defer_creates(ctx: RunContext, systems: Systems, outgoing: list[tuple[dict[str, Any], dict[str, Any], str]],
+                   ids: Mapping[str, Any], erp_status: Mapping[str, Any], counts: dict[str, int],
+                   ) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
+    """Shopify's variant creation throttle (past 50,000 variants, 1,000 new a day): when this run's creates would
+    meet it, they are ranked (active first, then in stock, then in season) and only what today allows goes out; the
+    rest is counted unchanged and audited ``pending`` with the day it can go (it is sent again on a later run,
+    having no fingerprint yet). Neither a dead letter nor a failure: nothing is wrong with those products."""
+    creates = [o for o in outgoing if o[0]["sku"] not in ids]
+    needed = sum(max(1, len(product.get("variants") or [])) for _, product, _ in creates)
+    if not creates:
+        return outgoing
+    shop = systems.storefront
+    held = shop.variant_count()
+    if held + needed <= shop.variant_threshold:
+        return outgoing
+    from catalog_sync.flows.hot import _erp_stock
+
+    stock = _erp_stock(systems, [str(v.get("sku")) for _, product, _ in creates for v in product.get("variants") or []])
+    season = {LifecycleStatus.ACTIVE.value: 0, LifecycleStatus.SEASONAL_HOLD.value: 1}
+    by_handle = {product["handle"]: fam for fam, product, _ in creates}
+
+    def rank(product: Mapping[str, Any]) -> tuple[bool, bool, int]:
+        in_stock = any(int(q or 0) > 0 for v in product.get("variants") or []
+                       for q in stock.get(str(v.get("sku")), {}).values())
+        lifecycle = str(erp_status.get(by_handle[product["handle"]]["sku"]))
+        return (product.get("status") != "active", not in_stock, season.get(lifecycle, 2))
+
+    today = datetime.now(UTC).date()
+    plan = creation_schedule([product for _, product, _ in creates], held, today, rank=rank,
+                             threshold=shop.variant_threshold, daily_limit=shop.variant_daily_limit)
+    going = {product["handle"] for product, day in plan if day == today}
+    for product, day in plan:
+        if day == today:
+            continue
+        fam = by_handle[product["handle"]]
+        when = "never in one piece: more variants than a day allows" if day is None else day.isoformat()
+        counts["pending"] = counts.get("pending", 0) + 1
+        ctx.count(PIM_STOREFRONT, unchanged=1)
+        ctx.audit("storefront", "product", fam["sku"], "write", "pending",
+                  response={"message": f"pending: Shopify's variant creation limit; goes {when}",
+                            "scheduled_for": None if day is None else day.isoformat(),
+                            "variants": len(product.get("variants") or [])})
+    ctx.flush_audit()
+    return [o for o in outgoing if o[0]["sku"] in ids or o[1]["handle"] in going]
+
+
 def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     """Create or update each family's storefront product (content from the PIM, status from the ERP).
 
@@ -598,6 +644,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             ctx.count(PIM_STOREFRONT, unchanged=1)
             continue
         outgoing.append((fam, product, digest))
+    outgoing = _defer_creates(ctx, systems, outgoing, ids, erp_status, counts)
 
     # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), recorded slice by slice: a task
     # killed mid-way leaves at most one slice written but unrecorded, which its retry takes as updates of products
