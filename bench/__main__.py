@@ -24,6 +24,7 @@ BENCHMARKS = {
     "catalog_read": "bench.b9_catalog_read",
     "hot_during_nightly": "bench.b8_hot_during_nightly",
     "cold_delta": "bench.b2_cold",  # benchmarks 2 and 3 share one sandbox and one baseline run
+    "pacing": "bench.b8_pacing",
 }
 
 

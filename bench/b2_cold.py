@@ -204,9 +204,9 @@ def main() -> None:
     notes = [
         "sandbox: `catalog-sync sandbox serve` in a separate process (SQLite), loaded from the Luma export scaled "
         "with catalog.scale; Catalog Sync in this process with a SQLite hub",
-        "storefront call limit: effectively unlimited (bucket 1e9, leak 1e9/s), not 'plus' (400 calls, 20/s): "
-        "under 'plus' the run is bound by the storefront's call budget, not by Catalog Sync; the storefront call "
-        "count is reported so the 'plus' floor (calls / 20 per s) can be computed",
+        "storefront GraphQL bucket: effectively unlimited (1e9 points, restoring 1e9/s), not 'plus' (10,000 "
+        "points, 1,000/s): under 'plus' the run is bound by the storefront's points, not by Catalog Sync (pacing "
+        "on a real plan is benchmark 8, bench.b8_pacing); the storefront call count is reported",
         "external wait = wall time with >= 1 HTTP attempt in flight or a retry sleeping (union of intervals from "
         "ClientOptions.on_attempt); own = wall - external wait. The sandbox runs on the same 2 cores, so its CPU "
         "time shows up as 'external' wait",

@@ -12,7 +12,7 @@ from typing import Any
 from bench.common import LUMA, PY, ROOT
 
 #: Storefront call limits used by the benchmarks: effectively unlimited (see BENCHMARKS.md for why).
-UNLIMITED_STOREFRONT = {"storefront_bucket_size": 1_000_000_000, "storefront_leak_per_s": 1_000_000_000.0}
+UNLIMITED_STOREFRONT = {"storefront_points_max": 1_000_000_000, "storefront_points_restore_per_s": 1_000_000_000.0}
 
 
 class SandboxProcess:

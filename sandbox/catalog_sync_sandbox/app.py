@@ -65,7 +65,7 @@ def create_app(
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     for router in (erp.router, pim.token_router, pim.router, dam.router, storefront.router,
-                   storefront_graphql.router, storefront.shop_router, supplier.router, cdn.router, cdn.edge_router,
+                   storefront_graphql.router, storefront_graphql.files_router, storefront.shop_router, supplier.router, cdn.router, cdn.edge_router,
                    control.router):
         app.include_router(router)
     # added last = outermost: faults first (they may answer before any limit is counted), then the PIM limits

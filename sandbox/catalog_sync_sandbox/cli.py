@@ -12,10 +12,9 @@ import json
 from typing import Any
 
 from catalog_sync import config
+from catalog_sync_sandbox.state import STOREFRONT_PLANS
 
 DEFAULT_URL = "http://127.0.0.1:8765"
-#: Shopify REST Admin call limits per plan: (bucket size, leak per second).
-STOREFRONT_PLANS = {"standard": (40, 2.0), "plus": (400, 20.0)}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     serve.add_argument("--db", help="SQLAlchemy URL (default: CATALOG_SYNC_SANDBOX_DB_URL or the SQLite file)")
     serve.add_argument("--storefront-plan", choices=sorted(STOREFRONT_PLANS), default="standard",
-                       help="Shopify REST call limits to mimic: standard (40 calls, 2/s) or plus (400, 20/s)")
+                       help="Shopify plan whose GraphQL bucket to mimic: standard (1,000 points, 100/s), advanced "
+                            "(2,000, 200/s), plus (10,000, 1,000/s) or enterprise (20,000, 2,000/s)")
     serve.set_defaults(func=_serve)
 
     load = sub.add_parser("load", help="load a Magento 2 catalog export into the systems (replaces their data)")
@@ -85,10 +85,11 @@ def _serve(args: argparse.Namespace) -> int:
     from catalog_sync_sandbox.state import SandboxSettings
 
     url = args.db or config.sandbox_db_url()
-    bucket, leak = STOREFRONT_PLANS[args.storefront_plan]
-    settings = SandboxSettings(storefront_bucket_size=bucket, storefront_leak_per_s=leak)
-    print(f"sandbox on http://{args.host}:{args.port} (database {config.redact_url(url)}, "
-          f"storefront plan {args.storefront_plan}: {bucket} calls, {leak:g}/s)")
+    settings = SandboxSettings()
+    settings.update(STOREFRONT_PLANS[args.storefront_plan])
+    print(f"sandbox on http://{args.host}:{args.port} (database {config.redact_url(url)}, storefront plan "
+          f"{args.storefront_plan}: {settings.storefront_points_max} points, "
+          f"{settings.storefront_points_restore_per_s:g}/s)")
     uvicorn.run(create_app(url, settings=settings), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -228,7 +228,6 @@ storefront_location = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("name", String(64), nullable=False),
-    Column("erp_location", String(32), nullable=False),
 )
 storefront_idempotency = Table(
     "storefront_idempotency",

@@ -45,10 +45,12 @@ SEED_EPOCH: Final = datetime(2025, 1, 6, tzinfo=UTC)
 TREE: Final = "master"
 #: ERP warehouse/store codes; the storefront has one location per ERP location (ids 1, 2, 3).
 ERP_LOCATIONS: Final[tuple[str, ...]] = ("DC-EAST", "DC-WEST", "STORE-NYC")
-STOREFRONT_LOCATIONS: Final[tuple[tuple[int, str, str], ...]] = (
-    (1, "East distribution centre", "DC-EAST"),
-    (2, "West distribution centre", "DC-WEST"),
-    (3, "New York store", "STORE-NYC"),
+#: The shop's locations. Which ERP location each stands for is the storefront connection's ``location_map``
+#: (Shopify knows nothing of the ERP); the demo's map is in airflow_settings.yaml.
+STOREFRONT_LOCATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (1, "East distribution centre"),
+    (2, "West distribution centre"),
+    (3, "New York store"),
 )
 RIGHTS_REGIONS: Final[list[str]] = ["US", "CA", "EU", "UK"]
 #: One sellable SKU in SUPPLIER_SHARE gets a pending supplier submission.
@@ -305,8 +307,8 @@ class _Loader:
                 except pim_structure.Invalid as exc:
                     self.issues.append(f"category {cat['code']!r} not created in the PIM: {exc.message}")
         self.counts["pim_category"] = len(self.categories)
-        for loc_id, name, erp_loc in STOREFRONT_LOCATIONS:
-            self.add("storefront_location", {"id": loc_id, "name": name, "erp_location": erp_loc})
+        for loc_id, name in STOREFRONT_LOCATIONS:
+            self.add("storefront_location", {"id": loc_id, "name": name})
         self.flush()
 
 

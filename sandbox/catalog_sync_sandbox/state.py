@@ -31,8 +31,17 @@ DEFAULT_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
     "cdn": {"api_token": "cdn-sandbox-token", "service_id": "SbxCdnSrv0CatalogSync1"},
 }
 
-#: GraphQL points the storefront restores per REST call it would allow (Shopify's plans keep this ratio).
-GRAPHQL_POINTS_PER_CALL: Final = 50
+#: Shopify plans: GraphQL Admin bucket (points, restored per second) and REST call limit (calls, drained per second).
+STOREFRONT_PLANS: Final[dict[str, dict[str, float]]] = {
+    "standard": {"storefront_points_max": 1000, "storefront_points_restore_per_s": 100.0,
+                 "storefront_bucket_size": 40, "storefront_leak_per_s": 2.0},
+    "advanced": {"storefront_points_max": 2000, "storefront_points_restore_per_s": 200.0,
+                 "storefront_bucket_size": 80, "storefront_leak_per_s": 4.0},
+    "plus": {"storefront_points_max": 10000, "storefront_points_restore_per_s": 1000.0,
+             "storefront_bucket_size": 400, "storefront_leak_per_s": 20.0},
+    "enterprise": {"storefront_points_max": 20000, "storefront_points_restore_per_s": 2000.0,
+                   "storefront_bucket_size": 400, "storefront_leak_per_s": 20.0},
+}
 
 
 @dataclass
@@ -45,6 +54,15 @@ class SandboxSettings:
     pim_rate_per_s: int = 100
     storefront_bucket_size: int = 40
     storefront_leak_per_s: float = 2.0
+    #: The GraphQL Admin bucket (Shopify standard plan: 1,000 points restoring 100 a second).
+    storefront_points_max: int = 1000
+    storefront_points_restore_per_s: float = 100.0
+    #: Shopify's variant creation throttle: past ``threshold`` variants in the store, at most ``daily_limit`` new
+    #: variants a day (UTC). ``storefront_variants_offset`` stands for variants the store holds beyond the
+    #: sandbox's own, so a small test can sit just under the threshold.
+    storefront_variant_threshold: int = 50_000
+    storefront_variant_daily_limit: int = 1000
+    storefront_variants_offset: int = 0
     render_cache_ttl_s: int = 300
     webhook_timeout_s: float = 2.0
     erp_page_max: int = 1000
@@ -96,6 +114,9 @@ class SandboxState:
         self._pim_window: dict[str, deque[float]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._graphql_buckets: dict[str, _Bucket] = {}
+        self.storefront_bulk: Any = None
+        #: New variants booked against the daily creation allowance, by UTC day (the variant throttle).
+        self.storefront_variants_created: dict[str, int] = {}
 
     # -------------------------------------------------------------------------------------------- limits
     def reset_limits(self) -> None:
@@ -104,6 +125,8 @@ class SandboxState:
             self._pim_window.clear()
             self._buckets.clear()
             self._graphql_buckets.clear()
+        self.storefront_variants_created.clear()
+        self.storefront_bulk = None  # staged uploads and bulk operations (catalog_sync_sandbox.storefront_graphql)
 
     def pim_enter(self, token: str) -> float | None:
         """Admit one PIM request for ``token``; returns a Retry-After in seconds when it must get 429."""
@@ -146,11 +169,11 @@ class SandboxState:
     def storefront_graphql_call(self, token: str, cost: int) -> tuple[bool, dict[str, float]]:
         """Cost-based bucket of the GraphQL Admin API, per access token: (admitted, throttle status).
 
-        Shopify sizes it by plan at fifty times the REST bucket (standard: 2,000 points restoring 100/s; Plus:
-        20,000 and 1,000/s), so the one plan setting governs both APIs.
+        A request is admitted when its requested cost is in the bucket (Shopify's rule); sized by
+        ``storefront_points_max`` and ``storefront_points_restore_per_s`` (see :data:`STOREFRONT_PLANS`).
         """
-        size = GRAPHQL_POINTS_PER_CALL * self.settings.storefront_bucket_size
-        restore = GRAPHQL_POINTS_PER_CALL * self.settings.storefront_leak_per_s
+        size = float(self.settings.storefront_points_max)
+        restore = float(self.settings.storefront_points_restore_per_s)
         now = time.monotonic()
         with self._limits:
             bucket = self._graphql_buckets.setdefault(token, _Bucket(stamp=now))
@@ -159,9 +182,23 @@ class SandboxState:
             admitted = bucket.level + cost <= size
             if admitted:
                 bucket.level += cost
-            status = {"maximumAvailable": float(size), "currentlyAvailable": float(int(size - bucket.level)),
-                      "restoreRate": float(restore)}
-            return admitted, status
+            return admitted, self._throttle_status(bucket, size, restore)
+
+    def storefront_graphql_refund(self, token: str, points: float) -> dict[str, float]:
+        """Give back what a request was charged beyond its actual cost; returns the throttle status after."""
+        size = float(self.settings.storefront_points_max)
+        restore = float(self.settings.storefront_points_restore_per_s)
+        now = time.monotonic()
+        with self._limits:
+            bucket = self._graphql_buckets.setdefault(token, _Bucket(stamp=now))
+            bucket.level = max(0.0, bucket.level - (now - bucket.stamp) * restore - max(points, 0.0))
+            bucket.stamp = now
+            return self._throttle_status(bucket, size, restore)
+
+    @staticmethod
+    def _throttle_status(bucket: _Bucket, size: float, restore: float) -> dict[str, float]:
+        return {"maximumAvailable": size, "currentlyAvailable": float(int(size - bucket.level)),
+                "restoreRate": restore}
 
     # --------------------------------------------------------------------------------------- change feed
     def emit_change(self, conn: Connection, topic: str, sku: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:

@@ -317,13 +317,12 @@ def delete_product(product_id: int, state: State) -> dict[str, Any]:
     return {}
 
 
-@router.get("/locations.json", summary="The shop's locations (one per ERP location)")
+@router.get("/locations.json", summary="The shop's locations")
 def locations(state: State) -> dict[str, Any]:
     t = db.storefront_location
     with state.engine.connect() as conn:
         rows = conn.execute(select(t).order_by(t.c.id)).all()
-    return {"locations": [{"id": r.id, "name": r.name, "active": True, "erp_location": r.erp_location}
-                          for r in rows]}
+    return {"locations": [{"id": r.id, "name": r.name, "active": True} for r in rows]}
 
 
 def _level(row: Any) -> dict[str, Any]:

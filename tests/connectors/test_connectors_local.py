@@ -30,6 +30,7 @@ from catalog_sync.connectors import (
     StorefrontClient,
 )
 from catalog_sync.connectors.http import Disposition
+from catalog_sync.connectors.shopify_cost import requested_cost
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -272,28 +273,43 @@ def test_dam_download_checksum_mismatch_is_retried_then_dead_lettered(fake: Fake
     assert info.value.record_key == "7" and "checksum" in info.value.reason
 
 
-def test_storefront_link_pagination_and_call_limit_backoff(fake: Fake) -> None:
-    pages = {
-        "": ([{"id": 1, "handle": "a", "variants": [], "status": "active"}], "abc"),
-        "abc": ([{"id": 2, "handle": "b", "variants": [], "status": "draft"}], None),
-    }
+def test_storefront_cursor_pagination_and_cost_bucket_pacing(fake: Fake) -> None:
+    def node(n: int, handle: str, status: str) -> dict:
+        return {"id": f"gid://shopify/Product/{n}", "handle": handle, "status": status, "tags": [], "options": [],
+                "variants": {"nodes": [], "pageInfo": {"hasNextPage": False}}, "media": {"nodes": []}}
 
-    def products(q: dict, body: bytes, h: dict) -> Reply:
-        info = q.get("page_info", [""])[0]
-        if info:
-            assert "updated_at_min" not in q  # Shopify refuses filters beside page_info
-        rows, nxt = pages[info]
-        headers = {"X-Shopify-Shop-Api-Call-Limit": "39/40"}
-        if nxt:
-            headers["Link"] = f'<{fake.base}/storefront/admin/api/2025-01/products.json?limit=1&page_info={nxt}>; ' \
-                              'rel="next"'
-        return j(200, {"products": rows}, **headers)
+    pages = {None: ([node(1, "a", "ACTIVE")], "abc"), "abc": ([node(2, "b", "DRAFT")], None)}
+    seen: list[dict] = []
+    answers = iter(["throttled"] + ["ok"] * 5)
 
-    fake.routes[("GET", "/storefront/admin/api/2025-01/products.json")] = products
+    def graphql(q: dict, body: bytes, h: dict) -> Reply:
+        request = json.loads(body)
+        seen.append(request)
+        cost = requested_cost(request["query"], request["variables"])
+        if next(answers) == "throttled":
+            return j(200, {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                           "extensions": {"cost": {"requestedQueryCost": cost, "actualQueryCost": None,
+                                                   "throttleStatus": {"maximumAvailable": 1000.0,
+                                                                      "currentlyAvailable": cost - 50,
+                                                                      "restoreRate": 100.0}}}})
+        rows, nxt = pages[request["variables"]["after"]]
+        status = {"maximumAvailable": 1000.0, "currentlyAvailable": 10.0, "restoreRate": 100.0}
+        return j(200, {"data": {"products": {"nodes": rows, "pageInfo": {"hasNextPage": bool(nxt), "endCursor": nxt}}},
+                       "extensions": {"cost": {"requestedQueryCost": cost, "actualQueryCost": 12,
+                                               "throttleStatus": status}}})
+
+    fake.routes[("POST", "/storefront/admin/api/2026-04/graphql.json")] = graphql
     slept: list[float] = []
     shop = StorefrontClient(f"{fake.base}/storefront", "shpat_tok_123", FAST, sleep=slept.append)
     pages_read = list(shop.iter_products(updated_at_min="2026-01-01T00:00:00Z"))
     assert [p.records[0]["handle"] for p in pages_read] == ["a", "b"]
+    assert [p.records[0]["id"] for p in pages_read] == [1, 2] and pages_read[1].records[0]["status"] == "draft"
     assert [p.cursor for p in pages_read] == ["abc", None]
-    # 39/40 is above the 80 % threshold: the second call waited for the bucket to drain first
-    assert slept and 3.0 <= slept[0] <= 4.5 and shop.throttled_seconds >= slept[0]
+    assert all(r["variables"]["query"] == "updated_at:>='2026-01-01T00:00:00Z'" for r in seen)
+    # the THROTTLED answer was retried once its points were back, and counted
+    assert shop.throttled_answers == 1 and shop.graphql_requests == 3
+    # the shop said 10 points were left: the next page waited until its requested cost was back in the bucket
+    cost = requested_cost(seen[-1]["query"], seen[-1]["variables"])
+    assert cost <= 1000 and any(abs(s - (cost - 10) / 100.0) < 0.05 for s in slept)
+    assert shop.throttled_seconds >= (cost - 10) / 100.0 - 0.05
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -106,10 +107,30 @@ def test_storefront_api_version_must_be_one_the_client_speaks() -> None:
                           StorefrontClient)
     with pytest.raises(ConfigurationError, match=r"'shop_eu'.*'2024-10'"):
         client_from_connection(System.STOREFRONT, storefront(api_version="2024-10"))
+    # the REST version the client spoke until 2026-04 is no longer one it speaks
+    with pytest.raises(ConfigurationError, match=r"'shop_eu'.*'2025-01'"):
+        client_from_connection(System.STOREFRONT, storefront(api_version="2025-01"))
     # Only the storefront has the field: other systems ignore the key.
     dam = Connection(conn_id="d", conn_type="catalog_sync_dam", host="h", password="k",
                      extra=json.dumps({"api_version": "2024-10"}))
     assert isinstance(client_from_connection(System.DAM, dam), DamClient)
+
+
+def test_storefront_plan_and_location_map_come_from_the_connection() -> None:
+    def storefront(**extra: Any) -> Connection:
+        return Connection(conn_id="shop_eu", conn_type="catalog_sync_storefront", host="h",
+                          password="shpat_1", extra=json.dumps(extra))
+
+    client = client_from_connection(System.STOREFRONT, storefront(
+        plan="plus", location_map={"DC-EAST": "gid://shopify/Location/1", "STORE-NYC": "New York store"}))
+    assert client.plan.restore_rate == 1000 and client.plan.maximum_available == 10000
+    assert client.location_map == {"DC-EAST": "gid://shopify/Location/1", "STORE-NYC": "New York store"}
+    as_text = client_from_connection(System.STOREFRONT, storefront(location_map='{"DC-WEST": "West"}'))
+    assert as_text.location_map == {"DC-WEST": "West"} and as_text.plan.name == "standard"
+    with pytest.raises(ConfigurationError, match="'shop_eu': location_map must be a JSON object"):
+        client_from_connection(System.STOREFRONT, storefront(location_map=["DC-EAST"]))
+    with pytest.raises(ConfigurationError, match="'shop_eu': unknown Shopify plan 'gold'"):
+        client_from_connection(System.STOREFRONT, storefront(plan="gold"))
 
 
 def test_a_cdn_connection_becomes_a_fastly_client_for_its_service_and_shop() -> None:

@@ -171,13 +171,18 @@ def test_storefront_bulk_upsert_reports_what_went_out_before_an_outage(fresh_san
     from catalog_sync.connectors import storefront as module
 
     shop = client(fresh_sandbox, System.STOREFRONT)
-    products = [_shop_record(f"SPEC-OUT-{i}", f"Outage {i}", 5) for i in range(module.PRODUCTS_PER_REQUEST + 2)]
+    sizes = [str(k) for k in range(10)]
+    products = [{**_shop_record(f"SPEC-OUT-{i}", f"Outage {i}", 5), "options": [{"name": "Size", "values": sizes}],
+                 "variants": [{"sku": f"SPEC-OUT-{i}-{k}", "option1": k, "price": "5.00"} for k in sizes]}
+                for i in range(module.PRODUCTS_PER_REQUEST + 2)]
     existing = {}  # read before the outage, so only the writes meet it
-    calls = {"n": 0}
+    calls = {"n": 0, "first": 0}
     real = shop.graphql
 
-    def flaky(query: str, variables: Any, cost: float) -> Any:
+    def flaky(query: str, variables: Any, cost: float | None = None) -> Any:
         calls["n"] += 1
+        if calls["n"] == 1:
+            calls["first"] = query.count("productSet(")
         if calls["n"] == 2:
             fresh_sandbox.set_faults("storefront", error_rate=1.0)
         return real(query, variables, cost)
@@ -187,10 +192,13 @@ def test_storefront_bulk_upsert_reports_what_went_out_before_an_outage(fresh_san
         shop.upsert_products(products, existing=existing)
         raise AssertionError("the outage did not surface")
     except ConnectorError as exc:
-        assert [r.outcome for r in exc.partial_results] == [Outcome.OK] * module.PRODUCTS_PER_REQUEST
+        # the first request took as many products as its cost allowed: 34 points each (10, the product, its
+        # userErrors, and a variants(first: 10) connection of two-point nodes), so 29, not PRODUCTS_PER_REQUEST
+        assert calls["first"] == 1000 // 34 < module.PRODUCTS_PER_REQUEST
+        assert [r.outcome for r in exc.partial_results] == [Outcome.OK] * calls["first"]
     finally:
         fresh_sandbox.clear_faults()
-    assert len(shop.find_by_handles([p["handle"] for p in products])) == module.PRODUCTS_PER_REQUEST
+    assert len(shop.find_by_handles([p["handle"] for p in products])) == calls["first"]
 
 
 def test_storefront_bulk_inventory_isolates_bad_levels_and_replays_idempotently(fresh_sandbox: Any) -> None:
@@ -218,10 +226,10 @@ def test_storefront_bulk_inventory_isolates_bad_levels_and_replays_idempotently(
 
 
 def test_storefront_graphql_waits_out_its_cost_bucket(fresh_sandbox: Any) -> None:
-    fresh_sandbox.settings(storefront_bucket_size=2, storefront_leak_per_s=1)  # 100 points, 50 a second
+    fresh_sandbox.settings(storefront_points_max=100, storefront_points_restore_per_s=50)
     seen: list[Any] = []
     shop = client(fresh_sandbox, System.STOREFRONT, on_attempt=seen.append)
-    products = [_shop_record(f"SPEC-THR-{i}", f"Throttled {i}", 3) for i in range(5)]  # 50 points a call
+    products = [_shop_record(f"SPEC-THR-{i}", f"Throttled {i}", 3) for i in range(5)]  # 100 points a call
     for _ in range(3):  # the third call finds the bucket empty: the client paces itself and is never refused
         assert all(r.ok for r in shop.upsert_products(products, existing={}))
     assert shop.throttled_seconds > 0.5 and [a.error for a in seen] == [None] * 3

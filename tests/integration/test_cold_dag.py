@@ -94,7 +94,7 @@ def pim_value(systems: Systems, sku: str, field: str) -> Any:
 
 def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox: Any, airflow_db: str,
                                                     airflow_connections: Any) -> None:
-    fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     airflow_connections(fresh_sandbox.url)
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     try:

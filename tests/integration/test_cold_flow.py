@@ -26,7 +26,7 @@ from catalog_sync.transforms import canonical_vendor
 
 @pytest.fixture
 def systems(fresh_sandbox: Any) -> Any:
-    fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     yield bundle
     bundle.close()
@@ -245,3 +245,27 @@ def test_values_emptied_at_their_owner_are_emptied_downstream_and_roll_back(
     assert systems.storefront.find_by_handle(handles[described])["body_html"] == old_body
     assert systems.storefront.find_by_handle(handles[vended])["vendor"] == old_vendor
     assert pim_record(systems, vended)["vendor_name"] == old_vendor
+
+
+def test_a_first_load_past_the_variant_threshold_creates_what_today_allows_and_dates_the_rest(
+        hub_url: str, fresh_sandbox: Any, systems: Systems) -> None:
+    # the store already holds Shopify's 50,000 variants; 120 new ones a day stands for the real 1,000
+    fresh_sandbox.settings(storefront_variants_offset=50_000, storefront_variant_daily_limit=120)
+    systems.storefront.variant_daily_limit = 120
+    load_id, counts = whole_run("throttled-first-load", systems)
+
+    with session_scope() as s:
+        run = s.get(SyncRun, load_id)
+        pending = s.scalars(select(AuditEvent).where(AuditEvent.load_id == load_id,
+                                                     AuditEvent.outcome == "pending")).all()
+        throttled = s.scalar(select(func.count()).where(DeadLetter.load_id == load_id,
+                                                        DeadLetter.reason.contains("variant creation")))
+    assert run is not None and run.status == "success"  # every family accounted for: pending is not lost
+    assert pending and throttled == 0  # neither dead letters nor failures
+    days = sorted({e.response["scheduled_for"] for e in pending if e.response["scheduled_for"]})
+    assert days and days[0] > run.started_at.date().isoformat()  # the next day onwards, one day per 120 variants
+    created = systems.storefront.variant_count() - 50_000
+    assert 0 < created <= 120
+    # what went first is what matters: every product created today is active
+    shown = [p for page in systems.storefront.iter_products() for p in page.records]
+    assert shown and all(p["status"] == "active" for p in shown)

@@ -39,7 +39,7 @@ def baseline(_mutable_sandbox: Any, tmp_path_factory: pytest.TempPathFactory) ->
     """Luma in the sandbox and published to the storefront by the cold flow (products, variants, ExternalIds)."""
     server = _mutable_sandbox
     load_sandbox(server)
-    server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    server.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     hub = f"sqlite:///{tmp_path_factory.mktemp('hot-hub') / 'hub.sqlite'}"
     migrate(hub)
     with pytest.MonkeyPatch.context() as mp:
@@ -341,3 +341,23 @@ def test_a_backlog_is_worked_off_in_bounded_batches(baseline: Baseline) -> None:
     assert read[0][0] == start and read[-1][1] == start + 7 == cursor()
     assert out["read"] == 7 and out["delivered"] == 7
     assert [level(baseline, extra, "DC-EAST") for _sku, extra in picks] == [30 + i for i in range(7)]
+
+
+def test_stock_of_an_erp_location_the_location_map_leaves_out_is_dead_lettered_naming_it(baseline: Baseline) -> None:
+    erp, shop = baseline.systems.erp, baseline.systems.storefront
+    [(sku, extra)] = take(baseline, 1040, 1)
+    before = level(baseline, extra, "STORE-NYC")
+    full = dict(shop.location_map)
+    shop.location_map = {code: target for code, target in full.items() if code != "STORE-NYC"}
+    try:
+        erp.set_stock(sku, "STORE-NYC", 61)
+        erp.set_stock(sku, "DC-EAST", 62)
+        summary = hot.sync_changes(baseline.systems)
+    finally:
+        shop.location_map = full
+    assert (summary["read"], summary["delivered"], summary["dead_lettered"]) == (2, 1, 1)
+    assert level(baseline, extra, "STORE-NYC") == before and level(baseline, extra, "DC-EAST") == 62
+    with session_scope() as s:
+        letter = s.scalars(select(DeadLetter).where(DeadLetter.load_id == summary["load_id"])).one()
+    assert letter.expectation == "location_mapped" and "'STORE-NYC'" in letter.reason
+    assert "location_map" in letter.reason

@@ -140,7 +140,7 @@ def _wait(condition: Callable[[], bool], within: float, what: str, logs: Path) -
 
 def test_an_erp_stock_change_reaches_the_storefront_through_airflow(fresh_sandbox: Any,
                                                                      airflow: dict[str, Any]) -> None:
-    fresh_sandbox.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     try:
         extra = _publish_one(systems, airflow["hub"])

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from tests.conftest import REPO
 
 #: Imported by the package where the test tools or the sandbox would be: none may load in production.
-NOT_IN_PRODUCTION = ["catalog_sync_sandbox", "pytest", "graphql", "playwright", "ruff", "mypy", "pyinstrument"]
+NOT_IN_PRODUCTION = ["catalog_sync_sandbox", "pytest", "playwright", "ruff", "mypy", "pyinstrument"]
 
 
 def _runtime_pins() -> set[str]:

@@ -99,7 +99,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         _engine.cache_clear()
         migrate(hub_url)
         load_sandbox(server)
-        server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+        server.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
         systems = Systems.from_base_url(server.url, server.credentials)
         story = Story(server, systems, f"http://127.0.0.1:{inbox.server_address[1]}/hook", _Inbox.received)
         try:

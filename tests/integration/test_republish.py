@@ -46,7 +46,7 @@ def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathF
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
     config.add_cleanup(server.stop)
     load_sandbox(server)
-    server.settings(storefront_bucket_size=100000, storefront_leak_per_s=10000)
+    server.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     hub = f"sqlite:///{folder / 'hub.sqlite'}"
     migrate(hub)
     previous = os.environ.get("CATALOG_SYNC_HUB_URL")

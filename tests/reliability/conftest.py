@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import LUMA, PG_URL, load_sandbox, pg_schema_url
 
 #: The storefront's Shopify-like 2 calls/s bucket would make a 2k-SKU run last an hour; tests lift it.
-FAST_STOREFRONT = {"storefront_bucket_size": 100000, "storefront_leak_per_s": 10000}
+FAST_STOREFRONT = {"storefront_points_max": 10_000_000, "storefront_points_restore_per_s": 10_000_000}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ connection type                 hook                         credential fields
                                                              ``client_secret`` = Akeneo API connection
 ``catalog_sync_dam``            :class:`DamHook`             password = API key (login hidden)
 ``catalog_sync_storefront``     :class:`StorefrontHook`      password = admin access token (login hidden);
-                                                             ``api_version``, ``call_limit_leak_per_s``
+                                                             ``api_version``, ``plan``, ``location_map``
 ``catalog_sync_supplier``       :class:`SupplierHook`        password = API key (login hidden)
 ``catalog_sync_cdn``            :class:`CdnHook`             password = Fastly API token (login hidden);
                                                              ``service_id``, ``site_url``
@@ -24,9 +24,12 @@ Fields (``extra.*`` are keys of the connection's extra JSON):
 * ``schema``: ``http`` or ``https`` (default ``http``); ``host``; ``port`` (empty: the scheme's default).
 * ``extra.path_prefix``: the system's root under the host (``/erp`` on the sandbox, empty on a real system).
 * ``extra.api_version`` (storefront only, default ``2026-04``): the Shopify Admin API version the connection
-  is meant for. The client does not switch versions: it speaks REST ``2025-01`` and GraphQL ``2026-04``
+  is meant for. The client does not switch versions: it speaks GraphQL Admin ``2026-04`` only
   (``catalog_sync.connectors.storefront``), and any other value is a ConfigurationError naming the connection.
-* ``extra.call_limit_leak_per_s`` (storefront only): the plan's call-limit drain rate (standard 2, Plus 20).
+* ``extra.plan`` (storefront only, default ``standard``): the shop's Shopify plan (``standard``, ``advanced``,
+  ``plus``, ``enterprise``), whose GraphQL bucket the client paces itself on until the shop reports its own.
+* ``extra.location_map`` (storefront only): ERP location code -> Shopify location GID or name, e.g.
+  ``{"DC-EAST": "gid://shopify/Location/1"}``; stock of an ERP location it leaves out is dead-lettered.
 * ``extra.service_id``, ``extra.site_url`` (CDN only): the Fastly service that caches the shop's pages, and the
   shop's public base URL its product pages are read from (``<site_url>/products/<handle>``);
   ``extra.surrogate_key_format`` (default ``product-{handle}``): how that service tags a product's page.
@@ -42,6 +45,7 @@ rotated secret takes effect on the next task without a restart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -59,11 +63,12 @@ from catalog_sync.connectors import (
     RetryPolicy,
     StorefrontCredentials,
 )
-from catalog_sync.connectors.storefront import API_VERSION, GRAPHQL_VERSION
+from catalog_sync.connectors.shopify_cost import plan as plan_named
+from catalog_sync.connectors.storefront import API_VERSION
 from catalog_sync.domain import System
 
 #: The Shopify Admin API versions the storefront client speaks: REST (reads, single writes), GraphQL (bulk writes).
-STOREFRONT_API_VERSIONS = (API_VERSION, GRAPHQL_VERSION)
+STOREFRONT_API_VERSIONS = (API_VERSION,)
 
 
 def base_url_of(conn: Any) -> str:
@@ -142,6 +147,21 @@ def storefront_api_version_of(conn: Any) -> str:
     return wanted
 
 
+def storefront_location_map_of(conn: Any) -> dict[str, str]:
+    """The storefront connection's ``extra.location_map``: ERP location code -> Shopify location (its GID or its
+    name), as a JSON object (or a JSON string of one). Anything else is a ConfigurationError naming the connection."""
+    raw = conn.extra_dejson.get("location_map") or {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raw = None
+    if not isinstance(raw, Mapping) or not all(isinstance(v, str) and v.strip() for v in raw.values()):
+        raise ConfigurationError(f"connection {conn.conn_id!r}: location_map must be a JSON object mapping each ERP "
+                                 "location code to a Shopify location GID or name")
+    return {str(k): str(v).strip() for k, v in raw.items()}
+
+
 def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
     """A ready client for ``system`` from an Airflow ``Connection`` (no Airflow call: easy to test)."""
     defaults = {"max_concurrency": 4}
@@ -149,8 +169,11 @@ def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallbac
     kwargs: dict[str, Any] = {}
     if system is System.STOREFRONT:
         storefront_api_version_of(conn)
-        if conn.extra_dejson.get("call_limit_leak_per_s"):
-            kwargs["leak_per_second"] = float(conn.extra_dejson["call_limit_leak_per_s"])
+        kwargs["location_map"] = storefront_location_map_of(conn)
+        try:
+            kwargs["plan"] = plan_named(conn.extra_dejson.get("plan"))
+        except ValueError as exc:
+            raise ConfigurationError(f"connection {conn.conn_id!r}: {exc}") from None
     if system is System.CDN:
         kwargs["site_url"] = str(conn.extra_dejson.get("site_url") or "").strip() or None
         if conn.extra_dejson.get("surrogate_key_format"):

@@ -96,10 +96,20 @@ CONNECTION_TYPES: Final[list[dict[str, Any]]] = [
                 "schema": {"type": _NULLABLE_STRING, "default": STOREFRONT_API_VERSION,
                            "pattern": r"^\d{4}-\d{2}$"},
             },
-            "call_limit_leak_per_s": {
-                "label": "Call-limit drain rate (calls/s)",
-                "description": "How fast the shop's call-limit bucket drains: 2 (standard plan), 20 (Plus).",
-                "schema": {"type": ["number", "null"], "minimum": 0},
+            "plan": {
+                "label": "Shopify plan",
+                "description": "The shop's plan, whose GraphQL cost bucket the client paces itself on: standard "
+                               "(1,000 points, 100/s), advanced (2,000, 200/s), plus (10,000, 1,000/s), enterprise "
+                               "(20,000, 2,000/s).",
+                "schema": {"type": _NULLABLE_STRING, "default": "standard",
+                           "enum": ["standard", "advanced", "plus", "enterprise", None]},
+            },
+            "location_map": {
+                "label": "Location map",
+                "description": "JSON object: ERP location code -> Shopify location GID or name, e.g. "
+                               '{"DC-EAST": "gid://shopify/Location/1"}. Stock of an unmapped ERP location is '
+                               "dead-lettered.",
+                "schema": {"type": _NULLABLE_STRING},
             },
         },
     ),

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from catalog_sync.connectors import ConnectorError, Outcome, ReadResult, RecordError, WriteResult
+from catalog_sync.connectors import ConnectorError, Disposition, Outcome, ReadResult, RecordError, WriteResult
 from catalog_sync.connectors.mapping import (
     akeneo_asset_links,
     akeneo_empty_values,
@@ -37,7 +37,7 @@ from catalog_sync.connectors.mapping import (
     storefront_handle,
 )
 from catalog_sync.connectors.pim import identifier_in
-from catalog_sync.connectors.storefront import LevelWrite
+from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
@@ -620,6 +620,52 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
     return {"families": len(families), "held": held, "ready": len(ready), "withdrawn_content": len(withdrawn)}
 
 
+def _defer_creates(ctx: RunContext, systems: Systems, outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]],
+                   ids: Mapping[str, Any], erp_status: Mapping[str, Any], counts: dict[str, int],
+                   ) -> list[tuple[Mapping[str, Any], dict[str, Any], str]]:
+    """Shopify's variant creation throttle (past 50,000 variants, 1,000 new a day): when this run's creates would
+    meet it, they are ranked (active first, then in stock, then in season) and only what today allows goes out; the
+    rest is counted unchanged and audited ``pending`` with the day it can go (it is sent again on a later run,
+    having no fingerprint yet). Neither a dead letter nor a failure: nothing is wrong with those products."""
+    creates = [o for o in outgoing if o[0]["sku"] not in ids]
+    needed = sum(max(1, len(product.get("variants") or [])) for _, product, _ in creates)
+    if not creates:
+        return outgoing
+    shop = systems.storefront
+    held = shop.variant_count()
+    if held + needed <= shop.variant_threshold:
+        return outgoing
+    from catalog_sync.flows.hot import _erp_stock
+
+    stock = _erp_stock(systems, [str(v.get("sku")) for _, product, _ in creates for v in product.get("variants") or []])
+    season = {LifecycleStatus.ACTIVE.value: 0, LifecycleStatus.SEASONAL_HOLD.value: 1}
+    by_handle = {product["handle"]: fam for fam, product, _ in creates}
+
+    def rank(product: Mapping[str, Any]) -> tuple[bool, bool, int]:
+        in_stock = any(int(q or 0) > 0 for v in product.get("variants") or []
+                       for q in stock.get(str(v.get("sku")), {}).values())
+        lifecycle = str(erp_status.get(by_handle[product["handle"]]["sku"]))
+        return (product.get("status") != "active", not in_stock, season.get(lifecycle, 2))
+
+    today = datetime.now(UTC).date()
+    plan = creation_schedule([product for _, product, _ in creates], held, today, rank=rank,
+                             threshold=shop.variant_threshold, daily_limit=shop.variant_daily_limit)
+    going = {product["handle"] for product, day in plan if day == today}
+    for product, day in plan:
+        if day == today:
+            continue
+        fam = by_handle[product["handle"]]
+        when = "never in one piece: more variants than a day allows" if day is None else day.isoformat()
+        counts["pending"] = counts.get("pending", 0) + 1
+        ctx.count(PIM_STOREFRONT, unchanged=1)
+        ctx.audit("storefront", "product", fam["sku"], "write", "pending",
+                  response={"message": f"pending: Shopify's variant creation limit; goes {when}",
+                            "scheduled_for": None if day is None else day.isoformat(),
+                            "variants": len(product.get("variants") or [])})
+    ctx.flush_audit()
+    return [o for o in outgoing if o[0]["sku"] in ids or o[1]["handle"] in going]
+
+
 def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     """Create or update each family's storefront product (content from the PIM, status from the ERP).
 
@@ -695,7 +741,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
     with session_scope(ctx.hub_url) as s:
         known = repo.fingerprints(s, "storefront", "product")
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
-    plan: list[dict[str, Any]] = []
+    outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]] = []
     for fam in families:
         parent = fam["parent"]
         if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
@@ -714,8 +760,12 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
         if known.get(fam["sku"]) == digest and fam["sku"] in ids:
             ctx.count(PIM_STOREFRONT, unchanged=1)
             continue
-        plan.append({"sku": fam["sku"], "product": json_safe(product), "digest": digest,
-                     "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]})
+        outgoing.append((fam, product, digest))
+    # Shopify's variant creation throttle: creates past what today allows wait (audited pending), counted once here
+    outgoing = _defer_creates(ctx, systems, outgoing, ids, erp_status, {})
+    plan = [{"sku": fam["sku"], "product": json_safe(product), "digest": digest,
+             "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]}
+            for fam, product, digest in outgoing]
     ctx.flush_audit()
     return plan
 
@@ -814,7 +864,11 @@ def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[s
               for location, quantity in sorted(stock.get(sku, {}).items()) if location in mirror]
     ctx.count(STOCK, read=len(levels))
 
-    results: list[WriteResult] = []
+    results: list[WriteResult] = [
+        WriteResult(f"{sku}@{location}", Outcome.FAILED, None,
+                    f"ERP location {location!r} is not in the storefront connection's location_map",
+                    disposition=Disposition.DEAD_LETTER)
+        for sku, _ in variants for location in sorted(stock.get(sku, {})) if location not in mirror]
     writes: list[LevelWrite] = []
     for sku, variant, location, quantity in levels:
         key = f"{sku}@{location}"

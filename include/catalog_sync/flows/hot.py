@@ -474,7 +474,8 @@ def _write_stock(ctx: RunContext, systems: Systems, changes: Sequence[Change],
         ctx.dead_letter([{
             "entity": c.entity, "record_key": c.key, "source_system": "erp", "target_system": "storefront",
             "reason_kind": "transform", "expectation": "location_mapped",
-            "reason": f"no storefront location mirrors ERP location {c.location!r}", "payload": c.data,
+            "reason": f"ERP location {c.location!r} is not in the storefront connection's location_map",
+            "payload": c.data,
         } for c in unmapped], hop=HOP)
         for c in unmapped:
             ctx.audit("storefront", c.entity, c.key, "write", "dead_lettered", request=c.data)

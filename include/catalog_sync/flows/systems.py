@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from catalog_sync.connectors import (
     CdnClient,
@@ -25,6 +25,13 @@ from catalog_sync.connectors import (
 )
 from catalog_sync.connectors.http import AttemptCallback
 from catalog_sync.domain import System
+
+#: ERP location code -> location of the sandbox shop (by name): the layout ``from_base_url`` is for.
+SANDBOX_LOCATION_MAP: Final[Mapping[str, str]] = {
+    "DC-EAST": "East distribution centre",
+    "DC-WEST": "West distribution centre",
+    "STORE-NYC": "New York store",
+}
 
 
 @dataclass
@@ -43,9 +50,11 @@ class Systems:
         credentials: Mapping[str, Any],
         options: ClientOptions | None = None,
         on_attempt: AttemptCallback | None = None,
+        location_map: Mapping[str, str] | None = None,
     ) -> Systems:
         """All five systems under one base URL with a ``/<system>`` prefix each (the sandbox's layout), and the
-        CDN at ``/cdn`` (its pages at ``/cdn/edge``) when ``credentials`` has some for it."""
+        CDN at ``/cdn`` (its pages at ``/cdn/edge``) when ``credentials`` has some for it. The storefront's
+        ``location_map`` defaults to the sandbox shop's (:data:`SANDBOX_LOCATION_MAP`)."""
         root = base_url.rstrip("/")
 
         def make(system: System, **kwargs: Any) -> Any:
@@ -57,7 +66,9 @@ class Systems:
             return build_client(system, f"{root}/{system.value}", credentials[system.value], opts, **kwargs)
 
         cdn = make(System.CDN, site_url=f"{root}/cdn/edge") if credentials.get(System.CDN.value) else None
-        return cls(make(System.ERP), make(System.PIM), make(System.DAM), make(System.STOREFRONT),
+        storefront = make(System.STOREFRONT,
+                          location_map=SANDBOX_LOCATION_MAP if location_map is None else location_map)
+        return cls(make(System.ERP), make(System.PIM), make(System.DAM), storefront,
                    make(System.SUPPLIER), cdn)
 
     def close(self) -> None:
