@@ -296,16 +296,20 @@ def _rest_product(data: dict[str, Any], current: dict[str, Any] | None) -> dict[
             values = {str(o.get("optionName")): o.get("name") for o in v.get("optionValues") or []}
             item = v.get("inventoryItem") or {}
             variant: dict[str, Any] = {f"option{i}": values.get(name) for i, name in enumerate(options[:3], start=1)}
-            for key, value in (("sku", item.get("sku")), ("price", v.get("price")), ("barcode", v.get("barcode"))):
+            match = by_options.get(tuple(variant.get(f"option{i}") for i in (1, 2, 3))) or by_sku.get(item.get("sku"))
+            if match:
+                # As Shopify's productSet: a listed variant's omitted fields keep their values; a null clears one
+                variant.update({k: match[k] for k in ("sku", "price", "barcode", "weight", "weight_unit") if k in match})
+                variant["id"], variant["inventory_item_id"] = match["id"], match["inventory_item_id"]
+            for key, value in (("sku", item.get("sku")), ("price", v.get("price"))):
                 if value is not None:
                     variant[key] = value
+            if "barcode" in v:
+                variant["barcode"] = v["barcode"]
             weight = (item.get("measurement") or {}).get("weight")
             if weight:
                 unit = {g: r for r, g in WEIGHT_UNITS.items()}[weight["unit"]]
                 variant.update(weight=weight["value"], weight_unit=unit)
-            match = by_options.get(tuple(variant.get(f"option{i}") for i in (1, 2, 3))) or by_sku.get(variant.get("sku"))
-            if match:
-                variant["id"], variant["inventory_item_id"] = match["id"], match["inventory_item_id"]
             variants.append(variant)
         doc["variants"] = variants
     if "metafields" in data:

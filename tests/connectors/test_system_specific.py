@@ -256,3 +256,31 @@ def test_dam_reads_many_assets_by_id_and_heals_garbled_records(fresh_sandbox: An
     finally:
         fresh_sandbox.clear_faults()
     assert len(reads) > 1 and malformed == {} and {k: v["checksum"] for k, v in healed.items()} == {k: v["checksum"] for k, v in found.items()}
+
+
+def test_storefront_barcode_and_weight_emptied_upstream_are_cleared(fresh_sandbox: Any) -> None:
+    """productSet keeps a variant field it is not sent (Shopify's rule, which the sandbox follows): an emptied
+    barcode goes out as an explicit null and an emptied weight as Shopify's 0, read back as no weight."""
+    shop = client(fresh_sandbox, System.STOREFRONT)
+    record = empty_record()
+    record.update(sku="CLEAR-1", product_type="simple", lifecycle_status="active", name="Clearing test",
+                  description="<p>Copy</p>", reference_price=20.0, upc="0123456789012", weight=1.5,
+                  weight_unit="lbs")
+    assert shop.upsert_product(canonical_to_shopify_product(record)).outcome is Outcome.OK
+    handle = canonical_to_shopify_product(record)["handle"]
+    (variant,) = shop.find_by_handle(handle)["variants"]
+    assert (variant["barcode"], variant["weight"], variant["weight_unit"]) == ("0123456789012", 1.5, "lb")
+
+    # a variant sent without its barcode keeps it, as on Shopify
+    desired = canonical_to_shopify_product(record)
+    desired["variants"] = [{k: v for k, v in desired["variants"][0].items() if k != "barcode"}]
+    desired["title"] = "Clearing test, renamed"
+    assert shop.upsert_product(desired).outcome is Outcome.OK
+    assert shop.find_by_handle(handle)["variants"][0]["barcode"] == "0123456789012"
+
+    record.update(upc=None, weight=None, weight_unit=None, name="Clearing test, emptied")
+    result = shop.upsert_product(canonical_to_shopify_product(record))
+    assert result.outcome is Outcome.OK, result.message
+    (variant,) = shop.find_by_handle(handle)["variants"]
+    assert (variant["barcode"], variant["weight"], variant["weight_unit"]) == (None, None, None)
+    assert shop.upsert_product(canonical_to_shopify_product(record)).outcome is Outcome.UNCHANGED

@@ -361,3 +361,24 @@ def test_stock_of_an_erp_location_the_location_map_leaves_out_is_dead_lettered_n
         letter = s.scalars(select(DeadLetter).where(DeadLetter.load_id == summary["load_id"])).one()
     assert letter.expectation == "location_mapped" and "'STORE-NYC'" in letter.reason
     assert "location_map" in letter.reason
+
+
+def test_a_hot_price_change_purges_the_cached_shopper_page(baseline: Baseline) -> None:
+    """The page shows prices: after a hot price write, the CDN's copy of that product's page is purged, so shoppers
+    see the new price at once instead of the cached one."""
+    erp, shop, cdn = baseline.systems.erp, baseline.systems.storefront, baseline.systems.cdn
+    assert cdn is not None
+    [(sku, extra)] = take(baseline, 1300, 1)
+    handle = shop.get_product(int(extra["product_id"]))["handle"]
+    cdn.shopper_page(handle)
+    assert cdn.shopper_page(handle).cache == "HIT"  # a shopper's visit put the page in the CDN's cache
+    price = round(float(variant(baseline, extra, sku)["price"]) + 2.5, 2)
+    assert erp.set_price(sku, price).ok
+    summary = hot.sync_changes(baseline.systems)
+    assert summary["delivered"] == 1
+    page = cdn.shopper_page(handle)
+    assert page.cache == "MISS" and f"{price:.2f}" in page.html
+    with session_scope() as s:
+        purges = s.scalars(select(AuditEvent).where(AuditEvent.load_id == summary["load_id"],
+                                                    AuditEvent.action == "purge")).all()
+    assert [(p.system, p.outcome) for p in purges] == [("cdn", "ok")]

@@ -255,6 +255,11 @@ def product_set_input(desired: Mapping[str, Any], existing: Mapping[str, Any] | 
             item: dict[str, Any] = {"sku": v.get("sku")}
             if v.get("weight") is not None and v.get("weight_unit") in WEIGHT_UNITS:
                 item["measurement"] = {"weight": {"value": float(v["weight"]), "unit": WEIGHT_UNITS[v["weight_unit"]]}}
+            elif "weight" in wanted and wanted["weight"] is None and v.get("id"):
+                # productSet leaves an omitted field as it was: an emptied weight is sent as Shopify's "no weight",
+                # 0 in the unit the variant had (read back as no weight)
+                unit = WEIGHT_UNITS.get(str((current.get(wanted.get("sku")) or {}).get("weight_unit") or ""), "POUNDS")
+                item["measurement"] = {"weight": {"value": 0.0, "unit": unit}}
             variant: dict[str, Any] = {
                 **({"id": gid("ProductVariant", v["id"])} if v.get("id") else {}),
                 "optionValues": [{"optionName": name, "name": v.get(f"option{i}")}
@@ -265,6 +270,8 @@ def product_set_input(desired: Mapping[str, Any], existing: Mapping[str, Any] | 
                 variant["price"] = str(v["price"])
             if v.get("barcode") is not None:
                 variant["barcode"] = str(v["barcode"])
+            elif "barcode" in wanted and v.get("id"):
+                variant["barcode"] = None  # emptied upstream: an explicit null clears it (omitted would keep it)
             variants.append(variant)
         out["variants"] = variants
     if "images" in desired:
@@ -301,7 +308,9 @@ def product_from_node(node: Mapping[str, Any]) -> dict[str, Any]:
             "id": rest_id(v.get("id")), "sku": v.get("sku"), "price": v.get("price"), "barcode": v.get("barcode"),
             "position": v.get("position"), "inventory_item_id": rest_id(item.get("id")),
             "inventory_quantity": v.get("inventoryQuantity"),
-            "weight": weight.get("value"), "weight_unit": REST_WEIGHT_UNITS.get(str(weight.get("unit") or "")),
+            # Shopify has no "no weight": 0 is what an item without one carries, read as no weight
+            "weight": weight.get("value") or None,
+            "weight_unit": REST_WEIGHT_UNITS.get(str(weight.get("unit") or "")) if weight.get("value") else None,
         }
         for i in (1, 2, 3):
             variant[f"option{i}"] = chosen.get(names[i - 1]) if i <= len(names) else None

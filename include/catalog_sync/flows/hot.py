@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 FLOW: Final = "hot_data_sync"
 HOP: Final = "erp->storefront"
+PAGES: Final = "storefront->cdn"
 #: The cursor this flow owns: the ``seq`` of the last ERP change applied.
 CURSOR: Final = ("erp", "changes")
 #: Past this many distinct SKUs, one paged scan of the ERP beats one request per SKU.
@@ -262,10 +263,14 @@ def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[st
             repo.commit_cursor(s, *CURSOR, "seq", str(last), ctx.load_id)
         summary["cursor"] = last
     timeliness = _write_timeliness(ctx, written)
-    totals = ctx.finish(details={"after": after, "until": until, "cursor": summary["cursor"],
-                                 "changes": len(records), "coalesced": len(changes), **timeliness})
-    summary.update(read=totals["read"], coalesced=len(changes), delivered=totals["delivered"],
-                   unchanged=totals["unchanged"], dead_lettered=totals["dead_lettered"], **timeliness)
+    ctx.finish(details={"after": after, "until": until, "cursor": summary["cursor"],
+                        "changes": len(records), "coalesced": len(changes), **timeliness})
+    # the summary speaks of changes (the ERP -> storefront hop); the page purges have their own figure
+    hop = ctx.hop_counts().get(HOP, {})
+    pages = ctx.hop_counts().get(PAGES, {})
+    summary.update(read=hop.get("read", 0), coalesced=len(changes), delivered=hop.get("delivered", 0),
+                   unchanged=hop.get("unchanged", 0), dead_lettered=hop.get("dead_lettered", 0),
+                   pages_purged=pages.get("delivered", 0), **timeliness)
     return summary
 
 
@@ -549,13 +554,20 @@ def _write_products(ctx: RunContext, systems: Systems, changes: Sequence[Change]
         else:
             by_product[str((variants[change.sku][1] or {}).get("product_id"))].append(change)
     written: list[Written] = []
+    pages: dict[str, str] = {}
     for product_id, group in sorted(by_product.items()):
-        written += _write_product(ctx, systems, product_id, group, set(products))
+        done, handle = _write_product(ctx, systems, product_id, group, set(products))
+        written += done
+        if done and handle:
+            pages[min(w.key for w in done)] = handle
+    # The shopper page shows the price and whether the product is on sale: the CDN's copy of each page whose
+    # product changed here is purged, or shoppers keep the old price (and an archived product) until its TTL.
+    steps.purge_pages(ctx, systems, pages, hop=PAGES)
     return written
 
 
 def _write_product(ctx: RunContext, systems: Systems, product_id: str, group: Sequence[Change],
-                   product_skus: set[str]) -> list[Written]:
+                   product_skus: set[str]) -> tuple[list[Written], str | None]:
     """One storefront product's price and status changes in one update; ``product_skus``: SKUs that are a
     storefront product of their own (configurable parents and simple products)."""
     existing = systems.storefront.get_product(int(product_id)) if product_id.isdigit() else None
@@ -577,7 +589,7 @@ def _write_product(ctx: RunContext, systems: Systems, product_id: str, group: Se
                   response={"message": message})
     if not applicable or existing is None:
         ctx.flush_audit()
-        return []
+        return [], None
     desired: dict[str, Any] = {"handle": existing["handle"]}
     befores: dict[str, dict[str, Any]] = {}
     afters: dict[str, dict[str, Any]] = {}
@@ -603,8 +615,8 @@ def _write_product(ctx: RunContext, systems: Systems, product_id: str, group: Se
     steps.deliver(ctx, results, hop=HOP, system="storefront", entity="product", source_system="erp",
                   before=befores, fields_of=lambda r: afters[r.key])
     if result.outcome is not Outcome.OK:
-        return []
-    return [Written(c.key, c.committed_at, written_at) for c in applicable]
+        return [], None
+    return [Written(c.key, c.committed_at, written_at) for c in applicable], str(existing["handle"])
 
 
 def _money(value: Any) -> str:
