@@ -298,3 +298,40 @@ def test_without_a_cdn_the_purge_is_skipped_and_says_so(published: Any, hub_url:
         audit = s.scalars(select(AuditEvent).where(AuditEvent.load_id == result["load_id"],
                                                    AuditEvent.system == "cdn")).one()
     assert audit.outcome == "skipped" and "catalog_sync_cdn" in audit.response["message"]
+
+
+def test_the_next_nightly_keeps_what_a_seasonal_republish_fixed(published: Any, systems: Systems,
+                                                                hub_url: str) -> None:
+    """A season launched by the republish (seasonal images leading the gallery, products active, pages purged) is
+    left exactly so by the next nightly: the two publish the same gallery by the one rule and the one order."""
+    from catalog_sync import reliability as R
+
+    injected = published.scenario("erp_pre_active_with_approved_seasonal_images")
+    skus = injected["skus"]
+    result, found = run(systems, hub_url, skus, dry_run=False, tag="season-then-nightly")
+    assert all(d["actions"][-1]["status"] == "holds" for d in found.values()), found
+    handles = {sku: explain_sku(sku, systems)["systems"]["storefront"]["handle"] for sku in skus}
+    assert systems.cdn is not None
+
+    def shown() -> dict[str, Any]:
+        out = {}
+        for sku, handle in handles.items():
+            product = systems.storefront.find_by_handle(handle)
+            assert product is not None
+            out[sku] = {"status": product["status"], "images": [i["src"] for i in product["images"]],
+                        "variants": sorted((v["sku"], v["price"]) for v in product["variants"])}
+        return out
+
+    launched = shown()
+    for change in injected["changes"]:  # the season's own picture leads
+        seasonal = rendition(systems.dam.get_asset(change["dam"]["asset"]) or {})
+        assert launched[change["sku"]]["images"][0] == seasonal
+
+    nightly = R.run_cold(systems, "after-the-launch", hub_url=hub_url)
+    assert nightly.status == "success" and nightly.unreconciled() == []
+    assert shown() == launched
+    for sku, handle in handles.items():
+        page = systems.cdn.shopper_page(handle)
+        assert page.status == 200
+        assert f'src="{launched[sku]["images"][0]}"' in page.html.replace("&amp;", "&")
+        assert explain_sku(sku, systems)["broken_link"] is None
