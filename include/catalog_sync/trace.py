@@ -385,7 +385,19 @@ def _storefront_link(state: SkuState, now: datetime) -> list[Finding]:
     if missing:
         out.append(Finding("storefront_feed", f"approved image(s) {', '.join(missing)} are not in the storefront "
                            "feed", "storefront", state.root_sku))
+    # an image the shop shows that the one rule hides (rights expired, window closed, another region's licence)
+    by_src = {rendition(a): a for a in state.assets if rendition(a)}
+    hidden = sorted(str(a.get("id")) for src, a in by_src.items()
+                    if src in shown and a.get("sku") == state.sku and not eligible(a, now))
+    if hidden:
+        out.append(Finding("storefront_feed", f"the storefront shows image(s) {', '.join(hidden)} that may not be "
+                           f"shown ({why_hidden(_asset_by_id(state, hidden[0]), now, storefront_region())})",
+                           "storefront", state.root_sku))
     return out
+
+
+def _asset_by_id(state: SkuState, asset_id: str) -> dict[str, Any]:
+    return next((a for a in state.assets if str(a.get("id")) == asset_id), {})
 
 
 def page_is_stale(state: SkuState) -> bool:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from catalog_sync.domain import AssetRole, AssetStatus
 from catalog_sync_sandbox import db
@@ -95,6 +95,11 @@ def list_assets(
     updated_since: Annotated[str | None, Query(description="only assets updated at or after this instant")] = None,
     sku: str | None = None,
     ids: Annotated[str | None, Query(description="only these assets (comma-separated ids)")] = None,
+    window_edge_after: Annotated[str | None, Query(
+        description="with window_edge_until: only assets whose valid_from, valid_to or rights_expires_at lies "
+                    "after this instant and at or before window_edge_until (what became showable or stopped being "
+                    "so in between)")] = None,
+    window_edge_until: Annotated[str | None, Query(description="see window_edge_after")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1)] = 100,
 ) -> dict[str, Any]:
@@ -108,6 +113,13 @@ def list_assets(
         clauses.append(t.c.sku == sku)
     if ids:
         clauses.append(t.c.id.in_([i.strip() for i in ids.split(",") if i.strip()]))
+    if (window_edge_after is None) != (window_edge_until is None):
+        raise error(400, "window_edge_after and window_edge_until go together")
+    if window_edge_after is not None and window_edge_until is not None:
+        after = parse_ts(window_edge_after, "window_edge_after")
+        until = parse_ts(window_edge_until, "window_edge_until")
+        clauses.append(or_(*((col > after) & (col <= until)
+                             for col in (t.c.valid_from, t.c.valid_to, t.c.rights_expires_at))))
     with state.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(t).where(*clauses)).scalar() or 0
         rows = conn.execute(select(t).where(*clauses).order_by(t.c.updated_at, t.c.id)

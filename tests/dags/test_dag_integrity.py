@@ -17,6 +17,7 @@ EXPECTED = {
     "dead_letter_replay",
     "sync_rollback",
     "hub_retention",
+    "image_windows",
 }
 
 

@@ -335,3 +335,82 @@ def test_the_next_nightly_keeps_what_a_seasonal_republish_fixed(published: Any, 
         assert page.status == 200
         assert f'src="{launched[sku]["images"][0]}"' in page.html.replace("&amp;", "&")
         assert explain_sku(sku, systems)["broken_link"] is None
+
+
+def _state(systems: Systems, sku: str) -> Any:
+    from catalog_sync.trace import Reader, read_sku
+
+    return read_sku(Reader(systems), sku)
+
+
+def _two_image_product(systems: Systems, skip: set[str]) -> tuple[str, str, list[dict[str, Any]]]:
+    """A published, healthy simple gear product showing two or more images: (SKU, handle, its gallery assets)."""
+    from catalog_sync.trace import Reader, read_sku
+
+    for n in range(1, 10):
+        for prefix in ("24-MB", "24-WB", "24-UG", "24-MG", "24-WG"):
+            sku = f"{prefix}{n:02d}"
+            if sku in skip:
+                continue
+            try:
+                state = read_sku(Reader(systems), sku)
+            except Exception:  # noqa: BLE001  (a SKU this catalog does not have)
+                continue
+            if not state.known:
+                continue
+            shown = (systems.storefront.find_by_handle(state.handle or "") or {}).get("images") or []
+            mine = [a for a in state.assets if a.get("sku") == sku and a.get("role") == "gallery"]
+            # a healthy one: earlier tests of this module leave some SKUs broken on purpose
+            if len(shown) >= 2 and mine and explain_sku(sku, systems)["broken_link"] is None:
+                return sku, str(state.handle), mine
+    raise AssertionError("no published product with a gallery image")
+
+
+def test_images_come_down_when_rights_end_and_go_up_when_an_embargo_lifts(published: Any, systems: Systems,
+                                                                          hub_url: str) -> None:
+    """Without anyone: the image_windows sweep finds the assets whose window edge passed and fixes their SKUs'
+    PIM links, storefront gallery and shopper page. The clock is moved by setting the edges seconds ahead."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from catalog_sync.flows import cold, windows
+    from catalog_sync.hub import repo
+
+    assert systems.cdn is not None
+    # SKUs test_trace's cases use on the same published sandbox
+    taken = {"24-MB01", "24-MB02", "24-MB05", "24-MB06", "24-WB02", "24-WB03", "24-WB04", "24-WB05", "24-UG01"}
+    expiring_sku, expiring_handle, (expiring, *_) = _two_image_product(systems, taken)
+    embargo_sku, embargo_handle, (embargoed, *_) = _two_image_product(systems, taken | {expiring_sku})
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    with session_scope(hub_url) as s:  # the last sweep ran just now
+        repo.commit_cursor(s, *windows.CURSOR, "window_edge", t0.isoformat(), "test")
+
+    # rights that end in a few seconds; an image kept off the shop (unlinked, not shown) until its window opens
+    src = {a["id"]: rendition(a) for a in (expiring, embargoed)}
+    assert systems.dam.update_asset(expiring["id"], {"rights_expires_at": (t0 + timedelta(seconds=3)).isoformat()}).ok
+    assert systems.dam.update_asset(embargoed["id"], {"valid_from": (t0 + timedelta(seconds=3)).isoformat()}).ok
+    links = [a for a in _state(systems, embargo_sku).pim_links if a != embargoed["id"]]
+    cold.write_asset_links(systems, {embargo_sku: links}, set())
+    product = systems.storefront.find_by_handle(embargo_handle)
+    kept = [i for i in product["images"] if i["src"] != src[embargoed["id"]]]
+    assert systems.storefront.upsert_product({"handle": embargo_handle, "images": kept}).ok
+    systems.cdn.purge_pages([embargo_handle])
+    assert src[expiring["id"]] in [i["src"] for i in systems.storefront.find_by_handle(expiring_handle)["images"]]
+
+    early = windows.sweep(systems, run_id="windows-early", hub_url=hub_url)  # nothing due yet
+    assert early["skus"] == [] and early["load_id"] is None
+    time.sleep(max(0.0, (t0 + timedelta(seconds=4) - datetime.now(UTC)).total_seconds()))
+    due = windows.sweep(systems, run_id="windows-due", hub_url=hub_url)
+    assert set(due["skus"]) == {expiring_sku, embargo_sku}, due
+    assert due["repaired"]["dead_lettered"] == 0, due
+
+    gone = systems.storefront.find_by_handle(expiring_handle)
+    assert src[expiring["id"]] not in [i["src"] for i in gone["images"]] and gone["images"]
+    assert expiring["id"] not in _state(systems, expiring_sku).pim_links
+    assert src[expiring["id"]] not in systems.cdn.shopper_page(expiring_handle).html.replace("&amp;", "&")
+    up = systems.storefront.find_by_handle(embargo_handle)
+    assert src[embargoed["id"]] in [i["src"] for i in up["images"]]
+    assert embargoed["id"] in _state(systems, embargo_sku).pim_links
+    assert src[embargoed["id"]] in systems.cdn.shopper_page(embargo_handle).html.replace("&amp;", "&")
+    with session_scope(hub_url) as s:
+        assert repo.get_cursor(s, *windows.CURSOR) == due["until"]

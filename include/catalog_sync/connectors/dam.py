@@ -68,8 +68,11 @@ class DamClient(HttpClient):
         creds = coerce(ApiKeyCredentials, credentials)
         super().__init__(base_url, ApiKeyAuth(creds.api_key, "X-Api-Key"), options, **kwargs)
 
-    def iter_assets(self, updated_since: datetime | str | None = None, page: int = 1) -> Iterator[Page]:
-        """Asset metadata, page by page (``next_page``); ``updated_since`` is the stream's delta read."""
+    def iter_assets(self, updated_since: datetime | str | None = None, page: int = 1, *,
+                    window_edges: tuple[datetime, datetime] | None = None) -> Iterator[Page]:
+        """Asset metadata, page by page (``next_page``); ``updated_since`` is the stream's delta read.
+        ``window_edges=(after, until)``: only assets whose validity or usage-rights window opened or closed in
+        between, however long ago they were updated (what the showable-window sweep reads)."""
         per_page = self.options.page_size or self.DEFAULT_PAGE_SIZE
         since = updated_since.isoformat() if isinstance(updated_since, datetime) else updated_since
         offset = 0
@@ -78,6 +81,8 @@ class DamClient(HttpClient):
             params: dict[str, Any] = {"page": current, "per_page": per_page}
             if since:
                 params["updated_since"] = since
+            if window_edges is not None:
+                params["window_edge_after"], params["window_edge_until"] = (t.isoformat() for t in window_edges)
             body = self.get_json("api/assets", params, validate=require_keys("assets", "next_page"))
             good, bad = split_records(ASSETS, body["assets"], self.system, offset, refetch=lambda p=params: self.get_json(  # type: ignore[misc]  # mypy: lambda default args
                 "api/assets", p, validate=require_keys("assets", "next_page"))["assets"])

@@ -1,0 +1,49 @@
+"""
+### Image windows (every 5 minutes)
+
+Takes images down when their usage rights or validity end, and puts embargoed images up when their window opens,
+within minutes and without anyone (`catalog_sync.flows.windows`). Each run asks the DAM only for the assets whose
+`valid_from`, `valid_to` or `rights_expires_at` fell since the last run, and for their SKUs makes the seasonal
+republish's repairs a window change needs: the PIM links, the storefront gallery (by the one showable rule and
+gallery order) and the purge of the shopper page, verified on the live page. A SKU it cannot fix is in the
+dead-letter queue with the reason. With nothing due, a run reads one page of the DAM and ends.
+
+Its cursor is `dam/window_edges`; the first run looks back 24 hours.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, get_current_context, task
+
+from catalog_sync.airflow.defaults import START_DATE, default_args
+
+
+@dag(
+    schedule="*/5 * * * *",  # images right within 15 minutes of their edge, with room for a slow sweep
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args=default_args(retries=2, execution_timeout=timedelta(minutes=20)),
+    doc_md=__doc__,
+    tags=["catalog-sync", "images"],
+)
+def image_windows():
+    @task
+    def sweep() -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import windows
+
+        run_id = get_current_context()["dag_run"].run_id
+        bundle = systems()
+        try:
+            return windows.sweep(bundle, run_id=run_id)
+        finally:
+            bundle.close()
+
+    sweep()
+
+
+image_windows()
