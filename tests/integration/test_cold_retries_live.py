@@ -108,7 +108,9 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
     with AlertSink() as alerts, live_airflow(
         tmp_path / "live", [f"{DAG}.py"], fresh_sandbox.url,
         {"CATALOG_SYNC_HUB_URL": hub, "CATALOG_SYNC_HOME": str(tmp_path / "home"),
-         "AIRFLOW_VAR_CATALOG_SYNC_ALERT_WEBHOOK_URL": alerts.url,
+         "AIRFLOW_CONN_CATALOG_SYNC_ALERT_WEBHOOK": json.dumps({  # the alerts' webhook connection, at the sink
+             "conn_type": "http", "host": "127.0.0.1", "port": int(alerts.url.rsplit(":", 1)[1].split("/")[0]),
+             "schema": "http", "extra": {"endpoint": "/alerts"}}),
          "CATALOG_SYNC_TEST_KILL": f"load_pim:{KILL_AFTER_WRITES},link_assets:1,publish_products:1",
          "CATALOG_SYNC_TEST_KILL_MARKERS": str(markers)},
         connection_extras={"catalog_sync_pim": {"batch_size": PIM_BATCH}},
@@ -183,9 +185,10 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
             assert systems_state(systems) == before_systems
             assert alerts.alerts == []
 
-            # d. A night whose ERP changes break the hard syntax gate fails once, naming the gate.
-            for n, item in enumerate(erp_items[:3]):  # three mistyped barcodes (distinct: no duplicate UPC)
-                assert systems.erp.put_item({**item, "upc": f"12345{n}"}).ok
+            # d. A night whose ERP changes break the hard syntax gate systemically (a feed of mistyped barcodes, over
+            # the gate's share in a batch of at least 20) fails once, naming the gate. One bad row would not.
+            for n, item in enumerate(erp_items[:22]):  # distinct barcodes: no duplicate UPC
+                assert systems.erp.put_item({**item, "upc": f"1234{n:02d}"}).ok
             airflow.trigger(DAG, "manual__gated")
             assert airflow.wait_finished(DAG, "manual__gated") == "failed"
             tis = airflow.task_instances(DAG, "manual__gated")
@@ -199,7 +202,7 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
             assert run_of(hub, "manual__gated").error == gated.error
             (alert,) = alerts.alerts
             for text in (gated.error or "", alert["body"]):
-                assert "gate 'products.l0'" in text and "3 of 3 rows quarantined (100.00%" in text, text
+                assert "gate 'products.l0'" in text and "22 of 22 rows quarantined (100.00%" in text, text
                 assert "top failing expectations: products.l0.upc_format" in text, text
             assert alert["severity"] == "critical" and alert["facts"]["task_id"] == "gate_master_data"
         except BaseException:
