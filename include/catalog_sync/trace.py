@@ -530,7 +530,9 @@ def systems_view(state: SkuState, now: datetime) -> dict[str, Any]:
     linked = set(state.pim_links)
     dam = [{"asset_id": str(a.get("id")), "sku": a.get("sku"), "role": a.get("role"), "status": a.get("status"),
             "valid_from": a.get("valid_from"), "valid_to": a.get("valid_to"),
-            "linked_in_pim": str(a.get("id")) in linked, "showable": eligible(a, now)}
+            "rights_expires_at": a.get("rights_expires_at"), "rights_regions": a.get("rights_regions") or [],
+            "linked_in_pim": str(a.get("id")) in linked, "showable": eligible(a, now),
+            "hidden_because": why_hidden(a, now, storefront_region())}
            for a in state.assets if not a.get("missing")]
     shop = None
     if state.storefront is not None:

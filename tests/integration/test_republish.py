@@ -414,3 +414,7 @@ def test_images_come_down_when_rights_end_and_go_up_when_an_embargo_lifts(publis
     assert src[embargoed["id"]] in systems.cdn.shopper_page(embargo_handle).html.replace("&amp;", "&")
     with session_scope(hub_url) as s:
         assert repo.get_cursor(s, *windows.CURSOR) == due["until"]
+    # the trace (and the UI's trace page, which shows the same record) says why the image is off the shop
+    (traced,) = [a for a in explain_sku(expiring_sku, systems)["systems"]["dam"] if a["asset_id"] == expiring["id"]]
+    assert traced["showable"] is False and "usage rights expired" in traced["hidden_because"]
+    assert traced["rights_expires_at"] and traced["rights_regions"]
