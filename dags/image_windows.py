@@ -9,6 +9,11 @@ gallery order) and the purge of the shopper page, verified on the live page. A S
 dead-letter queue with the reason. With nothing due, a run reads one page of the DAM and ends.
 
 Its cursor is `dam/window_edges`; the first run looks back 24 hours.
+
+Beside it, `lifecycle_watch` (`catalog_sync.flows.lifecycle_watch`) reads the ERP's item lifecycle changes older
+than `lifecycle_follow_minutes` (thresholds.yaml) and alerts, through the alert connections, for each SKU whose PIM
+has not followed, naming the SKU and both states. Its cursor is `erp/lifecycle_watch`; the first run starts at the
+change feed's head.
 """
 
 from __future__ import annotations
@@ -43,7 +48,25 @@ def image_windows():
         finally:
             bundle.close()
 
+    @task
+    def lifecycle_watch() -> dict:
+        from datetime import timedelta
+
+        from catalog_sync.airflow.notifiers import dispatch
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import lifecycle_watch as lw
+        from catalog_sync.quality.policy import load_alert_rules
+
+        follow = timedelta(minutes=load_alert_rules().lifecycle_follow_minutes)
+        bundle = systems()
+        try:
+            alerts, summary = lw.watch(bundle, follow_within=follow)
+        finally:
+            bundle.close()
+        return {**summary, "sent": dispatch(alerts)}
+
     sweep()
+    lifecycle_watch()
 
 
 image_windows()

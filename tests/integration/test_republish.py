@@ -418,3 +418,28 @@ def test_images_come_down_when_rights_end_and_go_up_when_an_embargo_lifts(publis
     (traced,) = [a for a in explain_sku(expiring_sku, systems)["systems"]["dam"] if a["asset_id"] == expiring["id"]]
     assert traced["showable"] is False and "usage rights expired" in traced["hidden_because"]
     assert traced["rights_expires_at"] and traced["rights_regions"]
+
+
+def test_an_erp_lifecycle_change_the_pim_does_not_follow_alerts_naming_both_states(
+        published: Any, systems: Systems, hub_url: str) -> None:
+    from datetime import timedelta
+
+    from catalog_sync.flows import lifecycle_watch as lw
+    from catalog_sync.hub import repo
+
+    assert lw.watch(systems, follow_within=timedelta(0), hub_url=hub_url)[0] == []  # the first run: the head
+    sku = "24-UG04"
+    assert systems.erp.put_item({"sku": sku, "lifecycle_status": "discontinued"}).ok
+    not_yet, _ = lw.watch(systems, follow_within=timedelta(hours=1), hub_url=hub_url)
+    assert not_yet == []  # inside the time the PIM has to follow
+    (alert,), summary = lw.watch(systems, follow_within=timedelta(0), hub_url=hub_url)
+    assert alert.key == f"lifecycle_divergence:{sku}" and summary["diverged"] == 1
+    assert alert.facts["erp_lifecycle"] == "discontinued" and alert.facts["pim_lifecycle"] == "active"
+    assert sku in alert.subject and "discontinued" in alert.subject and "active" in alert.subject
+    # looked at once: the cursor moved past it
+    assert lw.watch(systems, follow_within=timedelta(0), hub_url=hub_url)[0] == []
+    with session_scope(hub_url) as s:
+        assert int(repo.get_cursor(s, *lw.CURSOR) or 0) == systems.erp.last_seq()
+    # a change the PIM did follow (the republish's pim_state repair stands in for the nightly) is no alert
+    assert systems.erp.put_item({"sku": sku, "lifecycle_status": "active"}).ok
+    assert lw.watch(systems, follow_within=timedelta(0), hub_url=hub_url)[0] == []

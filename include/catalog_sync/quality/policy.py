@@ -155,6 +155,7 @@ class AlertRules:
     nightly_deadline_minutes: float
     hot_lag_minutes: float
     unreachable_minutes: float
+    lifecycle_follow_minutes: float = 1560.0
 
     @property
     def suppress_window(self) -> timedelta:
@@ -178,8 +179,10 @@ def load_alert_rules(path: str | None = None) -> AlertRules:
         nightly_deadline_minutes=float(fresh["nightly_deadline_minutes"]),
         hot_lag_minutes=float(fresh["hot_lag_minutes"]),
         unreachable_minutes=float(a["unreachable_minutes"]),
+        lifecycle_follow_minutes=float(fresh.get("lifecycle_follow_minutes", 1560)),
     )
-    for name in ("suppress_minutes", "nightly_deadline_minutes", "hot_lag_minutes", "unreachable_minutes"):
+    for name in ("suppress_minutes", "nightly_deadline_minutes", "hot_lag_minutes", "unreachable_minutes",
+                 "lifecycle_follow_minutes"):
         if getattr(rules, name) < 0:
             raise ValueError(f"alerts.{name} must not be negative")
     return rules
