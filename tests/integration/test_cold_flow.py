@@ -107,6 +107,12 @@ def test_luma_moves_through_every_hop_and_reconciles(hub_url: str, fresh_sandbox
     refused = open_letters(reason_kind="ownership", source_system="supplier")
     assert refused and {x.expectation for x in refused} == {"lifecycle_status"}
     assert all("supplier" in x.reason and "erp" in x.reason for x in refused)
+    # Only a flag that would change the ERP's lifecycle is refused: one restating it is ignored, not a dead letter.
+    assert all(pim_record_or_model(systems, x.record_key)["lifecycle_status"] != "discontinued" for x in refused)
+    with session_scope() as s:
+        ignored = s.scalars(select(AuditEvent).where(AuditEvent.load_id == load_id,
+                                                     AuditEvent.action == "ignore")).all()
+    assert len(ignored) > len(refused) and all("equal to the ERP's" in i.response["message"] for i in ignored)
 
     # The storefront shows the published catalogue: an active product with images and stock.
     sku = "MH01"

@@ -469,12 +469,23 @@ def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
                                   target="pim")
     submissions = result.records
     ctx.count(SUPPLIER_PIM, read=len(submissions))
-    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "refused_fields": 0}
+    counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0, "refused_fields": 0, "ignored_fields": 0}
     accepted: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+    claims = {str(sub["id"]): _claimed(sub) for sub in submissions}
+    owners = _erp_values(systems, [str(sub["sku"]) for sub in submissions
+                                   if set(claims[str(sub["id"])]) & _ERP_FIELDS_SUPPLIERS_RESTATE])
     for sub in submissions:
-        claimed = dict(sub.get("changes") or {})
-        if sub.get("lifecycle_flag") in SUPPLIER_FLAG_TO_LIFECYCLE:
-            claimed["lifecycle_status"] = SUPPLIER_FLAG_TO_LIFECYCLE[sub["lifecycle_flag"]]
+        claimed = claims[str(sub["id"])]
+        # Restating the owner's current value changes nothing: recorded as ignored (audited, counted), never a
+        # refusal. Only a field the supplier does not own and would change is refused.
+        erp = owners.get(str(sub["sku"])) or {}
+        same = sorted(f for f in set(claimed) & _ERP_FIELDS_SUPPLIERS_RESTATE if f in erp and claimed[f] == erp[f])
+        if same:
+            counts["ignored_fields"] += len(same)
+            ctx.audit("supplier", "submission", str(sub["id"]), "ignore", "unchanged", request={f: claimed[f] for f in same},
+                      response={"message": f"equal to the ERP's current value, nothing to change: {', '.join(same)}"})
+            for f in same:
+                del claimed[f]
         record = {"sku": sub["sku"], **claimed}
         (allowed,) = steps.check_ownership(ctx, [record], writer="supplier", target="pim", hop=SUPPLIER_PIM)
         refused = sorted(set(claimed) - set(allowed))
@@ -503,6 +514,23 @@ def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
         for res, (sub, _, note) in zip(results, batch, strict=True):
             systems.supplier.decide(sub["id"], "accepted" if res.ok else "quarantined", note or (res.message or ""))
     return counts
+
+
+#: ERP-owned fields a supplier submission carries (its lifecycle flag): compared with the ERP before any refusal.
+_ERP_FIELDS_SUPPLIERS_RESTATE = frozenset({"lifecycle_status"})
+
+
+def _claimed(sub: Mapping[str, Any]) -> dict[str, Any]:
+    """What a submission asks to change, its lifecycle flag as the lifecycle status it stands for."""
+    claimed = dict(sub.get("changes") or {})
+    if sub.get("lifecycle_flag") in SUPPLIER_FLAG_TO_LIFECYCLE:
+        claimed["lifecycle_status"] = SUPPLIER_FLAG_TO_LIFECYCLE[sub["lifecycle_flag"]]
+    return claimed
+
+
+def _erp_values(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The ERP's current lifecycle of ``skus``, as the fields a supplier may restate."""
+    return {sku: {"lifecycle_status": value} for sku, value in _erp_lifecycle(systems, skus).items()}
 
 
 def _distinct_sku_batches(
