@@ -179,3 +179,38 @@ def test_a_feed_of_malformed_skus_stops_the_run(rel_sandbox: Any, hub_url: str, 
         assert _erp_values_in_pim(systems) == {}  # a stopped run wrote nothing
     finally:
         systems.close()
+
+
+def test_one_bad_row_of_each_kind_in_the_luma_catalog_stops_nothing(
+    rel_sandbox: Any, hub_url: str, tmp_path: Path
+) -> None:
+    """Issue #17's acceptance: one row of each bad kind (the reader's issues and the flow's dead letters, an
+    underscore SKU among them) mixed into the whole Luma catalog. The night succeeds, its counts reconcile, every
+    Luma product reaches the PIM, and each bad row is dead-lettered with its reason."""
+    from tests.conftest import LUMA
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for csv_file in LUMA.glob("*.csv"):
+        shutil.copy(csv_file, folder / csv_file.name)
+    (folder / "images").symlink_to(LUMA / "images", target_is_directory=True)
+    bad = [s for s in FILES if s["outcome"] in {"issue", "dead_letter"}]
+    for spec in bad:
+        shutil.copy(path_of(spec["file"], {}), folder / spec["file"])
+    load_sandbox(rel_sandbox, folder)
+    rel_sandbox.settings(**FAST_STOREFRONT)
+    systems = Systems.from_base_url(rel_sandbox.url, rel_sandbox.credentials)
+    try:
+        run = R.run_cold(systems, "manual__luma_mixed")
+        assert run.status == "success" and run.unreconciled() == []
+        delivered = _erp_values_in_pim(systems)
+        luma = {p.sku for p in read_catalog(LUMA).products}
+        assert not luma - set(delivered)  # every Luma product, parents and variants, reached the PIM
+        assert run.hops["pim->storefront"]["delivered"] > 140  # and the storefront
+        letters = R.open_dead_letters()
+        for spec in (s for s in bad if s["outcome"] == "dead_letter"):
+            mine = [x for x in letters if x.record_key == spec["sku"] and spec["field"] in x.expectation]
+            assert mine and all(x.reason for x in mine), (spec["file"], spec["sku"])
+            assert spec["sku"] not in delivered or spec["field"] != "sku_format"
+    finally:
+        systems.close()
