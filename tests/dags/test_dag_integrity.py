@@ -18,6 +18,7 @@ EXPECTED = {
     "sync_rollback",
     "hub_retention",
     "image_windows",
+    "erp_item_files",
 }
 
 

@@ -156,3 +156,44 @@ def test_a_broken_file_is_refused_and_the_next_good_one_is_synced(
         assert third.status == "success" and third.hops.get("erp->pim", {}).get("read", 0) == 0
     finally:
         api.close()
+
+
+def test_the_inbox_watcher_fires_for_a_file_newer_than_the_cursor(hub_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``erp_item_files`` asset's trigger, driven as the triggerer drives it: silent with an empty inbox, one event
+    for a dropped file, none again for the same file; silent for an API-fed ERP (no item_feed)."""
+    import asyncio
+    import concurrent.futures
+
+    from catalog_sync.airflow.triggers import ErpItemFileTrigger
+    from catalog_sync.hub import repo
+    from catalog_sync.hub.db import session_scope
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_ERP", json.dumps(
+        {"conn_type": "catalog_sync_erp", "extra": {"item_feed": str(inbox)}}))
+    monkeypatch.setenv("AIRFLOW_CONN_API_FED_ERP", json.dumps(
+        {"conn_type": "catalog_sync_erp", "host": "127.0.0.1", "password": "k"}))
+    with session_scope() as s:  # the last nightly read up to a minute ago
+        repo.commit_cursor(s, "erp", "items", "updated_at", "2026-01-01T00:00:00+00:00", "test")
+    old = _export(inbox / "items_old.csv", [_item("OLD-1")])
+    _drop(old, 1_700_000_000.0)  # arrived before the cursor: already read
+
+    async def watch() -> list[Any]:
+        events = ErpItemFileTrigger(poll_interval=0.05).run()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(events), timeout=0.5)
+        events = ErpItemFileTrigger(poll_interval=0.05).run()
+        await asyncio.to_thread(_export, inbox / "items_new.csv", [_item("NEW-1")])
+        seen = [(await asyncio.wait_for(anext(events), timeout=10)).payload]
+        with pytest.raises(TimeoutError):  # the same file is signalled once
+            await asyncio.wait_for(anext(events), timeout=0.5)
+        quiet = ErpItemFileTrigger(conn_id="api_fed_erp", poll_interval=0.05, recheck_interval=0.05).run()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(quiet), timeout=0.5)
+        return seen
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        (event,) = pool.submit(asyncio.run, watch()).result()
+    assert event == {"files": ["items_new.csv"]}

@@ -178,3 +178,69 @@ def _poll(erp: Any) -> tuple[int, int]:
     with session_scope() as s:
         cursor = int(repo.get_cursor(s, *CURSOR) or 0)
     return cursor, int(erp.last_seq())
+
+
+class ErpItemFileTrigger(BaseEventTrigger):
+    """Fires when a file-fed ERP's inbox (the ERP connection's extra ``item_feed``) holds an item file that arrived
+    after the hub's committed ``erp/items`` cursor: the ``erp_item_files`` DAG then starts a nightly, so a dropped
+    export is picked up without waiting for 02:00. With no ``item_feed`` configured (an API-fed ERP, the default) it
+    only re-reads the connection now and then, and never fires.
+
+    Args:
+        conn_id: Airflow connection of the ERP.
+        poll_interval: Seconds between looks at the inbox (one directory listing and one hub read).
+        recheck_interval: Seconds between re-reads of the connection while it names no inbox.
+    """
+
+    def __init__(self, *, conn_id: str = "catalog_sync_erp", poll_interval: float = 60.0,
+                 recheck_interval: float = 600.0) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+        self.recheck_interval = float(recheck_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}",
+                {"conn_id": self.conn_id, "poll_interval": self.poll_interval,
+                 "recheck_interval": self.recheck_interval})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.sdk import BaseHook
+
+        signalled: str | None = None
+        while True:
+            conn = await BaseHook.aget_connection(self.conn_id)
+            if not str(conn.extra_dejson.get("item_feed") or "").strip():
+                await asyncio.sleep(self.recheck_interval)
+                continue
+            try:
+                waiting = await asyncio.to_thread(_pending_item_files, conn)
+            except Exception as exc:  # an unreadable inbox or hub must not end the watch
+                self.log.warning("ERP item inbox not readable (%s); retrying in %.0f s", type(exc).__name__,
+                                 self.poll_interval)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            if waiting and waiting[-1] != signalled:
+                self.log.info("ERP item files waiting: %s", ", ".join(waiting))
+                yield TriggerEvent({"files": waiting})
+                signalled = waiting[-1]
+            await asyncio.sleep(self.poll_interval)
+
+
+def _pending_item_files(conn: Any) -> list[str]:
+    """Names of the item files that arrived after the committed ``erp/items`` cursor (blocking: a worker thread)."""
+    from datetime import datetime
+
+    from catalog_sync.airflow.hooks import client_from_connection
+    from catalog_sync.domain import System
+    from catalog_sync.hub import repo
+    from catalog_sync.hub.db import session_scope
+
+    with session_scope() as s:
+        cursor = repo.get_cursor(s, "erp", "items")
+    client = client_from_connection(System.ERP, conn)
+    try:
+        since = datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else None
+        return [p.name for p in client.pending(since)]
+    finally:
+        client.close()
