@@ -209,7 +209,12 @@ class ErpItemFileTrigger(BaseEventTrigger):
 
         signalled: str | None = None
         while True:
-            conn = await BaseHook.aget_connection(self.conn_id)
+            try:
+                conn = await BaseHook.aget_connection(self.conn_id)
+            except Exception as exc:  # no ERP connection (yet): nothing to watch, and no reason to end the watch
+                self.log.info("no usable connection %r (%s); looking again later", self.conn_id, type(exc).__name__)
+                await asyncio.sleep(self.recheck_interval)
+                continue
             if not str(conn.extra_dejson.get("item_feed") or "").strip():
                 await asyncio.sleep(self.recheck_interval)
                 continue
