@@ -360,10 +360,13 @@ _SAFE_LOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
 
 
 def data_docs_root(state_dir: Path, load_id: str) -> Path | None:
-    """``<state_dir>/data_docs/<load_id>``, or None when ``load_id`` cannot be a safe folder name."""
+    """The run's Data Docs folder, named as the writer names it (``quality.docs.docs_dir``), or None when
+    ``load_id`` is not a load id."""
+    from catalog_sync.quality.docs import docs_dir
+
     if not _SAFE_LOAD_ID.fullmatch(load_id) or ".." in load_id:
         return None
-    return state_dir / "data_docs" / load_id
+    return docs_dir(load_id, state_dir)
 
 
 def resolve_data_docs_file(state_dir: Path, load_id: str, rel_path: str) -> Path | None:

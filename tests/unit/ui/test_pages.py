@@ -114,6 +114,36 @@ def test_data_docs_are_served(admin: Any, data_docs: Path) -> None:
     assert not_built.status_code == 404 and "not built yet" in not_built.text
 
 
+def test_data_docs_of_a_load_id_with_colon_and_plus_are_found(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    """The folder the docs builder writes (``quality.docs.docs_dir``) is the one the run page looks in, for a load
+    id holding characters a folder name cannot (an Airflow run id's ``:`` and ``+``)."""
+    from urllib.parse import quote
+
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import SyncRun
+    from catalog_sync.quality.docs import docs_dir
+    from tests.unit.ui.seed import T0
+
+    load_id = "seasonal_republish-manual__2025-03-03T10:00:00+00:00"
+    with session_scope(seeded_hub["hub_url"]) as s:
+        s.add(SyncRun(load_id=load_id, flow="seasonal_republish", dag_id="seasonal_republish",
+                      run_id="manual__2025-03-03T10:00:00+00:00", status="success", started_at=T0,
+                      ended_at=T0))
+    written = docs_dir(load_id)
+    (written / "validations").mkdir(parents=True)
+    (written / "index.html").write_text("<html><body><h1>GX Data Docs seasonal</h1></body></html>")
+    (written / "validations" / "v.html").write_text("<html>seasonal validation</html>")
+
+    assert admin.get(f"{PREFIX}/api/runs/{quote(load_id, safe='')}").json()["data_docs"]["built"] is True
+    html = admin.get(f"{PREFIX}/runs/{quote(load_id, safe='')}").text
+    assert "not built yet" not in html
+    link = f"{PREFIX}/runs/{quote(load_id, safe='')}/data-docs/index.html"
+    assert f'href="{link}"' in html
+    resp = admin.get(link)
+    assert resp.status_code == 200 and "GX Data Docs seasonal" in resp.text
+    assert admin.get(link.replace("index.html", "validations/v.html")).text == "<html>seasonal validation</html>"
+
+
 @pytest.mark.parametrize(
     "path",
     [
