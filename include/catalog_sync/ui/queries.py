@@ -218,6 +218,14 @@ def run_report(session: Session, load_id: str) -> dict[str, Any] | None:
         },
         "kpis": {k: float(v) for k, v in kpis},
         "dead_letters": [{"reason_kind": k, "status": s, "count": int(n)} for k, s, n in letters],
+        # The run's own dead-letter rows, beside its hop counts: ``records_dead_lettered`` counts each record once
+        # on the hop that lost it, while a letter written with ``hop=None`` (a post-delivery consistency finding,
+        # a stale supplier submission, a refused rollback field) is about a record the hop already counted as
+        # delivered or unchanged. The page shows both, labelled, so they are not read as one figure.
+        "dead_letter_totals": {
+            "written": sum(int(n) for _, _, n in letters),
+            "open": sum(int(n) for _, st, n in letters if st == "open"),
+        },
     }
 
 

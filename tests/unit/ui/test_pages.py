@@ -90,6 +90,42 @@ def test_run_report(admin: Any, seeded_hub: dict[str, Any]) -> None:
     assert "hunter2" not in html
 
 
+def test_run_page_dead_letter_figures_agree_with_its_list(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    """A run whose letters are findings about records its hop delivered (``hop=None``): the hop shows 0
+    dead-lettered, the page's dead-letter figure shows the letters listed below it, each labelled."""
+    from catalog_sync.engine.run import RunContext
+
+    ctx = RunContext.open("seasonal_republish", load_id="republish-1", hub_url=seeded_hub["hub_url"])
+    ctx.count("pim->storefront", read=2, delivered=2)
+    ctx.dead_letter([{"entity": "product", "record_key": sku, "source_system": "supplier",
+                      "target_system": "pim", "reason_kind": "ownership", "reason": "stale lifecycle flag"}
+                     for sku in ("MH01-XS-Black", "MH01-S-Black")], hop=None)
+    ctx.finish()
+
+    data = admin.get(f"{PREFIX}/api/runs/republish-1").json()
+    assert data["run"]["records_dead_lettered"] == 0  # the hop lost nothing: both records were delivered
+    assert data["dead_letter_totals"] == {"written": 2, "open": 2}
+    assert sum(d["count"] for d in data["dead_letters"]) == 2
+    html = admin.get(f"{PREFIX}/runs/republish-1").text
+    assert 'dead-lettered on a hop <b data-testid="hop-dead-lettered">0</b>' in html
+    assert 'written by this run <b data-testid="dead-letters-written">2</b>' in html
+    assert 'still open <b data-testid="dead-letters-open">2</b>' in html
+    assert 'data-testid="dead-letters-note"' in html
+    assert "Dead letters of this run (2, 2 open)" in html
+
+    # A letter counted on its hop: both figures say 1, and no note explains a difference.
+    other = RunContext.open("seasonal_republish", load_id="republish-2", hub_url=seeded_hub["hub_url"])
+    other.count("pim->storefront", read=1)
+    other.dead_letter([{"entity": "product", "record_key": "WJ01-S-Red", "source_system": "pim",
+                        "target_system": "storefront", "reason_kind": "api", "reason": "HTTP 422"}],
+                      hop="pim->storefront")
+    other.finish()
+    agreeing = admin.get(f"{PREFIX}/runs/republish-2").text
+    assert 'dead-lettered on a hop <b data-testid="hop-dead-lettered">1</b>' in agreeing
+    assert 'written by this run <b data-testid="dead-letters-written">1</b>' in agreeing
+    assert 'data-testid="dead-letters-note"' not in agreeing
+
+
 def test_run_lookup_from_airflow_run(admin: Any, seeded_hub: dict[str, Any]) -> None:
     params = {"dag_id": "nightly_product_sync", "run_id": "scheduled__2025-03-02T02:00:00+00:00"}
     resp = admin.get(f"{PREFIX}/run-lookup", params=params, follow_redirects=False)
