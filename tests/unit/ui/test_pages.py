@@ -57,7 +57,9 @@ def test_quality_page_renders_charts_and_numbers(admin: Any, seeded_hub: dict[st
     assert resp.headers["content-security-policy"].startswith("default-src 'none'")
     assert "<script" not in html  # the pages carry no script at all
     assert '<div class="big" data-testid="kpi-completeness">95.0%</div>' in html
-    assert '<div class="big" data-testid="kpi-timeliness">50.0%</div>' in html
+    # Timeliness is a lag in seconds, not a share: 0.5 s, never "50.0%".
+    assert '<div class="big" data-testid="kpi-timeliness">0.50 s</div>' in html
+    assert '<div class="big" data-testid="kpi-first_time_pass_rate">75.0%</div>' in html
     assert html.count("<polyline") == 4
     assert "expect_column_values_to_not_be_null:name" in html
     assert ">137<" in html and ">13<" in html
@@ -88,6 +90,8 @@ def test_run_report(admin: Any, seeded_hub: dict[str, Any]) -> None:
     html = admin.get(f"{PREFIX}/runs/nightly-1").text
     assert "Data Docs not built yet" in html
     assert "hunter2" not in html
+    assert '<th>timeliness</th><td class="num">1.00 s</td>' in html  # seconds, not "100.0%"
+    assert '<th>completeness</th><td class="num">90.0%</td>' in html
 
 
 def test_run_page_dead_letter_figures_agree_with_its_list(admin: Any, seeded_hub: dict[str, Any]) -> None:
