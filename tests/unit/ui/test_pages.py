@@ -385,6 +385,40 @@ def test_trace_renders_the_chain_and_systems(
     assert data["broken_link"] == "dam_assets" and data["systems"]["erp"]["password"] == "***"
 
 
+def consistent_trace_result(sku: str) -> dict[str, Any]:
+    """A SKU that holds at every link, with no pending supplier submission and a clean last diagnosis."""
+    result = trace_result(sku)
+    result["systems"]["storefront"] = {"handle": "chaz-kangeroo-hoodie", "status": "active"}
+    result["systems"]["shopper_page"] = {"status": 200, "cache": "HIT", "has_image": True}
+    result["chain"] = [{**c, "ok": True} for c in result["chain"]]
+    result["broken_link"] = None
+    result["verdict"] = f"{sku} is on the storefront."
+    result["last_diagnosis"] = {"load_id": "seasonal-2", "broken_link": None, "dry_run": True}
+    result["dead_letters"] = []
+    return result
+
+
+def test_a_consistent_trace_says_so_and_no_supplier_submission_is_not_an_error(
+    admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", consistent_trace_result)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
+    assert "first broken link" not in html.lower()
+    assert "Broken link: none, consistent from the ERP to the shopper page." in html
+    assert "Run seasonal-2:" in html and "broken link: none, consistent from the ERP to the shopper page" in html
+    # No pending supplier submission is the normal case: shown plainly, not in the error style.
+    assert '<p class="muted" data-testid="empty-supplier-portals">none pending</p>' in html
+    assert 'class="bad">none' not in html
+    assert "None" not in html.split('<pre id="diagnosis">')[0]
+    # An empty DAM is still a fault.
+    broken = trace_result("MH01-XS-Black")
+    broken["systems"]["dam"] = []
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: broken)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
+    assert '<p class="bad" data-testid="empty-dam-assets">none</p>' in html
+    assert "First broken link: <b" in html
+
+
 def test_trace_without_configured_systems_names_the_connection(admin: Any, hub_url: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [k for k in os.environ if k.startswith("AIRFLOW_CONN_CATALOG_SYNC_")]:
