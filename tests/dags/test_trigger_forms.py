@@ -66,3 +66,22 @@ def test_seasonal_republish_takes_an_empty_season_and_categories(dagbag) -> None
     assert resolved["season"] is None and resolved["categories"] is None
     staged = normalise_params(resolved)
     assert staged["skus"] == ["MH01-XS-Black"] and staged["season"] == "" and staged["categories"] == []
+
+
+def _form_requires(param) -> bool:  # type: ignore[no-untyped-def]
+    """Airflow 3's trigger form's rule (ui/dist, ``isRequired``): a field is required unless its type allows null."""
+    kind = param.schema.get("type")
+    return bool(kind) and (not isinstance(kind, list) or "null" not in kind)
+
+
+@pytest.mark.parametrize("dag_id", sorted(FILLED))
+def test_a_field_the_form_requires_is_filled_in_or_prefilled_with_a_valid_default(
+    dagbag, dag_id: str  # type: ignore[no-untyped-def]
+) -> None:
+    params = dagbag.dags[dag_id].params
+    for key in params:
+        param = params.get_param(key)
+        if _form_requires(param) and key not in FILLED[dag_id]:
+            assert param.resolve(suppress_exception=True) is not None, f"{dag_id}.{key}: required, no valid default"
+    if dag_id == "seasonal_republish":
+        assert not any(_form_requires(params.get_param(k)) for k in ("season", "skus", "categories"))
