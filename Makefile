@@ -15,6 +15,13 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(AIRFLOW_HOME)/passwords.json
 export AIRFLOW__API__PORT ?= 8080
+# A development machine (2 cores is enough): the UI and the sandbox answer on loopback only, and Airflow runs a
+# handful of task processes and one API worker instead of its defaults (0.0.0.0, 32). Set these before `make run`
+# to open them deliberately, e.g. `AIRFLOW__API__HOST=0.0.0.0 make run` (README, "Who can reach make run").
+export AIRFLOW__API__HOST ?= 127.0.0.1
+export AIRFLOW__API__WORKERS ?= 1
+export AIRFLOW__CORE__PARALLELISM ?= 4
+export CATALOG_SYNC_SANDBOX_HOST ?= 127.0.0.1
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help venv run stop test lint freeze clean bench bench-quick soak

@@ -30,7 +30,9 @@ from catalog_sync.airflow.defaults import START_DATE, default_args
     tags=["catalog-sync", "dead-letters"],
     params={
         "dead_letter_ids": Param([], type="array", items={"type": "integer"}, minItems=1,
-                                 description="Ids of the open dead letters to replay (see the Dead letters page)."),
+                                 title="Dead-letter ids",
+                                 description="Required: ids of the open dead letters to replay (see the Dead "
+                                             "letters page); at least one."),
     },
 )
 def dead_letter_replay():

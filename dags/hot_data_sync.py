@@ -75,9 +75,12 @@ ERP_CHANGES = Asset(
     params={
         # How long one task keeps syncing batches (inside its 5-minute execution timeout), and after how many
         # seconds without a new change it stops and leaves the next change to the asset watcher.
-        "drain_budget_s": Param(240, type="number", minimum=0, maximum=270, title="Drain budget (s)"),
-        "drain_idle_s": Param(10, type="number", minimum=0, maximum=120, title="Stop after idle (s)"),
-        "max_batch_changes": Param(5000, type="integer", minimum=1, maximum=100000, title="Changes per batch"),
+        "drain_budget_s": Param(240, type="number", minimum=0, maximum=270, title="Drain budget (s)",
+                                description="Seconds one task keeps syncing batches, inside its 5-minute timeout."),
+        "drain_idle_s": Param(10, type="number", minimum=0, maximum=120, title="Stop after idle (s)",
+                              description="Seconds without a new change after which the task stops."),
+        "max_batch_changes": Param(5000, type="integer", minimum=1, maximum=100000, title="Changes per batch",
+                                   description="Most changes synced in one batch."),
     },
     on_failure_callback=HubRunFailed(FLOW),
     deadline=freshness_deadline(HOT_LAG, f"hot run not finished {HOT_LAG} after it was queued"),

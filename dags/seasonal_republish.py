@@ -42,13 +42,17 @@ REPAIRS = ["activate_erp", "dam_dates", "dam_links", "pim_state", "storefront", 
     doc_md=__doc__,
     tags=["catalog-sync", "seasonal"],
     params={
-        "season": Param("", type="string", title="Season or collection",
-                        description="Label of the season or collection being launched (recorded with the run)."),
-        "skus": Param([], type="array", items={"type": "string"}, title="SKUs",
-                      description="SKUs to triage; a configurable parent brings all its variants."),
-        "categories": Param([], type="array", items={"type": "string"}, title="Categories",
-                            description="PIM category codes or paths whose products to triage (SKUs or "
-                                        "categories: at least one)."),
+        # Optional fields allow null: the trigger form marks every field whose type does not allow null as
+        # required, and sends an emptied field as null.
+        "season": Param(None, type=["null", "string"], title="Season or collection",
+                        description="Optional: label of the season or collection being launched (recorded with "
+                                    "the run)."),
+        "skus": Param([], type=["null", "array"], items={"type": "string"}, title="SKUs",
+                      description="SKUs to triage; a configurable parent brings all its variants. Fill the SKUs, "
+                                  "the categories or both: at least one is required."),
+        "categories": Param([], type=["null", "array"], items={"type": "string"}, title="Categories",
+                            description="Optional when SKUs are given: PIM category codes or paths whose products "
+                                        "to triage."),
         "dry_run": Param(True, type="boolean", title="Dry run",
                          description="Diagnose only: write nothing to any system (the default)."),
         "repairs": Param(REPAIRS, type="array", items={"type": "string", "enum": REPAIRS}, title="Allowed repairs",

@@ -36,7 +36,8 @@ APPROVAL_WINDOW = timedelta(hours=24)
     doc_md=__doc__,
     tags=["catalog-sync", "rollback"],
     params={
-        "load_id": Param("", type="string", minLength=3, description="Load id of the run to roll back."),
+        "load_id": Param("", type="string", minLength=3, title="Load id",
+                         description="Required: load id of the run to roll back (Runs page)."),
     },
 )
 def sync_rollback():

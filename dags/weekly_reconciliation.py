@@ -41,9 +41,9 @@ THRESHOLD_VARIABLE = "catalog_sync_lifecycle_divergence_threshold"
     doc_md=__doc__,
     tags=["catalog-sync", "reconciliation"],
     params={
-        "apply_deletions": Param(True, type="boolean",
+        "apply_deletions": Param(True, type="boolean", title="Apply deletions",
                                  description="Disable/archive SKUs deleted in the ERP; false reports them only."),
-        "max_deletions": Param(100, type="integer", minimum=0,
+        "max_deletions": Param(100, type="integer", minimum=0, title="Most deletions applied",
                                description="Above this many deleted SKUs in one run, none is applied."),
     },
 )

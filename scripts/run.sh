@@ -9,6 +9,12 @@ PIDS="$STATE/pids"; LOGS="$STATE/logs"
 mkdir -p "$PIDS" "$LOGS" "$AIRFLOW_HOME"
 SANDBOX_PORT="${CATALOG_SYNC_SANDBOX_PORT:-8765}"
 API_PORT="${AIRFLOW__API__PORT:-8080}"
+# Loopback and a small footprint unless the caller chose otherwise (the Makefile sets the same defaults; these
+# hold when the script runs on its own). LocalExecutor starts AIRFLOW__CORE__PARALLELISM task processes.
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+export AIRFLOW__API__WORKERS="${AIRFLOW__API__WORKERS:-1}"
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+SANDBOX_HOST="${CATALOG_SYNC_SANDBOX_HOST:-127.0.0.1}"
 CATALOG="${CATALOG_SYNC_DEMO_CATALOG:-$PWD/demo-data/luma}"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -49,15 +55,15 @@ catalog-sync hub migrate
 say "Connections, pools and variables from airflow_settings.yaml"
 python -m catalog_sync.airflow.settings_loader airflow_settings.yaml
 
-say "Sandbox systems on http://127.0.0.1:$SANDBOX_PORT"
-start_bg sandbox catalog-sync sandbox serve --port "$SANDBOX_PORT" --storefront-plan plus
+say "Sandbox systems on http://$SANDBOX_HOST:$SANDBOX_PORT"
+start_bg sandbox catalog-sync sandbox serve --host "$SANDBOX_HOST" --port "$SANDBOX_PORT" --storefront-plan plus
 wait_for "http://127.0.0.1:$SANDBOX_PORT/openapi.json" "the sandbox" 60
 catalog-sync sandbox load --catalog "$CATALOG" --url "http://127.0.0.1:$SANDBOX_PORT"
 
 say "PIM structure (attributes, options, families, channel) from governance/pim_model.yaml"
 catalog-sync pim bootstrap
 
-say "Airflow (standalone) on http://127.0.0.1:$API_PORT"
+say "Airflow (standalone) on http://$AIRFLOW__API__HOST:$API_PORT ($AIRFLOW__CORE__PARALLELISM task processes, $AIRFLOW__API__WORKERS API worker)"
 start_bg airflow airflow standalone
 wait_for "http://127.0.0.1:$API_PORT/api/v2/monitor/health" "Airflow" 180
 

@@ -139,13 +139,13 @@ def _prune_folders(state: Path, known: dict[str, datetime], keep: set[str], doom
                    dry_run: bool) -> int:
     """Validation and Data Docs folders of pruned, unknown or old runs; those of protected runs stay.
 
-    Folder names are the load ids made path-safe (quality.docs._safe), so they are matched through that mapping.
+    Folder names are the load ids made path-safe (quality.docs.run_folder_name), so they are matched through it.
     """
-    from catalog_sync.quality.docs import _safe
+    from catalog_sync.quality.docs import run_folder_name
 
-    by_folder = {_safe(load_id): load_id for load_id in known}
-    by_folder.update({_safe(load_id): load_id for load_id in doomed})
-    kept_folders = {_safe(load_id) for load_id in keep}
+    by_folder = {run_folder_name(load_id): load_id for load_id in known}
+    by_folder.update({run_folder_name(load_id): load_id for load_id in doomed})
+    kept_folders = {run_folder_name(load_id) for load_id in keep}
     removed = 0
     for root in (state / "gx_validations", state / "data_docs"):
         if not root.is_dir():

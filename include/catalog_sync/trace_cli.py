@@ -50,6 +50,15 @@ def _table(rows: Sequence[tuple[str, str]], indent: str = "  ") -> list[str]:
     return [f"{indent}{k.ljust(width)}  {v}" for k, v in rows]
 
 
+#: What the trace says when no link of the chain is broken.
+CONSISTENT = "broken link: none, consistent from the ERP to the shopper page"
+
+
+def broken_link_sentence(link: str | None) -> str:
+    """The broken link of a trace or a diagnosis as words: never a bare ``None``."""
+    return CONSISTENT if link is None else f"first broken link: {link}"
+
+
 def render_text(result: Mapping[str, Any]) -> str:
     """The trace as aligned text: each system's record, the chain with ✓/✗, the verdict."""
     systems = result["systems"]
@@ -77,10 +86,12 @@ def render_text(result: Mapping[str, Any]) -> str:
     for c in result["chain"]:
         first = "  <- first broken link" if c["link"] == result.get("broken_link") else ""
         lines.append(f"  {_OK if c['ok'] else _BROKEN} {c['link'].ljust(width)}  {c['detail']}{first}")
+    sentence = broken_link_sentence(result.get("broken_link"))
+    lines.append(f"  {sentence[:1].upper()}{sentence[1:]}")
     diag = result.get("last_diagnosis")
     if diag:
-        lines += ["", f"Last diagnosis: run {diag.get('load_id')}, broken link {diag.get('broken_link')}, "
-                      f"{'dry run' if diag.get('dry_run') else 'repair run'}"]
+        lines += ["", f"Last diagnosis: run {diag.get('load_id')} ({'dry run' if diag.get('dry_run') else 'repair run'}), "
+                      f"{broken_link_sentence(diag.get('broken_link'))}"]
     letters = result.get("dead_letters") or []
     if letters:
         lines += ["", f"Open dead letters ({len(letters)})"]

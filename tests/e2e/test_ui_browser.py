@@ -61,7 +61,7 @@ def test_quality_overview(page: Any, airflow_server: AirflowServer, screenshots:
     login(page, airflow_server, "admin", "admin", "/catalog-sync/quality")
     assert page.locator("h1").inner_text() == "Data quality"
     assert page.get_by_test_id("kpi-completeness").inner_text() == "95.0%"
-    assert page.get_by_test_id("kpi-timeliness").inner_text() == "50.0%"
+    assert page.get_by_test_id("kpi-timeliness").inner_text() == "0.50 s"  # seconds, not a share
     assert page.locator(".kpi svg polyline").count() == 4
     gate = page.locator('#gates tr[data-gate="products_l2_content"] td')
     assert [gate.nth(i).inner_text() for i in (6, 7, 8)] == ["150", "137", "13"]

@@ -142,6 +142,20 @@ def test_cli_text_and_json(published: Any, systems: Systems, hub_url: str,
     assert data["broken_link"] == "pim_vs_erp" and data["systems"]["pim"]["enabled"] is False
 
 
+def test_cli_text_of_a_consistent_sku_says_so_in_words(published: Any, systems: Systems, hub_url: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A SKU that holds at every link, with a clean diagnosis: a sentence, never "broken link None"."""
+    sku = "24-MB01"
+    result = republish.run({"skus": [sku]}, systems, run_id="trace-consistent", hub_url=hub_url)  # a dry run
+    assert main(["explain", sku]) == 0
+    text = capsys.readouterr().out
+    assert "None" not in text, text
+    assert "  Broken link: none, consistent from the ERP to the shopper page" in text
+    assert (f"Last diagnosis: run {result['load_id']} (dry run), broken link: none, consistent from the ERP to "
+            "the shopper page") in text
+    assert "Supplier submissions pending (0)" in text
+
+
 #: Each names, raw, another record or a collection: MH01 with a query string or fragment, or the ERP's item list.
 AWKWARD_SKUS = ["MH01?x=1", "MH01#top", "MH01/", "MH01%", "MH01 x", "../items"]
 

@@ -26,14 +26,24 @@ def _safe(name: str) -> str:
     return _SAFE.sub("_", name)
 
 
-def validations_dir(load_id: str) -> Path:
+def run_folder_name(load_id: str) -> str:
+    """The folder name of a run's validation results and Data Docs: the load id made path-safe.
+
+    The one mapping from load id to folder: the writers here, the UI that serves the Data Docs
+    (``ui.queries.data_docs_root``) and retention all go through it, so a load id holding ``:`` or ``+`` (an
+    Airflow run id) is found where it was written.
+    """
+    return _safe(load_id)
+
+
+def validations_dir(load_id: str, state_dir: Path | None = None) -> Path:
     """Where the raw validation results of a run are kept."""
-    return config.state_dir() / "gx_validations" / _safe(load_id)
+    return (state_dir or config.state_dir()) / "gx_validations" / run_folder_name(load_id)
 
 
-def docs_dir(load_id: str) -> Path:
+def docs_dir(load_id: str, state_dir: Path | None = None) -> Path:
     """Where the Data Docs of a run are written."""
-    return config.state_dir() / "data_docs" / _safe(load_id)
+    return (state_dir or config.state_dir()) / "data_docs" / run_folder_name(load_id)
 
 
 def save_validation(load_id: str, result: GateResult) -> Path | None:

@@ -5,12 +5,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The unit of each KPI (``catalog_sync.quality.kpis``): the shares are ratios 0..1, timeliness is a median lag in
+#: seconds. A KPI is formatted by its unit, never guessed from its value: a 0.78 s lag is not 78 %.
+KPI_UNITS: dict[str, str] = {
+    "completeness": "ratio",
+    "accuracy": "ratio",
+    "timeliness": "seconds",
+    "first_time_pass_rate": "ratio",
+}
 
-def format_kpi(value: float | None) -> str:
-    """A KPI as a person reads it: ratios (0..1) as percentages, anything else as a plain number."""
+
+def format_seconds(value: float) -> str:
+    """A duration as a person reads it: ``0.78 s``, ``42.0 s``, ``3.5 min``, ``2.1 h``."""
+    if abs(value) < 10:
+        return f"{value:.2f} s"
+    if abs(value) < 120:
+        return f"{value:.1f} s"
+    if abs(value) < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def format_kpi(value: float | None, kpi: str | None = None) -> str:
+    """A KPI in its unit (:data:`KPI_UNITS`): ratios as percentages, timeliness as a duration.
+
+    Without a known KPI name, a value in 0..1 is taken for a ratio and anything else is shown as a plain number.
+    """
     if value is None:
         return "–"
-    if 0.0 <= value <= 1.0:
+    unit = KPI_UNITS.get(kpi or "")
+    if unit == "seconds":
+        return format_seconds(value)
+    if unit == "ratio" or (unit is None and 0.0 <= value <= 1.0):
         return f"{value * 100:.1f}%"
     return f"{value:,.2f}"
 
@@ -32,19 +58,25 @@ class LineChart:
     last_at: str = ""
 
 
-def line_chart(series: list[dict[str, Any]], width: int = 360, height: int = 130) -> LineChart:
+def line_chart(series: list[dict[str, Any]], width: int = 360, height: int = 130, kpi: str | None = None
+               ) -> LineChart:
     """Scale a KPI series (``{value, measured_at, load_id}``, oldest first) into a :class:`LineChart`.
 
-    Ratios are drawn on a fixed 0..100 % axis so charts of different KPIs compare at a glance; other values
-    on their own min..max range.
+    Ratios are drawn on a fixed 0..100 % axis so charts of different KPIs compare at a glance; durations from 0 to
+    their largest value; other values on their own min..max range. Labels are in the KPI's unit.
     """
     chart = LineChart(width=width, height=height)
     left, pad = chart.left, chart.pad
     if not series:
         return chart
     values = [float(p["value"]) for p in series]
-    if all(0.0 <= v <= 1.0 for v in values):
+    unit = KPI_UNITS.get(kpi or "")
+    if unit == "ratio" or (unit is None and all(0.0 <= v <= 1.0 for v in values)):
         lo, hi = 0.0, 1.0
+    elif unit == "seconds":
+        lo, hi = min(0.0, min(values)), max(values)
+        if hi == lo:
+            hi = lo + 1
     else:
         lo, hi = min(values), max(values)
         if hi == lo:
@@ -54,11 +86,11 @@ def line_chart(series: list[dict[str, Any]], width: int = 360, height: int = 130
     for i, (p, v) in enumerate(zip(series, values, strict=True)):
         x = left + (i * step if len(values) > 1 else inner_w / 2)
         y = pad + inner_h - (v - lo) / (hi - lo) * inner_h
-        label = f"{format_kpi(v)} — {p.get('load_id') or ''} ({(p.get('measured_at') or '')[:16]})"
+        label = f"{format_kpi(v, kpi)} — {p.get('load_id') or ''} ({(p.get('measured_at') or '')[:16]})"
         chart.points.append({"x": round(x, 1), "y": round(y, 1), "label": label})
     chart.polyline = " ".join(f"{p['x']},{p['y']}" for p in chart.points)
-    chart.y_min_label, chart.y_max_label = format_kpi(lo), format_kpi(hi)
-    chart.last_label = format_kpi(values[-1])
+    chart.y_min_label, chart.y_max_label = format_kpi(lo, kpi), format_kpi(hi, kpi)
+    chart.last_label = format_kpi(values[-1], kpi)
     chart.first_at = (series[0].get("measured_at") or "")[:10]
     chart.last_at = (series[-1].get("measured_at") or "")[:10]
     return chart

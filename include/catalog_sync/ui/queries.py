@@ -218,6 +218,14 @@ def run_report(session: Session, load_id: str) -> dict[str, Any] | None:
         },
         "kpis": {k: float(v) for k, v in kpis},
         "dead_letters": [{"reason_kind": k, "status": s, "count": int(n)} for k, s, n in letters],
+        # The run's own dead-letter rows, beside its hop counts: ``records_dead_lettered`` counts each record once
+        # on the hop that lost it, while a letter written with ``hop=None`` (a post-delivery consistency finding,
+        # a stale supplier submission, a refused rollback field) is about a record the hop already counted as
+        # delivered or unchanged. The page shows both, labelled, so they are not read as one figure.
+        "dead_letter_totals": {
+            "written": sum(int(n) for _, _, n in letters),
+            "open": sum(int(n) for _, st, n in letters if st == "open"),
+        },
     }
 
 
@@ -360,10 +368,13 @@ _SAFE_LOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
 
 
 def data_docs_root(state_dir: Path, load_id: str) -> Path | None:
-    """``<state_dir>/data_docs/<load_id>``, or None when ``load_id`` cannot be a safe folder name."""
+    """The run's Data Docs folder, named as the writer names it (``quality.docs.docs_dir``), or None when
+    ``load_id`` is not a load id."""
+    from catalog_sync.quality.docs import docs_dir
+
     if not _SAFE_LOAD_ID.fullmatch(load_id) or ".." in load_id:
         return None
-    return state_dir / "data_docs" / load_id
+    return docs_dir(load_id, state_dir)
 
 
 def resolve_data_docs_file(state_dir: Path, load_id: str, rel_path: str) -> Path | None:

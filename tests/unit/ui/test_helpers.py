@@ -20,6 +20,20 @@ def test_line_chart_scales_ratios_on_a_fixed_axis() -> None:
     assert (counts.y_min_label, counts.y_max_label) == ("10.00", "30.00")
 
 
+def test_each_kpi_is_shown_in_its_unit() -> None:
+    from catalog_sync.quality.kpis import KPIS
+
+    assert set(charts.KPI_UNITS) == set(KPIS)  # a new KPI must declare its unit
+    assert charts.format_kpi(0.777, "timeliness") == "0.78 s"  # was "77.7%"
+    assert charts.format_kpi(42.0, "timeliness") == "42.0 s"
+    assert charts.format_kpi(210.0, "timeliness") == "3.5 min"
+    assert charts.format_kpi(0.777, "completeness") == "77.7%"
+    assert charts.format_kpi(None, "timeliness") == "–"
+    lag = charts.line_chart([{"value": 0.78}, {"value": 0.5}], kpi="timeliness")
+    assert (lag.y_min_label, lag.y_max_label, lag.last_label) == ("0.00 s", "0.78 s", "0.50 s")
+    assert "0.78 s" in lag.points[0]["label"]
+
+
 def test_aggregate_failing_sums_rows_and_counts_results() -> None:
     out = queries.aggregate_failing(
         [

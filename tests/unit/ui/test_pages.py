@@ -57,7 +57,9 @@ def test_quality_page_renders_charts_and_numbers(admin: Any, seeded_hub: dict[st
     assert resp.headers["content-security-policy"].startswith("default-src 'none'")
     assert "<script" not in html  # the pages carry no script at all
     assert '<div class="big" data-testid="kpi-completeness">95.0%</div>' in html
-    assert '<div class="big" data-testid="kpi-timeliness">50.0%</div>' in html
+    # Timeliness is a lag in seconds, not a share: 0.5 s, never "50.0%".
+    assert '<div class="big" data-testid="kpi-timeliness">0.50 s</div>' in html
+    assert '<div class="big" data-testid="kpi-first_time_pass_rate">75.0%</div>' in html
     assert html.count("<polyline") == 4
     assert "expect_column_values_to_not_be_null:name" in html
     assert ">137<" in html and ">13<" in html
@@ -88,6 +90,44 @@ def test_run_report(admin: Any, seeded_hub: dict[str, Any]) -> None:
     html = admin.get(f"{PREFIX}/runs/nightly-1").text
     assert "Data Docs not built yet" in html
     assert "hunter2" not in html
+    assert '<th>timeliness</th><td class="num">1.00 s</td>' in html  # seconds, not "100.0%"
+    assert '<th>completeness</th><td class="num">90.0%</td>' in html
+
+
+def test_run_page_dead_letter_figures_agree_with_its_list(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    """A run whose letters are findings about records its hop delivered (``hop=None``): the hop shows 0
+    dead-lettered, the page's dead-letter figure shows the letters listed below it, each labelled."""
+    from catalog_sync.engine.run import RunContext
+
+    ctx = RunContext.open("seasonal_republish", load_id="republish-1", hub_url=seeded_hub["hub_url"])
+    ctx.count("pim->storefront", read=2, delivered=2)
+    ctx.dead_letter([{"entity": "product", "record_key": sku, "source_system": "supplier",
+                      "target_system": "pim", "reason_kind": "ownership", "reason": "stale lifecycle flag"}
+                     for sku in ("MH01-XS-Black", "MH01-S-Black")], hop=None)
+    ctx.finish()
+
+    data = admin.get(f"{PREFIX}/api/runs/republish-1").json()
+    assert data["run"]["records_dead_lettered"] == 0  # the hop lost nothing: both records were delivered
+    assert data["dead_letter_totals"] == {"written": 2, "open": 2}
+    assert sum(d["count"] for d in data["dead_letters"]) == 2
+    html = admin.get(f"{PREFIX}/runs/republish-1").text
+    assert 'dead-lettered on a hop <b data-testid="hop-dead-lettered">0</b>' in html
+    assert 'written by this run <b data-testid="dead-letters-written">2</b>' in html
+    assert 'still open <b data-testid="dead-letters-open">2</b>' in html
+    assert 'data-testid="dead-letters-note"' in html
+    assert "Dead letters of this run (2, 2 open)" in html
+
+    # A letter counted on its hop: both figures say 1, and no note explains a difference.
+    other = RunContext.open("seasonal_republish", load_id="republish-2", hub_url=seeded_hub["hub_url"])
+    other.count("pim->storefront", read=1)
+    other.dead_letter([{"entity": "product", "record_key": "WJ01-S-Red", "source_system": "pim",
+                        "target_system": "storefront", "reason_kind": "api", "reason": "HTTP 422"}],
+                      hop="pim->storefront")
+    other.finish()
+    agreeing = admin.get(f"{PREFIX}/runs/republish-2").text
+    assert 'dead-lettered on a hop <b data-testid="hop-dead-lettered">1</b>' in agreeing
+    assert 'written by this run <b data-testid="dead-letters-written">1</b>' in agreeing
+    assert 'data-testid="dead-letters-note"' not in agreeing
 
 
 def test_run_lookup_from_airflow_run(admin: Any, seeded_hub: dict[str, Any]) -> None:
@@ -112,6 +152,36 @@ def test_data_docs_are_served(admin: Any, data_docs: Path) -> None:
     )
     not_built = admin.get(f"{PREFIX}/runs/nightly-2/data-docs/index.html")
     assert not_built.status_code == 404 and "not built yet" in not_built.text
+
+
+def test_data_docs_of_a_load_id_with_colon_and_plus_are_found(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    """The folder the docs builder writes (``quality.docs.docs_dir``) is the one the run page looks in, for a load
+    id holding characters a folder name cannot (an Airflow run id's ``:`` and ``+``)."""
+    from urllib.parse import quote
+
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import SyncRun
+    from catalog_sync.quality.docs import docs_dir
+    from tests.unit.ui.seed import T0
+
+    load_id = "seasonal_republish-manual__2025-03-03T10:00:00+00:00"
+    with session_scope(seeded_hub["hub_url"]) as s:
+        s.add(SyncRun(load_id=load_id, flow="seasonal_republish", dag_id="seasonal_republish",
+                      run_id="manual__2025-03-03T10:00:00+00:00", status="success", started_at=T0,
+                      ended_at=T0))
+    written = docs_dir(load_id)
+    (written / "validations").mkdir(parents=True)
+    (written / "index.html").write_text("<html><body><h1>GX Data Docs seasonal</h1></body></html>")
+    (written / "validations" / "v.html").write_text("<html>seasonal validation</html>")
+
+    assert admin.get(f"{PREFIX}/api/runs/{quote(load_id, safe='')}").json()["data_docs"]["built"] is True
+    html = admin.get(f"{PREFIX}/runs/{quote(load_id, safe='')}").text
+    assert "not built yet" not in html
+    link = f"{PREFIX}/runs/{quote(load_id, safe='')}/data-docs/index.html"
+    assert f'href="{link}"' in html
+    resp = admin.get(link)
+    assert resp.status_code == 200 and "GX Data Docs seasonal" in resp.text
+    assert admin.get(link.replace("index.html", "validations/v.html")).text == "<html>seasonal validation</html>"
 
 
 @pytest.mark.parametrize(
@@ -313,6 +383,40 @@ def test_trace_renders_the_chain_and_systems(
     assert "hero_image_approved" in html and "notified DAM team" in html
     data = admin.get(f"{PREFIX}/api/trace", params={"sku": "MH01-XS-Black"}).json()
     assert data["broken_link"] == "dam_assets" and data["systems"]["erp"]["password"] == "***"
+
+
+def consistent_trace_result(sku: str) -> dict[str, Any]:
+    """A SKU that holds at every link, with no pending supplier submission and a clean last diagnosis."""
+    result = trace_result(sku)
+    result["systems"]["storefront"] = {"handle": "chaz-kangeroo-hoodie", "status": "active"}
+    result["systems"]["shopper_page"] = {"status": 200, "cache": "HIT", "has_image": True}
+    result["chain"] = [{**c, "ok": True} for c in result["chain"]]
+    result["broken_link"] = None
+    result["verdict"] = f"{sku} is on the storefront."
+    result["last_diagnosis"] = {"load_id": "seasonal-2", "broken_link": None, "dry_run": True}
+    result["dead_letters"] = []
+    return result
+
+
+def test_a_consistent_trace_says_so_and_no_supplier_submission_is_not_an_error(
+    admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", consistent_trace_result)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
+    assert "first broken link" not in html.lower()
+    assert "Broken link: none, consistent from the ERP to the shopper page." in html
+    assert "Run seasonal-2:" in html and "broken link: none, consistent from the ERP to the shopper page" in html
+    # No pending supplier submission is the normal case: shown plainly, not in the error style.
+    assert '<p class="muted" data-testid="empty-supplier-portals">none pending</p>' in html
+    assert 'class="bad">none' not in html
+    assert "None" not in html.split('<pre id="diagnosis">')[0]
+    # An empty DAM is still a fault.
+    broken = trace_result("MH01-XS-Black")
+    broken["systems"]["dam"] = []
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: broken)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
+    assert '<p class="bad" data-testid="empty-dam-assets">none</p>' in html
+    assert "First broken link: <b" in html
 
 
 def test_trace_without_configured_systems_names_the_connection(admin: Any, hub_url: str,
