@@ -14,6 +14,10 @@ API_PORT="${AIRFLOW__API__PORT:-8080}"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__WORKERS="${AIRFLOW__API__WORKERS:-1}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+# Task processes reach Airflow's execution API at the address it really listens on (the default, localhost:8080,
+# may resolve to ::1 first and ignores a changed port).
+if [[ "$AIRFLOW__API__HOST" == "0.0.0.0" ]]; then API_REACH=127.0.0.1; else API_REACH="$AIRFLOW__API__HOST"; fi
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://$API_REACH:$API_PORT/execution/}"
 SANDBOX_HOST="${CATALOG_SYNC_SANDBOX_HOST:-127.0.0.1}"
 CATALOG="${CATALOG_SYNC_DEMO_CATALOG:-$PWD/demo-data/luma}"
 
