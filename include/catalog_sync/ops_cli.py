@@ -193,7 +193,10 @@ def _json_out(text: str) -> Any:
     raise UserError(f"no JSON in the Airflow CLI answer: {text[-300:]!r}")
 
 
-MANUAL_AND_EVENT_DAGS = ("hot_data_sync", "seasonal_republish", "dead_letter_replay", "sync_rollback")
+#: Unpaused by make run besides the nightly: the manual ones (so their forms work), the event-driven ones and the
+#: image-window sweep (images come down and go up on time without anyone).
+MANUAL_AND_EVENT_DAGS = ("hot_data_sync", "seasonal_republish", "dead_letter_replay", "sync_rollback",
+                         "image_windows", "erp_item_files")
 
 
 def _first_run(args: argparse.Namespace) -> int:
@@ -226,5 +229,5 @@ def _first_run(args: argparse.Namespace) -> int:
     # queued); the weekly reconciliation stays paused, so the demo does not start a full comparison unasked.
     for other in MANUAL_AND_EVENT_DAGS:
         _airflow("dags", "unpause", other)
-    print(f"unpaused {', '.join(MANUAL_AND_EVENT_DAGS)}; weekly_reconciliation stays paused")
+    print(f"unpaused {', '.join(MANUAL_AND_EVENT_DAGS)}; weekly_reconciliation and hub_retention stay paused")
     return 0
