@@ -25,7 +25,8 @@ RULE_FIELDS: Final[tuple[str, ...]] = ("status", "valid_from", "valid_to", "righ
 ROLE_ORDER: Final[dict[str, int]] = {"seasonal": 0, "hero": 1, "gallery": 2, "swatch": 3}
 
 
-def _ts(value: Any) -> datetime | None:
+def parse_ts(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as an aware datetime (the systems speak UTC); None for empty values."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -40,7 +41,7 @@ def why_hidden(asset: Mapping[str, Any], now: datetime, region: str | None = Non
     if status != AssetStatus.APPROVED.value:
         return f"status is {status!r}, not approved"
     try:
-        start, end, rights = (_ts(asset.get(k)) for k in ("valid_from", "valid_to", "rights_expires_at"))
+        start, end, rights = (parse_ts(asset.get(k)) for k in ("valid_from", "valid_to", "rights_expires_at"))
     except ValueError as exc:
         return f"a date does not parse ({exc})"
     if start is not None and start > now:
@@ -82,7 +83,7 @@ def next_change(assets: Iterable[Mapping[str, Any]], after: datetime) -> datetim
             continue
         for key in ("valid_from", "valid_to", "rights_expires_at"):
             try:
-                ts = _ts(a.get(key))
+                ts = parse_ts(a.get(key))
             except ValueError:
                 continue
             if ts is not None and ts > after:

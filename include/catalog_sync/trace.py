@@ -27,7 +27,7 @@ from catalog_sync.connectors.http import require_keys
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical, storefront_handle
 from catalog_sync.domain import STOREFRONT_STATUS, AssetRole, AssetStatus, LifecycleStatus
 from catalog_sync.flows.systems import Systems
-from catalog_sync.showable import showable, storefront_region, why_hidden
+from catalog_sync.showable import parse_ts, showable, storefront_region, why_hidden
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,6 @@ class UnknownSku(LookupError):
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
-
-
-def parse_ts(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as an aware datetime (the systems speak UTC); None for empty values."""
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def eligible(asset: Mapping[str, Any], now: datetime) -> bool:
@@ -386,18 +376,13 @@ def _storefront_link(state: SkuState, now: datetime) -> list[Finding]:
         out.append(Finding("storefront_feed", f"approved image(s) {', '.join(missing)} are not in the storefront "
                            "feed", "storefront", state.root_sku))
     # an image the shop shows that the one rule hides (rights expired, window closed, another region's licence)
-    by_src = {rendition(a): a for a in state.assets if rendition(a)}
-    hidden = sorted(str(a.get("id")) for src, a in by_src.items()
-                    if src in shown and a.get("sku") == state.sku and not eligible(a, now))
+    hidden = sorted((str(a.get("id")), a) for a in state.assets
+                    if rendition(a) in shown and a.get("sku") == state.sku and not eligible(a, now))
     if hidden:
-        out.append(Finding("storefront_feed", f"the storefront shows image(s) {', '.join(hidden)} that may not be "
-                           f"shown ({why_hidden(_asset_by_id(state, hidden[0]), now, storefront_region())})",
+        out.append(Finding("storefront_feed", f"the storefront shows image(s) {', '.join(i for i, _ in hidden)} "
+                           f"that may not be shown ({why_hidden(hidden[0][1], now, storefront_region())})",
                            "storefront", state.root_sku))
     return out
-
-
-def _asset_by_id(state: SkuState, asset_id: str) -> dict[str, Any]:
-    return next((a for a in state.assets if str(a.get("id")) == asset_id), {})
 
 
 def page_is_stale(state: SkuState) -> bool:

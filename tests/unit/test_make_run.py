@@ -5,12 +5,9 @@ scripts/run.sh really launches (its commands replaced by stubs that record their
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STUBBED = ("airflow", "catalog-sync", "python", "curl", "setsid", "nohup")
@@ -21,8 +18,6 @@ printf '%s\\t%s\\t%s\\t%s\\t%s\\n' "$name $*" "${AIRFLOW__API__HOST-unset}" "${A
   "${AIRFLOW__API__WORKERS-unset}" "${AIRFLOW__API__PORT-unset}" >>"$STUB_LOG"
 """
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("bash") is None,
-                                reason="needs make and bash")
 
 
 def make_environment(home: Path, **overrides: str) -> dict[str, str]:

@@ -266,8 +266,8 @@ def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[st
     ctx.finish(details={"after": after, "until": until, "cursor": summary["cursor"],
                         "changes": len(records), "coalesced": len(changes), **timeliness})
     # the summary speaks of changes (the ERP -> storefront hop); the page purges have their own figure
-    hop = ctx.hop_counts().get(HOP, {})
-    purges = ctx.hop_counts().get(PAGES, {})
+    hops = ctx.hop_counts()
+    hop, purges = hops.get(HOP, {}), hops.get(PAGES, {})
     summary.update(read=hop.get("read", 0), coalesced=len(changes), delivered=hop.get("delivered", 0),
                    unchanged=hop.get("unchanged", 0), dead_lettered=hop.get("dead_lettered", 0),
                    pages_purged=purges.get("delivered", 0), **timeliness)

@@ -20,15 +20,9 @@ from catalog_sync.connectors.mapping import akeneo_product_to_canonical
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
+from catalog_sync.showable import parse_ts
 
 CURSOR: Final = ("erp", "lifecycle_watch")
-
-
-def _ts(value: Any) -> datetime | None:
-    if not value:
-        return None
-    ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _pim_lifecycle(systems: Systems, sku: str) -> str | None:
@@ -52,7 +46,7 @@ def watch(systems: Systems, *, follow_within: timedelta, hub_url: str | None = N
     latest: dict[str, tuple[str, datetime]] = {}
     last = after
     for change in ReadResult.collect(systems.erp.iter_changes(after=after, until=head)).records:
-        committed = _ts(change.get("committed_at")) or now
+        committed = parse_ts(change.get("committed_at")) or now
         if committed > due_before:
             break  # the feed is in commit order: the rest is not due yet
         last = int(change["seq"])
