@@ -127,6 +127,22 @@ def latencies(systems: Any, runs: list[dict[str, Any]], first: int, last_seq: in
     return out
 
 
+def stock_mismatches(systems: Any, expected: dict[tuple[str, str], int], extra: dict[str, Any]) -> int:
+    """SKU/locations whose storefront stock differs from ``expected`` (SKU, ERP location) -> quantity; ``extra`` is
+    the hub's storefront variant ids (``steps.external_ids("storefront", "variant")``)."""
+    location = {loc["erp_location"]: loc["id"] for loc in systems.storefront.locations()}
+    wrong = 0
+    keys = sorted(expected)
+    for start in range(0, len(keys), 50):
+        batch = keys[start:start + 50]
+        ids = {str(extra[sku][1]["inventory_item_id"]): sku for sku, _ in batch}
+        levels = systems.storefront.inventory_levels(list(ids))
+        seen = {(ids[str(lv["inventory_item_id"])], lv["location_id"]): lv["available"] for lv in levels
+                if str(lv["inventory_item_id"]) in ids}
+        wrong += sum(1 for sku, loc in batch if seen.get((sku, location[loc])) != expected[(sku, loc)])
+    return wrong
+
+
 def main() -> None:
     parser = base_args(__doc__)
     parser.add_argument("--steady-seconds", type=int)
@@ -185,16 +201,7 @@ def main() -> None:
         loop.join(timeout=60)
         runs = loop.runs
         # No change lost: storefront stock == the ERP's last value for every changed SKU/location.
-        location = {loc["erp_location"]: loc["id"] for loc in systems.storefront.locations()}
-        wrong = 0
-        keys = sorted(last)
-        for start in range(0, len(keys), 50):
-            batch = keys[start:start + 50]
-            ids = {str(extra[sku][1]["inventory_item_id"]): (sku, loc) for sku, loc in batch}
-            levels = systems.storefront.inventory_levels(list(ids))
-            seen = {(ids[str(lv["inventory_item_id"])], lv["location_id"]): lv["available"] for lv in levels
-                    if str(lv["inventory_item_id"]) in ids}
-            wrong += sum(1 for sku, loc in batch if seen.get(((sku, loc), location[loc])) != last[(sku, loc)])
+        wrong = stock_mismatches(systems, last, extra)
         figures = {
             "steady_p50_s": phases["steady"]["p50_s"], "steady_p95_s": phases["steady"]["p95_s"],
             "burst_p50_s": phases["burst"]["p50_s"], "burst_p95_s": phases["burst"]["p95_s"],

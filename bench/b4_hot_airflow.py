@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.b4_hot import committed_at
+from bench.b4_hot import committed_at, stock_mismatches
 from bench.common import ROOT, Result, base_args, emit
 
 TARGET_P95_S = 5.0
@@ -229,16 +229,7 @@ def main() -> None:
                              "max_s": round(max(lat), 3) if lat else None}
             print(phase, phases[phase], flush=True)
         runs = hot_runs(hub)
-        location = {loc["erp_location"]: loc["id"] for loc in systems.storefront.locations()}
-        wrong = 0
-        keys = sorted(last)
-        for start in range(0, len(keys), 50):
-            batch = keys[start:start + 50]
-            ids = {str(extra[sku][1]["inventory_item_id"]): sku for sku, _ in batch}
-            levels = systems.storefront.inventory_levels(list(ids))
-            seen = {(ids[str(lv["inventory_item_id"])], lv["location_id"]): lv["available"] for lv in levels
-                    if str(lv["inventory_item_id"]) in ids}
-            wrong += sum(1 for sku, loc in batch if seen.get((sku, location[loc])) != last[(sku, loc)])
+        wrong = stock_mismatches(systems, last, extra)
         failed = [r["load_id"] for r in runs if r["status"] != "success"]
         unaccounted = sum(r["read"] - r["delivered"] - r["unchanged"] - r["dead_lettered"] for r in runs)
         figures = {
@@ -248,7 +239,7 @@ def main() -> None:
             "failed_runs": failed, "read": sum(r["read"] for r in runs),
             "delivered": sum(r["delivered"] for r in runs), "unchanged": sum(r["unchanged"] for r in runs),
             "dead_lettered": sum(r["dead_lettered"] for r in runs), "unaccounted": unaccounted,
-            "storefront_mismatches": wrong, "changed_keys": len(keys), "phases": phases,
+            "storefront_mismatches": wrong, "changed_keys": len(last), "phases": phases,
         }
         systems.close()
     finally:

@@ -29,7 +29,7 @@ from catalog_sync.connectors import (
     RetryPolicy,
     StorefrontClient,
 )
-from catalog_sync.connectors.http import Disposition
+from catalog_sync.connectors.http import Disposition, HttpClient, TransientError
 from catalog_sync.connectors.shopify_cost import requested_cost
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -313,3 +313,23 @@ def test_storefront_cursor_pagination_and_cost_bucket_pacing(fake: Fake) -> None
     assert cost <= 1000 and any(abs(s - (cost - 10) / 100.0) < 0.05 for s in slept)
     assert shop.throttled_seconds >= (cost - 10) / 100.0 - 0.05
 
+
+
+def test_throttling_is_waited_out_without_using_up_the_retry_budget(fake: Fake) -> None:
+    """A budget shared with other processes (a Shopify app's cost bucket) throttles a client more often than its
+    error retries allow: the waits the system asks for are flow control, bounded in total, not failures."""
+    answers = iter([429] * 7 + [200])
+    fake.routes[("GET", "/shared")] = lambda q, b, h: (j(next(answers), {"n": 1}, **{"Retry-After": "0.02"}))
+    slept: list[float] = []
+    policy = RetryPolicy(max_attempts=3, base=0.001, cap=0.002, max_throttled_wait=5.0)
+    client = HttpClient(fake.base, options=ClientOptions(retry=policy, read_timeout=2), sleep=slept.append)
+    assert client.get_json("/shared") == {"n": 1}  # 7 throttles > 3 attempts, all waited out
+    assert len(slept) == 7 and all(s >= 0.02 for s in slept)
+
+    # past the throttle budget it is a transient failure like any other, after the ordinary attempts
+    fake.routes[("GET", "/shared")] = lambda q, b, h: j(429, {}, **{"Retry-After": "0.02"})
+    tight = HttpClient(fake.base, options=ClientOptions(retry=RetryPolicy(max_attempts=3, base=0.001, cap=0.002,
+                                                                          max_throttled_wait=0.1), read_timeout=2),
+                       sleep=slept.append)
+    with pytest.raises(TransientError, match="gave up after 3 attempt"):
+        tight.get_json("/shared")

@@ -237,12 +237,19 @@ class RetryPolicy:
     A ``Retry-After`` answer is honoured as a floor, with up to ``base`` seconds of jitter on top so that clients
     throttled together do not all come back in the same instant; one longer than ``max_retry_after`` is not
     waited out (the attempt fails as transient and the task is retried later by the scheduler).
+
+    Being throttled (a 429, or a GraphQL THROTTLED answer, with the wait the system asked for) is flow control,
+    not failure: when several processes share one budget (a storefront app's cost bucket is per app and shop, not
+    per client), the system, not this client, knows when the next request fits. Such answers do not use up
+    ``max_attempts``; they are waited out for up to ``max_throttled_wait`` seconds in total per request, after which
+    the request fails as transient like any other.
     """
 
     max_attempts: int = 5
     base: float = 0.5
     cap: float = 30.0
     max_retry_after: float = 120.0
+    max_throttled_wait: float = 300.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based) when the server gave no hint."""
@@ -506,6 +513,7 @@ class HttpClient:
         policy = self.options.retry
         refreshed = False
         attempt = 0
+        throttled_wait = 0.0  # seconds waited out on the system's own word, outside the attempt budget
         last: _Retryable | None = None
         while attempt < policy.max_attempts:
             attempt += 1
@@ -524,6 +532,22 @@ class HttpClient:
                 elapsed = time.monotonic() - started
                 last = exc
                 wait = 0.0
+                if exc.kind == 429 and exc.retry_after is not None and exc.retry_after <= policy.max_retry_after:
+                    with self._rng_lock:
+                        wait = policy.delay(attempt, exc.retry_after, self._rng)
+                    if throttled_wait + wait <= policy.max_throttled_wait:
+                        # throttled on the system's word: flow control, so the retry budget stays whole (each
+                        # wait counts at least 50 ms against the throttle budget, so a "retry now" cannot spin)
+                        throttled_wait += max(wait, 0.05)
+                        self._report(Attempt(self.system, method, display_path, exc.status, attempt, elapsed,
+                                             "http_429", wait))
+                        log.info("%s: %s %s throttled (%s); waiting %.2fs as the system asked (%.0fs of %.0fs)",
+                                 self.system, method, display_path, self.redactor(str(exc)), wait, throttled_wait,
+                                 policy.max_throttled_wait)
+                        self._sleep(wait)
+                        attempt -= 1
+                        continue
+                    wait = 0.0
                 if attempt < policy.max_attempts:
                     if exc.retry_after is not None and exc.retry_after > policy.max_retry_after:
                         self._report(Attempt(self.system, method, display_path, exc.status, attempt, elapsed,
