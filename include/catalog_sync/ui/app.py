@@ -2,19 +2,20 @@
 
 Every page is server-rendered HTML (Jinja2, autoescaped) and also available as JSON under ``/api/...``:
 
-=================================  ====================================  ============================================
-HTML                               JSON                                  What
-=================================  ====================================  ============================================
-``/quality``                       ``/api/quality``                      KPIs over time, gates, failing expectations
-``/runs``                          ``/api/runs``                         recent runs
-``/runs/{load_id}``                ``/api/runs/{load_id}``               one run: what each gate saw and quarantined
-``/run-lookup?dag_id&run_id``      ``/api/run-lookup?dag_id&run_id``     Airflow DAG run -> the hub run
-``/runs/{load_id}/data-docs/...``  –                                     that run's GX Data Docs (files, read-only)
-``/dead-letters``                  ``/api/dead-letters``                 filterable list; ``/{id}`` shows the payload
-``POST /dead-letters/action``      ``POST /api/dead-letters/{action}``   replay or discard selected letters
-``/trace?sku=``                    ``/api/trace?sku=``                   why is this SKU not on the storefront?
-``/drift``                         ``/api/drift``                        drift of the last weekly reconciliation
-=================================  ====================================  ============================================
+===================================  =========================================  ============================================
+HTML                                 JSON                                       What
+===================================  =========================================  ============================================
+``/quality``                         ``/api/quality``                           KPIs over time, gates, failing expectations
+``/runs``                            ``/api/runs``                              recent runs
+``/runs/{load_id}``                  ``/api/runs/{load_id}``                    one run: what each gate saw and quarantined
+``/run-lookup?dag_id&run_id``        ``/api/run-lookup?dag_id&run_id``          Airflow DAG run -> the hub run
+``/runs/{load_id}/data-docs/...``    –                                          that run's GX Data Docs (files, read-only)
+``/dead-letters``                    ``/api/dead-letters``                      filterable list; ``/{id}`` shows the payload
+``POST /dead-letters/action``        ``POST /api/dead-letters/{action}``        replay or discard selected letters
+``POST /dead-letters/group-action``  ``POST /api/dead-letters/group/{action}``  replay or discard a group of letters
+``/trace?sku=``                      ``/api/trace?sku=``                        why is this SKU not on the storefront?
+``/drift``                           ``/api/drift``                             drift of the last weekly reconciliation
+===================================  =========================================  ============================================
 
 Invariant: every route depends on :func:`catalog_sync.ui.auth.require_user` (the app-level dependency below).
 Boundary: the only hub write is ``repo.resolve_dead_letters`` on discard; replay goes through Airflow's REST API.
@@ -123,6 +124,10 @@ def letter_filter(
         record_key=record_key,
     )
 
+
+#: The query-string names :func:`letter_filter` reads (the forms repeat the page's filters under these names).
+LETTER_FILTER_FIELDS: frozenset[str] = frozenset(
+    ("source_system", "target_system", "gate_layer", "expectation", "reason_kind", "status", "load_id", "record_key"))
 
 SessionDep = Annotated[Session, Depends(get_session)]
 UserDep = Annotated[Any, Depends(auth.require_user)]
@@ -304,13 +309,14 @@ def create_app(
         session: SessionDep,
         user: UserDep,
         flt: FilterDep,
-        limit: Limit = 200,
+        limit: Limit = 50,
         offset: Offset = 0,
     ) -> HTMLResponse:
         return render(
             request,
             "dead_letters.html",
             letters=queries.list_dead_letters(session, flt, limit, offset),
+            groups=queries.dead_letter_groups(session, flt),
             facets=queries.dead_letter_facets(session),
             flt=flt.as_params(),
             can_act=auth.can_trigger_replay(user),
@@ -367,6 +373,73 @@ def create_app(
         )
         return (200 if outcome.ok else outcome.status_code), {**outcome.as_dict(), "ids": open_ids}
 
+    async def act_on_group(request: Request, user: Any, action: str, member_id: int,
+                           flt: queries.DeadLetterFilter) -> tuple[int, dict[str, Any]]:
+        """Replay or discard the open letters of the group of letter ``member_id`` (within ``flt``), at most
+        :data:`MAX_ACTION_IDS` at a time, oldest first: repeating the action goes on with the rest."""
+        auth.require_trigger(user)
+
+        def _group() -> tuple[list[int], int] | None:
+            with session_scope(hub_url or config.hub_url()) as session:
+                member = queries.get_dead_letter(session, member_id)
+                if member is None:
+                    return None
+                return queries.matching_letter_ids(session, queries.group_filter(flt, member), MAX_ACTION_IDS)
+
+        found = await run_in_threadpool(_group)
+        if found is None:
+            return 404, {"ok": False, "message": f"No dead letter {member_id}: the group cannot be found."}
+        ids, total = found
+        if not ids:
+            return 409, {"ok": False, "message": "No letter of this group is open any more.", "ids": []}
+        status_code, outcome = await act(request, user, action, ids)
+        if outcome.get("ok") and total > len(ids):
+            outcome["message"] = (f"{outcome.get('message', '')} {total - len(ids)} more open letter(s) of this "
+                                  f"group are left (at most {MAX_ACTION_IDS} at a time): repeat to go on.").strip()
+        return status_code, {**outcome, "group_open": total}
+
+    @app.post("/api/dead-letters/group/{action}")
+    async def dead_letter_group_action_json(request: Request, user: UserDep, action: str) -> JSONResponse:
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return JSONResponse({"detail": 'Send a JSON body: {"member": 1, "filters": {...}}.'}, status_code=415)
+        try:
+            body = await request.json()
+            member = int(body["member"])
+            flt = letter_filter(**{k: str(v) for k, v in (body.get("filters") or {}).items()
+                                   if k in LETTER_FILTER_FIELDS})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return JSONResponse({"detail": 'Body must be {"member": <dead letter id>, "filters": {...}}.'},
+                                status_code=422)
+        status_code, outcome = await act_on_group(request, user, action, member, flt)
+        return JSONResponse(outcome, status_code=status_code)
+
+    async def posted_form(request: Request) -> dict[str, list[str]] | Response:
+        """The page's form, parsed; or the error page for anything else (another content type or origin)."""
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
+            "application/x-www-form-urlencoded"
+        ):
+            return error(request, 415, "Unsupported form", "Submit the dead-letter form of this page.")
+        auth.check_same_origin(request)
+        return parse_qs((await request.body()).decode("utf-8", "replace"))
+
+    def action_page(request: Request, form: dict[str, list[str]], status_code: int, outcome: dict[str, Any]) -> Response:
+        back = (form.get("back") or [""])[0]
+        return render(request, "action_result.html", status_code, action=(form.get("action") or [""])[0],
+                      outcome=outcome, back=back if back.startswith("?") or back == "" else "")
+
+    @app.post("/dead-letters/group-action", response_class=HTMLResponse)
+    async def dead_letter_group_action_form(request: Request, user: UserDep) -> Response:
+        form = await posted_form(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            member = int((form.get("member") or [""])[0])
+        except ValueError:
+            return error(request, 422, "Invalid group", "The group is named by one of its dead letters' ids.")
+        flt = letter_filter(**{k: v[0] for k, v in form.items() if k in LETTER_FILTER_FIELDS})
+        status_code, outcome = await act_on_group(request, user, (form.get("action") or [""])[0], member, flt)
+        return action_page(request, form, status_code, outcome)
+
     @app.post("/api/dead-letters/{action}")
     async def dead_letters_action_json(request: Request, user: UserDep, action: str) -> JSONResponse:
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
@@ -381,27 +454,15 @@ def create_app(
 
     @app.post("/dead-letters/action", response_class=HTMLResponse)
     async def dead_letters_action_form(request: Request, user: UserDep) -> Response:
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
-            "application/x-www-form-urlencoded"
-        ):
-            return error(request, 415, "Unsupported form", "Submit the dead-letter form of this page.")
-        auth.check_same_origin(request)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        form = await posted_form(request)
+        if isinstance(form, Response):
+            return form
         try:
             ids = [int(i) for i in form.get("ids", [])]
         except ValueError:
             return error(request, 422, "Invalid selection", "Dead-letter ids must be numbers.")
-        action = (form.get("action") or [""])[0]
-        back = (form.get("back") or [""])[0]
-        status_code, outcome = await act(request, user, action, ids)
-        return render(
-            request,
-            "action_result.html",
-            status_code,
-            action=action,
-            outcome=outcome,
-            back=back if back.startswith("?") or back == "" else "",
-        )
+        status_code, outcome = await act(request, user, (form.get("action") or [""])[0], ids)
+        return action_page(request, form, status_code, outcome)
 
     # --- SKU trace ----------------------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -244,18 +245,22 @@ class DeadLetterFilter:
     status: str | None = "open"
     load_id: str | None = None
     record_key: str | None = None
+    unset: tuple[str, ...] = ()  # columns that must be empty (a group whose expectation is none, say)
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and value != "":
+            if f.name != "unset" and value is not None and value != "":
                 stmt = stmt.where(getattr(DeadLetter, f.name) == value)
+        for name in self.unset:
+            stmt = stmt.where(getattr(DeadLetter, name).is_(None))
         return stmt
 
     def as_params(self) -> dict[str, Any]:
         """The non-empty filters, e.g. for building links that keep them."""
         return {
-            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")
+            f.name: getattr(self, f.name) for f in fields(self)
+            if f.name != "unset" and getattr(self, f.name) not in (None, "")
         }
 
 
@@ -280,6 +285,40 @@ def list_dead_letters(
         .offset(offset)
     ).all()
     return {"total": int(total), "limit": limit, "offset": offset, "items": [_letter(r, False) for r in rows]}
+
+
+#: What makes dead letters "the same problem": one fix (a mapping, a reference value, a down system) clears them.
+GROUP_KEYS: tuple[str, ...] = ("source_system", "target_system", "reason_kind", "expectation")
+
+
+def dead_letter_groups(session: Session, flt: DeadLetterFilter, limit: int = 50) -> dict[str, Any]:
+    """The letters matching ``flt`` grouped by :data:`GROUP_KEYS`, largest group first: each with its count, one
+    reason as an example (the reasons differ by record), and the newest update."""
+    cols = [getattr(DeadLetter, k) for k in GROUP_KEYS]
+    stmt = flt.apply(select(*cols, func.count().label("n"), func.min(DeadLetter.reason).label("example"),
+                            func.min(DeadLetter.id).label("member"), func.max(DeadLetter.updated_at).label("newest"))
+                     .select_from(DeadLetter))
+    rows = session.execute(stmt.group_by(*cols).order_by(func.count().desc(), *cols).limit(limit + 1)).all()
+    groups = [{**{k: getattr(r, k) for k in GROUP_KEYS}, "count": int(r.n), "example": r.example,
+               "member": int(r.member), "newest": r.newest.isoformat() if r.newest else None} for r in rows[:limit]]
+    return {"groups": groups, "more": len(rows) > limit}
+
+
+def group_filter(flt: DeadLetterFilter, member: Mapping[str, Any]) -> DeadLetterFilter:
+    """``flt`` narrowed to the group of the letter ``member`` (its :data:`GROUP_KEYS` values; an empty one matches
+    only empty ones, as the grouping did)."""
+    values = {k: member.get(k) for k in GROUP_KEYS}
+    return replace(flt, **{k: v for k, v in values.items() if v is not None},
+                   unset=tuple(k for k, v in values.items() if v is None))
+
+
+def matching_letter_ids(session: Session, flt: DeadLetterFilter, limit: int) -> tuple[list[int], int]:
+    """Up to ``limit`` ids of the OPEN letters matching ``flt`` (oldest first, so a repeated action progresses),
+    and how many open letters match in all."""
+    open_flt = replace(flt, status="open")
+    total = session.scalar(open_flt.apply(select(func.count()).select_from(DeadLetter))) or 0
+    ids = session.scalars(open_flt.apply(select(DeadLetter.id)).order_by(DeadLetter.id).limit(limit)).all()
+    return list(ids), int(total)
 
 
 def get_dead_letter(session: Session, letter_id: int) -> dict[str, Any] | None:

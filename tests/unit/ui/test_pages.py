@@ -226,6 +226,74 @@ def test_dead_letter_filters(admin: Any, seeded_hub: dict[str, Any]) -> None:
     assert "WJ01-S-Red" in page and "MH01-XS-Black</a>" not in page
 
 
+def _unit_letters(hub_url: str, n: int) -> list[int]:
+    """``n`` open letters of one cause (an ERP unit the reference table lacks), on top of the seeded ones."""
+    from sqlalchemy import select
+
+    from catalog_sync.hub import repo
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import DeadLetter
+
+    with session_scope(hub_url) as s:
+        repo.dead_letter(s, [{"load_id": "nightly-2", "flow": "nightly_product_sync", "entity": "item",
+                              "record_key": f"UOM-{i:03d}", "source_system": "erp", "target_system": "pim",
+                              "reason_kind": "gate", "gate_layer": 2, "expectation": "uom_in_reference",
+                              "reason": f"unit 'BX{i}' is not in the unit reference table", "payload": {}}
+                             for i in range(n)])
+        s.flush()
+        return list(s.scalars(select(DeadLetter.id).where(DeadLetter.record_key.like("UOM-%"))
+                              .order_by(DeadLetter.id)))
+
+
+def test_dead_letters_are_grouped_by_cause_and_paginated(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    ids = _unit_letters(seeded_hub["hub_url"], 60)
+    page = admin.get(f"{PREFIX}/dead-letters").text
+    assert '<span data-testid="dl-total">62</span>' in page
+    groups = page[page.index('id="dead-letter-groups"'):page.index("<h2>Letters</h2>")]
+    # the 60 letters of one cause lead, counted once, with one of their reasons as the example
+    assert groups.index(">60</a>") < groups.index(">1</a>")
+    assert f'data-member="{ids[0]}"' in groups and "is not in the unit reference table" in groups
+    assert "Replay all 60" in groups and "Discard all 60" in groups
+    # 50 a page by default: page 1 of 2, a next link and no previous one; page 2 has the rest and a way back
+    assert "page 1 of 2" in page and "next page" in page and "previous page" not in page
+    assert page.count('<tr data-id="') == 50
+    second = admin.get(f"{PREFIX}/dead-letters", params={"offset": 50, "limit": 50}).text
+    assert second.count('<tr data-id="') == 12 and "page 2 of 2" in second and "previous page" in second
+
+
+def test_a_group_is_discarded_whole_and_only_its_open_letters(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    ids = _unit_letters(seeded_hub["hub_url"], 5)
+    form = {"member": str(ids[2]), "action": "discard", "back": "?status=open", "status": "open"}
+    resp = admin.post(f"{PREFIX}/dead-letters/group-action", data=form, headers={"Origin": "http://testserver"})
+    assert resp.status_code == 200, resp.text
+    assert "Discarded 5 dead letter(s)." in resp.text
+    left = admin.get(f"{PREFIX}/api/dead-letters").json()
+    assert sorted(i["record_key"] for i in left["items"]) == ["MH01-XS-Black", "WJ01-S-Red"]  # other causes stay
+    again = admin.post(f"{PREFIX}/api/dead-letters/group/discard", json={"member": ids[0], "filters": {}})
+    assert again.status_code == 409 and "No letter of this group is open" in again.json()["message"]
+    # a group named by a letter without an expectation matches only letters without one
+    other = admin.post(f"{PREFIX}/api/dead-letters/group/discard",
+                       json={"member": seeded_hub["dead_letters"]["WJ01-S-Red"], "filters": {"status": "open"}})
+    assert other.status_code == 200 and other.json()["count"] == 1
+    assert [i["record_key"] for i in admin.get(f"{PREFIX}/api/dead-letters").json()["items"]] == ["MH01-XS-Black"]
+    assert admin.post(f"{PREFIX}/api/dead-letters/group/discard", json={"member": 10**9}).status_code == 404
+
+
+def test_a_group_larger_than_one_action_says_what_is_left(
+    admin: Any, seeded_hub: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog_sync.ui import app as ui_app
+
+    monkeypatch.setattr(ui_app, "MAX_ACTION_IDS", 4)
+    ids = _unit_letters(seeded_hub["hub_url"], 6)
+    first = admin.post(f"{PREFIX}/api/dead-letters/group/discard", json={"member": ids[0], "filters": {}})
+    body = first.json()
+    assert first.status_code == 200 and body["count"] == 4 and body["ids"] == ids[:4]
+    assert "2 more open letter(s) of this group are left" in body["message"]
+    second = admin.post(f"{PREFIX}/api/dead-letters/group/discard", json={"member": ids[0], "filters": {}}).json()
+    assert second["ids"] == ids[4:] and "more open letter" not in second["message"]
+
+
 def test_payload_is_escaped_and_secrets_redacted(admin: Any, seeded_hub: dict[str, Any]) -> None:
     letter = seeded_hub["dead_letters"]["MH01-XS-Black"]
     resp = admin.get(f"{PREFIX}/dead-letters/{letter}")
