@@ -15,10 +15,12 @@ HTML                                 JSON                                       
 ``POST /dead-letters/group-action``  ``POST /api/dead-letters/group/{action}``  replay or discard a group of letters
 ``/trace?sku=``                      ``/api/trace?sku=``                        why is this SKU not on the storefront?
 ``/drift``                           ``/api/drift``                             drift of the last weekly reconciliation
+``POST /drift/reconcile``            –                                          trigger the weekly reconciliation now
 ===================================  =========================================  ============================================
 
 Invariant: every route depends on :func:`catalog_sync.ui.auth.require_user` (the app-level dependency below).
-Boundary: the only hub write is ``repo.resolve_dead_letters`` on discard; replay goes through Airflow's REST API.
+Boundary: the only hub write is ``repo.resolve_dead_letters`` on discard; replay and the reconciliation trigger go
+through Airflow's REST API as the caller.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from catalog_sync import config
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.ui import auth, charts, queries
-from catalog_sync.ui.replay import api_base_url, trigger_replay
+from catalog_sync.ui.replay import api_base_url, trigger_dag, trigger_replay
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: Most dead letters one replay or discard may name (a replay DAG run's conf stays small).
@@ -505,10 +507,31 @@ def create_app(
 
     @app.get("/drift", response_class=HTMLResponse)
     def drift_page(
-        request: Request, session: SessionDep, attribute: str | None = None, kind: str | None = None
+        request: Request, session: SessionDep, user: UserDep, attribute: str | None = None, kind: str | None = None
     ) -> HTMLResponse:
         report = queries.drift_report(session, attribute or None, kind or None)
-        return render(request, "drift.html", attribute=attribute or "", kind=kind or "", **report)
+        return render(request, "drift.html", attribute=attribute or "", kind=kind or "",
+                      can_reconcile=auth.can_trigger(user, auth.RECONCILIATION_DAG_ID),
+                      dag_id=auth.RECONCILIATION_DAG_ID, **report)
+
+    @app.post("/drift/reconcile", response_class=HTMLResponse)
+    async def drift_reconcile(request: Request, user: UserDep) -> Response:
+        """Trigger the weekly reconciliation now, as the caller (Airflow checks the right and records who)."""
+        if not auth.can_trigger(user, auth.RECONCILIATION_DAG_ID):
+            raise auth.Forbidden(f"User {auth.username(user)!r} may not trigger {auth.RECONCILIATION_DAG_ID!r}.")
+        form = await posted_form(request)
+        if isinstance(form, Response):
+            return form
+        token = auth.caller_token(request)
+        if not token:
+            raise auth.NotAuthenticated("No token to forward to Airflow's REST API.")
+        apply = (form.get("apply_deletions") or ["false"])[0] == "true"
+        outcome = await trigger_dag(api_base_url(_origin(request)), token, auth.RECONCILIATION_DAG_ID,
+                                    {"apply_deletions": apply},
+                                    f"Triggered from the drift page by {auth.username(user)}",
+                                    transport=replay_transport)
+        return render(request, "action_result.html", 200 if outcome.ok else outcome.status_code,
+                      action="reconcile", outcome=outcome.as_dict(), back="", back_to="drift")
 
     return app
 

@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 COOKIE_NAME = "_token"
 #: The DAG that replays dead letters; the right to trigger it is the right to act on dead letters.
 REPLAY_DAG_ID = "dead_letter_replay"
+RECONCILIATION_DAG_ID = "weekly_reconciliation"
 
 
 class NotAuthenticated(Exception):
@@ -82,8 +83,8 @@ def username(user: Any) -> str:
     return str(user.get_name())
 
 
-def can_trigger_replay(user: Any) -> bool:
-    """Whether ``user`` may trigger the dead-letter replay DAG (the right needed to replay or discard)."""
+def can_trigger(user: Any, dag_id: str) -> bool:
+    """Whether ``user`` may trigger runs of ``dag_id``, as Airflow's auth manager decides."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
@@ -91,10 +92,15 @@ def can_trigger_replay(user: Any) -> bool:
         get_auth_manager().is_authorized_dag(
             method="POST",
             access_entity=DagAccessEntity.RUN,
-            details=DagDetails(id=REPLAY_DAG_ID),
+            details=DagDetails(id=dag_id),
             user=user,
         )
     )
+
+
+def can_trigger_replay(user: Any) -> bool:
+    """Whether ``user`` may trigger the dead-letter replay DAG (the right needed to replay or discard)."""
+    return can_trigger(user, REPLAY_DAG_ID)
 
 
 def require_trigger(user: Any) -> None:

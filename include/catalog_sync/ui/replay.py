@@ -43,29 +43,29 @@ def api_base_url(request_base: str) -> str:
     return (os.environ.get(API_URL_ENV) or request_base).rstrip("/")
 
 
-async def trigger_replay(
+async def trigger_dag(
     base_url: str,
     token: str,
-    ids: list[int],
+    dag_id: str,
+    conf: dict[str, Any],
+    note: str,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 30.0,
 ) -> ReplayOutcome:
-    """POST ``/api/v2/dags/dead_letter_replay/dagRuns`` with conf ``{"dead_letter_ids": ids}`` as the caller.
+    """POST ``/api/v2/dags/{dag_id}/dagRuns`` with ``conf`` as the caller.
 
     Args:
         base_url: Airflow api-server root, e.g. ``http://127.0.0.1:8080``.
         token: the caller's JWT, forwarded as a bearer token (never logged or shown).
-        ids: dead-letter ids to replay (already checked to be open).
+        dag_id: the DAG to trigger.
+        conf: the run's conf (Airflow validates it against the DAG's params).
+        note: the run's note, shown in Airflow's UI.
         transport: an httpx transport (tests point it at a stand-in for Airflow).
         timeout: seconds to wait for Airflow.
     """
-    url = f"{base_url}/api/v2/dags/{REPLAY_DAG_ID}/dagRuns"
-    body = {
-        "logical_date": None,
-        "conf": {"dead_letter_ids": ids},
-        "note": f"Replay of {len(ids)} dead letter(s)",
-    }
+    url = f"{base_url}/api/v2/dags/{dag_id}/dagRuns"
+    body = {"logical_date": None, "conf": conf, "note": note}
     try:
         async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
             resp = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
@@ -75,18 +75,16 @@ async def trigger_replay(
         )
     if resp.status_code in (200, 201):
         run_id = resp.json().get("dag_run_id")
-        return ReplayOutcome(True, resp.status_code, f"Triggered {REPLAY_DAG_ID} run {run_id}.", run_id)
+        return ReplayOutcome(True, resp.status_code, f"Triggered {dag_id} run {run_id}.", run_id)
     if resp.status_code == 404:
         return ReplayOutcome(
             False,
             404,
-            f"The DAG {REPLAY_DAG_ID!r} does not exist in Airflow (yet): nothing was replayed. "
+            f"The DAG {dag_id!r} does not exist in Airflow (yet): nothing was triggered. "
             "Deploy it, wait for the DAG processor to parse it, then try again.",
         )
     if resp.status_code in (401, 403):
-        return ReplayOutcome(
-            False, 403, f"Airflow refused to trigger {REPLAY_DAG_ID!r} for you ({resp.status_code})."
-        )
+        return ReplayOutcome(False, 403, f"Airflow refused to trigger {dag_id!r} for you ({resp.status_code}).")
     try:
         detail = resp.json().get("detail")
     except ValueError:
@@ -94,5 +92,19 @@ async def trigger_replay(
     return ReplayOutcome(
         False,
         resp.status_code,
-        f"Airflow answered {resp.status_code} when triggering {REPLAY_DAG_ID!r}: {detail}",
+        f"Airflow answered {resp.status_code} when triggering {dag_id!r}: {detail}",
     )
+
+
+async def trigger_replay(
+    base_url: str,
+    token: str,
+    ids: list[int],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float = 30.0,
+) -> ReplayOutcome:
+    """Trigger ``dead_letter_replay`` with conf ``{"dead_letter_ids": ids}`` (already checked to be open) as the
+    caller: see :func:`trigger_dag`."""
+    return await trigger_dag(base_url, token, REPLAY_DAG_ID, {"dead_letter_ids": ids},
+                             f"Replay of {len(ids)} dead letter(s)", transport=transport, timeout=timeout)

@@ -531,3 +531,27 @@ def test_drift_of_the_latest_weekly_run(admin: Any, seeded_hub: dict[str, Any]) 
 
 def test_drift_before_any_reconciliation(admin: Any, hub_url: str) -> None:
     assert "No weekly reconciliation has run yet." in admin.get(f"{PREFIX}/drift").text
+
+
+def test_drift_page_offers_a_reconciliation_to_those_allowed_and_triggers_it_as_them(
+    make_client: Any, tokens: dict[str, str], hub_url: str
+) -> None:
+    api = FakeAirflowApi(dag_exists=True)
+    client = make_client(replay_transport=httpx.MockTransport(api))
+    client.cookies.set("_token", tokens["operator"])
+    page = client.get(f"{PREFIX}/drift").text
+    assert "compares each attribute with its owner system" in page and "Run a reconciliation now" in page
+    resp = client.post(f"{PREFIX}/drift/reconcile", data={"apply_deletions": "true"},
+                       headers={"Origin": "http://testserver"})
+    assert resp.status_code == 200, resp.text
+    assert "Triggered weekly_reconciliation run manual__2025-03-03T00:00:00+00:00." in resp.text
+    (sent,) = api.requests
+    assert str(sent.url) == "http://testserver/api/v2/dags/weekly_reconciliation/dagRuns"
+    assert sent.headers["authorization"] == f"Bearer {tokens['operator']}"
+    assert json.loads(sent.content)["conf"] == {"apply_deletions": True}
+    # a viewer reads the page, is told what it takes, and cannot trigger it
+    client.cookies.set("_token", tokens["viewer"])
+    page = client.get(f"{PREFIX}/drift").text
+    assert "Run a reconciliation now" not in page and "needs the right to trigger" in page
+    refused = client.post(f"{PREFIX}/drift/reconcile", data={"apply_deletions": "false"}, headers={"Origin": "http://testserver"})
+    assert refused.status_code == 403 and len(api.requests) == 1
