@@ -60,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     first = demo_sub.add_parser("first-run", help="trigger the nightly DAG in the running Airflow and wait for it")
     first.add_argument("--timeout", type=int, default=900)
     first.set_defaults(func=_first_run)
+    again = demo_sub.add_parser("nightly", help="trigger one more nightly run in the running Airflow and wait")
+    again.add_argument("--timeout", type=int, default=900)
+    again.add_argument("--run-id", help="the run's id (default: manual__demo_<time>)")
+    again.set_defaults(func=_nightly)
 
 
 def _letter_dict(letter: Any, payload: bool = False) -> dict[str, Any]:
@@ -199,32 +203,49 @@ MANUAL_AND_EVENT_DAGS = ("hot_data_sync", "seasonal_republish", "dead_letter_rep
                          "image_windows", "erp_item_files")
 
 
-def _first_run(args: argparse.Namespace) -> int:
-    """Unpause ``cold_data_nightly`` and wait for its first run (the one the scheduler creates on unpause, or one
-    triggered here if none appears), so `make run` ends with real runs and reports to look at."""
-    dag_id = "cold_data_nightly"
-    _airflow("dags", "unpause", dag_id)
-    deadline = time.monotonic() + args.timeout
-    run_id = None
-    waited_for_scheduler = time.monotonic() + 30
+def _wait_for(dag_id: str, run_id: str, deadline: float) -> None:
+    """Wait until run ``run_id`` of ``dag_id`` ends; a UserError unless it succeeded."""
+    print(f"waiting for {dag_id} run {run_id} (up to {max(0, int(deadline - time.monotonic()))} s)")
     state = "queued"
     while time.monotonic() < deadline:
         runs = _json_out(_airflow("dags", "list-runs", dag_id, "-o", "json"))
-        if run_id is None:
-            if runs:
-                run_id = min(runs, key=lambda r: r["run_after"])["run_id"]
-            elif time.monotonic() > waited_for_scheduler:
-                run_id = f"manual__first_run_{time.strftime('%Y%m%dT%H%M%S')}"
-                _airflow("dags", "trigger", dag_id, "-r", run_id)
-            if run_id:
-                print(f"waiting for {dag_id} run {run_id} (up to {args.timeout} s)")
         state = next((r["state"] for r in runs if r["run_id"] == run_id), "queued")
         if state in ("success", "failed"):
             break
         time.sleep(5)
     print(f"{dag_id} run {run_id}: {state}")
     if state != "success":
-        raise UserError(f"the first nightly run ended as {state!r}: see the Airflow UI and .state/logs")
+        raise UserError(f"the nightly run {run_id} ended as {state!r}: see the Airflow UI and .state/logs")
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    """Trigger one more ``cold_data_nightly`` run (the DAG is unpaused by ``first-run``) and wait for it."""
+    run_id = args.run_id or f"manual__demo_{time.strftime('%Y%m%dT%H%M%S')}"
+    _airflow("dags", "trigger", "cold_data_nightly", "-r", run_id)
+    _wait_for("cold_data_nightly", run_id, time.monotonic() + args.timeout)
+    return 0
+
+
+def _first_run(args: argparse.Namespace) -> int:
+    """Unpause ``cold_data_nightly`` and wait for its first run (the one the scheduler creates on unpause, or one
+    triggered here if none appears), so `make run` ends with real runs and reports to look at."""
+    dag_id = "cold_data_nightly"
+    _airflow("dags", "unpause", dag_id)
+    deadline = time.monotonic() + args.timeout
+    waited_for_scheduler = time.monotonic() + 30
+    run_id = None
+    while run_id is None and time.monotonic() < deadline:
+        runs = _json_out(_airflow("dags", "list-runs", dag_id, "-o", "json"))
+        if runs:
+            run_id = min(runs, key=lambda r: r["run_after"])["run_id"]
+        elif time.monotonic() > waited_for_scheduler:
+            run_id = f"manual__first_run_{time.strftime('%Y%m%dT%H%M%S')}"
+            _airflow("dags", "trigger", dag_id, "-r", run_id)
+        else:
+            time.sleep(5)
+    if run_id is None:
+        raise UserError(f"no {dag_id} run appeared within {args.timeout} s: see the Airflow UI and .state/logs")
+    _wait_for(dag_id, run_id, deadline)
     # The event-driven hot path and the manual DAGs (a paused DAG would leave the UI's Replay button's run
     # queued); the weekly reconciliation stays paused, so the demo does not start a full comparison unasked.
     for other in MANUAL_AND_EVENT_DAGS:

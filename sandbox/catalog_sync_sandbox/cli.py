@@ -44,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--url", default=DEFAULT_URL)
     run.set_defaults(func=_scenario)
 
+    story = sub.add_parser("story", help="the demo story: break a few SKUs the ways catalogs break (--save), then "
+                                        "say where to look (--guide)")
+    story.add_argument("--url", default=DEFAULT_URL)
+    what = story.add_mutually_exclusive_group(required=True)
+    what.add_argument("--save", metavar="FILE", help="run the story's scenarios and keep what they did in FILE")
+    what.add_argument("--guide", metavar="FILE", help="print the guide for the story kept in FILE")
+    story.add_argument("--ui", default="http://127.0.0.1:8080", help="the Airflow UI the guide links to")
+    story.set_defaults(func=_story)
+
     listing = sub.add_parser("scenarios", help="list the scenarios with the symptom each produces")
     listing.set_defaults(func=_scenarios)
 
@@ -121,6 +130,21 @@ def _load(args: argparse.Namespace) -> int:
 def _scenario(args: argparse.Namespace) -> int:
     result = _control(args.url, "POST", f"scenarios/{args.name}", {"skus": args.skus})
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _story(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from catalog_sync_sandbox import story
+
+    if args.save:
+        told = story.inject(lambda name: _control(args.url, "POST", f"scenarios/{name}", {"skus": None}))
+        story.save(told, Path(args.save))
+        for part in told:
+            print(f"{part['scenario']}: {', '.join(part['skus'])}")
+        return 0
+    print(story.guide(story.load(Path(args.guide)), args.ui.rstrip("/")))
     return 0
 
 

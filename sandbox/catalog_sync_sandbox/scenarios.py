@@ -148,6 +148,28 @@ def _future(state: SandboxState, skus: list[str] | None) -> list[dict[str, Any]]
 
 
 @scenario(
+    "dam_rights_expired",
+    "A gallery image whose usage licence ran out yesterday is still on the product page: the rights holder's "
+    "deadline passed and nobody took the picture down.",
+    default_count=1,
+)
+def _rights_expired(state: SandboxState, skus: list[str] | None) -> list[dict[str, Any]]:
+    t = db.dam_asset
+    now = datetime.now(UTC).replace(microsecond=0)
+    shown = (t.c.role == AssetRole.GALLERY.value, t.c.status == AssetStatus.APPROVED.value,
+             or_(t.c.rights_expires_at.is_(None), t.c.rights_expires_at > now))
+    query = select(t.c.sku).distinct().where(t.c.sku.is_not(None), *shown)
+    out = []
+    for sku in _pick(state, "dam_rights_expired", query, skus, 1):
+        with state.engine.connect() as conn:
+            asset_id = conn.execute(select(t.c.id).where(t.c.sku == sku, *shown).order_by(t.c.id)).scalars().first()
+        expired = now - timedelta(days=1)
+        write_asset(state, asset_id, {"rights_expires_at": expired})
+        out.append({"sku": sku, "dam": {"asset": asset_id, "rights_expires_at": expired.isoformat()}})
+    return out
+
+
+@scenario(
     "orphan_assets",
     "Gallery images vanish from product pages: their DAM assets lost the SKU link and now belong to no product.",
 )

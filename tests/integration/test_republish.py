@@ -30,19 +30,21 @@ from tests.conftest import load_sandbox
 _ATTR = "_catalog_sync_published_baseline"
 
 
-def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A sandbox of its own with Luma published by the nightly cold flow, built once per session.
+def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory, name: str = "") -> Any:
+    """A sandbox of its own with Luma published by the nightly cold flow, built once per session (and ``name``:
+    a module whose scenarios would collide with this module's SKUs asks for one of its own).
 
     Shared with ``test_trace`` so the two modules need one ~minute-long publish, not two. The cold run writes to
     a hub of its own; each test then gets a fresh hub from the ``hub_url`` fixture.
     """
-    if getattr(config, _ATTR, None) is not None:
-        return getattr(config, _ATTR)
+    attr = _ATTR + name
+    if getattr(config, attr, None) is not None:
+        return getattr(config, attr)
     from catalog_sync.flows import cold
     from catalog_sync.hub.db import migrate
     from catalog_sync_sandbox.server import SandboxServer
 
-    folder: Path = tmp_path_factory.mktemp("republish-baseline")
+    folder: Path = tmp_path_factory.mktemp(f"republish-baseline{name}")
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
     config.add_cleanup(server.stop)
     load_sandbox(server)
@@ -67,7 +69,8 @@ def published_baseline(config: pytest.Config, tmp_path_factory: pytest.TempPathF
             os.environ.pop("CATALOG_SYNC_HUB_URL", None)
         else:
             os.environ["CATALOG_SYNC_HUB_URL"] = previous
-    setattr(config, _ATTR, server)
+    server.baseline_hub = hub  # the hub whose cursors the baseline committed: a later nightly on it is a delta
+    setattr(config, attr, server)
     return server
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ def _assets(sb: Any, sku: str) -> list[dict[str, Any]]:
 
 def test_scenarios_are_listed_with_their_symptom(sandbox: Any) -> None:
     listed = requests.get(f"{sandbox.url}/_sandbox/scenarios", timeout=10).json()
-    assert {s["name"] for s in listed} == set(SCENARIOS) and len(SCENARIOS) == 12
+    assert {s["name"] for s in listed} == set(SCENARIOS) and len(SCENARIOS) == 13
     assert all(len(s["symptom"]) > 40 for s in listed)
     unknown = requests.post(f"{sandbox.url}/_sandbox/scenarios/nope", json={}, timeout=10)
     assert unknown.status_code == 404
@@ -62,6 +63,10 @@ def _check(name: str, sb: Any, result: dict[str, Any]) -> None:  # noqa: C901 (o
         for sku in skus:
             hero = [a for a in _assets(sb, sku) if a["role"] == "hero"]
             assert hero and all(a["valid_from"] > "2026" and a["status"] == "approved" for a in hero)
+    elif name == "dam_rights_expired":
+        change = result["changes"][0]["dam"]
+        asset = requests.get(f"{sb.url}/dam/api/assets/{change['asset']}", headers=dam(sb), timeout=10).json()
+        assert asset["status"] == "approved" and asset["rights_expires_at"] < datetime.now(UTC).isoformat()
     elif name == "orphan_assets":
         for sku in skus:
             assert not [a for a in _assets(sb, sku) if a["role"] == "gallery"]

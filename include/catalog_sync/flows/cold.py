@@ -351,12 +351,17 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
     passed = steps.gate(ctx, passed, "assets.l1", layer=1, entity="assets", key="asset_id", hop=DAM_PIM,
                         source_system="dam", target_system="pim", now=upper)
     linked_skus = {str(a["sku"]) for a in passed if a.get("sku")}
-    known = _existing_pim_skus(systems, linked_skus)
+    # an approved asset held back by a gate (its rights ended, its window closed) may still be linked from before:
+    # its SKU's links are worked out again below, so the link goes instead of lingering in the PIM
+    held_back = {str(a["sku"]) for a in approved if a.get("sku")} - linked_skus
+    known = _existing_pim_skus(systems, linked_skus | held_back)
     passed = steps.gate(ctx, passed, "assets.l2", layer=2, entity="assets", key="asset_id", hop=DAM_PIM,
                         source_system="dam", target_system="pim", now=upper, known_skus=known)
     by_sku: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for asset in passed:
         by_sku[str(asset["sku"])].append(asset)
+    for sku in sorted(held_back & set(known)):
+        by_sku.setdefault(sku, [])
     # The full set of eligible links per SKU: earlier approved assets of the SKU stay linked.
     current, models = _current_links_and_kinds(systems, list(by_sku))
     roles = {str(a["id"]): a.get("role") for a in passed}
@@ -369,6 +374,8 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
     asset_to_sku: dict[str, str] = {}
     for sku, group in sorted(by_sku.items()):
         kept = set(current.get(sku, [])) - hidden
+        if not group and kept == set(current.get(sku, [])):
+            continue  # only a held-back asset changed, and it was not linked: nothing to write
         links = sorted(kept | {str(a["id"]) for a in group}, key=_link_order(roles))
         products.append({"sku": sku, "asset_links": links})
         for a in group:
