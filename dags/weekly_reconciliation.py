@@ -14,8 +14,9 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
    product (both audited and delta-logged, so `sync_rollback` can undo them). Param `apply_deletions` (default
    true) set to false turns the writes off (report only); more than `max_deletions` SKUs at once applies
    nothing, since that many means a broken read.
-4. **Alert** when the share of SKUs whose PIM lifecycle differs from the ERP's exceeds the Variable
-   `catalog_sync_lifecycle_divergence_threshold` (default 0.01).
+4. **Alert** when the share of SKUs whose PIM lifecycle differs from the ERP's exceeds
+   `alerts.lifecycle_divergence_share` of `thresholds.yaml` (0.01), through the alert connections like every
+   other alert (a repeat inside the suppression window is counted, not sent).
 5. **Finish**: every record read is accounted for (unchanged, or delivered when a corrective write changed it).
 """
 
@@ -26,8 +27,6 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
-
-THRESHOLD_VARIABLE = "catalog_sync_lifecycle_divergence_threshold"
 
 
 @dag(
@@ -100,13 +99,10 @@ def weekly_reconciliation():
 
     @task
     def alert_lifecycle_divergence(load_id: str) -> dict:
-        from airflow.sdk import Variable
-
-        from catalog_sync.airflow.notifiers import alert_targets
+        from catalog_sync.airflow.notifiers import dispatch
         from catalog_sync.flows import reconcile
 
-        raw = Variable.get(THRESHOLD_VARIABLE, default=reconcile.DEFAULT_DIVERGENCE_THRESHOLD)
-        return reconcile.alert_on_divergence(load_id, reconcile.parse_threshold(raw), alert_targets())
+        return reconcile.alert_on_divergence(load_id, dispatch)
 
     @task(retries=0)
     def finish(load_id: str) -> dict:

@@ -168,8 +168,3 @@ def test_deletion_plan_targets_products_and_storefront_heads_only() -> None:
     assert [(p["system"], p["sku"], p["action"]) for p in plan] == [("pim", "GONE-1", "disable"),
                                                                       ("storefront", "GONE-1", "archive")]
     assert plan[1]["handle"] == "gone-1"
-
-
-@pytest.mark.parametrize(("raw", "expected"), [("0.05", 0.05), (0.2, 0.2), ("lots", 0.01), ("2", 0.01), (None, 0.01)])
-def test_threshold_parsing_falls_back_to_the_default(raw: Any, expected: float) -> None:
-    assert reconcile.parse_threshold(raw) == expected

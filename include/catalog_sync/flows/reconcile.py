@@ -72,7 +72,7 @@ from catalog_sync.hub.models import Drift
 from catalog_sync.progress import Progress
 
 if TYPE_CHECKING:
-    from catalog_sync.alerts import AlertTargets
+    from catalog_sync.alerting import Alert, AlertRules
     from catalog_sync.governance import Ownership
     from catalog_sync.transforms import ReferenceData
 
@@ -84,8 +84,6 @@ HOPS: Final[dict[str, str]] = {"erp": "erp:items", "pim": "pim:products", "dam":
                                "storefront": "storefront:products"}
 #: Above this many SKUs declared deleted in one run, no deletion is applied (a broken read, not a decision).
 MAX_DELETIONS: Final = 100
-#: Share of SKUs whose PIM lifecycle may differ from the ERP's before someone is alerted.
-DEFAULT_DIVERGENCE_THRESHOLD: Final = 0.01
 #: Absolute tolerance for numbers (prices in currency units, weights in their unit): float noise, not drift.
 NUMERIC_ATOL: Final = 0.005
 NUMERIC_RTOL: Final = 1e-6
@@ -838,41 +836,23 @@ def _archive_on_storefront(ctx: RunContext, systems: Systems, plan: Sequence[Map
     ctx.dead_letter(letters, hop=None)
 
 
-def parse_threshold(raw: Any, default: float = DEFAULT_DIVERGENCE_THRESHOLD) -> float:
-    """A share between 0 and 1 from a Variable's text; anything else falls back to ``default`` (and says so)."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        log.warning("lifecycle divergence threshold %r is not a number; using %s", raw, default)
-        return default
-    if not 0.0 <= value <= 1.0:
-        log.warning("lifecycle divergence threshold %s is outside [0, 1]; using %s", value, default)
-        return default
-    return value
+def alert_on_divergence(load_id: str, send: Callable[[list[Alert]], list[dict[str, Any]]],
+                        rules: AlertRules | None = None) -> dict[str, Any]:
+    """Raise the lifecycle-divergence alert (``catalog_sync.alerting``, limit ``alerts.lifecycle_divergence_share``
+    of ``thresholds.yaml``) when the run's share passes it, and hand it to ``send`` (the notifiers' ``dispatch``,
+    which holds back a repeat inside the suppression window). Returns what happened, as the run's details keep it.
+    """
+    from catalog_sync.alerting import lifecycle_divergence_alert, load_rules
 
-
-def alert_on_divergence(load_id: str, threshold: float, targets: AlertTargets) -> dict[str, Any]:
-    """Alert when more than ``threshold`` of the SKUs have a PIM lifecycle that differs from the ERP's."""
-    from catalog_sync.alerts import Alert, send_alert
-
+    rules = rules or load_rules()
     ctx = RunContext.attach(load_id)
-    summary = _staged_one(ctx, "summary")
-    divergence = summary.get("lifecycle_divergence") or {}
-    share = float(divergence.get("share") or 0.0)
-    record: dict[str, Any] = {"key": "alert", "threshold": threshold, "share": share, "sent": False, "reached": []}
-    if share > threshold:
-        alert = Alert(
-            subject=f"Lifecycle divergence {share:.2%} between ERP and PIM (threshold {threshold:.2%})",
-            body=(f"{divergence.get('divergent')} of {divergence.get('compared')} SKUs have a PIM lifecycle status "
-                  "that differs from the ERP's. The ERP owns lifecycle_status: check why the nightly sync did not "
-                  "carry it (dead letters, failed runs) before the storefront shows the wrong items."),
-            severity="warning",
-            facts={"load_id": load_id, "flow": FLOW, "share": round(share, 6), "threshold": threshold,
-                   "divergent": divergence.get("divergent"), "compared": divergence.get("compared"),
-                   "sample": divergence.get("sample")},
-        )
-        record["reached"] = send_alert(alert, targets)
-        record["sent"] = True
+    divergence = _staged_one(ctx, "summary").get("lifecycle_divergence") or {}
+    alert = lifecycle_divergence_alert(load_id, divergence, rules, flow=FLOW)
+    sent = send([alert]) if alert is not None else []
+    record: dict[str, Any] = {"key": "alert", "threshold": rules.lifecycle_divergence_share,
+                              "share": float(divergence.get("share") or 0.0), "raised": alert is not None,
+                              "sent": bool(sent), "suppressed": alert is not None and not sent,
+                              "reached": list(sent[0]["reached"]) if sent else []}
     ctx.stage("alert", [record], key="key")
     return {k: v for k, v in record.items() if k != "key"}
 
@@ -896,19 +876,21 @@ def fail(load_id: str, error: str) -> None:
     RunContext.attach(load_id).fail(error)
 
 
-def run(systems: Systems, *, run_id: str | None = None, apply: bool = True, max_deletions: int = MAX_DELETIONS,
-        threshold: float = DEFAULT_DIVERGENCE_THRESHOLD, targets: AlertTargets | None = None,
+def run(systems: Systems, *, send: Callable[[list[Alert]], list[dict[str, Any]]], run_id: str | None = None,
+        apply: bool = True, max_deletions: int = MAX_DELETIONS, rules: AlertRules | None = None,
         hub_url: str | None = None) -> dict[str, Any]:
-    """The whole flow in one process (the command line and tests); the DAG runs the same steps as tasks."""
-    from catalog_sync.alerts import AlertTargets
+    """The whole flow in one process (the command line and tests); the DAG runs the same steps as tasks.
 
+    ``send`` delivers the alerts (``catalog_sync.airflow.notifiers.dispatch``); ``rules`` default to
+    ``thresholds.yaml``.
+    """
     load_id = open_run(dag_id=None, run_id=run_id, window_start=None, window_end=None, hub_url=hub_url)
     try:
         reads = {"erp": read_erp(load_id, systems), "pim": read_pim(load_id, systems),
                  "dam": read_dam(load_id, systems), "storefront": read_storefront(load_id, systems)}
         compared = compare_systems(load_id, max_deletions=max_deletions)
         deletions = apply_deletions(load_id, systems, apply=apply, max_deletions=max_deletions)
-        alert = alert_on_divergence(load_id, threshold, targets or AlertTargets())
+        alert = alert_on_divergence(load_id, send, rules)
         done = finish(load_id)
     except Exception as exc:  # re-raised: only recorded so the hub never shows a dead run as running
         fail(load_id, f"{type(exc).__name__}: {exc}")
@@ -917,7 +899,7 @@ def run(systems: Systems, *, run_id: str | None = None, apply: bool = True, max_
             **done}
 
 
-__all__ = ["FLOW", "HOPS", "LAYOUTS", "FINDING_COLUMNS", "MAX_DELETIONS", "DEFAULT_DIVERGENCE_THRESHOLD",
+__all__ = ["FLOW", "HOPS", "LAYOUTS", "FINDING_COLUMNS", "MAX_DELETIONS",
            "FrameBuilder", "compare", "lifecycle_divergence", "taxonomy_snapshot", "normalise_erp",
            "deletion_plan", "synthetic_frames", "open_run", "read_erp", "read_pim", "read_dam", "read_storefront", "compare_systems",
-           "apply_deletions", "parse_threshold", "alert_on_divergence", "finish", "fail", "run"]
+           "apply_deletions", "alert_on_divergence", "finish", "fail", "run"]
