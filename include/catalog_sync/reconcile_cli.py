@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmd = subparsers.add_parser("reconcile", help="full reads of every system: drift, deletions, orphans")
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     cmd.add_argument("--no-apply", action="store_true",
-                     help="report deleted SKUs only; do not disable or archive them")
+                     help="report only: do not disable or archive deleted SKUs, do not repair showable drift")
     cmd.add_argument("--max-deletions", type=int, default=MAX_DELETIONS,
                      help=f"apply no deletion when more SKUs than this look deleted (default {MAX_DELETIONS})")
     cmd.set_defaults(func=_reconcile)
@@ -35,7 +35,8 @@ def _reconcile(args: argparse.Namespace) -> int:
         raise UserError("--max-deletions must not be negative")
     systems = configured_systems(command_line=True)
     try:
-        result = reconcile.run(systems, send=dispatch, apply=not args.no_apply, max_deletions=args.max_deletions)
+        result = reconcile.run(systems, send=dispatch, apply=not args.no_apply, max_deletions=args.max_deletions,
+                               repair=not args.no_apply)
     finally:
         systems.close()
     if args.json:
@@ -54,6 +55,11 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"deleted SKUs: {deletions['planned']} planned, {deletions['disabled']} disabled in the PIM, "
           f"{deletions['archived']} archived on the storefront"
           + (f" ({deletions['reason']})" if deletions.get("reason") else ""))
+    showable, repairs = result["showable"], result["repairs"]
+    print(f"showable drift: {showable.get('skus', 0)} storefront product(s) "
+          + ", ".join(f"{k} {n}" for k, n in (showable.get("by_problem") or {}).items())
+          + (f"; repaired by {repairs['load_id']}: {repairs['repaired']}" if repairs.get("applied")
+             else f" ({repairs.get('reason')})"))
     print(f"lifecycle divergence {alert['share']:.2%} (threshold {alert['threshold']:.2%})"
           + (" - alert sent" if alert["sent"] else " - a repeat, not sent again" if alert["suppressed"] else ""))
     counts = result["counts"]
