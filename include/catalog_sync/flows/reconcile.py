@@ -584,7 +584,7 @@ def showable_report(findings: pd.DataFrame, dam: pd.DataFrame | DamAssets, now: 
                     continue
                 asset = assets.by_rendition(src)
                 hidden = why_hidden(asset, now, region) if asset is not None else None
-                if hidden:
+                if asset is not None and hidden:
                     problems.setdefault("hidden", []).append({"asset_id": asset["id"], "why": hidden})
                 else:
                     problems.setdefault("unlinked", []).append(asset["id"] if asset else src)

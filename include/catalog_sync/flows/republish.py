@@ -10,7 +10,8 @@ Steps, each an Airflow task of ``dags/seasonal_republish.py`` (and callable in-p
 3. ``repair`` (skipped on a dry run), in the order the lifecycle signal travels, each phase re-reading the systems
    so it acts on what the previous phase left: the ERP lifecycle (only with ``activate_erp``: the ERP owns it),
    DAM dates and links, stale supplier submissions quarantined; then the PIM brought in line with the ERP (state,
-   enabled, asset links); then the storefront product republished and its page purged from the CDN's cache.
+   enabled, asset links); then the storefront product republished (status from the ERP, title from the PIM, the
+   gallery the nightly would publish: :func:`family_gallery`) and its page purged from the CDN's cache.
 4. ``verify``: read everything again, check the live page for the lead (seasonal) image, store one ``diagnosis``
    row per SKU (first broken link, findings, actions, dry run) and account for each SKU on the ``triage`` hop:
    delivered when it was repaired and now holds, unchanged when nothing needed fixing (or on a dry run),

@@ -6,7 +6,8 @@ out changes nothing in the DAM, so no delta read would ever see it. This sweep a
 window opened or closed since the last sweep (``valid_from``, ``valid_to`` or ``rights_expires_at`` in between,
 however old the asset), and hands their SKUs to the seasonal republish's own repairs, limited to what a window
 change needs: the PIM links (``dam_links``), the storefront gallery (``storefront``) and the page cache (``cache``),
-each verified on the live page. It owns one cursor, ``dam/window_edges``, moved at its end.
+each verified on the live page (``republish.repair_showable``, which the weekly reconciliation's showable repair
+uses too). It owns one cursor, ``dam/window_edges``, moved at its end.
 
 Run by the ``image_windows`` DAG every few minutes (``dags/image_windows.py``); an interval shorter than the promise
 (images right within 15 minutes) leaves room for a sweep that takes a while.
