@@ -1,5 +1,5 @@
 """
-### Weekly reconciliation (full reads of every system, drift against the owners, deletions)
+### Weekly reconciliation (full reads of every system, drift against the owners, deletions, showable drift)
 
 Once a week, when the systems are quiet, compares complete id sets instead of deltas:
 
@@ -8,15 +8,23 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
    folder (shared storage), never in XCom.
 2. **Compare** each attribute a system holds a copy of (per `ownership.yaml`) with its owner's value; findings go
    to the Drift page: `drift`, `missing`, `deleted` (SKU gone from the ERP), `orphan` (DAM asset of no SKU),
-   `reference` (an ERP unit or country the reference tables do not know). The run details keep the taxonomy
-   snapshot (categories in use, units and countries in use) for the nightly gate.
+   `reference` (an ERP unit or country the reference tables do not know), `showable` (a storefront gallery,
+   images or order, that is not the one the showable rule builds from the PIM links and the DAM's assets). The run
+   details keep the taxonomy snapshot (categories in use, units and countries in use) for the nightly gate, and
+   the showable drift per SKU (images the rule hides, missing, unlinked, out of order; a status the ERP does not
+   call for).
 3. **Deletions**: only this DAG may declare a SKU deleted. It disables the PIM product and archives the storefront
    product (both audited and delta-logged, so `sync_rollback` can undo them). Param `apply_deletions` (default
    true) set to false turns the writes off (report only); more than `max_deletions` SKUs at once applies
    nothing, since that many means a broken read.
-4. **Alert** when the share of SKUs whose PIM lifecycle differs from the ERP's exceeds the Variable
-   `catalog_sync_lifecycle_divergence_threshold` (default 0.01).
-5. **Finish**: every record read is accounted for (unchanged, or delivered when a corrective write changed it).
+4. **Repair showable drift** through the image_windows sweep's own path (a seasonal-republish run limited to the
+   `dam_links`, `storefront` and `cache` repairs, verified on the live page, the changed pages purged from the
+   CDN). Param `repair_showable` (default true) set to false reports only; more than `max_repairs` products at
+   once repairs nothing.
+5. **Alert** when the share of SKUs whose PIM lifecycle differs from the ERP's exceeds
+   `alerts.lifecycle_divergence_share` of `thresholds.yaml` (0.01), through the alert connections like every
+   other alert (a repeat inside the suppression window is counted, not sent).
+6. **Finish**: every record read is accounted for (unchanged, or delivered when a corrective write changed it).
 """
 
 from __future__ import annotations
@@ -26,8 +34,6 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
-
-THRESHOLD_VARIABLE = "catalog_sync_lifecycle_divergence_threshold"
 
 
 @dag(
@@ -45,6 +51,11 @@ THRESHOLD_VARIABLE = "catalog_sync_lifecycle_divergence_threshold"
                                  description="Disable/archive SKUs deleted in the ERP; false reports them only."),
         "max_deletions": Param(100, type="integer", minimum=0, title="Most deletions applied",
                                description="Above this many deleted SKUs in one run, none is applied."),
+        "repair_showable": Param(True, type="boolean", title="Repair showable drift",
+                                 description="Republish storefront galleries and statuses that drifted from the "
+                                             "showable rule; false reports them only."),
+        "max_repairs": Param(200, type="integer", minimum=0, title="Most showable repairs",
+                             description="Above this many drifted products in one run, none is repaired."),
     },
 )
 def weekly_reconciliation():
@@ -98,15 +109,21 @@ def weekly_reconciliation():
         return reconcile.apply_deletions(load_id, systems(), apply=bool(params["apply_deletions"]),
                                          max_deletions=int(params["max_deletions"]))
 
-    @task
-    def alert_lifecycle_divergence(load_id: str) -> dict:
-        from airflow.sdk import Variable
-
-        from catalog_sync.airflow.notifiers import alert_targets
+    @task(pool="storefront_api")
+    def repair_showable(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
 
-        raw = Variable.get(THRESHOLD_VARIABLE, default=reconcile.DEFAULT_DIVERGENCE_THRESHOLD)
-        return reconcile.alert_on_divergence(load_id, reconcile.parse_threshold(raw), alert_targets())
+        params = get_current_context()["params"]
+        return reconcile.repair_showable(load_id, systems(), repair=bool(params["repair_showable"]),
+                                         max_repairs=int(params["max_repairs"]))
+
+    @task
+    def alert_lifecycle_divergence(load_id: str) -> dict:
+        from catalog_sync.airflow.notifiers import dispatch
+        from catalog_sync.flows import reconcile
+
+        return reconcile.alert_on_divergence(load_id, dispatch)
 
     @task(retries=0)
     def finish(load_id: str) -> dict:
@@ -118,8 +135,9 @@ def weekly_reconciliation():
     reads = [read_erp(load_id), read_pim(load_id), read_dam(load_id), read_storefront(load_id)]
     compared = compare(load_id)
     deletions = apply_deletions(load_id)
+    repaired = repair_showable(load_id)
     alerted = alert_lifecycle_divergence(load_id)
-    reads >> compared >> deletions >> alerted >> finish(load_id)
+    reads >> compared >> deletions >> repaired >> alerted >> finish(load_id)
 
 
 weekly_reconciliation()

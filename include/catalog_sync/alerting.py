@@ -12,7 +12,7 @@ go out says how many repeats were held back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,13 +36,13 @@ class Alert:
 
     def text(self) -> str:
         """The plain-text body: the sentence, then one ``name: value`` line per figure."""
-        lines = "\n".join(f"{k}: {v}" for k, v in self.facts.items())
+        lines = "\n".join(f"{k}: {_shown(v)}" for k, v in self.facts.items())
         return f"{self.body}\n\n{lines}".strip()
 
     def html(self) -> str:
         from html import escape
 
-        rows = "".join(f"<tr><th align='left'>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
+        rows = "".join(f"<tr><th align='left'>{escape(str(k))}</th><td>{escape(_shown(v))}</td></tr>"
                        for k, v in self.facts.items())
         return f"<p>{escape(self.body)}</p><table>{rows}</table>"
 
@@ -50,6 +50,11 @@ class Alert:
         """The webhook's JSON body."""
         return {"source": "catalog-sync", "key": self.key, "subject": self.subject, "body": self.body,
                 "severity": self.severity, "facts": self.facts}
+
+
+def _shown(value: Any) -> str:
+    """A fact as people read it: a list as its items joined (a sample of SKUs), anything else as text."""
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 # --- conditions ----------------------------------------------------------------------------------------------
@@ -125,6 +130,27 @@ def hot_lag_alert(cursor: int, head: int, lag_s: float, rules: AlertRules | None
              "change feed's head. Check the hot_data_sync runs and the storefront connection.",
         facts={"cursor": cursor, "head": head, "pending": head - cursor, "lag_minutes": round(lag_s / 60, 1),
                "limit_minutes": rules.hot_lag_minutes},
+    )
+
+
+def lifecycle_divergence_alert(load_id: str, divergence: Mapping[str, Any], rules: AlertRules | None = None,
+                               flow: str = "weekly_reconciliation") -> Alert | None:
+    """More than ``lifecycle_divergence_share`` of the SKUs the ERP and the PIM both hold have a PIM lifecycle that
+    differs from the ERP's (the weekly reconciliation's measure); None within the limit."""
+    rules = rules or load_alert_rules()
+    share = float(divergence.get("share") or 0.0)
+    limit = rules.lifecycle_divergence_share
+    if share <= limit:
+        return None
+    return Alert(
+        key="lifecycle_divergence_share",
+        subject=f"Lifecycle divergence {share:.2%} between ERP and PIM (limit {limit:.2%})",
+        body=(f"{divergence.get('divergent')} of {divergence.get('compared')} SKUs have a PIM lifecycle status "
+              "that differs from the ERP's. The ERP owns lifecycle_status: check why the nightly sync did not "
+              "carry it (dead letters, failed runs) before the storefront shows the wrong items."),
+        facts={"flow": flow, "load_id": load_id, "share": round(share, 6), "limit": limit,
+               "divergent": divergence.get("divergent"), "compared": divergence.get("compared"),
+               "sample": list(divergence.get("sample") or [])},
     )
 
 
@@ -230,5 +256,6 @@ def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
 
 #: Read the thresholds (``thresholds.yaml``, section ``alerts``).
 load_rules = load_alert_rules
-__all__ = ["Alert", "AlertRules", "claim", "deadline_alert", "hot_lag_alert", "load_rules", "open_letters_alert",
+__all__ = ["Alert", "AlertRules", "claim", "deadline_alert", "hot_lag_alert", "lifecycle_divergence_alert",
+           "load_rules", "open_letters_alert",
            "run_alerts", "unreachable_alert", "unreachable_system"]

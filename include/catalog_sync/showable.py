@@ -60,11 +60,25 @@ def showable(asset: Mapping[str, Any], now: datetime, region: str | None = None)
     return why_hidden(asset, now, region) is None
 
 
+def gallery_key(asset: Mapping[str, Any]) -> tuple[int, str]:
+    """An asset's place in the gallery order: by role (:data:`ROLE_ORDER`), then by asset id."""
+    return ROLE_ORDER.get(str(asset.get("role") or ""), 9), str(asset.get("id"))
+
+
 def gallery(assets: Iterable[Mapping[str, Any]], now: datetime, region: str | None = None) -> list[Mapping[str, Any]]:
-    """The showable ones of ``assets`` in gallery order: by role (:data:`ROLE_ORDER`), then by asset id, so every
-    flow and every re-run publishes the same gallery."""
-    shown = [a for a in assets if showable(a, now, region)]
-    return sorted(shown, key=lambda a: (ROLE_ORDER.get(str(a.get("role") or ""), 9), str(a.get("id"))))
+    """The showable ones of ``assets`` in gallery order (:func:`gallery_key`), so every flow and every re-run
+    publishes the same gallery."""
+    return sorted((a for a in assets if showable(a, now, region)), key=gallery_key)
+
+
+def storefront_images(assets: Iterable[Mapping[str, Any]], now: datetime, region: str | None = None
+                      ) -> list[dict[str, Any]]:
+    """The storefront gallery of a product whose linked assets are ``assets``: the :func:`gallery` of those with an
+    ``ecommerce`` rendition, as the storefront's images (``src``, ``alt``, ``position``). What the nightly publishes,
+    the republish and the image_windows sweep write back, and the weekly reconciliation expects to find."""
+    shown = [a for a in gallery(assets, now, region) if (a.get("renditions") or {}).get("ecommerce")]
+    return [{"src": a["renditions"]["ecommerce"], "alt": a.get("filename"), "position": i}
+            for i, a in enumerate(shown, start=1)]
 
 
 def storefront_region() -> str | None:

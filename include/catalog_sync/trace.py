@@ -27,7 +27,7 @@ from catalog_sync.connectors.http import require_keys
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical, storefront_handle
 from catalog_sync.domain import STOREFRONT_STATUS, AssetRole, AssetStatus, LifecycleStatus
 from catalog_sync.flows.systems import Systems
-from catalog_sync.showable import parse_ts, showable, storefront_region, why_hidden
+from catalog_sync.showable import gallery_key, parse_ts, showable, storefront_region, why_hidden
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +381,14 @@ def _storefront_link(state: SkuState, now: datetime) -> list[Finding]:
     if hidden:
         out.append(Finding("storefront_feed", f"the storefront shows image(s) {', '.join(i for i, _ in hidden)} "
                            f"that may not be shown ({why_hidden(hidden[0][1], now, storefront_region())})",
+                           "storefront", state.root_sku))
+    # the SKU's images among those shown must stand in the one gallery order (a gallery reordered by hand)
+    by_src = {rendition(a): a for a in state.assets if rendition(a) and eligible(a, now)}
+    mine = [by_src[str(i.get("src"))] for i in shop.get("images") or [] if i.get("src") in by_src]
+    if [gallery_key(a) for a in mine] != sorted(gallery_key(a) for a in mine):
+        want = ", ".join(str(a.get("id")) for a in sorted(mine, key=gallery_key))
+        out.append(Finding("storefront_feed", f"the storefront gallery shows image(s) "
+                           f"{', '.join(str(a.get('id')) for a in mine)} out of the gallery order ({want})",
                            "storefront", state.root_sku))
     return out
 

@@ -159,3 +159,59 @@ def test_the_change_feed_watcher_alerts_a_lagging_hot_path_and_an_outage_once(hu
     assert (lag["cursor"], lag["head"], lag["pending"]) == (10, 15, 5)
     assert lag["lag_minutes"] == round((lag_limit + 60) / 60, 1)
     assert len(smtp.messages) == 2 and "hub unreachable" in smtp.messages[1].subject
+
+
+def _reconciled(run_id: str, divergent: int, compared: int = 2000) -> str:
+    """A weekly reconciliation run whose compare step measured ``divergent`` of ``compared`` SKUs diverging."""
+    from catalog_sync.engine.run import RunContext
+    from catalog_sync.flows import reconcile
+
+    load_id = reconcile.open_run(dag_id=None, run_id=run_id, window_start=None, window_end=None)
+    sample = [f"SKU-{i}" for i in range(min(divergent, 3))]
+    RunContext.attach(load_id).stage("summary", [{"key": "summary", "lifecycle_divergence": {
+        "compared": compared, "divergent": divergent, "share": divergent / compared, "sample": sample}}], key="key")
+    return load_id
+
+
+def test_the_reconciliations_divergence_alert_arrives_once_with_its_figures(hub_url, sinks) -> None:
+    """The limit is thresholds.yaml's (alerts.lifecycle_divergence_share); the alert goes through the same
+    notifiers and suppression as every other alert: one e-mail and one webhook call, then a counted repeat."""
+    from catalog_sync.flows import reconcile
+
+    smtp, hook = sinks
+    limit = alerting.load_rules().lifecycle_divergence_share
+    assert limit == 0.01
+    first = _reconciled("week-1", divergent=50)  # 2.5%
+    record = reconcile.alert_on_divergence(first, notifiers.dispatch)
+    assert record == {"threshold": 0.01, "share": 0.025, "raised": True, "sent": True, "suppressed": False,
+                      "reached": ["email", "webhook"]}
+    assert len(smtp.messages) == 1 and len(hook.received) == 1
+    assert "2.50%" in smtp.messages[0].subject and "limit 1.00%" in smtp.messages[0].subject
+    mail = smtp.messages[0].text
+    assert "<th align='left'>divergent</th><td>50</td>" in mail and "<td>2000</td>" in mail
+    assert "<td>SKU-0, SKU-1, SKU-2</td>" in mail
+    facts = hook.received[0]["json"]["facts"]
+    assert hook.received[0]["json"]["key"] == "lifecycle_divergence_share"
+    assert (facts["load_id"], facts["divergent"], facts["compared"], facts["share"], facts["limit"]) == (
+        first, 50, 2000, 0.025, 0.01)
+    assert facts["sample"] == ["SKU-0", "SKU-1", "SKU-2"]
+
+    again = reconcile.alert_on_divergence(_reconciled("week-1-rerun", divergent=60), notifiers.dispatch)
+    assert again["raised"] and again["suppressed"] and not again["sent"]
+    assert len(smtp.messages) == 1 and len(hook.received) == 1
+    with session_scope(hub_url) as s:
+        state = s.get(AlertState, "lifecycle_divergence_share")
+        assert (state.sent, state.suppressed) == (1, 1)
+
+
+def test_the_reconciliations_divergence_below_its_limit_sends_nothing(hub_url, sinks) -> None:
+    from catalog_sync.flows import reconcile
+
+    smtp, hook = sinks
+    at_limit = _reconciled("week-2", divergent=20)  # exactly 1%: not past the limit
+    record = reconcile.alert_on_divergence(at_limit, notifiers.dispatch)
+    assert record == {"threshold": 0.01, "share": 0.01, "raised": False, "sent": False, "suppressed": False,
+                      "reached": []}
+    assert not smtp.messages and not hook.received
+    with session_scope(hub_url) as s:
+        assert s.get(AlertState, "lifecycle_divergence_share") is None

@@ -1,6 +1,7 @@
 """`weekly_reconciliation` against the sandbox after a real nightly cold sync: drift, lifecycle divergence with its
-alert, a SKU deleted from the ERP (disabled in the PIM, archived on the storefront), orphan assets, an idempotent
-second run, and the DAG itself under Airflow (dag.test).
+alert, a SKU deleted from the ERP (disabled in the PIM, archived on the storefront), orphan assets, showable drift
+on the storefront (an expired image put back, a gallery reordered by hand) found, reported and repaired, an
+idempotent second run, and the DAG itself under Airflow (dag.test).
 
 One module-scoped sandbox and hub carry the whole story, because the cold baseline costs most of a minute: the
 tests read the results of runs the fixture made, in order, and never change the systems themselves (except the
@@ -9,6 +10,7 @@ last one, the DAG run, which only re-reads them).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -22,7 +24,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from catalog_sync.alerts import AlertTargets
+from catalog_sync.airflow.notifiers import dispatch
+from catalog_sync.alerting import load_rules
 from catalog_sync.engine.run import RunContext
 from catalog_sync.flows import cold, reconcile
 from catalog_sync.flows.systems import Systems
@@ -34,7 +37,7 @@ EDITED_PRICE_SKU = "24-MB02"  # a simple bag: its PIM copy of the reference pric
 DELETED_SKU = "24-MB01"  # a simple bag deleted from the ERP
 DELETED_HANDLE = "joust-duffle-bag"
 DELETED_ASSET = "AST-0000001"  # the deleted bag's hero image: an orphan once the SKU is gone
-THRESHOLD = 0.001  # three SKUs of ~2,000 diverge (0.15%): above this, below the default 1%
+THRESHOLD = 0.001  # three SKUs of ~2,000 diverge (0.15%): above this, below thresholds.yaml's 1%
 
 
 class _Inbox(BaseHTTPRequestHandler):
@@ -54,13 +57,63 @@ class _Inbox(BaseHTTPRequestHandler):
 class Story:
     server: Any
     systems: Systems
-    webhook_url: str
+    webhook_url: str  # the alert webhook connection's address (AIRFLOW_CONN_CATALOG_SYNC_ALERT_WEBHOOK)
     inbox: list[dict[str, Any]]
     baseline: dict[str, Any] = field(default_factory=dict)
     first: dict[str, Any] = field(default_factory=dict)
     second: dict[str, Any] = field(default_factory=dict)
     diverged: list[str] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
+    expired: dict[str, Any] = field(default_factory=dict)  # sku, handle, asset_id, src of the image put back
+    reordered: dict[str, Any] = field(default_factory=dict)  # sku, handle, the rule's gallery, the one set by hand
+
+
+def _gallery_products(systems: Systems, skip: set[str]) -> Iterator[tuple[str, str, list[str], list[Any]]]:
+    """Simple gear products showing two or more images: (SKU, handle, their image srcs, the SKU's gallery assets)."""
+    from catalog_sync.trace import Reader, read_sku
+
+    for prefix in ("24-UG", "24-WG", "24-MG", "24-WB", "24-MB"):
+        for n in range(1, 10):
+            sku = f"{prefix}{n:02d}"
+            if sku in skip:
+                continue
+            state = read_sku(Reader(systems), sku)
+            if state.storefront is None or state.handle is None:
+                continue
+            srcs = [str(i["src"]) for i in state.storefront.get("images") or []]
+            mine = [a for a in state.assets if a.get("sku") == sku and a.get("role") == "gallery"]
+            if len(srcs) >= 2 and mine:
+                yield sku, state.handle, srcs, mine
+
+
+def _showable_drift_behind_the_flows_back(story: Story, taken: set[str]) -> None:
+    """An image whose usage rights ended, taken down by the image_windows sweep, put back on the storefront by
+    hand; and another product's gallery reordered by hand. Neither goes through a flow."""
+    from datetime import UTC, datetime, timedelta
+
+    from catalog_sync.flows import windows
+    from catalog_sync.hub import repo
+    from catalog_sync.trace import rendition
+
+    systems = story.systems
+    candidates = _gallery_products(systems, taken)
+    sku, handle, srcs, (gallery_asset, *_) = next(candidates)
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    with session_scope() as s:  # the last sweep ran a minute ago
+        repo.commit_cursor(s, *windows.CURSOR, "window_edge", (t0 - timedelta(minutes=1)).isoformat(), "test")
+    assert systems.dam.update_asset(gallery_asset["id"], {"rights_expires_at": (t0 - timedelta(seconds=5))
+                                                          .isoformat()}).ok
+    swept = windows.sweep(systems, run_id="takedown", now=t0 + timedelta(seconds=1))
+    assert swept["skus"] == [sku] and swept["repaired"]["delivered"] == 1, swept
+    src = str(rendition(gallery_asset))
+    assert src not in [i["src"] for i in systems.storefront.find_by_handle(handle)["images"]]
+    # by hand, in the shop's admin: the old gallery back, expired image and all
+    assert systems.storefront.upsert_product({"handle": handle, "images": [{"src": s} for s in srcs]}).ok
+    story.expired = {"sku": sku, "handle": handle, "asset_id": gallery_asset["id"], "src": src}
+
+    sku, handle, srcs, _ = next(candidates)
+    assert systems.storefront.upsert_product({"handle": handle, "images": [{"src": s} for s in srcs[::-1]]}).ok
+    story.reordered = {"sku": sku, "handle": handle, "rule": srcs, "by_hand": srcs[::-1]}
 
 
 def _cold_baseline(systems: Systems) -> None:
@@ -73,7 +126,9 @@ def _cold_baseline(systems: Systems) -> None:
     cold.extract_pim(load_id, systems)
     cold.gate_channel_content(load_id)
     cold.publish_products(load_id, systems)
-    cold.finish(load_id)  # images are irrelevant to reconciliation and cost half the time
+    for chunk in cold.plan_image_chunks(load_id):  # the galleries the showable check holds the storefront to
+        cold.publish_images(load_id, chunk, systems)
+    cold.finish(load_id)
 
 
 def _findings(load_id: str) -> list[tuple[str, str, str, str, Any, Any]]:
@@ -96,16 +151,21 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CATALOG_SYNC_HUB_URL", hub_url)
+        inbox_port = inbox.server_address[1]
+        mp.setenv("AIRFLOW_CONN_CATALOG_SYNC_ALERT_WEBHOOK", json.dumps({
+            "conn_type": "http", "host": "127.0.0.1", "port": inbox_port, "schema": "http",
+            "extra": {"endpoint": "/hook"}}))
         _engine.cache_clear()
         migrate(hub_url)
         load_sandbox(server)
         server.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
         systems = Systems.from_base_url(server.url, server.credentials)
-        story = Story(server, systems, f"http://127.0.0.1:{inbox.server_address[1]}/hook", _Inbox.received)
+        story = Story(server, systems, f"http://127.0.0.1:{inbox_port}/hook", _Inbox.received)
         try:
             _cold_baseline(systems)
-            targets = AlertTargets(webhook_url=story.webhook_url)
-            story.baseline = reconcile.run(systems, run_id="baseline", threshold=THRESHOLD, targets=targets)
+            # The test's own limit: the Luma catalog is too small to pass thresholds.yaml's 1% with three SKUs.
+            rules = dataclasses.replace(load_rules(), lifecycle_divergence_share=THRESHOLD)
+            story.baseline = reconcile.run(systems, send=dispatch, run_id="baseline", rules=rules)
 
             # Behind the owners' backs: a PIM price edit, stale PIM lifecycles, unlinked images, an ERP deletion.
             [edit] = systems.pim.upsert_products([{"identifier": EDITED_PRICE_SKU, "values": {"erp_reference_price": [
@@ -117,9 +177,12 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
             gone = requests.delete(f"{server.url}/erp/items/{DELETED_SKU}",
                                    headers={"X-Api-Key": server.credentials["erp"]["api_key"]}, timeout=10)
             assert gone.status_code == 204, gone.text
+            orphan_skus = {c["sku"] for c in orphans if c.get("sku")}
+            _showable_drift_behind_the_flows_back(
+                story, {EDITED_PRICE_SKU, DELETED_SKU, *story.diverged, *orphan_skus})
 
-            story.first = reconcile.run(systems, run_id="first", threshold=THRESHOLD, targets=targets)
-            story.second = reconcile.run(systems, run_id="second", threshold=THRESHOLD, targets=targets)
+            story.first = reconcile.run(systems, send=dispatch, run_id="first", rules=rules)
+            story.second = reconcile.run(systems, send=dispatch, run_id="second", rules=rules)
             yield story
         finally:
             systems.close()
@@ -132,7 +195,11 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
 
 def test_a_clean_baseline_has_no_findings(story: Story) -> None:
     assert story.baseline["findings"] == 0, _findings(story.baseline["load_id"])[:10]
-    assert story.baseline["alert"]["sent"] is False
+    # every storefront gallery and status is what the showable rule and the ERP say: 0 showable drift
+    assert story.baseline["showable"]["skus"] == 0 and story.baseline["showable"]["drifted"] == []
+    assert story.baseline["showable_repairs"] == {"planned": 0, "applied": False, "reason": "no showable drift",
+                                                  "load_id": None, "repaired": {}}
+    assert story.baseline["alert"]["raised"] is False and story.baseline["alert"]["sent"] is False
     assert story.baseline["counts"]["delivered"] == 0
 
 
@@ -161,6 +228,48 @@ def test_lifecycle_divergence_is_measured_and_alerted(story: Story) -> None:
     with session_scope() as s:
         details = s.get(SyncRun, story.first["load_id"]).details
     assert details["alert"]["sent"] is True and details["lifecycle_divergence"]["divergent"] == 3
+    # The next run measures the same divergence within the suppression window: a repeat, counted and not sent.
+    assert story.second["alert"]["raised"] is True and story.second["alert"]["suppressed"] is True
+    assert not [m for m in story.inbox if m["facts"].get("load_id") == story.second["load_id"]]
+
+
+def test_showable_drift_is_found_and_reported_per_sku(story: Story) -> None:
+    expired, reordered = story.expired, story.reordered
+    showable = {(r[1], r[2]): r for r in _findings(story.first["load_id"]) if r[3] == "showable"}
+    assert set(showable) == {(expired["sku"], "images"), (reordered["sku"], "images")}
+    _, _, _, _, wanted, shown = showable[(expired["sku"], "images")]
+    assert expired["src"] in shown and expired["src"] not in wanted
+    _, _, _, _, wanted, shown = showable[(reordered["sku"], "images")]
+    assert (wanted, shown) == (reordered["rule"], reordered["by_hand"])
+
+    report = story.first["showable"]
+    assert report["skus"] == 2 and report["by_problem"] == {"hidden": 1, "order": 1}
+    by_sku = {d["sku"]: d["problems"] for d in report["drifted"]}
+    assert by_sku[reordered["sku"]] == {"order": True}
+    (hidden,) = by_sku[expired["sku"]]["hidden"]
+    assert hidden["asset_id"] == expired["asset_id"] and hidden["why"].startswith("usage rights expired")
+    with session_scope() as s:
+        details = s.get(SyncRun, story.first["load_id"]).details
+    assert details["showable"]["skus"] == 2 and details["showable_repairs"]["applied"] is True
+
+
+def test_showable_drift_is_repaired_through_the_republish_and_the_pages_purged(story: Story) -> None:
+    expired, reordered = story.expired, story.reordered
+    repairs = story.first["showable_repairs"]
+    assert repairs["planned"] == 2 and repairs["applied"] is True
+    assert repairs["repaired"] == {"read": 2, "delivered": 2, "unchanged": 0, "dead_lettered": 0}, repairs
+    shop = story.systems.storefront
+    assert expired["src"] not in [i["src"] for i in shop.find_by_handle(expired["handle"])["images"]]
+    assert [i["src"] for i in shop.find_by_handle(reordered["handle"])["images"]] == reordered["rule"]
+    with session_scope() as s:
+        run = s.get(SyncRun, repairs["load_id"])
+        purged = {e.record_key for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.load_id == repairs["load_id"], AuditEvent.system == "cdn", AuditEvent.outcome == "ok"))}
+    assert run.flow == "seasonal_republish" and run.status == "success"
+    assert {expired["handle"], reordered["handle"]} <= purged
+    assert story.systems.cdn is not None
+    page = story.systems.cdn.shopper_page(expired["handle"])
+    assert page.status == 200 and expired["src"] not in page.html.replace("&amp;", "&")
 
 
 def test_a_sku_deleted_from_the_erp_is_disabled_and_archived(story: Story) -> None:
@@ -208,8 +317,10 @@ def test_every_record_is_accounted_for_and_the_taxonomy_is_kept(story: Story) ->
 
 
 def test_a_second_run_finds_the_same_and_writes_nothing_new(story: Story) -> None:
+    """The same findings but the showable ones, which the first run repaired; nothing written again."""
     first, second = story.first["load_id"], story.second["load_id"]
-    assert sorted(r[1:] for r in _findings(second)) == sorted(r[1:] for r in _findings(first))
+    assert sorted(r[1:] for r in _findings(second)) == sorted(r[1:] for r in _findings(first) if r[3] != "showable")
+    assert story.second["showable"]["skus"] == 0 and story.second["showable_repairs"]["load_id"] is None
     with session_scope() as s:
         deltas = s.scalars(select(FieldDelta).where(FieldDelta.load_id == second)).all()
         writes = s.scalars(select(AuditEvent.outcome).where(AuditEvent.load_id == second,
@@ -224,8 +335,6 @@ def test_the_dag_runs_under_airflow(story: Story, airflow_db: str, airflow_conne
     from airflow.dag_processing.dagbag import DagBag
 
     airflow_connections(story.server.url)
-    monkeypatch.setenv("AIRFLOW_VAR_CATALOG_SYNC_LIFECYCLE_DIVERGENCE_THRESHOLD", str(THRESHOLD))
-    monkeypatch.setenv("AIRFLOW_VAR_CATALOG_SYNC_ALERT_WEBHOOK_URL", story.webhook_url)
     dag = DagBag(dag_folder=str(Path("dags") / "weekly_reconciliation.py")).get_dag("weekly_reconciliation")
     dag_run = dag.test(run_conf={"apply_deletions": False})
     assert str(dag_run.state) == "success", [(ti.task_id, ti.state) for ti in dag_run.get_task_instances()]
@@ -235,9 +344,12 @@ def test_the_dag_runs_under_airflow(story: Story, airflow_db: str, airflow_conne
     assert run.status == "success" and run.load_id.startswith("weekly_reconciliation:")
     assert run.records_read == run.records_unchanged == story.first["counts"]["read"]
     assert run.details["deletions"]["reason"] == "apply_deletions is off: findings only"
-    assert run.details["alert"]["reached"] == ["webhook"]
-    assert any(m["facts"].get("load_id") == run.load_id for m in story.inbox)
-    assert len(_findings(run.load_id)) == story.first["findings"]
+    # thresholds.yaml's own limit (1%) is not passed by 0.15%: measured, nothing sent
+    assert run.details["alert"] == {"threshold": 0.01, "share": pytest.approx(3 / 2025), "raised": False,
+                                    "sent": False, "suppressed": False, "reached": []}
+    assert not any(m["facts"].get("load_id") == run.load_id for m in story.inbox)
+    assert len(_findings(run.load_id)) == story.second["findings"]
+    assert run.details["showable_repairs"]["reason"] == "no showable drift"
     assert os.environ.get("CATALOG_SYNC_HUB_URL")  # the tasks wrote to this module's hub, not a default one
 
 
@@ -246,9 +358,9 @@ def test_the_command_line_reports_without_applying(story: Story, airflow_connect
     from catalog_sync.cli import main
 
     airflow_connections(story.server.url)
-    assert main(["reconcile", "--json", "--no-apply", "--threshold", "0.5"]) == 0
+    assert main(["reconcile", "--json", "--no-apply"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["findings"] == story.first["findings"] and result["alert"]["sent"] is False
+    assert result["findings"] == story.second["findings"] and result["alert"]["sent"] is False
     assert result["deletions"]["reason"] == "apply_deletions is off: findings only"
     assert result["counts"]["read"] == result["counts"]["unchanged"]
 

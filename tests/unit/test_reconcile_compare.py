@@ -170,6 +170,70 @@ def test_deletion_plan_targets_products_and_storefront_heads_only() -> None:
     assert plan[1]["handle"] == "gone-1"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("0.05", 0.05), (0.2, 0.2), ("lots", 0.01), ("2", 0.01), (None, 0.01)])
-def test_threshold_parsing_falls_back_to_the_default(raw: Any, expected: float) -> None:
-    assert reconcile.parse_threshold(raw) == expected
+# --- the showable rule on the storefront ---------------------------------------------------------------------
+
+NOW = pd.Timestamp("2026-06-01T12:00:00Z").to_pydatetime()
+
+
+def asset(asset_id: str, role: str, **fields: Any) -> dict[str, Any]:
+    return {"id": asset_id, "sku": "BAG-1", "status": "approved", "role": role, "rights_regions": ["US", "EU"],
+            "renditions": {"ecommerce": f"https://dam.example.com/r/{asset_id}.jpg"}, **fields}
+
+
+def gallery_frames(shown: list[str], *expired: str, status: str = "active") -> dict[str, pd.DataFrame]:
+    """BAG-1 with a hero (A1) and two gallery images (A2, A3), all linked in the PIM; ``shown`` on the shop."""
+    assets = [asset("A1", "hero"), asset("A2", "gallery"), asset("A3", "gallery")]
+    assets = [{**a, "rights_expires_at": "2026-05-01T00:00:00Z"} if a["id"] in expired else a for a in assets]
+    shop = {**shop_product(status=status),
+            "images": [{"src": f"https://dam.example.com/r/{a}.jpg", "alt": None} for a in shown]}
+    return frames([ERP_ITEM], [pim_product(asset_links="A1\nA2\nA3")], [shop], assets)
+
+
+def showable(f: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    found = compare(f, now=NOW, region="US")
+    return found, reconcile.showable_report(found, f["dam"], NOW, "US")
+
+
+def test_the_rules_gallery_on_the_storefront_is_no_drift() -> None:
+    found, report = showable(gallery_frames(["A1", "A2", "A3"]))
+    assert found.empty and report["skus"] == 0 and report["drifted"] == []
+
+
+def test_an_expired_image_shown_again_is_showable_drift_with_its_reason() -> None:
+    found, report = showable(gallery_frames(["A1", "A2", "A3"], "A3"))
+    assert keyed(found) == {("storefront", "BAG-1", "images", "showable")}
+    row = found.iloc[0]
+    assert row["owner_system"] == "dam"
+    assert [s.rsplit("/", 1)[1] for s in row["owner_value"]] == ["A1.jpg", "A2.jpg"]
+    assert len(row["observed_value"]) == 3
+    (entry,) = report["drifted"]
+    assert entry["sku"] == "BAG-1" and list(entry["problems"]) == ["hidden"]
+    assert entry["problems"]["hidden"] == [{"asset_id": "A3",
+                                            "why": "usage rights expired 2026-05-01T00:00:00+00:00"}]
+    assert report["by_problem"] == {"hidden": 1}
+
+
+def test_a_gallery_reordered_by_hand_is_showable_drift() -> None:
+    found, report = showable(gallery_frames(["A2", "A1", "A3"]))
+    assert keyed(found) == {("storefront", "BAG-1", "images", "showable")}
+    assert report["drifted"] == [{"sku": "BAG-1", "problems": {"order": True}}]
+
+
+def test_a_missing_image_and_a_wrong_status_are_reported_per_sku() -> None:
+    found, report = showable(gallery_frames(["A1", "A3"], status="archived"))
+    assert keyed(found) == {("storefront", "BAG-1", "images", "showable"),
+                            ("storefront", "BAG-1", "lifecycle_status", "drift")}
+    (entry,) = report["drifted"]
+    assert entry["problems"] == {"missing": ["A2"], "status": {"expected": "active", "observed": "archived",
+                                                               "erp_lifecycle": "active"}}
+    assert report["skus"] == 1 and report["by_problem"] == {"missing": 1, "status": 1}
+
+
+def test_the_showable_columns_survive_the_staging_round_trip(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_SYNC_HOME", str(tmp_path))
+    f = gallery_frames(["A2", "A1"], "A3")
+    for system in ("pim", "storefront", "dam"):
+        reconcile.save_frame("load:showable", system, f[system])
+    back = {s: reconcile.load_frame("load:showable", s) for s in ("pim", "storefront", "dam")}
+    found = reconcile.compare(f["erp"], back["pim"], back["storefront"], back["dam"], now=NOW, region="US")
+    assert found.reset_index(drop=True).equals(compare(f, now=NOW, region="US").reset_index(drop=True))

@@ -13,8 +13,6 @@ raises: an alert must never fail the run that raised it, so a failing target is 
 
 The deadline alerts of the DAGs call :func:`deadline_missed` in the triggerer (an ``AsyncCallback``), which uses
 the notifiers' async paths.
-
-``alert_targets()`` keeps reading the older Airflow Variables for the weekly reconciliation's direct alert.
 """
 
 from __future__ import annotations
@@ -24,8 +22,6 @@ import logging
 from typing import Any
 
 from airflow.sdk import BaseNotifier
-
-from catalog_sync.alerts import AlertTargets
 
 log = logging.getLogger(__name__)
 
@@ -232,22 +228,3 @@ class CatalogSyncAlertNotifier(BaseNotifier):
             alert = Alert(key=f"task_failed:{dag_id}.{task_id}", subject=f"{dag_id}.{task_id} failed",
                           body=message, severity=self.severity, facts=facts)
         dispatch([alert])
-
-
-def alert_targets() -> AlertTargets:
-    """The weekly reconciliation's direct alert targets, from Airflow Variables (missing: no such target)."""
-    from airflow.sdk import Variable
-
-    def var(name: str, default: str = "") -> str:
-        try:
-            return str(Variable.get(name, default=default) or default)
-        except Exception:  # a variable backend outage must not turn into a second failure
-            return default
-
-    emails = tuple(e.strip() for e in var("catalog_sync_alert_emails").split(",") if e.strip())
-    return AlertTargets(
-        webhook_url=var("catalog_sync_alert_webhook_url") or None,
-        emails=emails,
-        smtp_host=var("catalog_sync_smtp_host", "localhost"),
-        smtp_port=int(var("catalog_sync_smtp_port", "25") or 25),
-    )

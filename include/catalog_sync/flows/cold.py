@@ -46,8 +46,7 @@ from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.progress import Progress
 from catalog_sync.showable import ROLE_ORDER as SHOWABLE_ROLE_ORDER
-from catalog_sync.showable import gallery as showable_gallery
-from catalog_sync.showable import showable, storefront_region
+from catalog_sync.showable import showable, storefront_images, storefront_region
 
 log = logging.getLogger(__name__)
 
@@ -791,7 +790,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
         product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus) else "draft"
         # The asset links are part of what was published: a family whose gallery changed goes out again, so
         # its images step runs (a link made by a later try of the same run would otherwise never be shown).
-        digest = repo.content_hash({**product, "asset_links": _family_asset_ids(fam)})
+        digest = repo.content_hash({**product, "asset_links": family_asset_ids(fam)})
         if known.get(fam["sku"]) == digest and fam["sku"] in ids:
             ctx.count(PIM_STOREFRONT, unchanged=1)
             continue
@@ -930,7 +929,7 @@ def plan_image_chunks(load_id: str, chunk_size: int = 200) -> list[int]:
     return list(range((n + chunk_size - 1) // chunk_size)) if n else []
 
 
-def _family_asset_ids(fam: Mapping[str, Any]) -> list[str]:
+def family_asset_ids(fam: Mapping[str, Any]) -> list[str]:
     """The family's gallery: the parent's asset links first, then each variant's by SKU, each asset once; the
     same whatever order the PIM listed the variants in (a page read again may come back reordered)."""
     asset_ids: list[str] = []
@@ -951,11 +950,11 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
     ctx.count(IMAGES, read=len(published))
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
 
-    assets, malformed = systems.dam.get_assets(aid for sku in published for aid in _family_asset_ids(families[sku]))
+    assets, malformed = systems.dam.get_assets(aid for sku in published for aid in family_asset_ids(families[sku]))
     now, region = _window_end(ctx), storefront_region()
     ready: list[tuple[str, str, list[dict[str, Any]]]] = []
     for sku in published:
-        gallery = _family_asset_ids(families[sku])
+        gallery = family_asset_ids(families[sku])
         broken = next((malformed[aid] for aid in gallery if aid in malformed), None)
         if broken is not None:  # a gallery with a hole in it is not published: it keeps its images
             ctx.dead_letter([{"entity": "images", "record_key": sku, "source_system": "dam",
@@ -965,9 +964,7 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
             counts["dead_lettered"] += 1
             continue
         # the one showable rule and the one gallery order (catalog_sync.showable), as every other flow applies them
-        shown = showable_gallery([assets[aid] for aid in gallery if aid in assets], now, region)
-        images = [{"src": (a.get("renditions") or {}).get("ecommerce"), "alt": a.get("filename"), "position": i}
-                  for i, a in enumerate(shown, start=1) if (a.get("renditions") or {}).get("ecommerce")]
+        images = storefront_images([assets[aid] for aid in gallery if aid in assets], now, region)
         ready.append((sku, storefront_handle(families[sku]["parent"]), images))
 
     # The chunk's products are read in batches and their galleries written as bulk productSet mutations.
@@ -1111,4 +1108,4 @@ def fail(load_id: str, error: str) -> None:
 
 __all__ = ["ConnectorError", "FLOW", "open_run", "extract_erp", "gate_master_data", "load_pim", "link_assets",
            "writeback_supplier", "extract_pim", "gate_channel_content", "publish_products", "plan_image_chunks", "publish_images",
-           "check_consistency", "finish", "build_docs", "fail"]
+           "family_asset_ids", "check_consistency", "finish", "build_docs", "fail"]

@@ -11,7 +11,17 @@ Findings are ``drift`` rows in the hub (one per record and attribute, for the ru
   only those are published);
 - ``deleted``: a SKU the PIM or the storefront still holds that the ERP (the owner of ``sku``) no longer has;
 - ``orphan``: a DAM asset linked to no SKU, or to one the ERP does not know;
-- ``reference``: an ERP unit or country the reference tables (``governance/reference_data.yaml``) do not know.
+- ``reference``: an ERP unit or country the reference tables (``governance/reference_data.yaml``) do not know;
+- ``showable``: a storefront product whose gallery (which images, in which order) is not the one the showable rule
+  (``catalog_sync.showable``) builds from the family's PIM asset links and the DAM's current assets, as the nightly
+  publishes it: an image whose rights or window ended shown again, an image due and missing, a gallery reordered
+  by hand. Owner ``dam``; the wanted gallery and the live one are the two values.
+
+Showable drift. The summary's ``showable`` section reports, per SKU, what is wrong on the storefront (``hidden``,
+``unlinked``, ``missing``, ``order``, and ``status`` from the storefront ``lifecycle_status`` drift), and
+:func:`repair_showable` repairs those products through the image_windows sweep's own path
+(``republish.repair_showable``), which purges the CDN pages it changed. Guard: more than ``max_repairs`` (default
+:data:`MAX_REPAIRS`) repairs nothing; the DAG param ``repair_showable`` turns the repairs off.
 
 Deletions. Only this flow may declare a SKU deleted, because only it sees complete id sets. It acts
 conservatively and reversibly: a deleted PIM product is *disabled* (``enabled: false``), a deleted storefront
@@ -48,7 +58,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -72,7 +82,7 @@ from catalog_sync.hub.models import Drift
 from catalog_sync.progress import Progress
 
 if TYPE_CHECKING:
-    from catalog_sync.alerts import AlertTargets
+    from catalog_sync.alerting import Alert, AlertRules
     from catalog_sync.governance import Ownership
     from catalog_sync.transforms import ReferenceData
 
@@ -84,8 +94,9 @@ HOPS: Final[dict[str, str]] = {"erp": "erp:items", "pim": "pim:products", "dam":
                                "storefront": "storefront:products"}
 #: Above this many SKUs declared deleted in one run, no deletion is applied (a broken read, not a decision).
 MAX_DELETIONS: Final = 100
-#: Share of SKUs whose PIM lifecycle may differ from the ERP's before someone is alerted.
-DEFAULT_DIVERGENCE_THRESHOLD: Final = 0.01
+#: Above this many storefront products drifted from the showable rule in one run, none is repaired (a broken read
+#: of the DAM or the storefront looks like drift everywhere; each repair costs about ten calls).
+MAX_REPAIRS: Final = 200
 #: Absolute tolerance for numbers (prices in currency units, weights in their unit): float noise, not drift.
 NUMERIC_ATOL: Final = 0.005
 NUMERIC_RTOL: Final = 1e-6
@@ -108,12 +119,16 @@ LAYOUTS: Final[dict[str, dict[str, str]]] = {
     "pim": {"sku": "key", "entity": "cat", "enabled": "num", "parent_sku": "key", "upc": "key", "name": "key",
             "description": "key", "product_type": "cat", "lifecycle_status": "cat", "product_group": "cat",
             "uom": "cat", "weight": "num", "weight_unit": "cat", "country_of_origin": "cat", "vendor_name": "cat",
-            "reference_price": "num", "currency": "cat", "categories": "cat"},
+            "reference_price": "num", "currency": "cat", "categories": "cat", "asset_links": "key"},
     "storefront": {"sku": "key", "row_kind": "cat", "handle": "key", "product_id": "num", "status": "cat",
                    "parent_sku": "key", "product_type": "cat", "upc": "key", "name": "key", "description": "key",
-                   "vendor_name": "cat", "categories": "cat", "weight": "num", "weight_unit": "cat"},
-    "dam": {"asset_id": "key", "sku": "key", "status": "cat", "role": "cat"},
+                   "vendor_name": "cat", "categories": "cat", "weight": "num", "weight_unit": "cat", "images": "key"},
+    # the showable rule's inputs (showable.RULE_FIELDS) and the rendition the storefront shows
+    "dam": {"asset_id": "key", "sku": "key", "status": "cat", "role": "cat", "valid_from": "key", "valid_to": "key",
+            "rights_expires_at": "key", "rights_regions": "cat", "rendition": "key"},
 }
+#: Joins a list into one frame cell: PIM asset links and storefront image URLs (neither holds a space), regions.
+LIST_SEP: Final = " "
 
 #: What each copy system's wire shape can hold (the mapping reads it back); ownership decides which of these
 #: the system is *supposed* to hold. The PIM has no dimensions, the storefront no country or reference price.
@@ -214,6 +229,7 @@ def pim_row(product: Mapping[str, Any], entity: str) -> dict[str, Any]:
                categories=categories_key(product.get("categories")))
     # Akeneo product models have no enabled flag: NaN, not "disabled".
     row["enabled"] = None if entity == "model" else float(bool(product.get("enabled", True)))
+    row["asset_links"] = LIST_SEP.join(map(str, record.get("asset_links") or [])) or None
     return row
 
 
@@ -226,14 +242,20 @@ def storefront_rows(product: Mapping[str, Any]) -> list[dict[str, Any]]:
         row = {c: record.get(c) for c in LAYOUTS["storefront"]}
         row.update(row_kind=kind, handle=product.get("handle"), product_id=product.get("id"),
                    status=product.get("status"), description=text_digest(record.get("description")),
-                   categories=categories_key(record.get("categories")))
+                   categories=categories_key(record.get("categories")),
+                   # the gallery is the product's: on its first row (the head, or the simple product) only
+                   images=None if i else LIST_SEP.join(str(im.get("src")) for im in product.get("images") or []
+                                                       if im.get("src")) or None)
         out.append(row)
     return out
 
 
 def dam_row(asset: Mapping[str, Any]) -> dict[str, Any]:
     return {"asset_id": str(asset.get("id")), "sku": asset.get("sku") or None, "status": asset.get("status"),
-            "role": asset.get("role")}
+            "role": asset.get("role"), "valid_from": asset.get("valid_from"), "valid_to": asset.get("valid_to"),
+            "rights_expires_at": asset.get("rights_expires_at"),
+            "rights_regions": LIST_SEP.join(sorted(map(str, asset.get("rights_regions") or []))) or None,
+            "rendition": (asset.get("renditions") or {}).get("ecommerce")}
 
 
 # --- the comparison (pure) ----------------------------------------------------------------------------------
@@ -365,16 +387,22 @@ def compare(
     ownership: Ownership | None = None,
     ref: ReferenceData | None = None,
     protected_skus: Iterable[str] = (),
+    now: datetime | None = None,
+    region: str | None = None,
 ) -> pd.DataFrame:
     """Every finding of one reconciliation, as a frame with :data:`FINDING_COLUMNS` (no I/O besides the YAML).
 
     Args:
         erp, pim, storefront, dam: full reads in the :data:`LAYOUTS` of each system.
         protected_skus: SKUs known to exist in the ERP although their record could not be read (never "deleted").
+        now, region: the instant and the sales region the showable rule is applied for (default: now, and the
+            storefront channel's region).
     """
     from catalog_sync.governance import load_ownership
+    from catalog_sync.showable import storefront_region
 
     ownership = ownership or load_ownership()
+    region = region or storefront_region()
     normalised = normalise_erp(_unique_by_sku(erp), ref)
     owner_erp = normalised.erp.set_index("sku")
     erp_skus = pd.Index(owner_erp.index).append(pd.Index(list(protected_skus), dtype=object)).unique()
@@ -434,6 +462,10 @@ def compare(
                 parts.append(_findings(system, "product", skus_here[mask], attribute, "drift", owner,
                                        expected.to_numpy(dtype=object)[mask], observed.to_numpy(dtype=object)[mask]))
 
+    # Showable: each storefront gallery against the one the rule builds from the PIM links and the DAM's assets.
+    parts.append(showable_drift(pim, storefront[storefront["sku"].notna()], dam, present=erp_index,
+                                now=now or datetime.now(UTC), region=region))
+
     # Orphans: DAM assets that depict no SKU, or one the ERP does not have.
     orphan = erp_index.get_indexer(dam["sku"]) < 0  # a missing SKU (None) is not in the index either
     if orphan.any():
@@ -446,6 +478,136 @@ def compare(
     out = pd.concat(parts, ignore_index=True)
     # One finding per business key of the drift table (a duplicated SKU in a copy is reported once).
     return out.drop_duplicates(["system", "entity", "record_key", "attribute"], keep="first").reset_index(drop=True)
+
+
+def _split(cell: Any) -> list[str]:
+    """A joined list cell (:data:`LIST_SEP`) back as a list; a missing one is empty."""
+    return str(cell).split(LIST_SEP) if isinstance(cell, str) and cell else []
+
+
+def _cell(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+class DamAssets:
+    """The DAM frame as the asset dicts the showable rule reads (``showable.RULE_FIELDS``, role, rendition), built
+    one at a time when asked for: a million assets are never all turned into dicts."""
+
+    def __init__(self, dam: pd.DataFrame) -> None:
+        self._columns = {c: dam[c].to_numpy(dtype=object) for c in LAYOUTS["dam"]}
+        self._at = {str(a): i for i, a in enumerate(self._columns["asset_id"])}
+        self._by_rendition: dict[str, str] | None = None
+
+    def __contains__(self, asset_id: object) -> bool:
+        return asset_id in self._at
+
+    def __getitem__(self, asset_id: str) -> dict[str, Any]:
+        i = self._at[asset_id]
+        value = {c: _cell(col[i]) for c, col in self._columns.items()}
+        rendition = value.pop("rendition")
+        return {**value, "id": value.pop("asset_id"), "rights_regions": _split(value.get("rights_regions")),
+                "renditions": {"ecommerce": rendition} if rendition else {}}
+
+    def by_rendition(self, src: str) -> dict[str, Any] | None:
+        """The asset whose ``ecommerce`` rendition is ``src`` (None for an image the DAM does not serve)."""
+        if self._by_rendition is None:
+            pairs = zip(self._columns["rendition"], self._columns["asset_id"], strict=True)
+            self._by_rendition = {str(r): str(a) for r, a in pairs if _cell(r) is not None}
+        asset_id = self._by_rendition.get(src)
+        return None if asset_id is None else self[asset_id]
+
+
+def showable_drift(pim: pd.DataFrame, storefront: pd.DataFrame, dam: pd.DataFrame | DamAssets, *,
+                   present: pd.Index, now: datetime, region: str | None) -> pd.DataFrame:
+    """``showable`` findings: storefront products whose gallery (images and their order) is not the one the rule
+    builds from the family's PIM asset links and the DAM's current assets (``showable.storefront_images`` over
+    ``cold.family_asset_ids``, as the nightly publishes it). One finding per product, keyed by its SKU (the
+    family's root), attribute ``images``; owner ``dam``, the wanted gallery and the live one as the two values.
+
+    Only products whose SKU the ERP has (``present``) are compared: a deleted one is archived, not repaired.
+    """
+    from catalog_sync.flows.cold import family_asset_ids
+    from catalog_sync.showable import storefront_images
+
+    assets = dam if isinstance(dam, DamAssets) else DamAssets(dam)
+    heads = storefront[storefront["row_kind"].isin(["head", "simple"]).to_numpy()
+                       & (present.get_indexer(storefront["sku"]) >= 0)].drop_duplicates("sku")
+    owners = _pim_by_sku(pim)
+    links = dict(zip(owners["sku"].astype(str), owners["asset_links"], strict=True))
+    variants: dict[str, list[dict[str, Any]]] = {}
+    rows = pim[(pim["entity"] == "product").to_numpy() & pim["parent_sku"].notna().to_numpy()]
+    for sku, parent, linked in zip(rows["sku"], rows["parent_sku"], rows["asset_links"], strict=True):
+        variants.setdefault(str(parent), []).append({"sku": str(sku), "asset_links": _split(linked)})
+    keys, wanted, shown = [], [], []
+    for sku, images in zip(heads["sku"].astype(str), heads["images"], strict=True):
+        family = {"parent": {"asset_links": _split(links.get(sku))}, "rows": variants.get(sku, [])}
+        ids = family_asset_ids(family)
+        observed = _split(images)
+        if not ids and not observed:
+            continue
+        expected = [i["src"] for i in storefront_images([assets[a] for a in ids if a in assets], now, region)]
+        if expected != observed:
+            keys.append(sku)
+            wanted.append(expected)
+            shown.append(observed)
+    return _findings("storefront", "product", keys, "images", "showable", "dam", _lists(wanted), _lists(shown))
+
+
+def _lists(values: list[list[str]]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)  # a 2-d array would split the lists into columns
+    out[:] = values
+    return out
+
+
+def showable_report(findings: pd.DataFrame, dam: pd.DataFrame | DamAssets, now: datetime, region: str | None,
+                    sample: int = 100) -> dict[str, Any]:
+    """The storefront's drift from the showable rule, per SKU: each product whose gallery (``showable`` findings)
+    or status (storefront ``lifecycle_status`` drift) is not what the rule and the ERP say, with what is wrong.
+
+    ``problems`` per SKU: ``hidden`` (images shown that the rule hides, with why), ``unlinked`` (shown, but no
+    image of the family's PIM links), ``missing`` (due, not shown), ``order`` (the gallery order differs),
+    ``status`` (expected and observed). The first ``sample`` SKUs are listed in full; the drift table has all.
+    """
+    from catalog_sync.showable import why_hidden
+
+    assets = dam if isinstance(dam, DamAssets) else DamAssets(dam)
+    per_sku: dict[str, dict[str, Any]] = {}
+    if len(findings):
+        shop = findings[(findings["system"] == "storefront").to_numpy()]
+        gallery = shop[(shop["kind"] == "showable").to_numpy()]
+        for sku, expected, observed in zip(gallery["record_key"], gallery["owner_value"], gallery["observed_value"],
+                                           strict=True):
+            expected, observed = list(expected or []), list(observed or [])
+            problems: dict[str, Any] = {}
+            for src in observed:
+                if src in expected:
+                    continue
+                asset = assets.by_rendition(src)
+                hidden = why_hidden(asset, now, region) if asset is not None else None
+                if asset is not None and hidden:
+                    problems.setdefault("hidden", []).append({"asset_id": asset["id"], "why": hidden})
+                else:
+                    problems.setdefault("unlinked", []).append(asset["id"] if asset else src)
+            missing = [src for src in expected if src not in observed]
+            if missing:
+                problems["missing"] = [(assets.by_rendition(s) or {}).get("id", s) for s in missing]
+            if [s for s in observed if s in expected] != [s for s in expected if s in observed]:
+                problems["order"] = True
+            per_sku[str(sku)] = {"sku": str(sku), "problems": problems}
+        status = shop[((shop["attribute"] == "lifecycle_status") & (shop["kind"] == "drift")).to_numpy()]
+        for sku, lifecycle, observed in zip(status["record_key"], status["owner_value"], status["observed_value"],
+                                            strict=True):
+            entry = per_sku.setdefault(str(sku), {"sku": str(sku), "problems": {}})
+            expected = {s.value: v for s, v in STOREFRONT_STATUS.items()}.get(str(lifecycle))
+            entry["problems"]["status"] = {"expected": expected, "observed": _cell(observed),
+                                           "erp_lifecycle": lifecycle}
+    by_problem: dict[str, int] = {}
+    for entry in per_sku.values():
+        for problem in entry["problems"]:
+            by_problem[problem] = by_problem.get(problem, 0) + 1
+    skus = sorted(per_sku)
+    return {"skus": len(skus), "by_problem": dict(sorted(by_problem.items())),
+            "drifted": [per_sku[s] for s in skus[:sample]], "all_skus": skus}
 
 
 def lifecycle_divergence(erp: pd.DataFrame, pim: pd.DataFrame, sample: int = 20) -> dict[str, Any]:
@@ -517,17 +679,23 @@ def synthetic_frames(n: int, *, drift_every: int = 1000, seed: int = 7) -> dict[
               "country_of_origin": countries, "vendor_name": vendors, "reference_price": price,
               "currency": cat("USD")}
     erp = pd.DataFrame({"sku": skus, **common, "dimension_unit": cat("in")})[list(LAYOUTS["erp"])]
+    # each SKU has one hero image, linked in the PIM and shown on the storefront (the showable check runs on all)
+    asset_ids = np.array([f"AST-{i:09d}" for i in idx], dtype=object)
+    renditions = np.array([f"https://dam.example.com/r/{a}.jpg" for a in asset_ids], dtype=object)
     pim = pd.DataFrame({"sku": skus, "entity": cat("product"), "enabled": np.ones(n), **common, "name": names,
-                        "description": digests, "categories": cat("gear_bags")})[list(LAYOUTS["pim"])]
+                        "description": digests, "categories": cat("gear_bags"),
+                        "asset_links": asset_ids.copy()})[list(LAYOUTS["pim"])]
     status = {s.value: v for s, v in STOREFRONT_STATUS.items()}
     storefront = pd.DataFrame({
         "sku": skus, "row_kind": cat("simple"), "handle": skus, "product_id": idx.astype("float64"),
         "status": pd.Categorical(pd.Series(lifecycle).map(status)),
         "parent_sku": none, "product_type": cat("simple"), "upc": upc, "name": names.copy(), "description": digests,
         "vendor_name": vendors, "categories": cat("gear_bags"), "weight": weight, "weight_unit": cat("lbs"),
+        "images": renditions.copy(),
     })[list(LAYOUTS["storefront"])]
-    dam = pd.DataFrame({"asset_id": np.array([f"AST-{i:09d}" for i in idx], dtype=object), "sku": skus,
-                        "status": cat("approved"), "role": cat("hero")})
+    dam = pd.DataFrame({"asset_id": asset_ids, "sku": skus, "status": cat("approved"), "role": cat("hero"),
+                        "valid_from": none, "valid_to": none, "rights_expires_at": none,
+                        "rights_regions": pd.Categorical([None] * n), "rendition": renditions})
     if k:
         drifted = idx[::drift_every][:k]
         pim.loc[drifted, "reference_price"] = pim.loc[drifted, "reference_price"] + 1.0
@@ -653,13 +821,19 @@ def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict
     Each record read is counted here (read, and unchanged unless a corrective write is planned for it); the
     planned ones are accounted for by :func:`apply_deletions`.
     """
+    from catalog_sync.showable import storefront_region
+
     ctx = RunContext.attach(load_id)
     frames = {s: load_frame(load_id, s) for s in LAYOUTS}
     protected = [r["sku"] for r in ctx.staged("erp_unreadable")]
-    findings = compare(frames["erp"], frames["pim"], frames["storefront"], frames["dam"], protected_skus=protected)
+    now, region = datetime.now(UTC), storefront_region()
+    findings = compare(frames["erp"], frames["pim"], frames["storefront"], frames["dam"], protected_skus=protected,
+                       now=now, region=region)
     written = _write_drift(ctx, findings)
     plan = deletion_plan(frames["pim"], frames["storefront"], findings)
     ctx.stage("deletion_plan", plan, key="plan_key")
+    showable = showable_report(findings, frames["dam"], now, region)
+    ctx.stage("showable_plan", [{"sku": sku} for sku in showable.pop("all_skus")], key="sku")
     divergence = lifecycle_divergence(frames["erp"], frames["pim"])
     normalised = normalise_erp(_unique_by_sku(frames["erp"]))
     by_kind = {str(k): int(v) for k, v in findings["kind"].value_counts().items()} if len(findings) else {}
@@ -676,6 +850,7 @@ def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict
                            {"pim": 0, "storefront": 0},
         "records": {s: len(f) for s, f in frames.items()},
         "max_deletions": max_deletions,
+        "showable": {"checked_at": now.isoformat(), "region": region, **showable},
     }
     ctx.stage("summary", [{"key": "summary", **json_safe(summary)}], key="key")
     planned = {"pim": sum(1 for p in plan if p["system"] == "pim"),
@@ -684,7 +859,7 @@ def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict
     for system, frame in frames.items():
         ctx.count(HOPS[system], read=len(frame), unchanged=len(frame) - planned.get(system, 0))
     return {"findings": written, "by_kind": by_kind, "planned_deletions": planned,
-            "lifecycle_divergence_share": divergence["share"]}
+            "lifecycle_divergence_share": divergence["share"], "showable_drift": showable["skus"]}
 
 
 def _write_drift(ctx: RunContext, findings: pd.DataFrame) -> int:
@@ -725,6 +900,20 @@ def deletion_plan(pim: pd.DataFrame, storefront: pd.DataFrame, findings: pd.Data
     return plan
 
 
+def _held_back(planned: int, skus: int, *, allowed: bool, limit: int, nothing: str, off: str,
+               too_many: str) -> str | None:
+    """Why a corrective step of this flow writes nothing (None when it may go ahead): nothing planned, turned off,
+    or more SKUs at once than its guard allows (which means a broken read, not a decision)."""
+    if not planned:
+        return nothing
+    if not allowed:
+        return off
+    if skus > limit:
+        log.warning(too_many)
+        return too_many
+    return None
+
+
 def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
                     max_deletions: int = MAX_DELETIONS) -> dict[str, Any]:
     """Disable deleted SKUs in the PIM and archive them on the storefront, each audited and delta-logged.
@@ -738,15 +927,12 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
     outcome: dict[str, Any] = {"planned": len(plan), "applied": False, "reason": None,
                                "disabled": [], "archived": [], "unchanged": [], "failed": []}
     counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0} for s in ("pim", "storefront")}
-    if not plan:
-        outcome["reason"] = "nothing deleted"
-    elif not apply:
-        outcome["reason"] = "apply_deletions is off: findings only"
-    elif len(skus) > max_deletions:
-        outcome["reason"] = (f"{len(skus)} SKUs look deleted, more than max_deletions={max_deletions}: "
-                             "nothing applied (check the ERP read before raising the limit)")
-        log.warning(outcome["reason"])
-    else:
+    outcome["reason"] = _held_back(
+        len(plan), len(skus), allowed=apply, limit=max_deletions, nothing="nothing deleted",
+        off="apply_deletions is off: findings only",
+        too_many=f"{len(skus)} SKUs look deleted, more than max_deletions={max_deletions}: nothing applied (check "
+                 "the ERP read before raising the limit)")
+    if outcome["reason"] is None:
         outcome["applied"] = True
         _disable_in_pim(ctx, systems, [p for p in plan if p["system"] == "pim"], outcome, counts["pim"])
         _archive_on_storefront(ctx, systems, [p for p in plan if p["system"] == "storefront"], outcome,
@@ -838,41 +1024,52 @@ def _archive_on_storefront(ctx: RunContext, systems: Systems, plan: Sequence[Map
     ctx.dead_letter(letters, hop=None)
 
 
-def parse_threshold(raw: Any, default: float = DEFAULT_DIVERGENCE_THRESHOLD) -> float:
-    """A share between 0 and 1 from a Variable's text; anything else falls back to ``default`` (and says so)."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        log.warning("lifecycle divergence threshold %r is not a number; using %s", raw, default)
-        return default
-    if not 0.0 <= value <= 1.0:
-        log.warning("lifecycle divergence threshold %s is outside [0, 1]; using %s", value, default)
-        return default
-    return value
+def repair_showable(load_id: str, systems: Systems, *, repair: bool = True, max_repairs: int = MAX_REPAIRS,
+                    hub_url: str | None = None) -> dict[str, Any]:
+    """Repair the storefront products the compare step found drifted from the showable rule, through the path the
+    image_windows sweep takes (``republish.repair_showable``: PIM links, storefront gallery and status, CDN purge
+    of the pages it changed, each SKU verified on the live page).
+
+    The repairs are a seasonal-republish run of their own, whose load id the outcome names; its ``triage`` hop
+    accounts for each SKU (delivered, unchanged, or dead-lettered with the reason it could not be fixed). With
+    ``repair`` false, or more SKUs than ``max_repairs`` (a broken read looks like drift everywhere), nothing is
+    written and the findings stand.
+    """
+    from catalog_sync.flows import republish
+
+    ctx = RunContext.attach(load_id, hub_url)
+    skus = sorted(str(r["sku"]) for r in ctx.staged("showable_plan"))
+    outcome: dict[str, Any] = {"planned": len(skus), "applied": False, "reason": None, "load_id": None,
+                               "repaired": {}}
+    outcome["reason"] = _held_back(
+        len(skus), len(skus), allowed=repair, limit=max_repairs, nothing="no showable drift",
+        off="repair_showable is off: findings only",
+        too_many=f"{len(skus)} products drifted from the showable rule, more than max_repairs={max_repairs}: "
+                 "nothing repaired (check the DAM and storefront reads first)")
+    if outcome["reason"] is None:
+        outcome.update(republish.repair_showable(systems, skus, reason=f"weekly reconciliation {load_id}",
+                                                 run_id=f"{load_id}:showable", hub_url=hub_url), applied=True)
+    ctx.stage("showable_repairs", [{"key": "showable_repairs", **outcome}], key="key")
+    return outcome
 
 
-def alert_on_divergence(load_id: str, threshold: float, targets: AlertTargets) -> dict[str, Any]:
-    """Alert when more than ``threshold`` of the SKUs have a PIM lifecycle that differs from the ERP's."""
-    from catalog_sync.alerts import Alert, send_alert
+def alert_on_divergence(load_id: str, send: Callable[[list[Alert]], list[dict[str, Any]]],
+                        rules: AlertRules | None = None) -> dict[str, Any]:
+    """Raise the lifecycle-divergence alert (``catalog_sync.alerting``, limit ``alerts.lifecycle_divergence_share``
+    of ``thresholds.yaml``) when the run's share passes it, and hand it to ``send`` (the notifiers' ``dispatch``,
+    which holds back a repeat inside the suppression window). Returns what happened, as the run's details keep it.
+    """
+    from catalog_sync.alerting import lifecycle_divergence_alert, load_rules
 
+    rules = rules or load_rules()
     ctx = RunContext.attach(load_id)
-    summary = _staged_one(ctx, "summary")
-    divergence = summary.get("lifecycle_divergence") or {}
-    share = float(divergence.get("share") or 0.0)
-    record: dict[str, Any] = {"key": "alert", "threshold": threshold, "share": share, "sent": False, "reached": []}
-    if share > threshold:
-        alert = Alert(
-            subject=f"Lifecycle divergence {share:.2%} between ERP and PIM (threshold {threshold:.2%})",
-            body=(f"{divergence.get('divergent')} of {divergence.get('compared')} SKUs have a PIM lifecycle status "
-                  "that differs from the ERP's. The ERP owns lifecycle_status: check why the nightly sync did not "
-                  "carry it (dead letters, failed runs) before the storefront shows the wrong items."),
-            severity="warning",
-            facts={"load_id": load_id, "flow": FLOW, "share": round(share, 6), "threshold": threshold,
-                   "divergent": divergence.get("divergent"), "compared": divergence.get("compared"),
-                   "sample": divergence.get("sample")},
-        )
-        record["reached"] = send_alert(alert, targets)
-        record["sent"] = True
+    divergence = _staged_one(ctx, "summary").get("lifecycle_divergence") or {}
+    alert = lifecycle_divergence_alert(load_id, divergence, rules, flow=FLOW)
+    sent = send([alert]) if alert is not None else []
+    record: dict[str, Any] = {"key": "alert", "threshold": rules.lifecycle_divergence_share,
+                              "share": float(divergence.get("share") or 0.0), "raised": alert is not None,
+                              "sent": bool(sent), "suppressed": alert is not None and not sent,
+                              "reached": list(sent[0]["reached"]) if sent else []}
     ctx.stage("alert", [record], key="key")
     return {k: v for k, v in record.items() if k != "key"}
 
@@ -886,38 +1083,44 @@ def finish(load_id: str) -> dict[str, Any]:
     """Close the run with the summary, the taxonomy snapshot, the deletions and the alert in its details."""
     ctx = RunContext.attach(load_id)
     summary = _staged_one(ctx, "summary")
-    details = {**summary, "deletions": _staged_one(ctx, "deletions"), "alert": _staged_one(ctx, "alert")}
+    details = {**summary, "deletions": _staged_one(ctx, "deletions"), "alert": _staged_one(ctx, "alert"),
+               "showable_repairs": _staged_one(ctx, "showable_repairs")}
     counts = ctx.finish(details=details)
     shutil.rmtree(staging_dir(load_id), ignore_errors=True)
-    return {"counts": counts, "findings": summary.get("findings", 0), "by_kind": summary.get("by_kind", {})}
+    return {"counts": counts, "findings": summary.get("findings", 0), "by_kind": summary.get("by_kind", {}),
+            "showable": summary.get("showable", {}), "showable_repairs": details["showable_repairs"]}
 
 
 def fail(load_id: str, error: str) -> None:
     RunContext.attach(load_id).fail(error)
 
 
-def run(systems: Systems, *, run_id: str | None = None, apply: bool = True, max_deletions: int = MAX_DELETIONS,
-        threshold: float = DEFAULT_DIVERGENCE_THRESHOLD, targets: AlertTargets | None = None,
-        hub_url: str | None = None) -> dict[str, Any]:
-    """The whole flow in one process (the command line and tests); the DAG runs the same steps as tasks."""
-    from catalog_sync.alerts import AlertTargets
+def run(systems: Systems, *, send: Callable[[list[Alert]], list[dict[str, Any]]], run_id: str | None = None,
+        apply: bool = True, max_deletions: int = MAX_DELETIONS, repair: bool = True,
+        max_repairs: int = MAX_REPAIRS, rules: AlertRules | None = None, hub_url: str | None = None) -> dict[str, Any]:
+    """The whole flow in one process (the command line and tests); the DAG runs the same steps as tasks.
 
+    ``send`` delivers the alerts (``catalog_sync.airflow.notifiers.dispatch``); ``rules`` default to
+    ``thresholds.yaml``.
+    """
     load_id = open_run(dag_id=None, run_id=run_id, window_start=None, window_end=None, hub_url=hub_url)
     try:
         reads = {"erp": read_erp(load_id, systems), "pim": read_pim(load_id, systems),
                  "dam": read_dam(load_id, systems), "storefront": read_storefront(load_id, systems)}
         compared = compare_systems(load_id, max_deletions=max_deletions)
         deletions = apply_deletions(load_id, systems, apply=apply, max_deletions=max_deletions)
-        alert = alert_on_divergence(load_id, threshold, targets or AlertTargets())
+        repairs = repair_showable(load_id, systems, repair=repair, max_repairs=max_repairs, hub_url=hub_url)
+        alert = alert_on_divergence(load_id, send, rules)
         done = finish(load_id)
     except Exception as exc:  # re-raised: only recorded so the hub never shows a dead run as running
         fail(load_id, f"{type(exc).__name__}: {exc}")
         raise
-    return {"load_id": load_id, "reads": reads, "compare": compared, "deletions": deletions, "alert": alert,
-            **done}
+    return {"load_id": load_id, "reads": reads, "compare": compared, "deletions": deletions, "repairs": repairs,
+            "alert": alert, **done}
 
 
-__all__ = ["FLOW", "HOPS", "LAYOUTS", "FINDING_COLUMNS", "MAX_DELETIONS", "DEFAULT_DIVERGENCE_THRESHOLD",
+__all__ = ["FLOW", "HOPS", "LAYOUTS", "FINDING_COLUMNS", "MAX_DELETIONS", "MAX_REPAIRS", "DamAssets",
+           "showable_drift", "showable_report", "repair_showable",
            "FrameBuilder", "compare", "lifecycle_divergence", "taxonomy_snapshot", "normalise_erp",
            "deletion_plan", "synthetic_frames", "open_run", "read_erp", "read_pim", "read_dam", "read_storefront", "compare_systems",
-           "apply_deletions", "parse_threshold", "alert_on_divergence", "finish", "fail", "run"]
+           "apply_deletions", "alert_on_divergence", "finish", "fail", "run"]

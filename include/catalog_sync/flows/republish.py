@@ -10,7 +10,8 @@ Steps, each an Airflow task of ``dags/seasonal_republish.py`` (and callable in-p
 3. ``repair`` (skipped on a dry run), in the order the lifecycle signal travels, each phase re-reading the systems
    so it acts on what the previous phase left: the ERP lifecycle (only with ``activate_erp``: the ERP owns it),
    DAM dates and links, stale supplier submissions quarantined; then the PIM brought in line with the ERP (state,
-   enabled, asset links); then the storefront product republished and its page purged from the CDN's cache.
+   enabled, asset links); then the storefront product republished (status from the ERP, title from the PIM, the
+   gallery the nightly would publish: :func:`family_gallery`) and its page purged from the CDN's cache.
 4. ``verify``: read everything again, check the live page for the lead (seasonal) image, store one ``diagnosis``
    row per SKU (first broken link, findings, actions, dry run) and account for each SKU on the ``triage`` hop:
    delivered when it was repaired and now holds, unchanged when nothing needed fixing (or on a dry run),
@@ -38,7 +39,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import Diagnosis, utcnow
-from catalog_sync.showable import ROLE_ORDER
+from catalog_sync.showable import ROLE_ORDER, storefront_images, storefront_region
 from catalog_sync.trace import (
     LINK_SYSTEM,
     REPAIRS,
@@ -424,15 +425,13 @@ def _republish(ctx: RunContext, systems: Systems, members: Sequence[SkuState], n
         image_before: list[str] = []
     else:
         current = [str(i.get("src")) for i in shop.get("images") or []]
-        kept = [src for src in current if src not in known or eligible(known[src], now)]
-        merged = kept + [src for src in wanted if src and src not in kept]
-        # The season's own pictures lead the gallery; the rest keep their order, so a re-run writes the same.
-        seasonal = [s for s in merged if (known.get(s) or {}).get("role") == "seasonal"]
-        images = seasonal + [s for s in merged if s not in seasonal]
+        gallery = family_gallery(systems, root, now)
+        if gallery is None:  # no family in the PIM to build it from: only what the rule hides comes down
+            kept = [src for src in current if src not in known or eligible(known[src], now)]
+            gallery = [{"src": src, "alt": (known.get(src) or {}).get("filename"), "position": i}
+                       for i, src in enumerate(kept, start=1)]
         product = {"handle": shop["handle"], "status": status or shop.get("status"),
-                   "title": (head.root_pim or {}).get("name") or shop.get("title"),
-                   "images": [{"src": src, "alt": (known.get(src) or {}).get("filename"), "position": i}
-                              for i, src in enumerate(images, start=1)]}
+                   "title": (head.root_pim or {}).get("name") or shop.get("title"), "images": gallery}
         before = {"status": shop.get("status"), "title": shop.get("title")}
         image_before = current
     try:
@@ -448,6 +447,20 @@ def _republish(ctx: RunContext, systems: Systems, members: Sequence[SkuState], n
             steps.save_external_ids("storefront", "product", {root: (str(result.response["id"]), {
                 "handle": result.response.get("handle"), "status": result.response.get("status")})}, ctx.hub_url)
     return str(product["handle"]) if ok else None
+
+
+def family_gallery(systems: Systems, root: str, now: datetime) -> list[dict[str, Any]] | None:
+    """The storefront gallery of ``root``'s family as the nightly publishes it: its PIM asset links, the DAM's
+    current assets, the one rule and order (``showable.storefront_images``). None when the PIM has no such family,
+    or one of its linked assets cannot be read (the nightly leaves such a gallery as it is, and so does this)."""
+    families = cold._families(systems, [root])
+    if not families:
+        return None
+    ids = cold.family_asset_ids(families[0])
+    assets, malformed = systems.dam.get_assets(ids)
+    if malformed:
+        return None
+    return storefront_images([assets[aid] for aid in ids if aid in assets], now, storefront_region())
 
 
 def _new_product(systems: Systems, root: str, srcs: Sequence[str | None],
@@ -594,6 +607,23 @@ def run(params: Mapping[str, Any], systems: Systems, *, run_id: str | None = Non
     return {"load_id": load_id, "triage": triaged, "repair": repaired, "verify": verified, **done}
 
 
+#: The repairs a showable-rule change can need, in the republish's order: the PIM links, the storefront gallery
+#: (and status), the page cache. What the image_windows sweep and the weekly reconciliation allow.
+SHOWABLE_REPAIRS: Final[tuple[str, ...]] = ("dam_links", "storefront", "cache")
+
+
+def repair_showable(systems: Systems, skus: Sequence[str], *, reason: str, run_id: str,
+                    hub_url: str | None = None) -> dict[str, Any]:
+    """Repair ``skus`` whose shopper-visible state drifted from the showable rule: a republish run (not a dry run)
+    limited to :data:`SHOWABLE_REPAIRS`, each SKU verified on the live page and the pages it changed purged from
+    the CDN. Returns the run's load id and how its SKUs ended (the ``triage`` hop)."""
+    done = run({"season": reason, "skus": list(skus), "dry_run": False, "repairs": list(SHOWABLE_REPAIRS)},
+               systems, run_id=run_id, hub_url=hub_url)
+    hop = (done.get("hops") or {}).get(HOP) or {}
+    return {"load_id": done["load_id"],
+            "repaired": {k: int(hop.get(k, 0)) for k in ("read", "delivered", "unchanged", "dead_lettered")}}
+
+
 def diagnoses(load_id: str, hub_url: str | None = None) -> dict[str, dict[str, Any]]:
     """The diagnosis rows of one run, by SKU."""
     from sqlalchemy import select
@@ -603,5 +633,6 @@ def diagnoses(load_id: str, hub_url: str | None = None) -> dict[str, dict[str, A
         return {d.sku: {c.name: getattr(d, c.name) for c in Diagnosis.__table__.columns} for d in found}
 
 
-__all__ = ["FLOW", "HOP", "ScopeError", "diagnoses", "fail", "finish", "is_dry_run", "normalise_params",
-           "open_run", "repair", "resolve_scope", "run", "triage", "verify"]
+__all__ = ["FLOW", "HOP", "SHOWABLE_REPAIRS", "ScopeError", "diagnoses", "fail", "family_gallery", "finish",
+           "is_dry_run", "normalise_params", "open_run", "repair", "repair_showable", "resolve_scope", "run", "triage",
+           "verify"]

@@ -6,7 +6,8 @@ out changes nothing in the DAM, so no delta read would ever see it. This sweep a
 window opened or closed since the last sweep (``valid_from``, ``valid_to`` or ``rights_expires_at`` in between,
 however old the asset), and hands their SKUs to the seasonal republish's own repairs, limited to what a window
 change needs: the PIM links (``dam_links``), the storefront gallery (``storefront``) and the page cache (``cache``),
-each verified on the live page. It owns one cursor, ``dam/window_edges``, moved at its end.
+each verified on the live page (``republish.repair_showable``, which the weekly reconciliation's showable repair
+uses too). It owns one cursor, ``dam/window_edges``, moved at its end.
 
 Run by the ``image_windows`` DAG every few minutes (``dags/image_windows.py``); an interval shorter than the promise
 (images right within 15 minutes) leaves room for a sweep that takes a while.
@@ -15,7 +16,6 @@ Run by the ``image_windows`` DAG every few minutes (``dags/image_windows.py``); 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 FLOW: Final = "image_windows"
 CURSOR: Final = ("dam", "window_edges")
 #: The repairs a window change can need, in the republish's order.
-REPAIRS: Final = ("dam_links", "storefront", "cache")
+REPAIRS: Final = republish.SHOWABLE_REPAIRS
 #: How far back the first sweep looks (no cursor yet).
 FIRST_LOOKBACK: Final = timedelta(hours=24)
 
@@ -51,10 +51,9 @@ def sweep(systems: Systems, *, run_id: str, hub_url: str | None = None, now: dat
     summary: dict[str, Any] = {"since": since.isoformat(), "until": now.isoformat(), "assets": len(result.records),
                                "malformed": len(result.errors), "skus": skus, "load_id": None}
     if skus:
-        done = republish.run({"season": f"image windows to {now.isoformat(timespec='minutes')}", "skus": skus,
-                              "dry_run": False, "repairs": list(REPAIRS)}, systems, run_id=run_id, hub_url=hub_url)
-        summary["load_id"] = done["load_id"]
-        summary["repaired"] = _repaired(done)
+        summary.update(republish.repair_showable(systems, skus, reason=f"image windows to "
+                                                 f"{now.isoformat(timespec='minutes')}", run_id=run_id,
+                                                 hub_url=hub_url))
     # The SKUs the repairs could not fix are in the dead-letter queue with their reasons (the republish's own);
     # the window edges up to now have been looked at, so the next sweep starts here.
     with session_scope(hub_url) as s:
@@ -63,7 +62,3 @@ def sweep(systems: Systems, *, run_id: str, hub_url: str | None = None, now: dat
              len(result.records), len(skus))
     return summary
 
-
-def _repaired(done: Mapping[str, Any]) -> dict[str, int]:
-    hop = (done.get("hops") or {}).get("triage") or {}
-    return {k: int(hop.get(k, 0)) for k in ("read", "delivered", "unchanged", "dead_lettered")}

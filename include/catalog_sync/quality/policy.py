@@ -156,6 +156,7 @@ class AlertRules:
     hot_lag_minutes: float
     unreachable_minutes: float
     lifecycle_follow_minutes: float = 1560.0
+    lifecycle_divergence_share: float = 0.01
 
     @property
     def suppress_window(self) -> timedelta:
@@ -180,7 +181,10 @@ def load_alert_rules(path: str | None = None) -> AlertRules:
         hot_lag_minutes=float(fresh["hot_lag_minutes"]),
         unreachable_minutes=float(a["unreachable_minutes"]),
         lifecycle_follow_minutes=float(fresh.get("lifecycle_follow_minutes", 1560)),
+        lifecycle_divergence_share=float(a.get("lifecycle_divergence_share", 0.01)),
     )
+    if not 0.0 <= rules.lifecycle_divergence_share <= 1.0:
+        raise ValueError("alerts.lifecycle_divergence_share is a share within [0, 1]")
     for name in ("suppress_minutes", "nightly_deadline_minutes", "hot_lag_minutes", "unreachable_minutes",
                  "lifecycle_follow_minutes"):
         if getattr(rules, name) < 0:

@@ -370,7 +370,9 @@ def drift_report(
         .limit(1)
     ).first()
     if run is None:
-        return {"run": None, "kinds": [], "by_attribute": [], "total": 0, "records": []}
+        return {"run": None, "kinds": [], "by_attribute": [], "total": 0, "records": [], "showable": None,
+                "showable_repairs": None}
+    details = run.details or {}
     counts = session.execute(
         select(Drift.attribute, Drift.kind, func.count())
         .where(Drift.load_id == run.load_id)
@@ -397,6 +399,9 @@ def drift_report(
         "by_attribute": sorted(pivot.values(), key=lambda e: (-e["total"], e["attribute"])),
         "total": sum(e["total"] for e in pivot.values()),
         "records": [redact(_row(r, Drift.__table__.columns)) for r in records],
+        # the storefront against the showable rule, per SKU, and what the run's repair did (flows/reconcile.py)
+        "showable": redact(details.get("showable")),
+        "showable_repairs": redact(details.get("showable_repairs")),
     }
 
 

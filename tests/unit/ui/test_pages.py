@@ -553,5 +553,34 @@ def test_drift_page_offers_a_reconciliation_to_those_allowed_and_triggers_it_as_
     client.cookies.set("_token", tokens["viewer"])
     page = client.get(f"{PREFIX}/drift").text
     assert "Run a reconciliation now" not in page and "needs the right to trigger" in page
-    refused = client.post(f"{PREFIX}/drift/reconcile", data={"apply_deletions": "false"}, headers={"Origin": "http://testserver"})
+    refused = client.post(f"{PREFIX}/drift/reconcile", data={"apply_deletions": "false"},
+                          headers={"Origin": "http://testserver"})
     assert refused.status_code == 403 and len(api.requests) == 1
+
+
+def test_drift_page_lists_the_storefronts_showable_drift_and_its_repair(admin: Any, seeded_hub: dict[str, Any]
+                                                                        ) -> None:
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import SyncRun
+
+    with session_scope(seeded_hub["hub_url"]) as s:
+        s.get(SyncRun, "weekly-new").details = {
+            "showable": {"checked_at": "2026-06-07T03:20:00+00:00", "region": "US", "skus": 2,
+                         "by_problem": {"hidden": 1, "order": 1},
+                         "drifted": [{"sku": "MH01-XS-Black", "problems": {"order": True}},
+                                     {"sku": "WJ01-S-Red", "problems": {"hidden": [
+                                         {"asset_id": "AST-9", "why": "usage rights expired 2026-06-01"}]}}]},
+            "showable_repairs": {"planned": 2, "applied": True, "reason": None,
+                                 "load_id": "seasonal_republish:weekly-new:showable",
+                                 "repaired": {"read": 2, "delivered": 2, "unchanged": 0, "dead_lettered": 0}}}
+    data = admin.get(f"{PREFIX}/api/drift").json()
+    assert data["showable"]["skus"] == 2 and data["showable_repairs"]["repaired"]["delivered"] == 2
+    html = admin.get(f"{PREFIX}/drift").text
+    assert '<b data-testid="showable-drift">2</b>' in html and "hidden 1, order 1" in html
+    assert "usage rights expired 2026-06-01" in html and "AST-9" in html
+    assert "Repaired by" in html and "seasonal_republish:weekly-new:showable" in html
+
+
+def test_drift_page_of_a_run_without_the_showable_check(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    assert admin.get(f"{PREFIX}/api/drift").json()["showable"] is None
+    assert "did not check the storefront against the showable rule" in admin.get(f"{PREFIX}/drift").text
