@@ -6,8 +6,10 @@ nothing (tests/integration/test_cold_flow.py::test_luma_moves_through_every_hop_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -18,10 +20,17 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, FieldHold
-from tests.integration.test_cold_flow import pim_record, systems  # noqa: F401  (the fixture)
+from tests.integration.test_cold_flow import pim_record
 
 SKU = "MH01-XS-Black"
 SUPPLIERS_NAME = "Chaz Kangaroo Hoodie XS Black (supplier master)"
+
+
+@pytest.fixture
+def systems(fresh_sandbox: Any) -> Iterator[Systems]:
+    bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
+    yield bundle
+    bundle.close()
 
 
 def _submit(sandbox: Any, name: str) -> None:
