@@ -117,3 +117,15 @@ def test_flips_outside_the_window_or_of_unwatched_systems_do_not_count(hub_url: 
 def test_thresholds_file_declares_the_loop_limits() -> None:
     rules = alerting.load_rules()
     assert rules.loop_flips == 3 and rules.loop_window_minutes == 1440 and rules.loop_watch == (("pim", "product"),)
+
+
+def test_a_rollback_does_not_restore_a_held_field_either(hub_url: str) -> None:
+    from catalog_sync.flows import rollback
+
+    with session_scope(hub_url) as s:
+        s.add(FieldHold(system="pim", entity="product", record_key=SKU, field="name", flips=4, history=[],
+                        load_id="night-5", dead_letter_id=None))
+    ctx = RunContext.open("sync_rollback", load_id="rb-1")
+    assert rollback._allowed_fields(ctx, "pim", "product", SKU, {"name": "old", "description": "older"}) == {
+        "description": "older"}
+    assert rollback._allowed_fields(ctx, "pim", "product", "MH01-S-Black", {"name": "old"}) == {"name": "old"}

@@ -37,6 +37,7 @@ from catalog_sync.domain import LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
 from catalog_sync.flows import cold, runbook, steps
 from catalog_sync.flows.systems import Systems
+from catalog_sync.governance.loops import held_fields
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import Diagnosis, utcnow
@@ -324,7 +325,8 @@ def _align_pim_state(ctx: RunContext, systems: Systems, state: SkuState, actions
     (allowed,) = steps.check_ownership(ctx, [{"sku": state.sku, "lifecycle_status": lifecycle}], writer="erp",
                                        target="pim", hop=HOP)
     if "lifecycle_status" not in allowed:
-        actions.note("pim_state", state.sku, "pim", "refused", "the ownership rules refuse this write")
+        actions.note("pim_state", state.sku, "pim", "refused",
+                     "the ownership rules refuse this write, or lifecycle_status is held in a write-back loop")
         return
     values = {"lifecycle_status": [{"locale": None, "scope": None, "data": lifecycle_option_code(lifecycle)}]}
     before: dict[str, Any] = {"lifecycle_status": (state.pim or {}).get("lifecycle_status")}
@@ -358,6 +360,11 @@ def _align_links(ctx: RunContext, systems: Systems, state: SkuState, now: dateti
     # the one gallery order (catalog_sync.showable), as the nightly links and publishes
     links = sorted(keep + add, key=lambda aid: (ROLE_ORDER.get(str(by_id.get(aid, {}).get("role") or ""), 9), aid))
     if links == state.pim_links:
+        return
+    letter = held_fields("pim", "product", ctx.hub_url).get(state.sku, {})
+    if "asset_links" in letter:
+        actions.note("dam_links", state.sku, "pim", "refused", "asset_links is held in a write-back loop (dead "
+                     f"letter {letter['asset_links']}); release it on the Dead letters page first")
         return
     # As the nightly does: a parent's links go to its product model, a product's to the product (a parent's code
     # sent to the products endpoint would create a stray family-less product beside the model).
