@@ -381,6 +381,7 @@ def test_trace_renders_the_chain_and_systems(
     assert "Hoodie " + ESCAPED_SCRIPT in html and SCRIPT not in html
     assert "erp-secret" not in html
     assert "hero_image_approved" in html and "notified DAM team" in html
+    assert f'href="{PREFIX}/runs/seasonal-1/runbook" data-testid="diagnosis-runbook"' in html
     data = admin.get(f"{PREFIX}/api/trace", params={"sku": "MH01-XS-Black"}).json()
     assert data["broken_link"] == "dam_assets" and data["systems"]["erp"]["password"] == "***"
 
