@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import AlertState, DeadLetter, DqResult, SyncRun, utcnow
+from catalog_sync.hub.models import AlertState, DeadLetter, DqResult, FieldHold, SyncRun, utcnow
 from catalog_sync.quality.policy import AlertRules, load_alert_rules, load_policy
 
 
@@ -104,7 +104,29 @@ def run_alerts(load_id: str, hub_url: str | None = None, rules: AlertRules | Non
         ))
     if open_letters > rules.dead_letters_open:
         alerts.append(open_letters_alert(open_letters, rules))
+    alerts.extend(loop_alerts(load_id, hub_url, rules))
     return alerts
+
+
+def loop_alerts(load_id: str, hub_url: str | None = None, rules: AlertRules | None = None) -> list[Alert]:
+    """One alert per field the run held in a write-back loop (``governance.loops``); a hold is made once."""
+    from catalog_sync.governance.loops import describe
+
+    rules = rules or load_alert_rules()
+    with session_scope(hub_url) as s:
+        holds = s.scalars(select(FieldHold).where(FieldHold.load_id == load_id).order_by(FieldHold.id)).all()
+        found = [(h.system, h.entity, h.record_key, h.field, h.flips, list(h.history), h.dead_letter_id)
+                 for h in holds]
+    return [Alert(
+        key=f"write_loop:{system}/{entity}/{key}/{field}"[:128],
+        subject=f"Write-back loop: {field} of {key} flipped {flips} times in the {system}; it is held",
+        body=(f"{field} of {entity} {key} in the {system} flipped {flips} times within "
+              f"{rules.loop_window_minutes / 60:g} h (more than {rules.loop_flips} is a loop). No flow writes it "
+              f"until the writers agree and dead letter {letter} is replayed or discarded. "
+              + " ".join(f"{line}." for line in describe(history)[-6:])),
+        facts={"load_id": load_id, "system": system, "entity": entity, "record_key": key, "field": field,
+               "flips": flips, "threshold": rules.loop_flips, "dead_letter_id": letter},
+    ) for system, entity, key, field, flips, history, letter in found]
 
 
 def open_letters_alert(open_letters: int, rules: AlertRules) -> Alert:
@@ -257,5 +279,5 @@ def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
 #: Read the thresholds (``thresholds.yaml``, section ``alerts``).
 load_rules = load_alert_rules
 __all__ = ["Alert", "AlertRules", "claim", "deadline_alert", "hot_lag_alert", "lifecycle_divergence_alert",
-           "load_rules", "open_letters_alert",
-           "run_alerts", "unreachable_alert", "unreachable_system"]
+           "load_rules", "loop_alerts", "open_letters_alert", "run_alerts", "unreachable_alert",
+           "unreachable_system"]

@@ -553,7 +553,9 @@ def _hub_rows(sku: str, hub_url: str | None) -> tuple[dict[str, Any] | None, lis
         with session_scope(hub_url) as s:
             diag = s.scalars(select(Diagnosis).where(Diagnosis.sku == sku)
                              .order_by(Diagnosis.created_at.desc(), Diagnosis.id.desc()).limit(1)).first()
-            last = None if diag is None else {c.name: getattr(diag, c.name) for c in Diagnosis.__table__.columns}
+            # the runbook has a page of its own (the UI's /runs/<load_id>/runbook); the trace links to it
+            last = None if diag is None else {c.name: getattr(diag, c.name) for c in Diagnosis.__table__.columns
+                                              if c.name != "runbook"}
             letters = s.scalars(select(DeadLetter).where(DeadLetter.record_key == sku, DeadLetter.status == "open")
                                 .order_by(DeadLetter.id)).all()
             open_letters = [{c.name: getattr(d, c.name) for c in DeadLetter.__table__.columns if c.name != "payload"}

@@ -71,6 +71,29 @@ def test_run_alerts_arrive_once_with_figures_and_repeats_are_suppressed(hub_url,
                      "dead_letters_open": (1, 0)}
 
 
+def test_a_write_back_loop_reaches_people_once_with_its_history(hub_url, sinks) -> None:
+    """A field held by the loop detector (catalog_sync.governance.loops) alerts with the run that held it."""
+    from catalog_sync.hub.models import FieldHold
+
+    smtp, hook = sinks
+    steps = [{"at": "2026-12-01 02:10:00 UTC", "by": "supplier", "from": "A", "to": "B", "flip": False},
+             {"at": "2026-12-02 02:10:00 UTC", "by": "outside", "from": "B", "to": "A", "flip": True}]
+    with session_scope(hub_url) as s:
+        s.add(SyncRun(load_id="night-9", flow="cold_data_nightly", status="success"))
+        s.add(FieldHold(system="pim", entity="product", record_key="MH01-XS-Black", field="name", flips=4,
+                        history=steps, load_id="night-9", dead_letter_id=7))
+    sent = notifiers.dispatch(alerting.run_alerts("night-9", hub_url), hub_url)
+    assert [r["key"] for r in sent] == ["write_loop:pim/product/MH01-XS-Black/name"]
+    assert len(smtp.messages) == 1 and len(hook.received) == 1
+    mail = smtp.messages[0]
+    assert "Write-back loop: name of MH01-XS-Black flipped 4 times" in mail.subject
+    assert "dead letter 7" in mail.text and "changed outside Catalog Sync" in mail.text
+    assert hook.received[0]["json"]["facts"]["dead_letter_id"] == 7
+    # The same run's alerts checked again (a cleared alert task) send nothing new.
+    assert notifiers.dispatch(alerting.run_alerts("night-9", hub_url), hub_url) == []
+    assert len(smtp.messages) == 1
+
+
 def test_an_alert_goes_out_again_after_its_window_and_says_how_many_were_held(hub_url, sinks) -> None:
     smtp, hook = sinks
     alert = alerting.unreachable_alert("erp", "TransientError: connection refused", since_s=180)

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from catalog_sync import alerting
 from catalog_sync.connectors import ReadResult
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical
 from catalog_sync.flows import cold, replay, rollback
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import AuditEvent, DeadLetter, FieldDelta, SyncRun
+from catalog_sync.hub.models import AuditEvent, DeadLetter, FieldDelta, FieldHold, SyncRun
 from catalog_sync.showable import showable, storefront_region, why_hidden
 from catalog_sync.transforms import canonical_vendor
 
@@ -86,6 +87,11 @@ def test_luma_moves_through_every_hop_and_reconciles(hub_url: str, fresh_sandbox
     assert result["hops"]["pim->storefront"]["delivered"] > 140
     with session_scope() as s:
         assert repo.get_run(s, load_id)["status"] == "success"
+    # The demo catalog's nightly is no write-back loop: nothing is held, no loop letter, no loop alert.
+    assert result["write_loops_held"] == []
+    assert not [a for a in alerting.run_alerts(load_id) if a.key.startswith("write_loop:")]
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(FieldHold)) == 0
 
     # Every dead letter carries a reason; the duplicates are among them and never reached the PIM.
     letters = open_letters()

@@ -226,6 +226,52 @@ def test_a_repair_not_allowed_is_left_alone_and_dead_lettered(
     assert letter.reason_kind == "gate" and letter.expectation == "triage:erp_lifecycle"
 
 
+def test_the_runbook_names_each_repair_the_live_page_check_and_what_is_left_by_hand(
+    published: Any, systems: Systems, hub_url: str
+) -> None:
+    """Issue #18: the run writes the validated propagation path per SKU, in words, with the steps for a person."""
+    (draft,) = published.scenario("pim_cached_draft_while_erp_active", ["24-MB06"])["skus"]
+    (stale,) = published.scenario("storefront_stale_cached_page", ["24-UG05"])["skus"]
+    (pre_active,) = published.scenario("erp_pre_active_with_approved_seasonal_images", ["24-WG03"])["skus"]
+    no_erp = [r for r in REPAIRS if r != "activate_erp"]
+    result, found = run(systems, hub_url, [draft, stale, pre_active], dry_run=False, tag="runbook", repairs=no_erp)
+    books = {sku: d["runbook"] for sku, d in found.items()}
+
+    def link(sku: str, name: str) -> dict[str, Any]:
+        return next(x for x in books[sku]["links"] if x["link"] == name)
+
+    # Every SKU's path lists the chain in the order a launch propagates, ERP first, the live page after the shop.
+    assert [x["link"] for x in books[draft]["links"]] == ["erp_lifecycle", "pim_vs_erp", "dam_assets",
+                                                           "storefront_feed", "shopper_page", "supplier_writeback"]
+    # The PIM's stale draft: what was wrong, the repair that changed it (in words, with its name), now right.
+    pim = link(draft, "pim_vs_erp")
+    assert pim["was"] and not pim["by_hand"] and pim["holds"] is True
+    (fix,) = [a for a in pim["repairs"] if a["repair"] == "pim_state"]
+    assert fix["status"] == "done" and fix["status_words"] == "changed" and "lifecycle" in fix["label"]
+    assert books[draft]["outcome"] == "delivered" and books[draft]["by_hand"] == []
+    # The stale page: purged at the CDN, and the live-page check after the repairs says shoppers get it right.
+    page = link(stale, "shopper_page")
+    assert [(a["repair"], a["status"]) for a in page["repairs"]] == [("cache", "done")]
+    assert "CDN" in page["repairs"][0]["label"]
+    assert books[stale]["live_page"]["holds"] is True and books[stale]["live_page"]["checked_after_repairs"]
+    # The pre-active item: the ERP repair was not allowed, so the runbook hands it to a person, in the ERP.
+    erp = link(pre_active, "erp_lifecycle")
+    assert erp["holds"] is False and [a["status"] for a in erp["repairs"]] == ["not_allowed"]
+    (step,) = erp["by_hand"]
+    assert step.startswith(f"In the ERP, decide whether {pre_active} is sold this season") and "not allowed" in step
+    assert books[pre_active]["outcome"] == "dead_lettered"
+    assert [m["link"] for m in books[pre_active]["by_hand"]][:1] == ["erp_lifecycle"]
+    assert result["hops"]["triage"]["dead_lettered"] == 1
+
+    # The runbook page of the run puts this in tables and sentences, no raw JSON.
+    from catalog_sync.ui import queries
+
+    with session_scope(hub_url) as s:
+        book = queries.launch_runbook(s, result["load_id"])
+    assert book is not None and book["totals"]["need_a_person"] == 1 and book["totals"]["repairs_made"] >= 2
+    assert book["skus"][0]["sku"] == pre_active  # the SKU a person must see first
+
+
 def test_scope_by_category_and_parent(systems: Systems) -> None:
     by_parent = republish.resolve_scope(systems, ["MH01"], [])
     assert "MH01" in by_parent and "MH01-XS-Black" in by_parent and len(by_parent) > 10

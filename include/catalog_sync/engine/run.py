@@ -324,8 +324,10 @@ class RunContext:
         return len(rows)
 
     def record_deltas(self, system: str, entity: str, record_key: str, before: dict[str, Any],
-                      after: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Buffer the fields that really changed for the delta log; returns {field: {"before", "after"}}."""
+                      after: dict[str, Any], *, source: str | None = None) -> dict[str, dict[str, Any]]:
+        """Buffer the fields that really changed for the delta log; returns {field: {"before", "after"}}.
+
+        ``source`` is the system whose value the write carried (the write-back loop detector names it)."""
         changed = {
             f: {"before": json_safe(before.get(f)), "after": json_safe(v)}
             for f, v in after.items()
@@ -333,7 +335,7 @@ class RunContext:
         }
         self._delta_buffer.extend(
             {"load_id": self.load_id, "system": system, "entity": entity, "record_key": str(record_key),
-             "field": f, "before": d["before"], "after": d["after"]}
+             "field": f, "before": d["before"], "after": d["after"], "source_system": source}
             for f, d in changed.items()
         )
         if len(self._delta_buffer) >= 1000:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
+from catalog_sync.governance.loops import detect as detect_loops
+from catalog_sync.governance.loops import held_fields
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.progress import Progress
@@ -237,6 +239,7 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
         group = [p for p in planned if (p["record"].get("product_type") == "configurable") is is_model]
         batches += [(is_model, list(b)) for b in chunked(group, systems.pim.batch_size)]
     progress = Progress("load_pim", total=len(planned))
+    held = held_fields("pim", "product", ctx.hub_url)  # left out by check_ownership; must not be emptied either
     for number, (is_model, batch) in enumerate(batches):
         part = f"batch:{number}"
         if ctx.committed(part):
@@ -248,7 +251,7 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
             hashes = {p["record"]["sku"]: p["hash"] for p in batch}
             before = _current_pim(systems, [r["sku"] for r in records], models=is_model)
             payloads = [
-                _model_payload(r, before.get(r["sku"])) if is_model else _product_payload(r, before.get(r["sku"]))
+                (_model_payload if is_model else _product_payload)(r, before.get(r["sku"]), held.get(r["sku"], {}))
                 for r in records
             ]
             try:
@@ -291,14 +294,16 @@ def _fingerprinted_by(ctx: RunContext, system: str, entity: str, keys: Sequence[
     return found
 
 
-def _product_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+def _product_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None,
+                     held: Collection[str] = ()) -> dict[str, Any]:
     product = canonical_to_akeneo_product(record)
     # Only the ERP-owned values travel: content the PIM owns is never touched by this hop.
-    _empty_what_the_erp_emptied(product, record, current)
+    _empty_what_the_erp_emptied(product, record, current, held)
     return product
 
 
-def _model_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+def _model_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None,
+                   held: Collection[str] = ()) -> dict[str, Any]:
     merged = dict(record)
     if current and current.get("axes"):
         merged["axes"] = current["axes"]
@@ -307,20 +312,21 @@ def _model_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None)
         # An existing model keeps its family variant: it is the PIM's modelling decision, not the ERP's.
         model.pop("family_variant", None)
         model.pop("family", None)
-    _empty_what_the_erp_emptied(model, record, current)
+    _empty_what_the_erp_emptied(model, record, current, held)
     return model
 
 
 def _empty_what_the_erp_emptied(payload: dict[str, Any], record: Mapping[str, Any],
-                                current: Mapping[str, Any] | None) -> None:
+                                current: Mapping[str, Any] | None, held: Collection[str] = ()) -> None:
     """Add explicit nulls for the ERP-owned values the ERP no longer holds (null, or left out of the item) but the
     PIM still does. Left out of the PATCH they would stay in the PIM, and from there on the storefront, while
     the delta log said they were emptied. Only values the PIM holds are sent: a null for an attribute a record
     never had is noise (and one a product model does not carry at its level)."""
     if not current:
         return
+    # a field held in a write-back loop is absent from the record because it is held, not because it was emptied
     emptied = [f for f in ERP_VALUES_IN_PIM
-               if record.get(f) in (None, "") and current.get(f) not in (None, "", [])]
+               if f not in held and record.get(f) in (None, "") and current.get(f) not in (None, "", [])]
     for attribute, entries in akeneo_empty_values(emptied).items():
         # a value the record still carries (a price whose currency is missing) is sent as it is, not emptied
         payload["values"].setdefault(attribute, entries)
@@ -380,6 +386,9 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
         for a in group:
             asset_to_sku[str(a["id"])] = sku
     allowed = steps.check_ownership(ctx, products, writer="dam", target="pim", hop=DAM_PIM)
+    # Links held in a write-back loop are not written; their assets count as unchanged (the hold has the letter).
+    held = {str(p["sku"]) for p in allowed if "asset_links" not in p}
+    allowed = [p for p in allowed if str(p["sku"]) not in held]
     delivered: set[str] = set()
     for batch in chunked(allowed, systems.pim.batch_size):
         wanted = {p["sku"]: p.get("asset_links") or [] for p in batch}
@@ -389,10 +398,11 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
             if res.ok:
                 delivered.add(res.key)
                 ctx.record_deltas("pim", "product", res.key, {"asset_links": current.get(res.key)},
-                                  {"asset_links": wanted[res.key]})
+                                  {"asset_links": wanted[res.key]}, source="dam")
     # Account per asset: delivered when its SKU's links were written, dead-lettered otherwise.
-    failed_assets = [aid for aid, sku in asset_to_sku.items() if sku not in delivered]
-    ctx.count(DAM_PIM, delivered=len(asset_to_sku) - len(failed_assets))
+    failed_assets = [aid for aid, sku in asset_to_sku.items() if sku not in delivered and sku not in held]
+    kept_back = sum(1 for sku in asset_to_sku.values() if sku in held)
+    ctx.count(DAM_PIM, delivered=len(asset_to_sku) - len(failed_assets) - kept_back, unchanged=kept_back)
     if failed_assets:
         ctx.dead_letter([{"entity": "asset", "record_key": aid, "source_system": "dam", "target_system": "pim",
                           "reason_kind": "api", "reason": f"PIM refused the asset links of {asset_to_sku[aid]}"}
@@ -480,6 +490,7 @@ def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
     claims = {str(sub["id"]): _claimed(sub) for sub in submissions}
     owners = _erp_values(systems, [str(sub["sku"]) for sub in submissions
                                    if set(claims[str(sub["id"])]) & _ERP_FIELDS_SUPPLIERS_RESTATE])
+    held = held_fields("pim", "product", ctx.hub_url) if submissions else {}
     for sub in submissions:
         claimed = claims[str(sub["id"])]
         # Restating the owner's current value changes nothing: recorded as ignored (audited, counted), never a
@@ -494,10 +505,13 @@ def writeback_supplier(load_id: str, systems: Systems) -> dict[str, int]:
                 del claimed[f]
         record = {"sku": sub["sku"], **claimed}
         (allowed,) = steps.check_ownership(ctx, [record], writer="supplier", target="pim", hop=SUPPLIER_PIM)
-        refused = sorted(set(claimed) - set(allowed))
+        kept_back = sorted(set(claimed) & set(held.get(str(sub["sku"]), {})))
+        refused = sorted(set(claimed) - set(allowed) - set(kept_back))
         counts["refused_fields"] += len(refused)
         content = {k: v for k, v in allowed.items() if k != "sku"}
-        note = f"not written (owned elsewhere): {', '.join(refused)}" if refused else ""
+        note = "; ".join([*([f"not written (owned elsewhere): {', '.join(refused)}"] if refused else []),
+                          *([f"not written (held in a write-back loop until an operator releases it): "
+                             f"{', '.join(kept_back)}"] if kept_back else [])])
         if not content:
             ctx.count(SUPPLIER_PIM, unchanged=1)
             counts["unchanged"] += 1
@@ -1054,12 +1068,14 @@ def finish(load_id: str) -> dict[str, Any]:
             if staged:
                 repo.commit_cursor(s, system, stream, "updated_at", staged[0]["value"], load_id)
     _write_kpis(ctx)
+    loops = detect_loops(ctx)  # fields this night's writes put back into a write-back loop are held from now on
     quiet = not any(c["read"] for c in ctx.hop_counts().values())
     if quiet:
         log.info("%s: a quiet night: no ERP item, DAM asset, supplier submission or PIM product changed in the "
                  "window; nothing was written and the run succeeds", load_id)
-    counts = ctx.finish(details={"quiet": quiet})
-    return {"counts": counts, "hops": ctx.hop_counts(), "quiet": quiet}
+    held = [f"{h['record_key']}.{h['field']}" for h in loops]
+    counts = ctx.finish(details={"quiet": quiet, "write_loops_held": held})
+    return {"counts": counts, "hops": ctx.hop_counts(), "quiet": quiet, "write_loops_held": held}
 
 
 def _write_kpis(ctx: RunContext) -> None:

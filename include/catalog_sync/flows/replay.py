@@ -56,6 +56,11 @@ def replay(ids: Sequence[int], systems: Systems, *, by: str, dag_id: str | None 
            run_id: str | None = None, hub_url: str | None = None) -> dict[str, Any]:
     """Replay open dead letters ``ids``; returns which were delivered and which are still failing."""
     letters = select_letters(ids, hub_url)
+    # A write-back loop's letter: release the hold first, so the replay writes the owner's value of the field.
+    loops = [x["id"] for x in letters if x["reason_kind"] == "loop"]
+    if loops:
+        with session_scope(hub_url) as s:
+            repo.release_holds(s, loops, by)
     by_hop: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for letter in letters:
         by_hop[HOPS[(letter["target_system"], letter["entity"])]].append(letter)
@@ -141,11 +146,15 @@ def _replay_assets(ctx: RunContext, systems: Systems, asset_ids: Sequence[str]) 
         links = sorted(set(current.get(sku, [])) | set(ids))
         (allowed,) = steps.check_ownership(ctx, [{"sku": sku, "asset_links": links}], writer="dam", target="pim",
                                            hop=cold.DAM_PIM)
-        for res in cold.write_asset_links(systems, {sku: allowed.get("asset_links", links)}, models):
+        if "asset_links" not in allowed:  # held in a write-back loop: audited by check_ownership, not written
+            ctx.count(cold.DAM_PIM, unchanged=len(ids))
+            continue
+        for res in cold.write_asset_links(systems, {sku: allowed["asset_links"]}, models):
             for aid in ids:
                 ctx.audit("pim", "asset", aid, "write", res.outcome.value, request=res.sent)
             ctx.audit("pim", "product", sku, "write", res.outcome.value, request=res.sent)
-            ctx.record_deltas("pim", "product", sku, {"asset_links": current.get(sku)}, {"asset_links": links})
+            ctx.record_deltas("pim", "product", sku, {"asset_links": current.get(sku)}, {"asset_links": links},
+                              source="dam")
             ctx.count(cold.DAM_PIM, **({"delivered": len(ids)} if res.ok else {"dead_lettered": len(ids)}))
     ctx.flush_audit()
 

@@ -13,7 +13,9 @@ Steps, each an Airflow task of ``dags/seasonal_republish.py`` (and callable in-p
    enabled, asset links); then the storefront product republished (status from the ERP, title from the PIM, the
    gallery the nightly would publish: :func:`family_gallery`) and its page purged from the CDN's cache.
 4. ``verify``: read everything again, check the live page for the lead (seasonal) image, store one ``diagnosis``
-   row per SKU (first broken link, findings, actions, dry run) and account for each SKU on the ``triage`` hop:
+   row per SKU (first broken link, findings, actions, dry run, and the SKU's launch runbook: each link of the
+   chain with what was wrong, what was changed by which repair, what holds now and what is left to do by hand,
+   ``catalog_sync.flows.runbook``) and account for each SKU on the ``triage`` hop:
    delivered when it was repaired and now holds, unchanged when nothing needed fixing (or on a dry run),
    dead-lettered when a repair failed, was not allowed, or the SKU is still broken.
 5. ``finish``: close the run; the hop's counters must reconcile.
@@ -34,8 +36,9 @@ from catalog_sync.connectors import ConnectorError, Outcome, WriteResult
 from catalog_sync.connectors.mapping import akeneo_asset_links, category_code, lifecycle_option_code
 from catalog_sync.domain import LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
-from catalog_sync.flows import cold, steps
+from catalog_sync.flows import cold, runbook, steps
 from catalog_sync.flows.systems import Systems
+from catalog_sync.governance.loops import held_fields
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import Diagnosis, utcnow
@@ -214,7 +217,7 @@ def _write(ctx: RunContext, actions: _Actions, repair: str, system: str, entity:
     """Audit one repairing write, log its field deltas, and note the action; True when the system took it."""
     changes = None
     if result.outcome is Outcome.OK:
-        changes = ctx.record_deltas(system, entity, key, dict(before), dict(after))
+        changes = ctx.record_deltas(system, entity, key, dict(before), dict(after), source=FLOW)
     outcome = {Outcome.OK: "ok", Outcome.UNCHANGED: "unchanged", Outcome.FAILED: "error"}[result.outcome]
     ctx.audit(system, entity, key, "write", outcome, request=result.sent,
               response={"status": result.status, "message": result.message}, changes=changes)
@@ -323,7 +326,8 @@ def _align_pim_state(ctx: RunContext, systems: Systems, state: SkuState, actions
     (allowed,) = steps.check_ownership(ctx, [{"sku": state.sku, "lifecycle_status": lifecycle}], writer="erp",
                                        target="pim", hop=HOP)
     if "lifecycle_status" not in allowed:
-        actions.note("pim_state", state.sku, "pim", "refused", "the ownership rules refuse this write")
+        actions.note("pim_state", state.sku, "pim", "refused",
+                     "the ownership rules refuse this write, or lifecycle_status is held in a write-back loop")
         return
     values = {"lifecycle_status": [{"locale": None, "scope": None, "data": lifecycle_option_code(lifecycle)}]}
     before: dict[str, Any] = {"lifecycle_status": (state.pim or {}).get("lifecycle_status")}
@@ -357,6 +361,11 @@ def _align_links(ctx: RunContext, systems: Systems, state: SkuState, now: dateti
     # the one gallery order (catalog_sync.showable), as the nightly links and publishes
     links = sorted(keep + add, key=lambda aid: (ROLE_ORDER.get(str(by_id.get(aid, {}).get("role") or ""), 9), aid))
     if links == state.pim_links:
+        return
+    letter = held_fields("pim", "product", ctx.hub_url).get(state.sku, {})
+    if "asset_links" in letter:
+        actions.note("dam_links", state.sku, "pim", "refused", "asset_links is held in a write-back loop (dead "
+                     f"letter {letter['asset_links']}); release it on the Dead letters page first")
         return
     # As the nightly does: a parent's links go to its product model, a product's to the product (a parent's code
     # sent to the products endpoint would create a stray family-less product beside the model).
@@ -526,6 +535,7 @@ def verify(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
     for d in diagnoses:
         taken: list[dict[str, Any]] = []
+        after: dict[str, Any] | None = None
         if dry_run:
             outcome = "unchanged"
             planned: dict[tuple[str, str], dict[str, Any]] = {}
@@ -561,9 +571,10 @@ def verify(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
                     "payload": {"findings": d["findings"], "after": after["chain"]},
                 })
         counts[outcome] += 1
+        book = runbook.build(d, taken, outcome=outcome, dry_run=dry_run, after=after)
         rows.append({"load_id": load_id, "sku": d["sku"], "broken_link": d["broken_link"],
                      "findings": json_safe(d["findings"]), "actions": json_safe(taken), "dry_run": dry_run,
-                     "created_at": utcnow()})
+                     "runbook": json_safe(book), "created_at": utcnow()})
         ctx.audit("hub", "diagnosis", d["sku"], "write", "ok",
                   changes={"broken_link": d["broken_link"], "outcome": outcome, "actions": len(taken)})
     with session_scope(ctx.hub_url) as s:

@@ -179,6 +179,7 @@ def _allowed_fields(ctx: RunContext, system: str, entity: str, key: str,
                     fields: Mapping[str, Any]) -> dict[str, Any]:
     """Fields the restoring write may carry; refusals are dead-lettered exactly as in a normal run."""
     from catalog_sync.governance import load_ownership, refusals_to_dead_letters
+    from catalog_sync.governance.loops import drop_held
 
     ownership = load_ownership()
     allowed: dict[str, Any] = {}
@@ -195,6 +196,9 @@ def _allowed_fields(ctx: RunContext, system: str, entity: str, key: str,
             allowed[field] = value
     if refusals:
         ctx.dead_letter(refusals_to_dead_letters(refusals, ctx.load_id, ctx.flow, "product", system), hop=None)
+    # A field held in a write-back loop is not restored either: the hold's letter is released first.
+    (kept,) = drop_held(ctx, [{"record_key": key, **allowed}], target=system, entity=entity, key="record_key")
+    allowed = {k: v for k, v in kept.items() if k != "record_key"}
     if not allowed:
         ctx.count("rollback", dead_lettered=1)
     return allowed

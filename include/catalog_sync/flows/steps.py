@@ -136,9 +136,12 @@ def check_ownership(
     """Keep only the attributes ``writer`` may write into ``target``; refused attributes are dead-lettered.
 
     A record with a refused attribute is still delivered with its allowed attributes (the refusal is about one
-    field, not the record) and is counted once; the refusal stays visible in the dead-letter queue.
+    field, not the record) and is counted once; the refusal stays visible in the dead-letter queue. A field held
+    in a write-back loop (``governance.loops``) is left out the same way, audited, without a new letter: its
+    hold already has one.
     """
     from catalog_sync.governance import load_ownership, refusals_to_dead_letters
+    from catalog_sync.governance.loops import drop_held
 
     ownership = load_ownership()
     allowed: list[dict[str, Any]] = []
@@ -152,7 +155,7 @@ def check_ownership(
         for letter in letters:
             letter["source_system"] = writer
         ctx.dead_letter(letters, hop=None)
-    return allowed
+    return drop_held(ctx, allowed, target=target, entity=entity, key=key)
 
 
 def fixed(values: Mapping[str, Any]) -> Callable[[WriteResult], Mapping[str, Any]]:
@@ -193,7 +196,7 @@ def deliver(
         changes = None
         if r.outcome is Outcome.OK and fields_of is not None:
             changes = ctx.record_deltas(system, entity, r.key, dict((before or {}).get(r.key, {})),
-                                        dict(fields_of(r)))
+                                        dict(fields_of(r)), source=source_system)
         counts["delivered" if r.outcome is Outcome.OK else "unchanged"] += 1
         ctx.audit(system, entity, r.key, "write", r.outcome.value, request=r.sent,
                   response={"status": r.status, "message": r.message}, changes=changes)

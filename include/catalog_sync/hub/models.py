@@ -156,6 +156,9 @@ class FieldDelta(Base):
     after: Mapped[Any] = mapped_column(JSON, nullable=True)
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
     rolled_back_by: Mapped[str | None] = mapped_column(String(64))
+    #: The system whose value the write carried (``erp``, ``supplier``, ``dam``...): who set ``after``. None on
+    #: rows written before it was recorded, and for writes that carry no one system's value (a rollback).
+    source_system: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("load_id", "system", "entity", "record_key", "field", name="uq_field_delta_key"),
@@ -220,6 +223,9 @@ class Diagnosis(Base):
     findings: Mapped[list[Any]]
     actions: Mapped[list[Any]]
     dry_run: Mapped[bool]
+    #: The launch runbook of this SKU (``flows.republish.runbook``): each link of the chain with what was wrong,
+    #: what was changed by which repair, what holds now, and what is left to do by hand. None on older rows.
+    runbook: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("load_id", "sku", name="uq_diagnosis_run_sku"),)
@@ -335,3 +341,43 @@ class AlertState(Base):
     sent: Mapped[int] = mapped_column(Integer, default=1)
     suppressed: Mapped[int] = mapped_column(Integer, default=0)
     last_suppressed_at: Mapped[datetime | None]
+
+
+class FieldHold(Base):
+    """A field of a record held out of every flow's writes because it flipped in a write-back loop.
+
+    Written by ``catalog_sync.governance.loops`` when the field's values in ``field_delta`` kept going back to
+    earlier ones, more often than ``alerts.write_loops.flips`` within the window (thresholds.yaml). While a hold
+    is open (``released_at`` None), every write of that field is skipped (``flows.steps.check_ownership``); it is
+    released when an operator replays or discards its dead letter (``repo.resolve_dead_letters``). ``history``
+    is the flip sequence the detector saw, oldest first, each step ``{at, by, from, to}``.
+    """
+
+    __tablename__ = "field_hold"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(128))
+    flips: Mapped[int] = mapped_column(Integer)
+    history: Mapped[list[Any]]
+    load_id: Mapped[str] = mapped_column(String(64))
+    dead_letter_id: Mapped[int | None] = mapped_column(Integer)
+    held_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index(
+            "uq_field_hold_open",
+            "system",
+            "entity",
+            "record_key",
+            "field",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+        Index("ix_field_hold_load_id", "load_id"),
+    )

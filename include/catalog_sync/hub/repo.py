@@ -28,6 +28,7 @@ from catalog_sync.hub.models import (
     AuditEvent,
     DeadLetter,
     FieldDelta,
+    FieldHold,
     RecordFingerprint,
     SyncRun,
     SyncState,
@@ -400,13 +401,28 @@ def dead_letter(session: Session, letters: Iterable[dict[str, Any]]) -> int:
 
 
 def resolve_dead_letters(session: Session, ids: Sequence[int], status: str, by: str) -> int:
-    """Mark open dead letters replayed or discarded; returns how many were open."""
+    """Mark open dead letters replayed or discarded; returns how many were open.
+
+    Resolving the letter of a write-back loop (reason kind ``loop``) releases its field's hold: the operator has
+    judged the flips, and the flows write the field again from the next run on.
+    """
     if status not in {"replayed", "discarded"}:
         raise ValueError(f"status must be 'replayed' or 'discarded', not {status!r}")
+    release_holds(session, ids, by)
     result = session.execute(
         update(DeadLetter)
         .where(and_(DeadLetter.id.in_(list(ids)), DeadLetter.status == "open"))
         .values(status=status, resolved_by=by, updated_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def release_holds(session: Session, letter_ids: Sequence[int], by: str) -> int:
+    """Release the open write-back-loop holds of these dead letters; returns how many were held."""
+    result = session.execute(
+        update(FieldHold)
+        .where(and_(FieldHold.dead_letter_id.in_(list(letter_ids)), FieldHold.released_at.is_(None)))
+        .values(released_at=utcnow(), released_by=by)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -157,6 +157,11 @@ class AlertRules:
     unreachable_minutes: float
     lifecycle_follow_minutes: float = 1560.0
     lifecycle_divergence_share: float = 0.01
+    #: Write-back loops (``alerts.write_loops``): more than ``loop_flips`` flips of one field within
+    #: ``loop_window_minutes`` holds it; only the (system, entity) pairs in ``loop_watch`` are watched.
+    loop_flips: int = 3
+    loop_window_minutes: float = 1440.0
+    loop_watch: tuple[tuple[str, str], ...] = (("pim", "product"),)
 
     @property
     def suppress_window(self) -> timedelta:
@@ -172,6 +177,10 @@ def load_alert_rules(path: str | None = None) -> AlertRules:
     if not isinstance(a, dict):
         raise ValueError(f"{THRESHOLDS_FILE.name} has no 'alerts' section")
     fresh = a.get("freshness") or {}
+    loops = a.get("write_loops") or {}
+    watch = tuple(tuple(str(w).split("/", 1)) for w in loops.get("watch", ["pim/product"]))
+    if any(len(w) != 2 for w in watch):
+        raise ValueError("alerts.write_loops.watch entries are 'system/entity', e.g. pim/product")
     rules = AlertRules(
         suppress_minutes=float(a["suppress_minutes"]),
         soft_gate_share=bool(a.get("soft_gate_share", True)),
@@ -182,11 +191,14 @@ def load_alert_rules(path: str | None = None) -> AlertRules:
         unreachable_minutes=float(a["unreachable_minutes"]),
         lifecycle_follow_minutes=float(fresh.get("lifecycle_follow_minutes", 1560)),
         lifecycle_divergence_share=float(a.get("lifecycle_divergence_share", 0.01)),
+        loop_flips=int(loops.get("flips", 3)),
+        loop_window_minutes=float(loops.get("window_minutes", 1440)),
+        loop_watch=watch,  # type: ignore[arg-type]
     )
     if not 0.0 <= rules.lifecycle_divergence_share <= 1.0:
         raise ValueError("alerts.lifecycle_divergence_share is a share within [0, 1]")
     for name in ("suppress_minutes", "nightly_deadline_minutes", "hot_lag_minutes", "unreachable_minutes",
-                 "lifecycle_follow_minutes"):
+                 "lifecycle_follow_minutes", "loop_flips", "loop_window_minutes"):
         if getattr(rules, name) < 0:
             raise ValueError(f"alerts.{name} must not be negative")
     return rules

@@ -9,6 +9,7 @@ HTML                                 JSON                                       
 ``/runs``                            ``/api/runs``                              recent runs
 ``/runs/{load_id}``                  ``/api/runs/{load_id}``                    one run: what each gate saw and quarantined
 ``/run-lookup?dag_id&run_id``        ``/api/run-lookup?dag_id&run_id``          Airflow DAG run -> the hub run
+``/runs/{load_id}/runbook``          ``/api/runs/{load_id}/runbook``            a seasonal republish's launch runbook per SKU
 ``/runs/{load_id}/data-docs/...``    –                                          that run's GX Data Docs (files, read-only)
 ``/dead-letters``                    ``/api/dead-letters``                      filterable list; ``/{id}`` shows the payload
 ``POST /dead-letters/action``        ``POST /api/dead-letters/{action}``        replay or discard selected letters
@@ -179,6 +180,12 @@ def create_app(
             return JSONResponse({"detail": message, **extra}, status_code=status_code)
         return render(request, "error.html", status_code, title=title, message=message, **extra)
 
+    def json_or_404(request: Request, found: Any, title: str, message: str) -> Response:
+        """``found`` as JSON (dates as text), or a 404 saying what was not found."""
+        if found is None:
+            return error(request, 404, title, message)
+        return JSONResponse(json.loads(json.dumps(found, default=str)))
+
     # --- errors and headers -------------------------------------------------------------------------------------
 
     @app.exception_handler(auth.NotAuthenticated)
@@ -272,10 +279,8 @@ def create_app(
 
     @app.get("/api/runs/{load_id}")
     def run_json(request: Request, session: SessionDep, load_id: str) -> Response:
-        report = _run_context(session, load_id)
-        if report is None:
-            return error(request, 404, "Run not found", f"No run with load id {load_id!r}.")
-        return JSONResponse(json.loads(json.dumps(report, default=str)))
+        return json_or_404(request, _run_context(session, load_id), "Run not found",
+                           f"No run with load id {load_id!r}.")
 
     @app.get("/runs/{load_id}", response_class=HTMLResponse)
     def run_page(request: Request, session: SessionDep, load_id: str) -> Response:
@@ -283,6 +288,18 @@ def create_app(
         if report is None:
             return error(request, 404, "Run not found", f"No run with load id {load_id!r}.")
         return render(request, "run.html", **report)
+
+    @app.get("/api/runs/{load_id}/runbook")
+    def runbook_json(request: Request, session: SessionDep, load_id: str) -> Response:
+        return json_or_404(request, queries.launch_runbook(session, load_id), "Run not found",
+                           f"No run with load id {load_id!r}.")
+
+    @app.get("/runs/{load_id}/runbook", response_class=HTMLResponse)
+    def runbook_page(request: Request, session: SessionDep, load_id: str) -> Response:
+        book = queries.launch_runbook(session, load_id)
+        if book is None:
+            return error(request, 404, "Run not found", f"No run with load id {load_id!r}.")
+        return render(request, "runbook.html", **book)
 
     @app.get("/runs/{load_id}/data-docs/{file_path:path}")
     def data_docs(request: Request, load_id: str, file_path: str) -> Response:
@@ -326,10 +343,8 @@ def create_app(
 
     @app.get("/api/dead-letters/{letter_id}")
     def dead_letter_json(request: Request, session: SessionDep, letter_id: int) -> Response:
-        letter = queries.get_dead_letter(session, letter_id)
-        if letter is None:
-            return error(request, 404, "Dead letter not found", f"No dead letter {letter_id}.")
-        return JSONResponse(json.loads(json.dumps(letter, default=str)))
+        return json_or_404(request, queries.get_dead_letter(session, letter_id), "Dead letter not found",
+                           f"No dead letter {letter_id}.")
 
     @app.get("/dead-letters/{letter_id}", response_class=HTMLResponse)
     def dead_letter_page(request: Request, session: SessionDep, user: UserDep, letter_id: int) -> Response:

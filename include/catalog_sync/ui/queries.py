@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from catalog_sync.hub.models import DeadLetter, DqKpi, DqResult, Drift, SyncRun
+from catalog_sync.hub.models import DeadLetter, Diagnosis, DqKpi, DqResult, Drift, SyncRun
 
 #: KPIs the overview charts, in display order (others found in the hub are appended after these).
 KPI_ORDER: tuple[str, ...] = ("completeness", "accuracy", "timeliness", "first_time_pass_rate")
@@ -226,6 +226,50 @@ def run_report(session: Session, load_id: str) -> dict[str, Any] | None:
         "dead_letter_totals": {
             "written": sum(int(n) for _, _, n in letters),
             "open": sum(int(n) for _, st, n in letters if st == "open"),
+        },
+    }
+
+
+# --- launch runbook -----------------------------------------------------------------------------------------------
+
+#: The flow whose runs have a launch runbook.
+REPUBLISH_FLOW = "seasonal_republish"
+
+
+def launch_runbook(session: Session, load_id: str) -> dict[str, Any] | None:
+    """A seasonal republish run's runbook: per SKU, the links of the chain with what was wrong, what each repair
+    changed, what holds now and what is left to do by hand (``catalog_sync.flows.runbook``). None: no such run.
+
+    SKUs needing a person come first, then those repaired, then those that held all along. A SKU stored before
+    runbooks were written (``runbook`` None) is listed with its outcome unknown.
+    """
+    run = session.get(SyncRun, load_id)
+    if run is None:
+        return None
+    rows = session.scalars(select(Diagnosis).where(Diagnosis.load_id == load_id).order_by(Diagnosis.sku)).all()
+    skus = [r.runbook or {"sku": r.sku, "outcome": "unknown", "dry_run": r.dry_run, "first_broken": r.broken_link,
+                          "verdict": "this run predates runbooks", "links": [], "by_hand": [],
+                          "live_page": {"holds": None, "detail": "not recorded", "checked_after_repairs": False}}
+            for r in rows]
+    rank = {"dead_lettered": 0, "unknown": 1, "delivered": 2, "unchanged": 3}
+    skus.sort(key=lambda b: (0 if b["by_hand"] else 1, rank.get(b["outcome"], 1), b["sku"]))
+    details = run.details or {}
+    return {
+        "run": {"load_id": run.load_id, "flow": run.flow, "dag_id": run.dag_id, "run_id": run.run_id,
+                "status": run.status, "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
+                "season": details.get("season"), "dry_run": details.get("dry_run"),
+                "repairs": details.get("repairs") or []},
+        "is_republish": run.flow == REPUBLISH_FLOW,
+        "skus": redact(skus),
+        "totals": {
+            "skus": len(skus),
+            "repaired": sum(1 for b in skus if b["outcome"] == "delivered"),
+            "held_all_along": sum(1 for b in skus if b["outcome"] == "unchanged" and not b.get("first_broken")),
+            "need_a_person": sum(1 for b in skus if b["by_hand"]),
+            "manual_steps": sum(len(b["by_hand"]) for b in skus),
+            "repairs_made": sum(1 for b in skus for link in b["links"] for a in link["repairs"]
+                                if a["status"] == "done"),
+            "live_pages_ok": sum(1 for b in skus if b["live_page"]["holds"]),
         },
     }
 

@@ -449,6 +449,7 @@ def test_trace_renders_the_chain_and_systems(
     assert "Hoodie " + ESCAPED_SCRIPT in html and SCRIPT not in html
     assert "erp-secret" not in html
     assert "hero_image_approved" in html and "notified DAM team" in html
+    assert f'href="{PREFIX}/runs/seasonal-1/runbook" data-testid="diagnosis-runbook"' in html
     data = admin.get(f"{PREFIX}/api/trace", params={"sku": "MH01-XS-Black"}).json()
     assert data["broken_link"] == "dam_assets" and data["systems"]["erp"]["password"] == "***"
 
@@ -584,3 +585,75 @@ def test_drift_page_lists_the_storefronts_showable_drift_and_its_repair(admin: A
 def test_drift_page_of_a_run_without_the_showable_check(admin: Any, seeded_hub: dict[str, Any]) -> None:
     assert admin.get(f"{PREFIX}/api/drift").json()["showable"] is None
     assert "did not check the storefront against the showable rule" in admin.get(f"{PREFIX}/drift").text
+
+
+# --- launch runbook ---------------------------------------------------------------------------------------------
+
+
+def _seed_republish(hub_url: str) -> str:
+    """A seasonal republish run with two SKUs: one repaired (PIM state and cache), one left to a person."""
+    from catalog_sync.flows import runbook
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import Diagnosis, SyncRun
+
+    ok_chain = [{"link": link, "ok": True, "detail": f"{link} fine"} for link in runbook.ORDER]
+    repaired = runbook.build(
+        {"sku": "24-MB06", "root_sku": "24-MB06", "handle": "joust-duffle-bag", "broken_link": "pim_vs_erp",
+         "findings": [{"link": "pim_vs_erp", "detail": "the PIM says draft, the ERP active", "repair": "pim_state",
+                       "target": "24-MB06"}]},
+        [{"repair": "pim_state", "target": "24-MB06", "system": "pim", "status": "done",
+          "detail": "lifecycle_status: draft -> active"},
+         {"repair": "cache", "target": "joust-duffle-bag", "system": "cdn", "status": "done", "detail": "purge p-1"},
+         {"repair": "verify", "target": "24-MB06", "system": "storefront", "status": "holds",
+          "detail": "24-MB06 is consistent from the ERP to the shopper page; nothing holds it back."}],
+        outcome="delivered", dry_run=False,
+        after={"chain": ok_chain, "verdict": "24-MB06 is consistent from the ERP to the shopper page."})
+    manual = runbook.build(
+        {"sku": "24-WG03", "root_sku": "24-WG03", "handle": "sprite-foam-roller", "broken_link": "erp_lifecycle",
+         "findings": [{"link": "erp_lifecycle", "detail": f"pre-active in the ERP {SCRIPT}",
+                       "repair": "activate_erp", "target": "24-WG03"}]},
+        [{"repair": "activate_erp", "target": "24-WG03", "system": "", "status": "not_allowed",
+          "detail": "repair activate_erp was not allowed for this run"}],
+        outcome="dead_lettered", dry_run=False,
+        after={"chain": [{**c, "ok": c["link"] != "erp_lifecycle"} for c in ok_chain],
+               "verdict": "24-WG03 is held back at the erp lifecycle link."})
+    with session_scope(hub_url) as s:
+        s.add(SyncRun(load_id="seasonal_republish:aw26", flow="seasonal_republish", dag_id="seasonal_republish",
+                      run_id="manual__aw26", status="success",
+                      details={"season": "AW26", "dry_run": False, "repairs": ["pim_state", "cache"]}))
+        for book in (repaired, manual):
+            s.add(Diagnosis(load_id="seasonal_republish:aw26", sku=book["sku"], broken_link=book["first_broken"],
+                            findings=[], actions=[], dry_run=False, runbook=book))
+    return "seasonal_republish:aw26"
+
+
+def test_the_launch_runbook_page_is_linked_from_the_run_and_reads_as_tables_and_words(
+    admin: Any, seeded_hub: dict[str, Any]
+) -> None:
+    load_id = _seed_republish(seeded_hub["hub_url"])
+    run_html = admin.get(f"{PREFIX}/runs/{load_id}").text
+    assert 'data-testid="runbook-link"' in run_html and "/runs/seasonal_republish%3Aaw26/runbook" in run_html
+    assert 'data-testid="runbook-link"' not in admin.get(f"{PREFIX}/runs/nightly-1").text
+
+    resp = admin.get(f"{PREFIX}/runs/{load_id}/runbook")
+    assert resp.status_code == 200
+    html = resp.text
+    # The SKU a person must act on comes first, with its step in words, naming the system.
+    assert html.index('data-sku="24-WG03"') < html.index('data-sku="24-MB06"')
+    assert "In the ERP, decide whether 24-WG03 is sold this season" in html
+    assert 'data-testid="runbook-manual">1<' in html
+    # Each repair by name and in words, its effect, and the live-page check after the repairs.
+    assert "align the PIM&#39;s lifecycle and enabled flag with the ERP" in html and "(pim_state)" in html
+    assert "purge the page from the CDN&#39;s cache" in html and "lifecycle_status: draft -&gt; active" in html
+    assert "Live page check (joust-duffle-bag)" in html
+    assert "<table class=\"runbook\">" in html and html.count('<tr data-link="erp_lifecycle">') == 2
+    # No raw JSON, and what came from the systems is escaped.
+    assert '{"' not in html and "'link':" not in html
+    assert SCRIPT not in html and ESCAPED_SCRIPT in html
+
+    data = admin.get(f"{PREFIX}/api/runs/{load_id}/runbook").json()
+    assert data["totals"] == {"skus": 2, "repaired": 1, "held_all_along": 0, "need_a_person": 1, "manual_steps": 1,
+                              "repairs_made": 2, "live_pages_ok": 2}
+    # Only a seasonal republish has one; another run's page says so.
+    assert "only a seasonal republish writes a launch runbook" in admin.get(f"{PREFIX}/runs/nightly-1/runbook").text
+    assert admin.get(f"{PREFIX}/runs/no-such-run/runbook").status_code == 404
