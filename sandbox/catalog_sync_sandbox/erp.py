@@ -342,13 +342,14 @@ def put_stock(sku: str, location: str, body: QuantityIn, state: State) -> dict[s
     return {"sku": sku, "location": location, "quantity": body.quantity, "updated_at": iso(now)}
 
 
-@router.get("/prices", response_model=PricePage)
+@router.get("/prices", response_model=PricePage, summary="Live prices in SKU order (keyset pages), or one SKU's")
 def list_prices(
     state: State,
+    sku: str | None = None,
     after_sku: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 500,
 ) -> dict[str, Any]:
-    rows, nxt = _sku_page(state, db.erp_price, None, after_sku, limit)
+    rows, nxt = _sku_page(state, db.erp_price, sku, after_sku, limit)
     return {"prices": [{"sku": r.sku, "price": r.price, "currency": r.currency, "updated_at": iso(r.updated_at)}
                        for r in rows], "next_after_sku": nxt}
 

@@ -144,8 +144,8 @@ class ErpClient(HttpClient):
     def iter_stock(self, sku: str | None = None) -> Iterator[Page]:
         return self._keyset("stock", STOCK, "stock", {"sku": sku} if sku else {})
 
-    def iter_prices(self) -> Iterator[Page]:
-        return self._keyset("prices", PRICES, "prices", {})
+    def iter_prices(self, sku: str | None = None) -> Iterator[Page]:
+        return self._keyset("prices", PRICES, "prices", {"sku": sku} if sku else {})
 
     def get_item(self, sku: str) -> dict[str, Any] | None:
         """One item, None when the ERP does not know the SKU; a malformed item raises :class:`RecordError`."""

@@ -51,8 +51,9 @@ HOP: Final = "erp->storefront"
 PAGES: Final = "storefront->cdn"
 #: The cursor this flow owns: the ``seq`` of the last ERP change applied.
 CURSOR: Final = ("erp", "changes")
-#: Past this many distinct SKUs, one paged scan of the ERP beats one request per SKU.
-BULK_READ_AFTER: Final = 200
+#: Past this many distinct SKUs, one paged scan of the ERP beats one request per SKU. A scan costs the whole
+#: catalog (100,000 SKUs: 200 pages of 500), so a hot batch, bounded by MAX_BATCH_CHANGES, reads per SKU.
+BULK_READ_AFTER: Final = 1000
 #: Storefront inventory levels read per request (before-values for the delta log).
 LEVELS_PER_READ: Final = 50
 #: Location used in a gate row of a price change for a SKU the ERP holds no stock for at all.
@@ -387,11 +388,20 @@ def _erp_items(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any
     return out
 
 
+def _erp_pages(read: Callable[..., Iterable[Any]], skus: set[str]) -> Iterable[Any]:
+    """Pages of ``read`` (an ERP stream with a per-SKU filter) covering ``skus``: a request per SKU, in parallel,
+    for a batch's handful; one paged scan past :data:`BULK_READ_AFTER` (a catalog-sized set, as a nightly has)."""
+    if len(skus) > BULK_READ_AFTER:
+        return read()
+    per_sku = steps.parallel(lambda sku: list(read(sku)), sorted(skus))
+    return (page for sku_pages in per_sku for page in sku_pages)
+
+
 def _erp_prices(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The ERP's live price of ``skus`` (the API has no per-SKU price read: one paged scan)."""
+    """The ERP's live price of ``skus``."""
     wanted = set(skus)
     out: dict[str, dict[str, Any]] = {}
-    for page in systems.erp.iter_prices():
+    for page in _erp_pages(systems.erp.iter_prices, wanted):
         out.update({str(p["sku"]): p for p in page.records if p.get("sku") in wanted})
     return out
 
@@ -400,12 +410,7 @@ def _erp_stock(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any
     """{sku: {location: quantity}} as the ERP holds it now."""
     wanted = set(skus)
     out: dict[str, dict[str, Any]] = defaultdict(dict)
-    if len(wanted) > BULK_READ_AFTER:
-        pages: Iterable[Any] = systems.erp.iter_stock()
-    else:
-        per_sku = steps.parallel(lambda sku: list(systems.erp.iter_stock(sku)), sorted(wanted))
-        pages = (page for sku_pages in per_sku for page in sku_pages)
-    for page in pages:
+    for page in _erp_pages(systems.erp.iter_stock, wanted):
         for level in page.records:
             if level.get("sku") in wanted:
                 out[str(level["sku"])][str(level["location"])] = level.get("quantity")
