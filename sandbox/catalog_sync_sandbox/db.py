@@ -48,6 +48,8 @@ erp_item = Table(
     Column("sku", String(128), primary_key=True),
     Column("parent_sku", String(128)),
     Column("product_type", String(16), nullable=False),
+    # what the item is (catalog_sync.domain.ITEM_TYPES); null reads as its product_type
+    Column("item_type", String(16)),
     Column("lifecycle_status", String(16), nullable=False),
     Column("upc", String(32)),
     Column("product_group", String(64)),

@@ -42,10 +42,15 @@ class Money(BaseModel):
     currency: str | None = None
 
 
+#: What an item is (catalog_sync.domain.ITEM_TYPES, Magento's product types).
+ItemType = Literal["simple", "configurable", "virtual", "downloadable", "bundle", "grouped", "giftcard"]
+
+
 class Item(BaseModel):
     sku: str
     parent_sku: str | None = None
     product_type: Literal["configurable", "simple"]
+    item_type: ItemType | None = Field(None, description="what the item is; null reads as its product_type")
     lifecycle_status: LifecycleStatus
     upc: str | None = None
     product_group: str | None = None
@@ -64,6 +69,7 @@ class ItemWrite(BaseModel):
 
     parent_sku: str | None = None
     product_type: Literal["configurable", "simple"] | None = None
+    item_type: ItemType | None = None
     lifecycle_status: LifecycleStatus | None = None
     upc: str | None = None
     product_group: str | None = None
@@ -137,6 +143,7 @@ def item_dict(row: Row[Any] | Any) -> dict[str, Any]:
         "sku": m["sku"],
         "parent_sku": m["parent_sku"],
         "product_type": m["product_type"],
+        "item_type": m["item_type"],
         "lifecycle_status": m["lifecycle_status"],
         "upc": m["upc"],
         "product_group": m["product_group"],
@@ -154,7 +161,7 @@ def item_dict(row: Row[Any] | Any) -> dict[str, Any]:
 def item_columns(write: dict[str, Any]) -> dict[str, Any]:
     """The table columns an :class:`ItemWrite` (as a dict with unset fields removed) sets."""
     cols: dict[str, Any] = {}
-    for key in ("parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom",
+    for key in ("parent_sku", "product_type", "item_type", "lifecycle_status", "upc", "product_group", "uom",
                 "country_of_origin", "vendor_name", "description"):
         if key in write:
             value = write[key]

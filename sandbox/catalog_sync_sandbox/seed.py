@@ -199,6 +199,7 @@ class _Loader:
                 "sku": p.sku,
                 "parent_sku": p.parent_sku,
                 "product_type": p.product_type,
+                "item_type": rec["item_type"],
                 "lifecycle_status": rec["lifecycle_status"],
                 "upc": rec["upc"],
                 "product_group": rec["product_group"],

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from catalog_sync.catalog import derive
-from catalog_sync.domain import PRODUCT_FIELDS, AssetRole, LifecycleStatus
+from catalog_sync.domain import ITEM_TYPES, PRODUCT_FIELDS, UNSHIPPED_ITEM_TYPES, AssetRole, LifecycleStatus
 
 #: Magento store view codes seen in exports, mapped to the PIM locales (``domain.LOCALES``).
 STORE_VIEW_LOCALES: Final[dict[str, str]] = {
@@ -57,11 +57,9 @@ TRANSLATABLE: Final[tuple[str, ...]] = (
     "url_key",
 )
 #: Magento 2's product types. ``simple``/``configurable`` are carried as they are; the others keep their type.
-MAGENTO_TYPES: Final[frozenset[str]] = frozenset(
-    {"simple", "configurable", "virtual", "downloadable", "bundle", "grouped", "giftcard"}
-)
+MAGENTO_TYPES: Final[frozenset[str]] = ITEM_TYPES
 #: Types with nothing to ship: no weight, dimensions or country of origin is required of them or invented.
-NOT_SHIPPED: Final[frozenset[str]] = frozenset({"virtual", "downloadable"})
+NOT_SHIPPED: Final[frozenset[str]] = UNSHIPPED_ITEM_TYPES
 #: Fixture columns that hold a configurable product's option lists (the axes its variants are generated from).
 FIXTURE_AXES: Final[tuple[str, ...]] = ("size", "size_general", "size_pants", "size_ball", "size_strap", "color")
 #: Quantity and weight Magento's sample-data installer gives every variant it generates.
@@ -196,6 +194,7 @@ class CatalogProduct:
             "sku": self.sku,
             "parent_sku": self.parent_sku,
             "product_type": self.product_type,
+            "item_type": self.magento_type,
             "axes": list(self.axes) if self.axes else None,
             "lifecycle_status": LifecycleStatus.ACTIVE.value,
             "upc": upc or derive.upc_for(self.sku),

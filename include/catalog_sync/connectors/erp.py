@@ -29,6 +29,7 @@ ITEMS: Final = Stream(
             "sku": {"type": "string"},
             "parent_sku": nullable("string"),
             "product_type": {"type": "string", "enum": ["configurable", "simple"]},
+            "item_type": nullable("string"),
             "lifecycle_status": {"type": "string", "enum": [s.value for s in LifecycleStatus]},
             "upc": nullable("string"),
             "product_group": nullable("string"),

@@ -7,7 +7,7 @@ without a server and the engine can show exactly what would be sent before sendi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -19,6 +19,7 @@ from catalog_sync.domain import (
     PRODUCT_FIELDS,
     STOREFRONT_STATUS,
     LifecycleStatus,
+    ships,
 )
 from catalog_sync.governance.pim_model import load_pim_model
 
@@ -48,7 +49,7 @@ LOCALIZED_TEXT: Final[tuple[str, ...]] = (
 SCOPED: Final[frozenset[str]] = frozenset({"description", "short_description"})
 #: Canonical fields the PIM stores as plain (non-localised, non-scoped) attribute values under the same name.
 PIM_PLAIN: Final[tuple[str, ...]] = (
-    "color", "size", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
+    "color", "size", "item_type", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
     "product_group", "asset_links",
 )
 REFERENCE_LOCALE: Final[str] = LOCALES[0]
@@ -106,6 +107,7 @@ def erp_item_to_canonical(item: Mapping[str, Any]) -> Canonical:
         sku=item.get("sku"),
         parent_sku=item.get("parent_sku") or None,
         product_type=item.get("product_type"),
+        item_type=item.get("item_type") or item.get("product_type"),
         lifecycle_status=item.get("lifecycle_status"),
         upc=item.get("upc") or None,
         product_group=item.get("product_group"),
@@ -130,6 +132,7 @@ def canonical_to_erp_item(record: Mapping[str, Any]) -> dict[str, Any]:
         "sku": record["sku"],
         "parent_sku": record.get("parent_sku"),
         "product_type": record.get("product_type") or "simple",
+        "item_type": record.get("item_type"),
         "lifecycle_status": record.get("lifecycle_status"),
         "upc": record.get("upc"),
         "product_group": record.get("product_group"),
@@ -439,12 +442,18 @@ def canonical_to_shopify_product(
     variants: Sequence[Mapping[str, Any]] = (),
     images: Sequence[Mapping[str, Any]] = (),
     prices: Mapping[str, float] | None = None,
+    stocked: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """A Shopify product for a configurable parent and its variants, or for a simple product (no ``variants``).
+
+    Each variant says whether it needs shipping (``requires_shipping``: False for virtual and downloadable items)
+    and whether the shop tracks its stock (``tracked``): an item that ships always is; one with nothing to ship
+    only when the ERP keeps stock for its SKU (``stocked``; left out when unknown, so the shop keeps its setting).
 
     Args:
         images: DAM assets (``Asset`` dicts) to show, in display order; the hero asset should come first.
         prices: live prices by SKU (hot data from the ERP); the reference price is the fallback.
+        stocked: the SKUs of items with nothing to ship that the ERP keeps stock for.
     """
     prices = prices or {}
     lifecycle = parent.get("lifecycle_status")
@@ -459,7 +468,12 @@ def canonical_to_shopify_product(
             "barcode": row.get("upc"),
             "weight": row.get("weight"),
             "weight_unit": _unit(SHOPIFY_WEIGHT_UNITS, row.get("weight_unit")),
+            "requires_shipping": ships(row),
         }
+        if ships(row):
+            variant["tracked"] = True
+        elif stocked is not None:
+            variant["tracked"] = row["sku"] in stocked
         for i, axis in enumerate(axes, start=1):
             variant[f"option{i}"] = row.get(axis)
         shop_variants.append(variant)

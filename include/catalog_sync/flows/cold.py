@@ -38,7 +38,7 @@ from catalog_sync.connectors.mapping import (
 )
 from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
-from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
+from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, ships
 from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
@@ -64,11 +64,11 @@ PAGES = "storefront->cdn"
 CURSORS = {("erp", "items"): "_cursor:erp/items", ("dam", "assets"): "_cursor:dam/assets",
            ("pim", "products"): "_cursor:pim/products"}
 #: The ERP-owned attributes the PIM keeps a copy of.
-ERP_FIELDS_IN_PIM = ("sku", "parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom",
-                     "weight", "weight_unit", "country_of_origin", "vendor_name", "reference_price", "currency")
+ERP_FIELDS_IN_PIM = ("sku", "parent_sku", "product_type", "item_type", "lifecycle_status", "upc", "product_group",
+                     "uom", "weight", "weight_unit", "country_of_origin", "vendor_name", "reference_price", "currency")
 #: Those of them the PIM keeps as attribute values (the others shape the record: its key, parent and type).
-ERP_VALUES_IN_PIM = ("lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit", "country_of_origin",
-                     "vendor_name", "reference_price", "currency")
+ERP_VALUES_IN_PIM = ("item_type", "lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit",
+                     "country_of_origin", "vendor_name", "reference_price", "currency")
 
 
 # --- run bookkeeping -------------------------------------------------------------------------------------------
@@ -766,6 +766,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
     family_skus = [r["sku"] for fam in families for r in [fam["parent"], *fam["rows"]]]
     live_prices = {sku: float(p["price"]) for sku, p in _erp_prices(systems, family_skus).items()
                    if p.get("price") is not None} if families else {}
+    stocked = _stocked_unshipped(systems, families)
     with session_scope(ctx.hub_url) as s:
         known = repo.fingerprints(s, "storefront", "product")
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
@@ -778,7 +779,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
                       response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
             continue
         product = canonical_to_shopify_product({k: v for k, v in parent.items() if k != "lifecycle_status"},
-                                               fam["rows"], prices=live_prices)
+                                               fam["rows"], prices=live_prices, stocked=stocked)
         product.pop("images", None)  # images travel in their own chunked step
         status = erp_status.get(fam["sku"])
         product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus) else "draft"
@@ -796,6 +797,17 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
             for fam, product, digest in outgoing]
     ctx.flush_audit()
     return plan
+
+
+def _stocked_unshipped(systems: Systems, families: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Which of the families' items with nothing to ship (virtual, downloadable) the ERP keeps stock for: only
+    those are stock-tracked in the shop (a licence key pool, say); the rest are sold without a count."""
+    unshipped = [str(r["sku"]) for fam in families for r in (fam["rows"] or [fam["parent"]]) if not ships(r)]
+    if not unshipped:
+        return set()
+    from catalog_sync.flows.hot import _erp_stock
+
+    return {sku for sku, levels in _erp_stock(systems, unshipped).items() if levels}
 
 
 def _publish_slice(ctx: RunContext, systems: Systems, number: int,

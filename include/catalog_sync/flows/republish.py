@@ -454,12 +454,13 @@ def _new_product(systems: Systems, root: str, srcs: Sequence[str | None],
                  known: Mapping[str | None, Mapping[str, Any]]) -> dict[str, Any]:
     """A storefront product for a family the storefront never had, built as the nightly builds it."""
     from catalog_sync.connectors.mapping import canonical_to_shopify_product
-    from catalog_sync.flows.cold import _families
+    from catalog_sync.flows.cold import _families, _stocked_unshipped
 
     (family,) = _families(systems, [root])
     parent = {**family["parent"], "lifecycle_status": LifecycleStatus.ACTIVE.value}
     assets = [dict(known[s]) for s in srcs if s in known]
-    return canonical_to_shopify_product(parent, family["rows"], images=assets)
+    return canonical_to_shopify_product(parent, family["rows"], images=assets,
+                                        stocked=_stocked_unshipped(systems, [family]))
 
 
 def repair(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[str, Any]:

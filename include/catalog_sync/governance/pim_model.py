@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import yaml
 
-from catalog_sync.domain import CHANNEL, LIFECYCLE_OPTION_CODES, LOCALES
+from catalog_sync.domain import CHANNEL, ITEM_TYPES, LIFECYCLE_OPTION_CODES, LOCALES
 
 DEFAULT_PATH: Final[Path] = Path(__file__).with_name("pim_model.yaml")
 
@@ -45,6 +45,7 @@ IDENTIFIER_ATTRIBUTE: Final = "sku"
 OPTION_SOURCES: Final[dict[str, dict[str, str]]] = {
     "lifecycle_status": {code: status.value.replace("-", " ").capitalize()
                          for status, code in LIFECYCLE_OPTION_CODES.items()},
+    "item_type": {code: code.capitalize() for code in sorted(ITEM_TYPES)},
 }
 #: Properties of an Akeneo attribute that cannot change once it exists.
 IMMUTABLE_ATTRIBUTE_PROPERTIES: Final = ("type", "localizable", "scopable", "metric_family", "unique")

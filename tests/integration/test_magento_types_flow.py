@@ -1,0 +1,70 @@
+"""Every Magento product type through the nightly cold flow, end to end: what the ERP holds of it, what reaches the
+PIM, what the storefront shows, and what is dead-lettered with which reason (the corpus of
+tests/data/magento_types, loaded into a fresh sandbox)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog_sync.flows.systems import Systems
+from tests.conftest import load_sandbox
+from tests.integration.test_cold_flow import open_letters, pim_record, whole_run
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "magento_types" / "export" / "products.csv"
+
+
+@pytest.fixture
+def systems(fresh_sandbox: Any) -> Any:
+    load_sandbox(fresh_sandbox, CORPUS)
+    fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
+    bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
+    yield bundle
+    bundle.close()
+
+
+def _stock(systems: Systems, sku: str) -> dict[str, Any]:
+    return {str(level["location"]): level["quantity"] for page in systems.erp.iter_stock(sku)
+            for level in page.records if level.get("sku") == sku}
+
+
+def _variant(systems: Systems, handle: str) -> dict[str, Any]:
+    product = systems.storefront.find_by_handles([handle]).get(handle)
+    assert product is not None, f"{handle} is not on the storefront"
+    (variant,) = product["variants"]
+    return dict(variant)
+
+
+def test_virtual_and_downloadable_need_no_shipping(hub_url: str, systems: Systems) -> None:
+    # The shop sells codes from a pool the ERP counts: a virtual item the ERP keeps stock for is tracked
+    assert systems.erp.set_stock("MT-GIFTCARD-CODE", "DC-EAST", 500).ok
+
+    _, result = whole_run("manual__types_unshipped", systems)
+    assert result["hops"]["pim->storefront"]["read"] == (result["hops"]["pim->storefront"]["delivered"]
+                                                         + result["hops"]["pim->storefront"]["unchanged"]
+                                                         + result["hops"]["pim->storefront"]["dead_lettered"])
+
+    # ERP: the item keeps its kind; no parcel (weight, dimensions, origin) and no stock were made up for the e-book
+    ebook = systems.erp.get_item("MT-EBOOK")
+    assert ebook is not None and (ebook["product_type"], ebook["item_type"]) == ("simple", "downloadable")
+    assert ebook["weight"]["value"] is None and ebook["dimensions"]["length"] is None
+    assert ebook["country_of_origin"] is None and _stock(systems, "MT-EBOOK") == {}
+    assert systems.erp.get_item("MT-GIFTCARD-CODE")["item_type"] == "virtual"  # type: ignore[index]
+
+    # PIM: the kind is an ERP-owned attribute, and no weight was required of them (both were published)
+    assert pim_record(systems, "MT-EBOOK")["item_type"] == "downloadable"
+    assert pim_record(systems, "MT-GIFTCARD-CODE")["item_type"] == "virtual"
+    assert pim_record(systems, "MT-EBOOK")["weight"] is None
+
+    # Storefront: neither needs shipping; the e-book (no ERP stock) is not tracked, the stocked code pool is
+    ebook_variant = _variant(systems, "mt-ebook")
+    assert (ebook_variant["requires_shipping"], ebook_variant["tracked"], ebook_variant["weight"]) == (
+        False, False, None)
+    code_variant = _variant(systems, "mt-gift")
+    assert (code_variant["requires_shipping"], code_variant["tracked"]) == (False, True)
+    # a shipped item is as before: it needs shipping and is tracked
+    tote = _variant(systems, "mt-simple")
+    assert (tote["requires_shipping"], tote["tracked"]) == (True, True) and tote["weight"] == 1.5
+    assert not open_letters(record_key="MT-EBOOK") and not open_letters(record_key="MT-GIFTCARD-CODE")
