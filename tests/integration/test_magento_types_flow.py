@@ -68,3 +68,62 @@ def test_virtual_and_downloadable_need_no_shipping(hub_url: str, systems: System
     tote = _variant(systems, "mt-simple")
     assert (tote["requires_shipping"], tote["tracked"]) == (True, True) and tote["weight"] == 1.5
     assert not open_letters(record_key="MT-EBOOK") and not open_letters(record_key="MT-GIFTCARD-CODE")
+
+
+#: What the storefront says of each kit, by SKU: the start of the dead letter's reason.
+KIT_REASONS = {
+    "MT-SET": "grouped product: the storefront channel (Shopify) carries no grouped products; its components are "
+              "published on their own",
+    "MT-KIT-DYN": "dynamic-price bundle: the storefront channel (Shopify) sells a bundle at a price of its own",
+    "MT-KIT": "fixed-price bundle: the storefront connector does not create Shopify product bundles "
+              "(productBundleCreate) yet",
+}
+
+
+def test_bundles_and_grouped_products_are_kits_the_storefront_refuses(hub_url: str, systems: Systems) -> None:
+    _, result = whole_run("manual__types_kits", systems)
+
+    # ERP: each kit is a non-stock item listing its components (SKU and quantity) and, for a bundle, its pricing;
+    # no parcel was made up for it
+    kits = {sku: systems.erp.get_item(sku) for sku in ("MT-KIT", "MT-KIT-DYN", "MT-SET")}
+    assert {sku: (i["product_type"], i["item_type"], i["kit_pricing"], i["components"])  # type: ignore[index]
+            for sku, i in kits.items()} == {
+        # the strap of the file names a SKU with no row: the reader reported it, the kit holds the mat only
+        "MT-KIT": ("simple", "bundle", "fixed", [{"sku": "MT-SIMPLE", "quantity": 1.0}]),
+        "MT-KIT-DYN": ("simple", "bundle", "dynamic", [{"sku": "MT-SIMPLE", "quantity": 1.0},
+                                                        {"sku": "MT-GIFTCARD-CODE", "quantity": 1.0}]),
+        # a configurable product cannot be a member of a grouped product: left out by the reader
+        "MT-SET": ("simple", "grouped", None, [{"sku": "MT-SIMPLE", "quantity": 2.0},
+                                                {"sku": "MT-GIFTCARD-CODE", "quantity": 1.0}]),
+    }
+    for sku, item in kits.items():
+        assert _stock(systems, sku) == {} and item["weight"]["value"] is None, sku  # type: ignore[index]
+        assert item["dimensions"]["length"] is None, sku  # type: ignore[index]
+    assert kits["MT-KIT-DYN"]["reference_price"]["amount"] is None  # type: ignore[index]  # priced by its parts
+
+    # PIM: every kit arrived (no price asked of the dynamic bundle or the grouped product, no weight of any), its
+    # components as Akeneo associations under the type the bootstrap created for its kind
+    assert result["hops"]["erp->pim"]["dead_lettered"] == 0
+    associations = {sku: systems.pim.get_product(sku)["associations"] for sku in kits}  # type: ignore[index]
+    assert associations["MT-KIT"] == {"bundle_components": {"products": ["MT-SIMPLE"], "product_models": [],
+                                                            "groups": []}}
+    assert associations["MT-KIT-DYN"]["bundle_components"]["products"] == ["MT-SIMPLE", "MT-GIFTCARD-CODE"]
+    assert associations["MT-SET"] == {"grouped_members": {"products": ["MT-SIMPLE", "MT-GIFTCARD-CODE"],
+                                                          "product_models": [], "groups": []}}
+    for sku, kind, pricing in (("MT-KIT", "bundle", "fixed"), ("MT-KIT-DYN", "bundle", "dynamic"),
+                               ("MT-SET", "grouped", None)):
+        record = pim_record(systems, sku)
+        assert (record["item_type"], record["kit_pricing"]) == (kind, pricing), sku
+        assert [c["sku"] for c in record["components"]] == [c["sku"] for c in kits[sku]["components"]]  # type: ignore[index]
+
+    # Storefront: no kit is published, as a simple product or otherwise; each is dead-lettered once, naming its
+    # type and the channel; its components are on the shop as products of their own
+    shown = systems.storefront.find_by_handles(["mt-kit", "mt-kit-dyn", "mt-set", "mt-simple", "mt-gift"])
+    assert sorted(shown) == ["mt-gift", "mt-simple"]
+    for sku, reason in KIT_REASONS.items():
+        (letter,) = open_letters(record_key=sku)
+        assert (letter.reason_kind, letter.source_system, letter.target_system) == ("channel", "pim", "storefront")
+        assert letter.reason.startswith(reason), letter.reason
+    hop = result["hops"]["pim->storefront"]
+    assert hop["read"] == hop["delivered"] + hop["unchanged"] + hop["dead_lettered"]
+    assert hop["dead_lettered"] == len(KIT_REASONS)

@@ -30,6 +30,8 @@ ITEMS: Final = Stream(
             "parent_sku": nullable("string"),
             "product_type": {"type": "string", "enum": ["configurable", "simple"]},
             "item_type": nullable("string"),
+            "components": nullable("array"),
+            "kit_pricing": nullable("string"),
             "lifecycle_status": {"type": "string", "enum": [s.value for s in LifecycleStatus]},
             "upc": nullable("string"),
             "product_group": nullable("string"),

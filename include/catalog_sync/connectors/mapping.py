@@ -13,12 +13,15 @@ from typing import Any, Final
 
 from catalog_sync.domain import (
     CHANNEL,
+    KIT_ITEM_TYPES,
     LIFECYCLE_BY_OPTION_CODE,
     LIFECYCLE_OPTION_CODES,
     LOCALES,
     PRODUCT_FIELDS,
     STOREFRONT_STATUS,
     LifecycleStatus,
+    is_kit,
+    item_type_of,
     ships,
 )
 from catalog_sync.governance.pim_model import load_pim_model
@@ -49,7 +52,7 @@ LOCALIZED_TEXT: Final[tuple[str, ...]] = (
 SCOPED: Final[frozenset[str]] = frozenset({"description", "short_description"})
 #: Canonical fields the PIM stores as plain (non-localised, non-scoped) attribute values under the same name.
 PIM_PLAIN: Final[tuple[str, ...]] = (
-    "color", "size", "item_type", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
+    "color", "size", "item_type", "kit_pricing", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
     "product_group", "asset_links",
 )
 REFERENCE_LOCALE: Final[str] = LOCALES[0]
@@ -108,6 +111,8 @@ def erp_item_to_canonical(item: Mapping[str, Any]) -> Canonical:
         parent_sku=item.get("parent_sku") or None,
         product_type=item.get("product_type"),
         item_type=item.get("item_type") or item.get("product_type"),
+        components=_components(item.get("components")),
+        kit_pricing=item.get("kit_pricing"),
         lifecycle_status=item.get("lifecycle_status"),
         upc=item.get("upc") or None,
         product_group=item.get("product_group"),
@@ -126,6 +131,15 @@ def erp_item_to_canonical(item: Mapping[str, Any]) -> Canonical:
     return record
 
 
+def _components(lines: Any) -> list[dict[str, Any]] | None:
+    """A kit's component lines as the canonical record holds them (``{"sku", "quantity"}``, in the ERP's order);
+    None when the item lists none (it is no kit)."""
+    if lines is None:
+        return None
+    return [{"sku": line.get("sku"), "quantity": _number(line.get("quantity"))} if isinstance(line, Mapping)
+            else {"sku": line, "quantity": None} for line in lines]
+
+
 def canonical_to_erp_item(record: Mapping[str, Any]) -> dict[str, Any]:
     """The ERP ``Item`` for a canonical record (scenarios and repairs write ERP items through ``PUT``)."""
     return {
@@ -133,6 +147,8 @@ def canonical_to_erp_item(record: Mapping[str, Any]) -> dict[str, Any]:
         "parent_sku": record.get("parent_sku"),
         "product_type": record.get("product_type") or "simple",
         "item_type": record.get("item_type"),
+        "components": record.get("components"),
+        "kit_pricing": record.get("kit_pricing"),
         "lifecycle_status": record.get("lifecycle_status"),
         "upc": record.get("upc"),
         "product_group": record.get("product_group"),
@@ -301,6 +317,30 @@ def akeneo_empty_values(fields: Iterable[str]) -> dict[str, list[dict[str, Any]]
     return values
 
 
+def akeneo_kit_associations(record: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """A kit's components as Akeneo ``associations`` under the association type the PIM model gives its kind
+    (``bundle_components``, ``grouped_members``); empty for an item that is no kit.
+
+    The list replaces what the PIM held under that type, so a component the ERP dropped leaves the PIM too. The
+    quantities stay with the ERP, the kit's owner: Community Edition cannot create a quantified association type
+    (``is_quantified`` is a Serenity-only property, akeneo-web-api.json).
+    """
+    if not is_kit(record) or record.get("components") is None:
+        return {}
+    code = load_pim_model().association_type_for(item_type_of(record))
+    skus = [str(c["sku"]) for c in record["components"] or [] if c.get("sku")]
+    return {code: {"products": skus, "product_models": [], "groups": []}}
+
+
+def _kit_components(product: Mapping[str, Any], item_type: Any) -> list[dict[str, Any]] | None:
+    """The components of a kit read back from its Akeneo associations (quantities are the ERP's, so None)."""
+    if item_type not in KIT_ITEM_TYPES:
+        return None
+    code = load_pim_model().association_type_for(str(item_type))
+    linked = ((product.get("associations") or {}).get(code) or {}).get("products") or []
+    return [{"sku": sku, "quantity": None} for sku in linked]
+
+
 def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
     """An Akeneo product (a variant or a simple product) for a canonical record.
 
@@ -314,6 +354,9 @@ def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = 
         "parent": record.get("parent_sku"),
         "values": canonical_to_akeneo_values(record),
     }
+    associations = akeneo_kit_associations(record)
+    if associations:
+        product["associations"] = associations
     categories = record.get("categories") or ([record["category"]] if record.get("category") else [])
     if categories:
         product["categories"] = [category_code(c) for c in categories]
@@ -399,6 +442,7 @@ def akeneo_product_to_canonical(
         record[attr] = _pick(values, attr)
     record["lifecycle_status"] = lifecycle_from_option_code(record["lifecycle_status"])
     record["asset_links"] = _asset_ids(record["asset_links"])
+    record["components"] = _kit_components(product, record["item_type"])
     weight = _pick(values, "weight")
     if isinstance(weight, dict):
         unit = weight.get("unit")

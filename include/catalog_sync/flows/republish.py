@@ -419,6 +419,12 @@ def _republish(ctx: RunContext, systems: Systems, members: Sequence[SkuState], n
         if status != "active" or head.root_pim is None:
             actions.note("storefront", root, "storefront", "refused", "nothing the PIM may publish for this family")
             return None
+        from catalog_sync.flows.cold import kit_refusal
+
+        refusal = kit_refusal(head.root_pim)
+        if refusal is not None:  # a kit is never republished as a simple product, as the nightly never publishes it
+            actions.note("storefront", root, "storefront", "refused", refusal)
+            return None
         product = _new_product(systems, root, wanted, known)
         before: dict[str, Any] = {"status": None, "title": None}
         image_before: list[str] = []

@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from catalog_sync.domain import UNSHIPPED_ITEM_TYPES
+from catalog_sync.domain import KIT_ITEM_TYPES, UNSHIPPED_ITEM_TYPES
 from catalog_sync.quality import prep
 from catalog_sync.quality.reference import (
     ANY_HTML_PATTERN,
@@ -41,7 +41,7 @@ from catalog_sync.quality.suites import GateInputs
 E = "products"
 
 OPTIONAL_COLUMNS: Final[dict[int, tuple[str, ...]]] = {
-    0: ("parent_sku", "item_type", "upc", "weight", "weight_unit", "dimension_unit", "currency", "updated_at"),
+    0: ("parent_sku", "item_type", "kit_pricing", "upc", "weight", "weight_unit", "dimension_unit", "currency", "updated_at"),
     1: (
         "parent_sku", "axes", "item_type", "upc", "product_group", "category", "description", "short_description",
         "meta_title", "meta_description", "color", "size", "weight", "weight_unit",
@@ -98,7 +98,9 @@ def _layer0() -> tuple[Check, ...]:
         Check(f"{E}.l0.upc_check_digit", 0, "flag", ("_upc_check_digit_ok",),
               "A wrong GTIN check digit means a mistyped barcode that scanners and marketplaces reject.",
               fields=("upc",)),
-        c("reference_price_present", "not_null", ("reference_price",), "An item without a price cannot be sold."),
+        Check(f"{E}.l0.reference_price_present", 0, "flag", ("_priced",),
+              "An item without a price cannot be sold (a grouped product or a bundle priced from its components "
+              "has no price of its own: its components carry theirs).", fields=("reference_price",)),
         Check(f"{E}.l0.reference_price_is_number", 0, "flag", ("_reference_price_is_number",),
               "A price that is not a number cannot be published or compared.", fields=("reference_price",)),
         Check(f"{E}.l0.weight_is_number", 0, "flag", ("_weight_is_number",),
@@ -193,6 +195,7 @@ def prepare(frame: pd.DataFrame, layer: int, inputs: GateInputs) -> pd.DataFrame
             frame["_upc_check_digit_ok"] = prep.gtin_check_digit_ok(frame["upc"])
         if "reference_price" in cols:
             frame["_reference_price_is_number"] = prep.is_number(frame["reference_price"])
+            frame["_priced"] = frame["reference_price"].notna() | _priced_by_components(frame)
         if "weight" in cols:
             frame["_weight_is_number"] = prep.is_number(frame["weight"])
             frame["_weight"] = prep.to_number(frame["weight"])
@@ -214,6 +217,15 @@ def prepare(frame: pd.DataFrame, layer: int, inputs: GateInputs) -> pd.DataFrame
     return frame
 
 
+def _priced_by_components(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose price is their components' (a grouped product, a dynamic-price bundle): no price of their own."""
+    if "item_type" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    kind = frame["item_type"]
+    pricing = frame["kit_pricing"] if "kit_pricing" in frame.columns else pd.Series(None, index=frame.index)
+    return ((kind == "grouped") | ((kind == "bundle") & (pricing != "fixed"))).fillna(False).astype(bool)
+
+
 def _prepare_layer1(frame: pd.DataFrame, inputs: GateInputs) -> None:
     cols = set(frame.columns)
     rules = inputs.rules
@@ -231,8 +243,9 @@ def _prepare_layer1(frame: pd.DataFrame, inputs: GateInputs) -> None:
     listed = [g for g in rules.family_attributes if g != "default"]
     group = frame["product_group"]
     is_parent = (frame["product_type"] == "configurable").fillna(False) if "product_type" in cols else False
-    unshipped = (frame["item_type"].isin(sorted(UNSHIPPED_ITEM_TYPES)).fillna(False) if "item_type" in cols
-                 else pd.Series(False, index=frame.index))
+    # nothing to ship, or a kit (its components are the parcels): no parcel attribute is asked of the item
+    unshipped = (frame["item_type"].isin(sorted(UNSHIPPED_ITEM_TYPES | KIT_ITEM_TYPES)).fillna(False)
+                 if "item_type" in cols else pd.Series(False, index=frame.index))
     for family, attributes in rules.family_attributes.items():
         in_family = ~group.isin(listed) if family == "default" else (group == family).fillna(False)
         for attribute in attributes:
