@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from catalog_sync.connectors.mapping import akeneo_product_to_canonical
 from catalog_sync.flows.systems import Systems
 from tests.conftest import load_sandbox
 from tests.integration.test_cold_flow import open_letters, pim_record, whole_run
@@ -127,3 +128,45 @@ def test_bundles_and_grouped_products_are_kits_the_storefront_refuses(hub_url: s
     hop = result["hops"]["pim->storefront"]
     assert hop["read"] == hop["delivered"] + hop["unchanged"] + hop["dead_lettered"]
     assert hop["dead_lettered"] == len(KIT_REASONS)
+
+
+#: The fate of each product of the corpus, as the README's table states it: (what the ERP and the PIM say the item
+#: is, the storefront handle it is published under or None, and whether it needs shipping there, or the start of
+#: the reason it was dead-lettered with). A variant is published inside its parent's product.
+FATES: dict[str, tuple[str, str | None, bool | str]] = {
+    "MT-SIMPLE": ("simple", "mt-simple", True),
+    "MT-TEE": ("configurable", "mt-tee", True),
+    "MT-TEE-S-Red": ("simple", "mt-tee", True),
+    "MT-TEE-M-Red": ("simple", "mt-tee", True),
+    "MT-GIFTCARD-CODE": ("virtual", "mt-gift", False),
+    "MT-EBOOK": ("downloadable", "mt-ebook", False),
+    "MT-GIFTCARD": ("giftcard", "mt-giftcard", True),
+    "MT-KIT": ("bundle", None, "fixed-price bundle"),
+    "MT-KIT-DYN": ("bundle", None, "dynamic-price bundle"),
+    "MT-SET": ("grouped", None, "grouped product"),
+}
+
+
+def test_every_magento_type_of_the_export_has_its_stated_fate(hub_url: str, systems: Systems) -> None:
+    _, result = whole_run("manual__types_fates", systems)
+    for hop, c in result["hops"].items():
+        assert c["read"] == c["delivered"] + c["unchanged"] + c["dead_lettered"], hop
+    # the unknown type never became an item anywhere; every other row of the file did
+    erp_skus = {i["sku"] for page in systems.erp.iter_items() for i in page.records}
+    assert erp_skus == set(FATES)
+    shown = systems.storefront.find_by_handles(sorted({h for _, h, _ in FATES.values() if h}))
+    for sku, (kind, handle, fate) in FATES.items():
+        assert systems.erp.get_item(sku)["item_type"] == kind, sku  # type: ignore[index]
+        pim = systems.pim.get_product(sku) or systems.pim.get_product_model(sku)
+        assert pim is not None and akeneo_product_to_canonical(pim)["item_type"] == kind, sku
+        letters = open_letters(record_key=sku)
+        if handle is None:
+            assert [(x.reason_kind, x.reason.startswith(str(fate))) for x in letters] == [("channel", True)], sku
+            continue
+        assert not letters, (sku, [x.reason for x in letters])
+        product = shown[handle]
+        if kind == "configurable":
+            assert sorted(v["sku"] for v in product["variants"]) == ["MT-TEE-M-Red", "MT-TEE-S-Red"]
+            continue
+        (variant,) = [v for v in product["variants"] if v["sku"] == sku]
+        assert variant["requires_shipping"] is fate, sku

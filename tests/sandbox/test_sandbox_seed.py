@@ -140,11 +140,13 @@ def test_each_magento_type_has_a_stated_fate_in_the_sandbox(tmp_path: Path) -> N
         "MT-TEE-S-Red": ("simple", "simple"), "MT-TEE-M-Red": ("simple", "simple"),
         "MT-GIFTCARD-CODE": ("simple", "virtual"), "MT-EBOOK": ("simple", "downloadable"),
         "MT-KIT": ("simple", "bundle"), "MT-KIT-DYN": ("simple", "bundle"), "MT-SET": ("simple", "grouped"),
+        "MT-GIFTCARD": ("simple", "giftcard"),
     }
     for sku in ("MT-EBOOK", "MT-GIFTCARD-CODE", "MT-KIT", "MT-KIT-DYN", "MT-SET"):
         assert (items[sku].weight, items[sku].length, items[sku].country_of_origin) == (None, None, None), sku
         assert sku not in stocked, sku
     assert items["MT-SIMPLE"].weight == 1.5 and "MT-SIMPLE" in stocked
+    assert items["MT-GIFTCARD"].weight == 0.1 and "MT-GIFTCARD" in stocked  # a printed card ships
     assert (items["MT-KIT"].kit_pricing, items["MT-KIT"].components) == ("fixed", [{"sku": "MT-SIMPLE",
                                                                                      "quantity": 1.0}])
     assert items["MT-SET"].components == [{"sku": "MT-SIMPLE", "quantity": 2.0},

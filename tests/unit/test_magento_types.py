@@ -38,6 +38,7 @@ def test_each_type_keeps_its_magento_type(export: Catalog) -> None:
         "MT-KIT": ("bundle", "simple"),
         "MT-SET": ("grouped", "simple"),
         "MT-KIT-DYN": ("bundle", "simple"),
+        "MT-GIFTCARD": ("giftcard", "simple"),
     }
 
 
