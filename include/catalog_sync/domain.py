@@ -6,8 +6,9 @@ the reconciliation and the UI only ever see canonical records (as dicts, or as p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 
 class System(StrEnum):
@@ -71,6 +72,41 @@ LOCALES: Final[tuple[str, ...]] = ("en_US", "fr_FR", "de_DE")
 #: The PIM channel (Akeneo "scope") that feeds the storefront.
 CHANNEL: Final[str] = "ecommerce"
 
+#: What an item is, in Magento's product types (the ERP keeps it as the item's ``item_type``; ``product_type`` is only
+#: the shape: a parent with variants, or one item). A record without one is read as its ``product_type``.
+ITEM_TYPES: Final[frozenset[str]] = frozenset(
+    {"simple", "configurable", "virtual", "downloadable", "bundle", "grouped", "giftcard"}
+)
+#: Item types with nothing to ship: no weight, dimensions or origin is required of them or invented, the
+#: storefront is told they need no shipping, and their stock is tracked only where the ERP keeps stock for them.
+UNSHIPPED_ITEM_TYPES: Final[frozenset[str]] = frozenset({"virtual", "downloadable"})
+#: Item types that are arrangements of other items (a kit, as ERPs keep kits: a non-stock item whose ``components``
+#: list the SKUs and quantities it is made of). A kit has no parcel or stock of its own: its components have.
+KIT_ITEM_TYPES: Final[frozenset[str]] = frozenset({"bundle", "grouped"})
+#: How a bundle is priced (``kit_pricing``): a price of its own, or the sum of the components chosen.
+KIT_PRICING: Final[frozenset[str]] = frozenset({"fixed", "dynamic"})
+
+
+def item_type_of(record: Mapping[str, Any]) -> str:
+    """The record's item type; one that does not say is its product type (``simple`` or ``configurable``)."""
+    return str(record.get("item_type") or record.get("product_type") or "simple")
+
+
+def ships(record: Mapping[str, Any]) -> bool:
+    """Whether the item is sent to the customer in a parcel (False for virtual and downloadable items)."""
+    return item_type_of(record) not in UNSHIPPED_ITEM_TYPES
+
+
+def is_kit(record: Mapping[str, Any]) -> bool:
+    """Whether the item is a bundle or a grouped product: a list of components rather than a thing of its own."""
+    return item_type_of(record) in KIT_ITEM_TYPES
+
+
+def has_parcel(record: Mapping[str, Any]) -> bool:
+    """Whether the item has a weight and dimensions of its own (not virtual, downloadable, or a kit)."""
+    return ships(record) and not is_kit(record)
+
+
 #: Canonical product record: one row per SKU (configurable parents and their variants alike).
 #: ERP-owned fields first, PIM-owned after; ``catalog_sync/governance/ownership.yaml`` is the authority.
 PRODUCT_FIELDS: Final[tuple[str, ...]] = (
@@ -78,7 +114,10 @@ PRODUCT_FIELDS: Final[tuple[str, ...]] = (
     "sku",
     "parent_sku",  # None for a parent or a simple product
     "product_type",  # "configurable" | "simple"
+    "item_type",  # what the item is, in Magento's words (ITEM_TYPES): decides shipping, stock and the channel's fate
     "axes",  # a parent's variant axes, e.g. ["size", "color"]; None on variants
+    "components",  # a kit's parts (KIT_ITEM_TYPES): [{"sku", "quantity"}], in the ERP's order; None otherwise
+    "kit_pricing",  # a bundle's pricing (KIT_PRICING); None otherwise
     # ERP-owned master data
     "lifecycle_status",
     "upc",

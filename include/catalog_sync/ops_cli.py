@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("list", help="list dead letters")
     ls.add_argument("--status", default="open", choices=["open", "replayed", "discarded", "all"])
     ls.add_argument("--system", help="source or target system")
-    ls.add_argument("--reason-kind", choices=["gate", "ownership", "api", "transform", "duplicate"])
+    ls.add_argument("--reason-kind", choices=["gate", "ownership", "api", "transform", "duplicate", "channel"])
     ls.add_argument("--expectation")
     ls.add_argument("--run", help="load id")
     ls.add_argument("--sku", help="record key")

@@ -48,6 +48,11 @@ erp_item = Table(
     Column("sku", String(128), primary_key=True),
     Column("parent_sku", String(128)),
     Column("product_type", String(16), nullable=False),
+    # what the item is (catalog_sync.domain.ITEM_TYPES); null reads as its product_type
+    Column("item_type", String(16)),
+    # a kit's components ([{"sku", "quantity"}], as ERPs keep a kit's bill of materials) and a bundle's pricing
+    Column("components", JSON),
+    Column("kit_pricing", String(8)),
     Column("lifecycle_status", String(16), nullable=False),
     Column("upc", String(32)),
     Column("product_group", String(64)),
@@ -112,6 +117,8 @@ pim_product = Table(
     Column("parent", String(128)),
     Column("categories", JSON, nullable=False),
     Column("values", JSON, nullable=False),
+    # {association type: {"products": [...], "product_models": [...], "groups": [...]}}; null reads as none
+    Column("associations", JSON),
     _ts("created", nullable=False),
     _ts("updated", nullable=False),
     Index("ix_pim_product_updated", "updated"),

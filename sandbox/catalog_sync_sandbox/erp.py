@@ -7,12 +7,12 @@ import io
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Row, func, select
+from sqlalchemy import Connection, Row, func, select
 
 from catalog_sync.domain import LifecycleStatus
 from catalog_sync_sandbox import db
@@ -42,10 +42,24 @@ class Money(BaseModel):
     currency: str | None = None
 
 
+#: What an item is (catalog_sync.domain.ITEM_TYPES, Magento's product types).
+ItemType = Literal["simple", "configurable", "virtual", "downloadable", "bundle", "grouped", "giftcard"]
+
+
+class Component(BaseModel):
+    """One line of a kit's bill of materials: an item and how many of it the kit holds."""
+
+    sku: str
+    quantity: float = Field(gt=0)
+
+
 class Item(BaseModel):
     sku: str
     parent_sku: str | None = None
     product_type: Literal["configurable", "simple"]
+    item_type: ItemType | None = Field(None, description="what the item is; null reads as its product_type")
+    components: list[Component] | None = Field(None, description="a kit's (bundle, grouped) items and quantities")
+    kit_pricing: Literal["fixed", "dynamic"] | None = Field(None, description="a bundle's pricing")
     lifecycle_status: LifecycleStatus
     upc: str | None = None
     product_group: str | None = None
@@ -64,6 +78,9 @@ class ItemWrite(BaseModel):
 
     parent_sku: str | None = None
     product_type: Literal["configurable", "simple"] | None = None
+    item_type: ItemType | None = None
+    components: list[Component] | None = None
+    kit_pricing: Literal["fixed", "dynamic"] | None = None
     lifecycle_status: LifecycleStatus | None = None
     upc: str | None = None
     product_group: str | None = None
@@ -137,6 +154,9 @@ def item_dict(row: Row[Any] | Any) -> dict[str, Any]:
         "sku": m["sku"],
         "parent_sku": m["parent_sku"],
         "product_type": m["product_type"],
+        "item_type": m["item_type"],
+        "components": m["components"],
+        "kit_pricing": m["kit_pricing"],
         "lifecycle_status": m["lifecycle_status"],
         "upc": m["upc"],
         "product_group": m["product_group"],
@@ -154,8 +174,8 @@ def item_dict(row: Row[Any] | Any) -> dict[str, Any]:
 def item_columns(write: dict[str, Any]) -> dict[str, Any]:
     """The table columns an :class:`ItemWrite` (as a dict with unset fields removed) sets."""
     cols: dict[str, Any] = {}
-    for key in ("parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom",
-                "country_of_origin", "vendor_name", "description"):
+    for key in ("parent_sku", "product_type", "item_type", "components", "kit_pricing", "lifecycle_status", "upc",
+                "product_group", "uom", "country_of_origin", "vendor_name", "description"):
         if key in write:
             value = write[key]
             cols[key] = value.value if isinstance(value, LifecycleStatus) else value
@@ -170,12 +190,47 @@ def item_columns(write: dict[str, Any]) -> dict[str, Any]:
     return cols
 
 
+#: Item types that are kits: a bill of materials of other items, never a stock unit of their own.
+KIT_TYPES: Final = frozenset({"bundle", "grouped"})
+
+
+def kit_problem(conn: Connection, sku: str, item: dict[str, Any]) -> str | None:
+    """Why the ERP refuses ``item``'s kit fields (as an ERP refuses a bill of materials naming an item it does not
+    hold), or None. ``item`` is the row as it would be written."""
+    kind = item.get("item_type") or item.get("product_type")
+    components = item.get("components")
+    if components is not None and kind not in KIT_TYPES:
+        return f"a {kind} item has no components: only a bundle or a grouped item is a kit"
+    if item.get("kit_pricing") is not None and kind != "bundle":
+        return f"a {kind} item has no kit pricing: only a bundle is priced fixed or from its components"
+    skus = [str(c.get("sku")) for c in components or []]
+    if sku in skus:
+        return "a kit cannot hold itself"
+    if len(set(skus)) != len(skus):
+        return "a kit lists one component twice"
+    t = db.erp_item
+    found = {r.sku: r for r in conn.execute(select(t.c.sku, t.c.product_type, t.c.item_type).where(t.c.sku.in_(skus)))}
+    for component in skus:
+        row = found.get(component)
+        if row is None:
+            return f"component {component!r} is not an item of this ERP"
+        if (row.item_type or row.product_type) in KIT_TYPES | {"configurable"}:
+            return (f"component {component!r} is a {row.item_type or row.product_type} item; a kit is made of "
+                    "simple, virtual or downloadable items")
+    return None
+
+
 def upsert_item(state: SandboxState, sku: str, cols: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """Insert or update one item and emit its ``item`` change; used by the API and by the scenarios."""
     now = now or datetime.now(UTC)
     with state.write_lock:
         with state.engine.begin() as conn:
-            exists = conn.execute(select(db.erp_item.c.sku).where(db.erp_item.c.sku == sku)).first()
+            exists = conn.execute(select(db.erp_item).where(db.erp_item.c.sku == sku)).first()
+            if {"item_type", "components", "kit_pricing"} & set(cols):
+                merged = {**(dict(exists._mapping) if exists else {"product_type": "simple"}), **cols}
+                problem = kit_problem(conn, sku, merged)
+                if problem:
+                    raise error(422, f"Item {sku}: {problem}")
             if exists:
                 conn.execute(db.erp_item.update().where(db.erp_item.c.sku == sku).values(**cols, updated_at=now))
             else:

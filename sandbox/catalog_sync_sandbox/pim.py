@@ -176,6 +176,7 @@ def _ts_akeneo(value: datetime | None) -> str | None:
 def product_doc(row: Any) -> dict[str, Any]:
     return {"identifier": row.identifier, "enabled": bool(row.enabled), "family": row.family,
             "categories": row.categories or [], "groups": [], "parent": row.parent, "values": row.values or {},
+            "associations": row.associations or {}, "quantified_associations": {},
             "created": _ts_akeneo(row.created), "updated": _ts_akeneo(row.updated)}
 
 
@@ -582,6 +583,59 @@ def _check_common(doc: dict[str, Any], allowed: set[str], structure: Structure) 
         raise Invalid("Validation failed.", errors)
 
 
+ASSOCIATION_TARGETS: Final = ("products", "product_models", "groups")
+
+
+def merge_associations(conn: Connection, current: dict[str, Any] | None, incoming: Any,
+                       structure: Structure) -> dict[str, Any]:
+    """Akeneo's ``associations`` checked and merged: each association type must exist, each associated product or
+    product model too (no group exists here); a PATCH replaces the lists it sends, per type, and keeps the rest."""
+    if not isinstance(incoming, dict):
+        raise Invalid('Property "associations" expects an array as data.',
+                      [{"property": "associations", "message": "expects an object keyed by association type"}])
+    merged = {code: dict(lists) for code, lists in (current or {}).items()}
+    for code, lists in incoming.items():
+        if code not in structure.association_types:
+            raise Invalid(f'Property "associations" expects a valid association type code. The association type '
+                          f'does not exist, "{code}" given.',
+                          [{"property": "associations", "message": f'The association type "{code}" does not exist.'}])
+        if not isinstance(lists, dict) or set(lists) - set(ASSOCIATION_TARGETS) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists.values()):
+            raise Invalid(f'Property "associations" expects an array with the keys "products", "product_models" '
+                          f'and "groups" as data for the association type "{code}".',
+                          [{"property": "associations", "message": "expects arrays of codes"}])
+        for target, table, key, what, noun in (
+                ("products", db.pim_product, "identifier", "product identifier", "product"),
+                ("product_models", db.pim_product_model, "code", "product model code", "product model")):
+            wanted = lists.get(target) or []
+            found = set(conn.execute(select(table.c[key]).where(table.c[key].in_(wanted))).scalars())
+            missing = [x for x in wanted if x not in found]
+            if missing:
+                raise Invalid(f'Property "associations" expects a valid {what}. The {noun} does not exist, '
+                              f'"{missing[0]}" given.',
+                              [{"property": "associations", "message": f'"{m}" does not exist.'} for m in missing])
+        if lists.get("groups"):
+            raise Invalid(f'Property "associations" expects a valid group code. The group does not exist, '
+                          f'"{lists["groups"][0]}" given.', [{"property": "associations", "message": "unknown group"}])
+        slot = merged.setdefault(code, {t: [] for t in ASSOCIATION_TARGETS})
+        slot.update({t: list(dict.fromkeys(v)) for t, v in lists.items()})
+    return merged
+
+
+def check_quantified(incoming: Any, structure: Structure) -> None:
+    """``quantified_associations`` name quantified association types only; Community Edition has none (their
+    ``is_quantified`` is Serenity-only), so anything but an empty object is refused with the type it names."""
+    if not isinstance(incoming, dict):
+        raise Invalid('Property "quantified_associations" expects an array as data.',
+                      [{"property": "quantified_associations", "message": "expects an object"}])
+    for code in incoming:
+        known = code in structure.association_types
+        raise Invalid(f'Property "quantified_associations" expects a valid quantified association type code. '
+                      f'The association type {"is not quantified" if known else "does not exist"}, "{code}" given.',
+                      [{"property": "quantified_associations", "message": f'"{code}" is no quantified association '
+                                                                          "type."}])
+
+
 def upsert_product(conn: Connection, doc: Any, identifier: str | None = None,
                    structure: Structure | None = None) -> int:
     """Validate and write one product; returns 201 (created) or 204 (updated or unchanged); raises :class:`Invalid`."""
@@ -604,6 +658,11 @@ def upsert_product(conn: Connection, doc: Any, identifier: str | None = None,
                       f'"{doc["groups"][0]}" given.', [{"property": "groups", "message": "unknown group"}])
     t = db.pim_product
     row = conn.execute(select(t).where(t.c.identifier == ident)).first()
+    if "quantified_associations" in doc:
+        check_quantified(doc["quantified_associations"], structure)
+    current_associations = (row.associations if row is not None else None) or {}
+    associations = (merge_associations(conn, current_associations, doc["associations"], structure)
+                    if "associations" in doc else current_associations)
     parent = doc.get("parent", row.parent if row is not None else None)
     family = doc.get("family", row.family if row is not None else None)
     if parent:
@@ -622,7 +681,7 @@ def upsert_product(conn: Connection, doc: Any, identifier: str | None = None,
         conn.execute(t.insert().values(
             identifier=ident, enabled=doc.get("enabled", True), family=family, parent=parent,
             categories=doc.get("categories", []), values=merge_values({}, doc.get("values", {})),
-            created=now, updated=now))
+            associations=associations, created=now, updated=now))
         return 201
     new = {
         "enabled": doc.get("enabled", bool(row.enabled)),
@@ -630,9 +689,10 @@ def upsert_product(conn: Connection, doc: Any, identifier: str | None = None,
         "parent": parent,
         "categories": doc.get("categories", row.categories),
         "values": merge_values(row.values or {}, doc.get("values", {})),
+        "associations": associations,
     }
     old = {"enabled": bool(row.enabled), "family": row.family, "parent": row.parent, "categories": row.categories,
-           "values": row.values}
+           "values": row.values, "associations": row.associations or {}}
     if new != old:  # Akeneo leaves "updated" alone when a PATCH changes nothing
         conn.execute(t.update().where(t.c.identifier == ident).values(**new, updated=now))
     return 204

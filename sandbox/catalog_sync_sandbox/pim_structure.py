@@ -223,6 +223,7 @@ class Structure:
     locales: set[str] = field(default_factory=set)
     currencies: set[str] = field(default_factory=set)
     units: dict[str, set[str]] = field(default_factory=dict)
+    association_types: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, conn: Connection, kinds: Iterable[str] | None = None) -> Structure:
@@ -251,6 +252,8 @@ class Structure:
                 s.currencies.add(row.code)
             elif row.kind == "measurement_family":
                 s.units[row.code] = set(doc.get("units") or {})
+            elif row.kind == "association_type":
+                s.association_types[row.code] = doc
         return s
 
     @property
@@ -369,6 +372,32 @@ def upsert_channel(conn: Connection, doc: Any, code: str | None = None) -> int:
     _raise(errors)
     new["labels"] = _merge_labels(new.get("labels"), doc.get("labels"))
     return _save(conn, "channel", key, new)
+
+
+def upsert_association_type(conn: Connection, doc: Any, code: str | None = None) -> int:
+    """Create or update one association type (``PATCH /association-types[/{code}]``). This is Community Edition:
+    ``is_quantified`` and ``is_two_way`` are Serenity-only (akeneo-web-api.json), so only false is taken, and,
+    like ``code``, they cannot change once the type exists."""
+    key = _key(doc, code)
+    _check_unknown(doc, {"code", "labels", "is_quantified", "is_two_way"})
+    structure = Structure.load(conn, ("locale",))
+    current = get_doc(conn, "association_type", key)
+    errors = _labels_problems(doc.get("labels"), structure)
+    for flag in ("is_quantified", "is_two_way"):
+        if flag not in doc:
+            continue
+        value = doc[flag]
+        if not isinstance(value, bool):
+            errors.append({"property": flag, "message": f'Property "{flag}" expects a boolean as data.'})
+        elif current is not None and value != current.get(flag, False):
+            errors.append({"property": flag, "message": "This property cannot be changed."})
+        elif value:
+            errors.append({"property": flag, "message": f'Property "{flag}" is only available in the PIM Serenity '
+                                                        "version, not in Community Edition."})
+    _raise(errors)
+    return _save(conn, "association_type", key, {
+        "code": key, "labels": _merge_labels((current or {}).get("labels"), doc.get("labels")),
+        "is_quantified": False, "is_two_way": False})
 
 
 def upsert_attribute_group(conn: Connection, doc: Any, code: str | None = None) -> int:
@@ -658,6 +687,7 @@ LIST_FILTERS: Final[dict[str, dict[str, set[str]]]] = {
     "channel": {},
     "attribute_option": {},
     "family_variant": {},
+    "association_type": {},
 }
 
 
@@ -850,6 +880,7 @@ _SIMPLE: Final[list[tuple[str, str, str, Callable[..., int]]]] = [
     ("families", "family", "Family", upsert_family),
     ("categories", "category", "Category", upsert_category),
     ("channels", "channel", "Channel", upsert_channel),
+    ("association-types", "association_type", "Association type", upsert_association_type),
 ]
 
 

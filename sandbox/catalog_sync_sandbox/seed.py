@@ -1,7 +1,8 @@
 """Spread a catalog over the five sandbox systems by ownership, with bulk Core inserts.
 
-* ERP: master data (lifecycle ``active``, UPC-A, product group, ``EA``, weight in lbs, dimensions, origin, vendor),
-  stock per location, prices.
+* ERP: master data (lifecycle ``active``, UPC-A, product group, ``EA``, weight in lbs, dimensions, origin, vendor,
+  the item's Magento type), stock per location, prices. Bundles and grouped products are non-stock kit items
+  listing their components (SKU and quantity); a bundle also says whether it is priced fixed or from its parts.
 * PIM: content only (names, descriptions, meta, url keys, categories, colour and size); configurable parents become
   product models with their axes. ERP-owned attributes and ``asset_links`` stay empty: the first sync fills them.
   The PIM starts as a fresh Akeneo does (``pim_structure.install``); the seed adds the catalog's category tree
@@ -32,13 +33,14 @@ from catalog_sync.catalog import derive
 from catalog_sync.catalog.magento import Catalog, CatalogProduct, read_catalog
 from catalog_sync.catalog.scale import scale_catalog
 from catalog_sync.connectors.mapping import category_code
-from catalog_sync.domain import CHANNEL, LOCALES, AssetRole, AssetStatus
+from catalog_sync.domain import CHANNEL, KIT_ITEM_TYPES, LOCALES, AssetRole, AssetStatus
 from catalog_sync.governance.pim_model import load_pim_model
 from catalog_sync_sandbox import db, pim_structure
 from catalog_sync_sandbox.images import ImageBlob, photograph, placeholder_png
 
-#: Magento types that are arrangements of items rather than items: reported by the loader, not loaded.
-NOT_ITEMS: Final = frozenset({"bundle", "grouped"})
+#: Magento types that are arrangements of items rather than items: loaded as non-stock kit items, the ERP holding
+#: their components (SKU and quantity) as it holds a kit's bill of materials.
+KITS: Final = KIT_ITEM_TYPES
 #: The instant every seeded record was last updated: fixed, so a re-seed is byte-identical.
 SEED_EPOCH: Final = datetime(2025, 1, 6, tzinfo=UTC)
 #: The channel's category tree a fresh Akeneo has; the catalog's top-level categories hang under it.
@@ -183,14 +185,6 @@ class _Loader:
         return self.blobs[path]
 
     def product(self, p: CatalogProduct) -> None:
-        if p.magento_type in NOT_ITEMS:
-            # the sandbox ERP keeps items (one SKU a stock unit); a bundle or a grouped product is a selling
-            # arrangement of items, which no system here holds yet: said, never loaded as an item it is not
-            members = ", ".join(c.sku for c in p.components) or "none"
-            self.issues.append(f"{p.source_file}:{p.source_line}: {p.magento_type} product {p.sku!r} not loaded: the "
-                               f"sandbox ERP holds items only, and no channel carries {p.magento_type} products yet "
-                               f"(its components, loaded as items of their own: {members})")
-            return
         rec = p.canonical(upc=self.upc(p.sku))
         ts = self.as_of
         self.add(
@@ -199,6 +193,9 @@ class _Loader:
                 "sku": p.sku,
                 "parent_sku": p.parent_sku,
                 "product_type": p.product_type,
+                "item_type": rec["item_type"],
+                "components": rec["components"],
+                "kit_pricing": rec["kit_pricing"],
                 "lifecycle_status": rec["lifecycle_status"],
                 "upc": rec["upc"],
                 "product_group": rec["product_group"],
@@ -219,7 +216,8 @@ class _Loader:
         )
         if p.price is not None:
             self.add("erp_price", {"sku": p.sku, "price": p.price, "currency": "USD", "updated_at": ts})
-        if p.product_type != "configurable" and p.ships:  # no stock is kept for what is never shipped
+        # no stock is kept for what is never shipped, nor for a kit (its components are the stock)
+        if p.product_type != "configurable" and p.ships and p.magento_type not in KITS:
             for location, qty in zip(ERP_LOCATIONS, _stock_split(p.sku, p.qty), strict=True):
                 self.add("erp_stock", {"sku": p.sku, "location": location, "quantity": qty, "updated_at": ts})
 
@@ -276,7 +274,8 @@ class _Loader:
                 },
             )
 
-        if p.product_type != "configurable" and derive.stable_int("supplier", p.sku) % SUPPLIER_SHARE == 0:
+        if (p.product_type != "configurable" and p.magento_type not in KITS
+                and derive.stable_int("supplier", p.sku) % SUPPLIER_SHARE == 0):
             self.submission_seq += 1
             n = derive.stable_int("submission", p.sku)
             text = p.name or p.sku

@@ -79,6 +79,7 @@ class Variant(BaseModel):
     inventory_quantity: int | None = None
     weight: float | None = None
     weight_unit: str | None = None
+    requires_shipping: bool | None = None
 
 
 class Image(BaseModel):

@@ -118,7 +118,9 @@ input OptionSetInput { id: ID, name: String, position: Int, values: [OptionValue
 input VariantOptionValueInput { id: ID, name: String, optionName: String }
 input WeightInput { value: Float!, unit: WeightUnit! }
 input InventoryItemMeasurementInput { weight: WeightInput }
-input InventoryItemInput { sku: String, tracked: Boolean, measurement: InventoryItemMeasurementInput }
+input InventoryItemInput {
+  sku: String, tracked: Boolean, requiresShipping: Boolean, measurement: InventoryItemMeasurementInput
+}
 input ProductVariantSetInput {
   id: ID, optionValues: [VariantOptionValueInput!]!, price: Money, compareAtPrice: Money, sku: String,
   barcode: String, position: Int, inventoryItem: InventoryItemInput
@@ -152,7 +154,7 @@ type LocationConnection { nodes: [Location!]!, pageInfo: PageInfo! }
 type InventoryLevel implements Node { id: ID!, location: Location!, quantities(names: [String!]!): [InventoryQuantity!]! }
 type InventoryLevelConnection { nodes: [InventoryLevel!]!, pageInfo: PageInfo! }
 type InventoryItem implements Node {
-  id: ID!, sku: String, tracked: Boolean!, measurement: InventoryItemMeasurement!,
+  id: ID!, sku: String, tracked: Boolean!, requiresShipping: Boolean!, measurement: InventoryItemMeasurement!,
   inventoryLevels(first: Int, after: String): InventoryLevelConnection!
 }
 type SelectedOption { name: String!, value: String! }
@@ -299,13 +301,17 @@ def _rest_product(data: dict[str, Any], current: dict[str, Any] | None) -> dict[
             match = by_options.get(tuple(variant.get(f"option{i}") for i in (1, 2, 3))) or by_sku.get(item.get("sku"))
             if match:
                 # As Shopify's productSet: a listed variant's omitted fields keep their values; a null clears one
-                variant.update({k: match[k] for k in ("sku", "price", "barcode", "weight", "weight_unit") if k in match})
+                variant.update({k: match[k] for k in ("sku", "price", "barcode", "weight", "weight_unit",
+                                                      "requires_shipping", "tracked") if k in match})
                 variant["id"], variant["inventory_item_id"] = match["id"], match["inventory_item_id"]
             for key, value in (("sku", item.get("sku")), ("price", v.get("price"))):
                 if value is not None:
                     variant[key] = value
             if "barcode" in v:
                 variant["barcode"] = v["barcode"]
+            for key, name in (("requires_shipping", "requiresShipping"), ("tracked", "tracked")):
+                if item.get(name) is not None:  # as Shopify: left out keeps the item's setting
+                    variant[key] = bool(item[name])
             weight = (item.get("measurement") or {}).get("weight")
             if weight:
                 unit = {g: r for r, g in WEIGHT_UNITS.items()}[weight["unit"]]
@@ -398,7 +404,9 @@ def _inventory_item(conn: Connection, item: int, variant: dict[str, Any]) -> dic
     unit = WEIGHT_UNITS.get(str(variant.get("weight_unit") or ""))
     weight = {"value": float(variant["weight"]), "unit": unit} if unit and variant.get("weight") is not None else None
     return {"__typename": "InventoryItem", "id": gid("InventoryItem", item), "sku": variant.get("sku"),
-            "tracked": True, "measurement": {"id": gid("InventoryItemMeasurement", item), "weight": weight},
+            # Shopify's defaults for a new item: it needs shipping and (in this shop) its stock is tracked
+            "tracked": variant.get("tracked", True), "requiresShipping": variant.get("requires_shipping", True),
+            "measurement": {"id": gid("InventoryItemMeasurement", item), "weight": weight},
             "inventoryLevels": lambda _info, first=None, after=None: _connection(_levels(conn, item), first, after)}
 
 

@@ -194,6 +194,8 @@ STRUCTURE = [
     ("locales/fr_FR", "locales/{code}"),
     ("currencies", "currencies"),
     ("currencies/USD", "currencies/{code}"),
+    ("association-types", "association-types"),
+    ("association-types/bundle_components", "association-types/{code}"),
 ]
 
 
@@ -278,8 +280,12 @@ def test_the_connector_s_patch_bodies_hold_to_the_request_schemas(wire: tuple[Sy
                                                   "sku": "NEW-PARENT"})]
     model_results = systems.pim.upsert_product_models(
         [*creates, {**canonical_to_akeneo_product_model(records["MH01"]), "family_variant": "top_by_size_color"}])
+    # a kit: a new product whose components are associations (the bootstrap created the association type)
+    kit = {**records["24-MB01"], "sku": "NEW-KIT", "upc": None, "item_type": "bundle", "kit_pricing": "fixed",
+           "components": [{"sku": "24-MB01", "quantity": 1.0}, {"sku": "MH01-XS-Black", "quantity": 2.0}]}
     product_results = systems.pim.upsert_products(
-        [canonical_to_akeneo_product(records[s]) for s in ("MH01-XS-Black", "MH01-M-Gray", "24-MB01")])
+        [canonical_to_akeneo_product(records[s]) for s in ("MH01-XS-Black", "MH01-M-Gray", "24-MB01")]
+        + [canonical_to_akeneo_product(kit)])
     link_results = cold.write_asset_links(systems, {"MH01": ["AST-0000001"], "24-MB01": ["AST-0000002"]},
                                           models={"MH01"})
     results = [*model_results, *product_results, *link_results]
@@ -308,3 +314,8 @@ def test_the_connector_s_patch_bodies_hold_to_the_request_schemas(wire: tuple[Sy
     assert variant["values"]["lifecycle_status"][0]["data"] == "active"
     assert variant["values"]["weight"][0]["data"]["unit"] == "POUND"
     assert isinstance(variant["values"]["weight"][0]["data"]["amount"], str)
+    kit_line = next(json.loads(line) for p, _c, b in sent if p.endswith("/products")
+                    for line in b.decode().splitlines() if json.loads(line)["identifier"] == "NEW-KIT")
+    assert kit_line["associations"] == {"bundle_components": {"products": ["24-MB01", "MH01-XS-Black"],
+                                                              "product_models": [], "groups": []}}
+    assert kit_line["values"]["item_type"][0]["data"] == "bundle"

@@ -59,6 +59,23 @@ def test_a_good_file_becomes_api_shaped_items_and_a_bad_row_alone_is_refused() -
     assert len(bad) == 1 and bad[0].record_key == "F-2" and "line 3: weight 'heavy' is not a number" in bad[0].reason
 
 
+def test_a_file_says_what_an_item_is_and_lists_a_kit_s_components() -> None:
+    from datetime import UTC, datetime
+
+    rows = [_item("EBOOK-1", item_type="downloadable", weight="", weight_unit=""),
+            _item("KIT-1", item_type="bundle", kit_pricing="fixed", components="F-1=1|F-3=2.5|F-4"),
+            _item("KIT-2", item_type="grouped", components="F-1=none")]
+    data = "\n".join([",".join(COLUMNS)] + [",".join(r[c] for c in COLUMNS) for r in rows])
+    parsed = parse_file("items.csv", data.encode(), None, datetime(2026, 12, 2, tzinfo=UTC))
+    good = {p["sku"]: p for p in parsed if isinstance(p, dict)}
+    assert (good["EBOOK-1"]["item_type"], good["EBOOK-1"]["components"]) == ("downloadable", None)
+    assert good["KIT-1"]["components"] == [{"sku": "F-1", "quantity": 1.0}, {"sku": "F-3", "quantity": 2.5},
+                                           {"sku": "F-4", "quantity": 1.0}]
+    assert good["KIT-1"]["kit_pricing"] == "fixed"
+    (bad,) = [p for p in parsed if not isinstance(p, dict)]
+    assert bad.record_key == "KIT-2" and "components 'F-1=none': the quantity is not a number" in bad.reason
+
+
 @pytest.mark.parametrize(("content", "expected"), [
     (b"sku;product_type;lifecycle_status\nA;simple;active\n", "line 1: the delimiter is ';'"),
     (b"sku,product_type\nA,simple\n", "line 1: missing required column(s) lifecycle_status"),

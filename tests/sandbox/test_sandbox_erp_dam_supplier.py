@@ -189,3 +189,29 @@ def test_supplier_submissions_and_decisions(fresh_sandbox: Any) -> None:
     still = requests.get(f"{sb.url}/supplier/api/submissions", params={"status": "pending", "per_page": 500},
                          headers=h, timeout=10).json()["submissions"]
     assert first["id"] not in {s["id"] for s in still}
+
+
+def test_the_erp_keeps_kits_and_refuses_a_bill_of_materials_naming_what_it_does_not_hold(fresh_sandbox: Any) -> None:
+    """A bundle or grouped item lists its components (SKU, quantity) as an ERP keeps a kit's bill of materials;
+    a component the ERP does not hold, a kit inside a kit, or components on an item that is no kit are refused."""
+    sb, h = fresh_sandbox, erp(fresh_sandbox)
+
+    def put(sku: str, body: dict[str, Any]) -> requests.Response:
+        return requests.put(f"{sb.url}/erp/items/{sku}", json=body, headers=h, timeout=10)
+
+    kit = {"product_type": "simple", "item_type": "bundle", "kit_pricing": "fixed", "lifecycle_status": "active",
+           "components": [{"sku": "24-MB01", "quantity": 1}, {"sku": "24-MB04", "quantity": 2}]}
+    made = put("KIT-1", kit)
+    assert made.status_code == 200, made.text
+    assert made.json()["components"] == [{"sku": "24-MB01", "quantity": 1.0}, {"sku": "24-MB04", "quantity": 2.0}]
+    assert made.json()["item_type"] == "bundle" and made.json()["kit_pricing"] == "fixed"
+    refused = {
+        "unknown": put("KIT-2", {**kit, "components": [{"sku": "NOWHERE-1", "quantity": 1}]}),
+        "nested": put("KIT-3", {**kit, "components": [{"sku": "KIT-1", "quantity": 1}]}),
+        "not a kit": put("24-MB02", {"components": [{"sku": "24-MB01", "quantity": 1}]}),
+        "pricing on a grouped item": put("KIT-4", {**kit, "item_type": "grouped"}),
+    }
+    assert {why: r.status_code for why, r in refused.items()} == dict.fromkeys(refused, 422)
+    assert "'NOWHERE-1' is not an item of this ERP" in refused["unknown"].json()["message"]
+    assert "is a bundle item" in refused["nested"].json()["message"]
+    assert put("KIT-5", {**kit, "components": [{"sku": "24-MB01", "quantity": 0}]}).status_code == 422

@@ -240,3 +240,39 @@ def test_identifiers_with_url_characters_each_reach_their_own_record(fresh_sandb
     listed = pim_all(sb, "products", h, search=json.dumps({"identifier": [{"operator": "IN", "value": tricky}]}))
     assert sorted(p["identifier"] for p in listed) == sorted(tricky)
     assert {p["_links"]["self"]["href"].rsplit("/", 1)[1] for p in listed} == {quote(s, safe="") for s in tricky}
+
+
+# ------------------------------------------------------------------------------------------- associations
+def test_associations_name_existing_types_and_products_as_akeneo_requires(fresh_sandbox: Any) -> None:
+    """Akeneo's rules for ``associations`` (akeneo-web-api.json): the association type and every associated
+    product must exist; a PATCH replaces the lists it sends. Community Edition creates no quantified type."""
+    sb, h = fresh_sandbox, pim(fresh_sandbox)
+    (made,) = _patch_lines(sb, h, "association-types", [{"code": "bundle_components",
+                                                          "labels": {"en_US": "Bundle components"}}])
+    assert made["status_code"] == 204  # the bootstrap of the fixture created it already; unchanged
+    quantified = _patch_lines(sb, h, "association-types", [{"code": "packs", "is_quantified": True}])[0]
+    assert "Serenity" in _refusal(quantified)
+    unknown_type, unknown_product, group, quantity = _patch_lines(sb, h, "products", [
+        {"identifier": "MH01-XS-Black", "associations": {"PACK": {"products": ["MH01-S-Black"]}}},
+        {"identifier": "MH01-XS-Black", "associations": {"bundle_components": {"products": ["NOWHERE-1"]}}},
+        {"identifier": "MH01-XS-Black", "associations": {"bundle_components": {"groups": ["summer"]}}},
+        {"identifier": "MH01-XS-Black", "quantified_associations": {"bundle_components": {
+            "products": [{"identifier": "MH01-S-Black", "quantity": 2}]}}},
+    ])
+    assert 'association type does not exist, "PACK"' in _refusal(unknown_type)
+    assert 'product does not exist, "NOWHERE-1"' in _refusal(unknown_product)
+    assert 'group does not exist, "summer"' in _refusal(group)
+    assert 'not quantified, "bundle_components"' in _refusal(quantity)
+    # a refused line writes nothing
+    assert requests.get(f"{sb.url}{API}/products/MH01-XS-Black", headers=h, timeout=10).json()["associations"] == {}
+
+    ok = _patch_lines(sb, h, "products", [{"identifier": "MH01-XS-Black", "associations": {
+        "bundle_components": {"products": ["MH01-S-Black", "MH01-M-Black"]}}}])[0]
+    assert ok["status_code"] == 204, ok
+    again = _patch_lines(sb, h, "products", [{"identifier": "MH01-XS-Black", "associations": {
+        "bundle_components": {"products": ["MH01-M-Black"]}}}])[0]
+    assert again["status_code"] == 204
+    product = requests.get(f"{sb.url}{API}/products/MH01-XS-Black", headers=h, timeout=10).json()
+    assert product["associations"] == {"bundle_components": {"products": ["MH01-M-Black"], "product_models": [],
+                                                             "groups": []}}
+    assert product["quantified_associations"] == {}

@@ -124,8 +124,9 @@ def test_the_sandbox_runs_on_postgresql() -> None:
 
 
 def test_each_magento_type_has_a_stated_fate_in_the_sandbox(tmp_path: Path) -> None:
-    """Virtual and downloadable products are items with nothing to ship; bundles and grouped products are said to be
-    not loaded, naming the type; the unknown type is a reader issue. Nothing is loaded as something it is not."""
+    """Virtual and downloadable products are items with nothing to ship; bundles and grouped products are non-stock
+    kit items listing their components; the unknown type is a reader issue. Nothing is loaded as something it is
+    not."""
     corpus = Path(__file__).resolve().parents[1] / "data" / "magento_types" / "export" / "products.csv"
     engine = db.make_engine(f"sqlite:///{tmp_path / 'types.sqlite'}")
     db.create_schema(engine)
@@ -134,11 +135,24 @@ def test_each_magento_type_has_a_stated_fate_in_the_sandbox(tmp_path: Path) -> N
         items = {r.sku: r for r in conn.execute(select(db.erp_item))}
         stocked = {r.sku for r in conn.execute(select(db.erp_stock))}
     engine.dispose()
-    assert set(items) == {"MT-SIMPLE", "MT-TEE", "MT-TEE-S-Red", "MT-TEE-M-Red", "MT-GIFTCARD-CODE", "MT-EBOOK"}
-    for sku in ("MT-EBOOK", "MT-GIFTCARD-CODE"):
-        assert (items[sku].weight, items[sku].length, items[sku].country_of_origin) == (None, None, None)
-        assert sku not in stocked
+    assert {sku: (i.product_type, i.item_type) for sku, i in items.items()} == {
+        "MT-SIMPLE": ("simple", "simple"), "MT-TEE": ("configurable", "configurable"),
+        "MT-TEE-S-Red": ("simple", "simple"), "MT-TEE-M-Red": ("simple", "simple"),
+        "MT-GIFTCARD-CODE": ("simple", "virtual"), "MT-EBOOK": ("simple", "downloadable"),
+        "MT-KIT": ("simple", "bundle"), "MT-KIT-DYN": ("simple", "bundle"), "MT-SET": ("simple", "grouped"),
+        "MT-GIFTCARD": ("simple", "giftcard"),
+    }
+    for sku in ("MT-EBOOK", "MT-GIFTCARD-CODE", "MT-KIT", "MT-KIT-DYN", "MT-SET"):
+        assert (items[sku].weight, items[sku].length, items[sku].country_of_origin) == (None, None, None), sku
+        assert sku not in stocked, sku
     assert items["MT-SIMPLE"].weight == 1.5 and "MT-SIMPLE" in stocked
+    assert items["MT-GIFTCARD"].weight == 0.1 and "MT-GIFTCARD" in stocked  # a printed card ships
+    assert (items["MT-KIT"].kit_pricing, items["MT-KIT"].components) == ("fixed", [{"sku": "MT-SIMPLE",
+                                                                                     "quantity": 1.0}])
+    assert items["MT-SET"].components == [{"sku": "MT-SIMPLE", "quantity": 2.0},
+                                          {"sku": "MT-GIFTCARD-CODE", "quantity": 1.0}]
+    assert items["MT-SET"].kit_pricing is None and items["MT-SIMPLE"].components is None
     said = "\n".join(summary.issues)
-    assert "bundle product 'MT-KIT' not loaded" in said and "grouped product 'MT-SET' not loaded" in said
+    assert "not loaded" not in said
+    assert "'MT-NOWHERE' has no row; left out of 'MT-KIT'" in said
     assert "unknown Magento product type 'kit'" in said

@@ -37,6 +37,8 @@ def test_each_type_keeps_its_magento_type(export: Catalog) -> None:
         "MT-EBOOK": ("downloadable", "simple"),
         "MT-KIT": ("bundle", "simple"),
         "MT-SET": ("grouped", "simple"),
+        "MT-KIT-DYN": ("bundle", "simple"),
+        "MT-GIFTCARD": ("giftcard", "simple"),
     }
 
 
@@ -48,6 +50,7 @@ def test_an_unknown_type_is_reported_on_its_line_and_skipped(export: Catalog) ->
 def test_bundle_options_and_their_components(export: Catalog) -> None:
     kit = _by_sku(export)["MT-KIT"]
     assert kit.bundle_price_type == "fixed"  # type: ignore[attr-defined]
+    assert _by_sku(export)["MT-KIT-DYN"].bundle_price_type == "dynamic"  # type: ignore[attr-defined]
     # the strap names a SKU with no row: reported, left out; the mat stays
     assert kit.components == [CatalogComponent("MT-SIMPLE", 1.0, "Mat", True, 0.0)]  # type: ignore[attr-defined]
     missing = [i for i in export.issues if i.column == "bundle_values"]

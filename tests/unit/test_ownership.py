@@ -17,7 +17,7 @@ from catalog_sync.governance import (
 from catalog_sync.governance.ownership import DEFAULT_PATH
 
 ERP_FIELDS = {
-    "sku", "parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom", "country_of_origin",
+    "sku", "parent_sku", "product_type", "item_type", "components", "kit_pricing", "lifecycle_status", "upc", "product_group", "uom", "country_of_origin",
     "weight", "weight_unit", "length", "width", "height", "dimension_unit", "vendor_name", "reference_price",
     "currency", "stock", "live_price",
 }  # fmt: skip

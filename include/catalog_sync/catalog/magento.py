@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from catalog_sync.catalog import derive
-from catalog_sync.domain import PRODUCT_FIELDS, AssetRole, LifecycleStatus
+from catalog_sync.domain import (
+    ITEM_TYPES,
+    KIT_ITEM_TYPES,
+    PRODUCT_FIELDS,
+    UNSHIPPED_ITEM_TYPES,
+    AssetRole,
+    LifecycleStatus,
+)
 
 #: Magento store view codes seen in exports, mapped to the PIM locales (``domain.LOCALES``).
 STORE_VIEW_LOCALES: Final[dict[str, str]] = {
@@ -57,11 +64,9 @@ TRANSLATABLE: Final[tuple[str, ...]] = (
     "url_key",
 )
 #: Magento 2's product types. ``simple``/``configurable`` are carried as they are; the others keep their type.
-MAGENTO_TYPES: Final[frozenset[str]] = frozenset(
-    {"simple", "configurable", "virtual", "downloadable", "bundle", "grouped", "giftcard"}
-)
+MAGENTO_TYPES: Final[frozenset[str]] = ITEM_TYPES
 #: Types with nothing to ship: no weight, dimensions or country of origin is required of them or invented.
-NOT_SHIPPED: Final[frozenset[str]] = frozenset({"virtual", "downloadable"})
+NOT_SHIPPED: Final[frozenset[str]] = UNSHIPPED_ITEM_TYPES
 #: Fixture columns that hold a configurable product's option lists (the axes its variants are generated from).
 FIXTURE_AXES: Final[tuple[str, ...]] = ("size", "size_general", "size_pants", "size_ball", "size_strap", "color")
 #: Quantity and weight Magento's sample-data installer gives every variant it generates.
@@ -186,17 +191,21 @@ class CatalogProduct:
         width: float | None
         height: float | None
         country: str | None
-        if self.ships:
+        if self.ships and self.magento_type not in KIT_ITEM_TYPES:
             length, width, height = derive.dimensions_for(self.sku, self.product_group)
             country = self.country_of_origin or derive.country_for(self.sku)
-        else:  # nothing to ship: no parcel size or origin is made up for it
+        else:  # nothing to ship, or a kit whose components are the parcels: no size or origin is made up for it
             length = width = height = None
             country = self.country_of_origin
         record: dict[str, Any] = {
             "sku": self.sku,
             "parent_sku": self.parent_sku,
             "product_type": self.product_type,
+            "item_type": self.magento_type,
             "axes": list(self.axes) if self.axes else None,
+            "components": ([{"sku": c.sku, "quantity": c.qty} for c in self.components]
+                           if self.magento_type in KIT_ITEM_TYPES else None),
+            "kit_pricing": (self.bundle_price_type or "dynamic").lower() if self.magento_type == "bundle" else None,
             "lifecycle_status": LifecycleStatus.ACTIVE.value,
             "upc": upc or derive.upc_for(self.sku),
             "product_group": self.product_group,

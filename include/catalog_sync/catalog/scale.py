@@ -52,6 +52,8 @@ def _copy(product: CatalogProduct, k: int) -> CatalogProduct:
         categories=list(product.categories),
         axes=list(product.axes) if product.axes else None,
         attributes=dict(product.attributes),
+        # a copied kit is made of the copies of its components, as a copied variant belongs to the copied parent
+        components=[dataclasses.replace(c, sku=copy_sku(c.sku, k)) for c in product.components],
     )
 
 

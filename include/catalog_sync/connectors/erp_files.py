@@ -48,7 +48,7 @@ REQUIRED: Final[tuple[str, ...]] = ("sku", "product_type", "lifecycle_status")
 COLUMNS: Final[tuple[str, ...]] = (
     "sku", "parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit",
     "length", "width", "height", "dimension_unit", "country_of_origin", "vendor_name", "reference_price", "currency",
-    "description", "updated_at",
+    "description", "updated_at", "item_type", "components", "kit_pricing",
 )
 NUMBERS: Final[tuple[str, ...]] = ("weight", "length", "width", "height", "reference_price")
 TRAILER: Final = "TRAILER"
@@ -215,7 +215,27 @@ def _item(row: dict[str, str], arrived: datetime) -> dict[str, Any]:
         "reference_price": {"amount": numbers["reference_price"], "currency": text("currency")},
         "description": text("description"),
         "updated_at": updated,
+        "item_type": text("item_type"),
+        "components": _components(row.get("components") or ""),
+        "kit_pricing": text("kit_pricing"),
     }
+
+
+def _components(cell: str) -> list[dict[str, Any]] | None:
+    """A kit's components cell, ``SKU=quantity|SKU=quantity`` (a quantity left out is 1); None when empty."""
+    if not cell.strip():
+        return None
+    lines = []
+    for part in (p.strip() for p in cell.split("|")):
+        sku, _, quantity = part.partition("=")
+        try:
+            amount = float(quantity) if quantity.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"components {part!r}: the quantity is not a number") from None
+        if not sku.strip() or not amount > 0:
+            raise ValueError(f"components {part!r}: a component needs a SKU and a quantity above 0")
+        lines.append({"sku": sku.strip(), "quantity": amount})
+    return lines
 
 
 class ErpItemFiles:

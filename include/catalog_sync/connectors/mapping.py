@@ -7,18 +7,22 @@ without a server and the engine can show exactly what would be sent before sendi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from catalog_sync.domain import (
     CHANNEL,
+    KIT_ITEM_TYPES,
     LIFECYCLE_BY_OPTION_CODE,
     LIFECYCLE_OPTION_CODES,
     LOCALES,
     PRODUCT_FIELDS,
     STOREFRONT_STATUS,
     LifecycleStatus,
+    is_kit,
+    item_type_of,
+    ships,
 )
 from catalog_sync.governance.pim_model import load_pim_model
 
@@ -48,7 +52,7 @@ LOCALIZED_TEXT: Final[tuple[str, ...]] = (
 SCOPED: Final[frozenset[str]] = frozenset({"description", "short_description"})
 #: Canonical fields the PIM stores as plain (non-localised, non-scoped) attribute values under the same name.
 PIM_PLAIN: Final[tuple[str, ...]] = (
-    "color", "size", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
+    "color", "size", "item_type", "kit_pricing", "lifecycle_status", "upc", "uom", "country_of_origin", "vendor_name",
     "product_group", "asset_links",
 )
 REFERENCE_LOCALE: Final[str] = LOCALES[0]
@@ -106,6 +110,9 @@ def erp_item_to_canonical(item: Mapping[str, Any]) -> Canonical:
         sku=item.get("sku"),
         parent_sku=item.get("parent_sku") or None,
         product_type=item.get("product_type"),
+        item_type=item.get("item_type") or item.get("product_type"),
+        components=_components(item.get("components")),
+        kit_pricing=item.get("kit_pricing"),
         lifecycle_status=item.get("lifecycle_status"),
         upc=item.get("upc") or None,
         product_group=item.get("product_group"),
@@ -124,12 +131,24 @@ def erp_item_to_canonical(item: Mapping[str, Any]) -> Canonical:
     return record
 
 
+def _components(lines: Any) -> list[dict[str, Any]] | None:
+    """A kit's component lines as the canonical record holds them (``{"sku", "quantity"}``, in the ERP's order);
+    None when the item lists none (it is no kit)."""
+    if lines is None:
+        return None
+    return [{"sku": line.get("sku"), "quantity": _number(line.get("quantity"))} if isinstance(line, Mapping)
+            else {"sku": line, "quantity": None} for line in lines]
+
+
 def canonical_to_erp_item(record: Mapping[str, Any]) -> dict[str, Any]:
     """The ERP ``Item`` for a canonical record (scenarios and repairs write ERP items through ``PUT``)."""
     return {
         "sku": record["sku"],
         "parent_sku": record.get("parent_sku"),
         "product_type": record.get("product_type") or "simple",
+        "item_type": record.get("item_type"),
+        "components": record.get("components"),
+        "kit_pricing": record.get("kit_pricing"),
         "lifecycle_status": record.get("lifecycle_status"),
         "upc": record.get("upc"),
         "product_group": record.get("product_group"),
@@ -298,6 +317,30 @@ def akeneo_empty_values(fields: Iterable[str]) -> dict[str, list[dict[str, Any]]
     return values
 
 
+def akeneo_kit_associations(record: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """A kit's components as Akeneo ``associations`` under the association type the PIM model gives its kind
+    (``bundle_components``, ``grouped_members``); empty for an item that is no kit.
+
+    The list replaces what the PIM held under that type, so a component the ERP dropped leaves the PIM too. The
+    quantities stay with the ERP, the kit's owner: Community Edition cannot create a quantified association type
+    (``is_quantified`` is a Serenity-only property, akeneo-web-api.json).
+    """
+    if not is_kit(record) or record.get("components") is None:
+        return {}
+    code = load_pim_model().association_type_for(item_type_of(record))
+    skus = [str(c["sku"]) for c in record["components"] or [] if c.get("sku")]
+    return {code: {"products": skus, "product_models": [], "groups": []}}
+
+
+def _kit_components(product: Mapping[str, Any], item_type: Any) -> list[dict[str, Any]] | None:
+    """The components of a kit read back from its Akeneo associations (quantities are the ERP's, so None)."""
+    if item_type not in KIT_ITEM_TYPES:
+        return None
+    code = load_pim_model().association_type_for(str(item_type))
+    linked = ((product.get("associations") or {}).get(code) or {}).get("products") or []
+    return [{"sku": sku, "quantity": None} for sku in linked]
+
+
 def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = None) -> dict[str, Any]:
     """An Akeneo product (a variant or a simple product) for a canonical record.
 
@@ -311,6 +354,9 @@ def canonical_to_akeneo_product(record: Mapping[str, Any], family: str | None = 
         "parent": record.get("parent_sku"),
         "values": canonical_to_akeneo_values(record),
     }
+    associations = akeneo_kit_associations(record)
+    if associations:
+        product["associations"] = associations
     categories = record.get("categories") or ([record["category"]] if record.get("category") else [])
     if categories:
         product["categories"] = [category_code(c) for c in categories]
@@ -396,6 +442,7 @@ def akeneo_product_to_canonical(
         record[attr] = _pick(values, attr)
     record["lifecycle_status"] = lifecycle_from_option_code(record["lifecycle_status"])
     record["asset_links"] = _asset_ids(record["asset_links"])
+    record["components"] = _kit_components(product, record["item_type"])
     weight = _pick(values, "weight")
     if isinstance(weight, dict):
         unit = weight.get("unit")
@@ -439,12 +486,18 @@ def canonical_to_shopify_product(
     variants: Sequence[Mapping[str, Any]] = (),
     images: Sequence[Mapping[str, Any]] = (),
     prices: Mapping[str, float] | None = None,
+    stocked: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """A Shopify product for a configurable parent and its variants, or for a simple product (no ``variants``).
+
+    Each variant says whether it needs shipping (``requires_shipping``: False for virtual and downloadable items)
+    and whether the shop tracks its stock (``tracked``): an item that ships always is; one with nothing to ship
+    only when the ERP keeps stock for its SKU (``stocked``; left out when unknown, so the shop keeps its setting).
 
     Args:
         images: DAM assets (``Asset`` dicts) to show, in display order; the hero asset should come first.
         prices: live prices by SKU (hot data from the ERP); the reference price is the fallback.
+        stocked: the SKUs of items with nothing to ship that the ERP keeps stock for.
     """
     prices = prices or {}
     lifecycle = parent.get("lifecycle_status")
@@ -459,7 +512,12 @@ def canonical_to_shopify_product(
             "barcode": row.get("upc"),
             "weight": row.get("weight"),
             "weight_unit": _unit(SHOPIFY_WEIGHT_UNITS, row.get("weight_unit")),
+            "requires_shipping": ships(row),
         }
+        if ships(row):
+            variant["tracked"] = True
+        elif stocked is not None:
+            variant["tracked"] = row["sku"] in stocked
         for i, axis in enumerate(axes, start=1):
             variant[f"option{i}"] = row.get(axis)
         shop_variants.append(variant)

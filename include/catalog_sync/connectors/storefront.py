@@ -80,7 +80,7 @@ MEDIA_FRAGMENT: Final = (
 VARIANT_FRAGMENT: Final = (
     "fragment VariantFields on ProductVariant { id sku price barcode position inventoryQuantity "
     "selectedOptions { name value } "
-    "inventoryItem { id measurement { weight { value unit } } } }"
+    "inventoryItem { id requiresShipping tracked measurement { weight { value unit } } } }"
 )
 PRODUCTS_QUERY: Final = (
     "query Products($first: Int!, $after: String, $query: String, $variants: Int!, $media: Int!) { "
@@ -178,7 +178,8 @@ PRODUCTS: Final = Stream(
 
 #: Product fields compared to decide whether an update would change anything.
 _PRODUCT_FIELDS: Final = ("title", "body_html", "vendor", "product_type", "status", "tags")
-_VARIANT_FIELDS: Final = ("price", "barcode", "option1", "option2", "option3", "weight", "weight_unit")
+_VARIANT_FIELDS: Final = ("price", "barcode", "option1", "option2", "option3", "weight", "weight_unit",
+                          "requires_shipping", "tracked")
 
 
 def idempotency_key(sku: str, location_id: str | int, quantity: int, change_seq: int | str) -> str:
@@ -253,6 +254,10 @@ def product_set_input(desired: Mapping[str, Any], existing: Mapping[str, Any] | 
         for wanted in desired.get("variants") or []:
             v = {**current.get(wanted.get("sku"), {}), **wanted}
             item: dict[str, Any] = {"sku": v.get("sku")}
+            # Shopify's own flags: a virtual or downloadable item needs no shipping, and is tracked only when stocked
+            for rest, name in (("requires_shipping", "requiresShipping"), ("tracked", "tracked")):
+                if v.get(rest) is not None:
+                    item[name] = bool(v[rest])
             if v.get("weight") is not None and v.get("weight_unit") in WEIGHT_UNITS:
                 item["measurement"] = {"weight": {"value": float(v["weight"]), "unit": WEIGHT_UNITS[v["weight_unit"]]}}
             elif "weight" in wanted and wanted["weight"] is None and v.get("id"):
@@ -311,6 +316,7 @@ def product_from_node(node: Mapping[str, Any]) -> dict[str, Any]:
             # Shopify has no "no weight": 0 is what an item without one carries, read as no weight
             "weight": weight.get("value") or None,
             "weight_unit": REST_WEIGHT_UNITS.get(str(weight.get("unit") or "")) if weight.get("value") else None,
+            "requires_shipping": item.get("requiresShipping"), "tracked": item.get("tracked"),
         }
         for i in (1, 2, 3):
             variant[f"option{i}"] = chosen.get(names[i - 1]) if i <= len(names) else None

@@ -38,7 +38,7 @@ from catalog_sync.connectors.mapping import (
 )
 from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
-from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus
+from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, is_kit, item_type_of, ships
 from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
@@ -65,11 +65,13 @@ PAGES = "storefront->cdn"
 CURSORS = {("erp", "items"): "_cursor:erp/items", ("dam", "assets"): "_cursor:dam/assets",
            ("pim", "products"): "_cursor:pim/products"}
 #: The ERP-owned attributes the PIM keeps a copy of.
-ERP_FIELDS_IN_PIM = ("sku", "parent_sku", "product_type", "lifecycle_status", "upc", "product_group", "uom",
-                     "weight", "weight_unit", "country_of_origin", "vendor_name", "reference_price", "currency")
-#: Those of them the PIM keeps as attribute values (the others shape the record: its key, parent and type).
-ERP_VALUES_IN_PIM = ("lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit", "country_of_origin",
+ERP_FIELDS_IN_PIM = ("sku", "parent_sku", "product_type", "item_type", "components", "kit_pricing",
+                     "lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit", "country_of_origin",
                      "vendor_name", "reference_price", "currency")
+#: Those of them the PIM keeps as attribute values (the others shape the record: its key, parent and type; a kit's
+#: components travel as the product's associations).
+ERP_VALUES_IN_PIM = ("item_type", "kit_pricing", "lifecycle_status", "upc", "product_group", "uom", "weight", "weight_unit",
+                     "country_of_origin", "vendor_name", "reference_price", "currency")
 
 
 # --- run bookkeeping -------------------------------------------------------------------------------------------
@@ -227,9 +229,11 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
             changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
             unchanged = len(ready) - len(changed)
             ctx.count(ERP_PIM, unchanged=unchanged)
-            # parents first (a variant's model must exist before the variant), each group in SKU order
+            # parents first (a variant's model must exist before the variant), kits last (Akeneo refuses an
+            # association with a product it does not hold yet), each group in SKU order
             plan = [r for r in changed if r.get("product_type") == "configurable"]
-            plan += [r for r in changed if r.get("product_type") != "configurable"]
+            plan += [r for r in changed if r.get("product_type") != "configurable" and not is_kit(r)]
+            plan += [r for r in changed if r.get("product_type") != "configurable" and is_kit(r)]
             ctx.stage("pim_plan", [{"position": f"{i:08d}", "record": r, "hash": hashes[r["sku"]]}
                                    for i, r in enumerate(plan)], key="position")
     planned = sorted(ctx.staged("pim_plan"), key=lambda p: p["position"])
@@ -637,11 +641,50 @@ def _families(systems: Systems, roots: Sequence[str]) -> list[dict[str, Any]]:
 WITHDRAWALS = frozenset({"products.l1.family_attributes_filled"})
 
 
+def kit_refusal(record: Mapping[str, Any]) -> str | None:
+    """Why the storefront channel (Shopify) cannot carry this kit, or None when the record is no kit.
+
+    Shopify has no grouped products, and prices a bundle as one product, so a bundle priced from its components
+    has no place there. A fixed-price bundle is a Shopify product bundle (``productBundleCreate``), which this
+    connector does not create yet. Either way the components are products of their own and are published as such.
+    """
+    kind = item_type_of(record)
+    if kind == "grouped":
+        return ("grouped product: the storefront channel (Shopify) carries no grouped products; its components "
+                "are published on their own")
+    if kind == "bundle" and record.get("kit_pricing") == "fixed":
+        return ("fixed-price bundle: the storefront connector does not create Shopify product bundles "
+                "(productBundleCreate) yet, and a bundle is never published as a simple product; its components "
+                "are published on their own")
+    if kind == "bundle":
+        return ("dynamic-price bundle: the storefront channel (Shopify) sells a bundle at a price of its own, not "
+                "one summed from the components chosen; its components are published on their own")
+    return None
+
+
+def _refuse_kits(ctx: RunContext, families: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The families the storefront channel can carry; each kit is dead-lettered with the reason it cannot."""
+    letters, kept = [], []
+    for fam in families:
+        reason = kit_refusal(fam["parent"])
+        if reason is None:
+            kept.append(fam)
+            continue
+        components = ", ".join(str(c.get("sku")) for c in fam["parent"].get("components") or []) or "none"
+        letters.append({"entity": "product", "record_key": fam["sku"], "source_system": "pim",
+                        "target_system": "storefront", "reason_kind": "channel",
+                        "reason": f"{reason} (components: {components})"})
+    ctx.dead_letter(letters, hop=PIM_STOREFRONT)
+    return kept
+
+
 def gate_channel_content(load_id: str) -> dict[str, int]:
     """Business rules (layer 1) on every record of every staged family; a family with a quarantined parent is
-    held back whole, a quarantined variant is left out of its family (but see :data:`WITHDRAWALS`)."""
+    held back whole, a quarantined variant is left out of its family (but see :data:`WITHDRAWALS`). A kit the
+    channel cannot carry (:func:`kit_refusal`) is dead-lettered with its reason before the rules run."""
     ctx = RunContext.attach(load_id)
-    families = ctx.staged("families")
+    staged = ctx.staged("families")
+    families = _refuse_kits(ctx, staged)
     taxonomy = [r["sku"] for r in ctx.staged("taxonomy")]
     rows = []
     for fam in families:
@@ -665,7 +708,8 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
         ready.append(fam)
     ctx.count(PIM_STOREFRONT, dead_lettered=held)
     ctx.stage("families_ready", ready)
-    return {"families": len(families), "held": held, "ready": len(ready), "withdrawn_content": len(withdrawn)}
+    return {"families": len(staged), "kits_refused": len(staged) - len(families), "held": held, "ready": len(ready),
+            "withdrawn_content": len(withdrawn)}
 
 
 def _defer_creates(ctx: RunContext, systems: Systems, outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]],
@@ -786,6 +830,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
     family_skus = [r["sku"] for fam in families for r in [fam["parent"], *fam["rows"]]]
     live_prices = {sku: float(p["price"]) for sku, p in _erp_prices(systems, family_skus).items()
                    if p.get("price") is not None} if families else {}
+    stocked = _stocked_unshipped(systems, families)
     with session_scope(ctx.hub_url) as s:
         known = repo.fingerprints(s, "storefront", "product")
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
@@ -798,7 +843,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
                       response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
             continue
         product = canonical_to_shopify_product({k: v for k, v in parent.items() if k != "lifecycle_status"},
-                                               fam["rows"], prices=live_prices)
+                                               fam["rows"], prices=live_prices, stocked=stocked)
         product.pop("images", None)  # images travel in their own chunked step
         status = erp_status.get(fam["sku"])
         product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus) else "draft"
@@ -816,6 +861,17 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
             for fam, product, digest in outgoing]
     ctx.flush_audit()
     return plan
+
+
+def _stocked_unshipped(systems: Systems, families: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Which of the families' items with nothing to ship (virtual, downloadable) the ERP keeps stock for: only
+    those are stock-tracked in the shop (a licence key pool, say); the rest are sold without a count."""
+    unshipped = [str(r["sku"]) for fam in families for r in (fam["rows"] or [fam["parent"]]) if not ships(r)]
+    if not unshipped:
+        return set()
+    from catalog_sync.flows.hot import _erp_stock
+
+    return {sku for sku, levels in _erp_stock(systems, unshipped).items() if levels}
 
 
 def _publish_slice(ctx: RunContext, systems: Systems, number: int,

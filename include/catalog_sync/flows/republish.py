@@ -429,6 +429,12 @@ def _republish(ctx: RunContext, systems: Systems, members: Sequence[SkuState], n
         if status != "active" or head.root_pim is None:
             actions.note("storefront", root, "storefront", "refused", "nothing the PIM may publish for this family")
             return None
+        from catalog_sync.flows.cold import kit_refusal
+
+        refusal = kit_refusal(head.root_pim)
+        if refusal is not None:  # a kit is never republished as a simple product, as the nightly never publishes it
+            actions.note("storefront", root, "storefront", "refused", refusal)
+            return None
         product = _new_product(systems, root, wanted, known)
         before: dict[str, Any] = {"status": None, "title": None}
         image_before: list[str] = []
@@ -476,12 +482,13 @@ def _new_product(systems: Systems, root: str, srcs: Sequence[str | None],
                  known: Mapping[str | None, Mapping[str, Any]]) -> dict[str, Any]:
     """A storefront product for a family the storefront never had, built as the nightly builds it."""
     from catalog_sync.connectors.mapping import canonical_to_shopify_product
-    from catalog_sync.flows.cold import _families
+    from catalog_sync.flows.cold import _families, _stocked_unshipped
 
     (family,) = _families(systems, [root])
     parent = {**family["parent"], "lifecycle_status": LifecycleStatus.ACTIVE.value}
     assets = [dict(known[s]) for s in srcs if s in known]
-    return canonical_to_shopify_product(parent, family["rows"], images=assets)
+    return canonical_to_shopify_product(parent, family["rows"], images=assets,
+                                        stocked=_stocked_unshipped(systems, [family]))
 
 
 def repair(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[str, Any]:

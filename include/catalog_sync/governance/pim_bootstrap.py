@@ -31,7 +31,8 @@ class BootstrapError(RuntimeError):
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # category, channel, attribute_group, attribute, attribute_option, family, family_variant
+    kind: str  # category, channel, attribute_group, attribute, attribute_option, family, family_variant,
+    # association_type
     code: str
     action: str  # create | update
     fields: tuple[str, ...] = ()
@@ -162,18 +163,26 @@ class _Run:
             self.write("channels", "channel", [(Change("channel", declared["code"], "update",
                                                        tuple(sorted(set(payload) - {"code"}))), payload)])
 
-    def attribute_groups(self) -> None:
-        existing = {g["code"]: g for g in self.pim.list_structure("attribute-groups")}
+    def labelled(self, resource: str, kind: str, what: str,
+                 declared: Mapping[str, tuple[dict[str, Any], Mapping[str, str]]]) -> None:
+        """Create the declared items (code -> (create payload, labels)) the PIM lacks under ``resource``, and
+        complete the labels of those it has: the only property of theirs the model holds and Akeneo lets change."""
+        existing = {item["code"]: item for item in self.pim.list_structure(resource)}
         out = []
-        for code, declared in self.model.attribute_groups.items():
+        for code, (payload, wanted) in declared.items():
             found = existing.get(code)
             if found is None:
-                out.append((Change("attribute_group", code, "create"), {"code": code, "labels": declared["labels"]}))
+                out.append((Change(kind, code, "create"), payload))
                 continue
-            labels = _merged_labels(found.get("labels"), declared["labels"])
+            labels = _merged_labels(found.get("labels"), wanted)
             if labels is not None:
-                out.append((Change("attribute_group", code, "update", ("labels",)), {"code": code, "labels": labels}))
-        self.write("attribute-groups", "attribute group", out)
+                out.append((Change(kind, code, "update", ("labels",)), {"code": code, "labels": labels}))
+        self.write(resource, what, out)
+
+    def attribute_groups(self) -> None:
+        self.labelled("attribute-groups", "attribute_group", "attribute group",
+                      {code: ({"code": code, "labels": d["labels"]}, d["labels"])
+                       for code, d in self.model.attribute_groups.items()})
 
     def attributes(self) -> set[str]:
         """Create or update the declared attributes; returns the codes that exist (or would, on a dry run)."""
@@ -297,6 +306,11 @@ class _Run:
             raise BootstrapError("family variant axes cannot change in Akeneo and differ from the model: "
                                  + "; ".join(conflicts))
 
+    def association_types(self) -> None:
+        """The association types kits list their components under."""
+        self.labelled("association-types", "association_type", "association type",
+                      {code: (spec.payload(), spec.labels) for code, spec in self.model.association_types.items()})
+
     def _created(self, kind: str, code: str) -> bool:
         return any(c.kind == kind and c.code == code and c.action == "create" for c in self.report.changes)
 
@@ -317,4 +331,5 @@ def bootstrap(pim: PimClient, model: PimModel | None = None, *, dry_run: bool = 
     run.options(existing)
     run.families()
     run.family_variants()
+    run.association_types()
     return run.report

@@ -21,7 +21,14 @@ from typing import Any, Final
 
 import yaml
 
-from catalog_sync.domain import CHANNEL, LIFECYCLE_OPTION_CODES, LOCALES
+from catalog_sync.domain import (
+    CHANNEL,
+    ITEM_TYPES,
+    KIT_ITEM_TYPES,
+    KIT_PRICING,
+    LIFECYCLE_OPTION_CODES,
+    LOCALES,
+)
 
 DEFAULT_PATH: Final[Path] = Path(__file__).with_name("pim_model.yaml")
 
@@ -45,6 +52,8 @@ IDENTIFIER_ATTRIBUTE: Final = "sku"
 OPTION_SOURCES: Final[dict[str, dict[str, str]]] = {
     "lifecycle_status": {code: status.value.replace("-", " ").capitalize()
                          for status, code in LIFECYCLE_OPTION_CODES.items()},
+    "item_type": {code: code.capitalize() for code in sorted(ITEM_TYPES)},
+    "kit_pricing": {code: code.capitalize() for code in sorted(KIT_PRICING)},
 }
 #: Properties of an Akeneo attribute that cannot change once it exists.
 IMMUTABLE_ATTRIBUTE_PROPERTIES: Final = ("type", "localizable", "scopable", "metric_family", "unique")
@@ -110,6 +119,19 @@ class FamilyVariantSpec:
 
 
 @dataclass(frozen=True)
+class AssociationTypeSpec:
+    """An Akeneo association type the mapping writes a kit's components under (one per kit item type)."""
+
+    code: str
+    item_type: str
+    labels: Mapping[str, str]
+
+    def payload(self) -> dict[str, Any]:
+        # Plain associations: Community Edition cannot create quantified (or two-way) association types
+        return {"code": self.code, "labels": dict(self.labels)}
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     code: str
     product_groups: tuple[str, ...]
@@ -128,6 +150,7 @@ class PimModel:
     attribute_as_label: str
     required: tuple[str, ...]
     variants: tuple[FamilyVariantSpec, ...]
+    association_types: Mapping[str, AssociationTypeSpec] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------------ for the mapping
 
@@ -146,6 +169,13 @@ class PimModel:
             if set(variant.axes) == wanted:
                 return variant.code(family)
         return self.variants[0].code(family)
+
+    def association_type_for(self, item_type: str) -> str:
+        """The association type a kit of ``item_type`` (bundle, grouped) lists its components under."""
+        for spec in self.association_types.values():
+            if spec.item_type == item_type:
+                return spec.code
+        raise PimModelError(f"association_types: none declared for {item_type!r} items")
 
     # ---------------------------------------------------------------------------------------- for the bootstrap
 
@@ -331,6 +361,20 @@ def parse_pim_model(document: Any) -> PimModel:
             raise PimModelError(f"{where}.attributes: declared attributes that are not axes (unknown: {unknown})")
         variants.append(FamilyVariantSpec(_code(suffix, "family_variants"), axes, level,
                                           _labels(raw.get("labels"), where, locales)))
+    association_types: dict[str, AssociationTypeSpec] = {}
+    for code, raw in _mapping(doc.get("association_types") or {}, "association_types").items():
+        where = f"association_types.{code}"
+        raw = _mapping(raw, where)
+        kind = raw.get("item_type")
+        if kind not in KIT_ITEM_TYPES:
+            raise PimModelError(f"{where}.item_type: {kind!r} is not a kit item type ({sorted(KIT_ITEM_TYPES)})")
+        if any(spec.item_type == kind for spec in association_types.values()):
+            raise PimModelError(f"{where}.item_type: {kind!r} already has an association type")
+        association_types[_code(code, "association_types")] = AssociationTypeSpec(
+            str(code), str(kind), _labels(raw.get("labels"), where, locales))
+    uncovered = sorted(KIT_ITEM_TYPES - {spec.item_type for spec in association_types.values()})
+    if uncovered:
+        raise PimModelError(f"association_types: none for {uncovered}: a kit's components need one to be written")
     if not variants:
         raise PimModelError("family_variants: at least one")
     for family in families:
@@ -338,7 +382,8 @@ def parse_pim_model(document: Any) -> PimModel:
             _code(variant.code(family), f"family_variants.{variant.suffix} for family {family}")
     return PimModel(channel=channel, categories=tuple(categories), measurement_families=units,
                     attribute_groups=groups, attributes=attributes, families=families, default_family=str(default),
-                    attribute_as_label=str(label), required=required, variants=tuple(variants))
+                    attribute_as_label=str(label), required=required, variants=tuple(variants),
+                    association_types=association_types)
 
 
 @functools.lru_cache(maxsize=4)

@@ -100,7 +100,7 @@ class DeadLetter(Base):
     record_key: Mapped[str] = mapped_column(String(255))
     source_system: Mapped[str] = mapped_column(String(32))
     target_system: Mapped[str] = mapped_column(String(32))
-    reason_kind: Mapped[str] = mapped_column(String(16))  # gate | ownership | api | transform | duplicate
+    reason_kind: Mapped[str] = mapped_column(String(16))  # gate | ownership | api | transform | duplicate | channel
     gate_layer: Mapped[int | None] = mapped_column(Integer)
     expectation: Mapped[str] = mapped_column(String(128), default="")
     reason: Mapped[str] = mapped_column(Text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from catalog_sync.domain import AssetRole, AssetStatus, LifecycleStatus
+from catalog_sync.domain import ITEM_TYPES, AssetRole, AssetStatus, LifecycleStatus
 
 #: Sales / stocking units of measure (ERP "UoM" codes, upper case, as in UN/ECE Rec. 20 short forms).
 UOM_CODES: Final[frozenset[str]] = frozenset({"EA", "PR", "PK", "BX", "CS", "ST"})
@@ -19,6 +19,8 @@ WEIGHT_UNITS: Final[frozenset[str]] = frozenset({"lbs", "kg", "g", "oz"})
 DIMENSION_UNITS: Final[frozenset[str]] = frozenset({"in", "cm", "mm"})
 
 PRODUCT_TYPES: Final[frozenset[str]] = frozenset({"configurable", "simple"})
+#: What an item may be (Magento's product types, as the ERP keeps them).
+ITEM_TYPE_CODES: Final[frozenset[str]] = ITEM_TYPES
 LIFECYCLE_STATES: Final[frozenset[str]] = frozenset(s.value for s in LifecycleStatus)
 ASSET_ROLES: Final[frozenset[str]] = frozenset(r.value for r in AssetRole)
 ASSET_STATES: Final[frozenset[str]] = frozenset(s.value for s in AssetStatus)

@@ -21,12 +21,14 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from catalog_sync.domain import KIT_ITEM_TYPES, UNSHIPPED_ITEM_TYPES
 from catalog_sync.quality import prep
 from catalog_sync.quality.reference import (
     ANY_HTML_PATTERN,
     CURRENCY_PATTERN,
     DIMENSION_UNITS,
     GTIN_PATTERN,
+    ITEM_TYPE_CODES,
     LIFECYCLE_STATES,
     PRODUCT_TYPES,
     SKU_PATTERN,
@@ -39,15 +41,19 @@ from catalog_sync.quality.suites import GateInputs
 E = "products"
 
 OPTIONAL_COLUMNS: Final[dict[int, tuple[str, ...]]] = {
-    0: ("parent_sku", "upc", "weight", "weight_unit", "dimension_unit", "currency", "updated_at"),
+    0: ("parent_sku", "item_type", "kit_pricing", "upc", "weight", "weight_unit", "dimension_unit", "currency", "updated_at"),
     1: (
-        "parent_sku", "axes", "upc", "product_group", "category", "description", "short_description",
+        "parent_sku", "axes", "item_type", "upc", "product_group", "category", "description", "short_description",
         "meta_title", "meta_description", "color", "size", "weight", "weight_unit",
     ),
     2: ("parent_sku", "pim_status", "storefront_status", "pim_name", "storefront_title"),
 }
 #: Attributes that belong to sellable units: a configurable parent is not required to carry them.
 VARIANT_LEVEL: Final[frozenset[str]] = frozenset({"weight", "weight_unit", "upc", "size", "color"})
+#: Attributes only a parcel has: an item with nothing to ship (``domain.UNSHIPPED_ITEM_TYPES``) is not required to
+#: carry them, whatever its family asks of shipped items.
+PARCEL_LEVEL: Final[frozenset[str]] = frozenset({"weight", "weight_unit", "length", "width", "height",
+                                                 "dimension_unit", "country_of_origin"})
 #: Fields a layer-1 record needs for its text checks; read from the channel rules.
 _TEXT_FIELDS: Final[tuple[str, ...]] = ("name", "description", "short_description", "meta_title", "meta_description")
 
@@ -74,6 +80,8 @@ def _layer0() -> tuple[Check, ...]:
         c("product_type_present", "not_null", ("product_type",), "The type decides whether variants are expected."),
         c("product_type_known", "in_set", ("product_type",), "Only configurable and simple products are modelled.",
           value_set=PRODUCT_TYPES),
+        c("item_type_known", "in_set", ("item_type",), "What an item is decides whether it ships, is stocked and "
+          "which channel can sell it; an unknown kind has no defined fate.", value_set=ITEM_TYPE_CODES),
         c("lifecycle_status_present", "not_null", ("lifecycle_status",),
           "The ERP lifecycle decides whether an item may be sold."),
         c("lifecycle_status_known", "in_set", ("lifecycle_status",),
@@ -90,7 +98,9 @@ def _layer0() -> tuple[Check, ...]:
         Check(f"{E}.l0.upc_check_digit", 0, "flag", ("_upc_check_digit_ok",),
               "A wrong GTIN check digit means a mistyped barcode that scanners and marketplaces reject.",
               fields=("upc",)),
-        c("reference_price_present", "not_null", ("reference_price",), "An item without a price cannot be sold."),
+        Check(f"{E}.l0.reference_price_present", 0, "flag", ("_priced",),
+              "An item without a price cannot be sold (a grouped product or a bundle priced from its components "
+              "has no price of its own: its components carry theirs).", fields=("reference_price",)),
         Check(f"{E}.l0.reference_price_is_number", 0, "flag", ("_reference_price_is_number",),
               "A price that is not a number cannot be published or compared.", fields=("reference_price",)),
         Check(f"{E}.l0.weight_is_number", 0, "flag", ("_weight_is_number",),
@@ -185,6 +195,7 @@ def prepare(frame: pd.DataFrame, layer: int, inputs: GateInputs) -> pd.DataFrame
             frame["_upc_check_digit_ok"] = prep.gtin_check_digit_ok(frame["upc"])
         if "reference_price" in cols:
             frame["_reference_price_is_number"] = prep.is_number(frame["reference_price"])
+            frame["_priced"] = frame["reference_price"].notna() | _priced_by_components(frame)
         if "weight" in cols:
             frame["_weight_is_number"] = prep.is_number(frame["weight"])
             frame["_weight"] = prep.to_number(frame["weight"])
@@ -206,6 +217,15 @@ def prepare(frame: pd.DataFrame, layer: int, inputs: GateInputs) -> pd.DataFrame
     return frame
 
 
+def _priced_by_components(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose price is their components' (a grouped product, a dynamic-price bundle): no price of their own."""
+    if "item_type" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    kind = frame["item_type"]
+    pricing = frame["kit_pricing"] if "kit_pricing" in frame.columns else pd.Series(None, index=frame.index)
+    return ((kind == "grouped") | ((kind == "bundle") & (pricing != "fixed"))).fillna(False).astype(bool)
+
+
 def _prepare_layer1(frame: pd.DataFrame, inputs: GateInputs) -> None:
     cols = set(frame.columns)
     rules = inputs.rules
@@ -223,10 +243,15 @@ def _prepare_layer1(frame: pd.DataFrame, inputs: GateInputs) -> None:
     listed = [g for g in rules.family_attributes if g != "default"]
     group = frame["product_group"]
     is_parent = (frame["product_type"] == "configurable").fillna(False) if "product_type" in cols else False
+    # nothing to ship, or a kit (its components are the parcels): no parcel attribute is asked of the item
+    unshipped = (frame["item_type"].isin(sorted(UNSHIPPED_ITEM_TYPES | KIT_ITEM_TYPES)).fillna(False)
+                 if "item_type" in cols else pd.Series(False, index=frame.index))
     for family, attributes in rules.family_attributes.items():
         in_family = ~group.isin(listed) if family == "default" else (group == family).fillna(False)
         for attribute in attributes:
             applies = in_family & ~is_parent if attribute in VARIANT_LEVEL else in_family
+            if attribute in PARCEL_LEVEL:
+                applies = applies & ~unshipped
             if attribute in cols:
                 filled &= ~(applies & prep.missing_text(frame[attribute]))
             else:
