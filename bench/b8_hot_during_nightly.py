@@ -56,6 +56,20 @@ def nightly_child(load_id: str, url: str) -> None:
                                    "counts": finish["counts"]}, default=str), flush=True)
 
 
+def dead_letter_reasons(load_id: str, top: int = 5) -> dict[str, int]:
+    """The nightly's most frequent dead-letter reasons (first 100 characters), with their counts."""
+    from sqlalchemy import func, select
+
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import DeadLetter
+
+    reason = func.substr(DeadLetter.reason, 1, 100)
+    with session_scope() as s:
+        rows = s.execute(select(reason, func.count()).where(DeadLetter.load_id == load_id)
+                         .group_by(reason).order_by(func.count().desc()).limit(top)).all()
+    return {str(r): int(n) for r, n in rows}
+
+
 def hub_database(workdir: Path, use_pg: bool) -> str:
     """A fresh hub: a new PostgreSQL database beside the configured one (production's shape), else SQLite."""
     from bench.b2_cold import fresh_hub
@@ -276,7 +290,8 @@ def main() -> None:
             "hot_window_s": round(caught_up - nightly_started - first_slice_s, 1),
             "nightly_publish_s": report and report["publish_s"], "nightly_total_s": round(nightly_total_s, 1),
             "nightly_published": report and report["published"], "nightly_reconciled": bool(report and report["reconciled"]),
-            "nightly_exit": child.returncode, "sandbox_load_s": round(load_s, 1), "baseline_publish_s": round(baseline_s, 1),
+            "nightly_dead_letter_reasons": dead_letter_reasons(lid), "nightly_exit": child.returncode,
+            "sandbox_load_s": round(load_s, 1), "baseline_publish_s": round(baseline_s, 1),
             "loop_error": repr(loop.error) if loop.error else None,
         }
         print(figures, flush=True)
