@@ -1,7 +1,8 @@
 """A real Airflow api-server with the Catalog Sync plugin, a seeded hub, and headless Chromium.
 
 The server runs in a temporary AIRFLOW_HOME: ``airflow db migrate``, ``airflow dags reserialize`` (so the
-stand-in ``dead_letter_replay`` DAG below exists and can be triggered), then ``airflow api-server`` on a free
+stand-in ``dead_letter_replay`` DAG below and the real manual DAGs of ``MANUAL_DAG_FILES`` exist and can be
+triggered), then ``airflow api-server`` on a free
 port with SimpleAuthManager users admin:admin and viewer:viewer from a passwords file, the repository's
 ``plugins/`` folder, and CATALOG_SYNC_HOME / CATALOG_SYNC_HUB_URL pointing at a hub seeded with known figures.
 """
@@ -40,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 USERS = {"admin": "admin", "viewer": "viewer"}
+#: Manual DAGs served as they are, so the browser fills in their real trigger forms (nothing runs them: no scheduler).
+MANUAL_DAG_FILES = ("seasonal_republish.py", "sync_rollback.py")
 #: An Airflow run of the replay DAG that the hub knows, for the "Catalog Sync" tab on the DAG run page.
 E2E_RUN_ID = "manual__e2e-catalog-sync"
 
@@ -121,6 +124,8 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
     for d in (home, state, dags):
         d.mkdir()
     (dags / "dead_letter_replay.py").write_text(REPLAY_DAG)
+    for name in MANUAL_DAG_FILES:  # the real DAGs whose trigger forms the browser fills in
+        shutil.copy(REPO / "dags" / name, dags / name)
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps(USERS))
     hub_url = f"sqlite:///{state / 'hub.sqlite'}"
