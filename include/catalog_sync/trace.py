@@ -524,7 +524,7 @@ def systems_view(state: SkuState, now: datetime) -> dict[str, Any]:
     dam = [{"asset_id": str(a.get("id")), "sku": a.get("sku"), "role": a.get("role"), "status": a.get("status"),
             "valid_from": a.get("valid_from"), "valid_to": a.get("valid_to"),
             "rights_expires_at": a.get("rights_expires_at"), "rights_regions": a.get("rights_regions") or [],
-            "linked_in_pim": str(a.get("id")) in linked, "showable": eligible(a, now),
+            "linked_in_pim": str(a.get("id")) in linked, "showable": eligible(a, now), "src": rendition(a),
             "hidden_because": why_hidden(a, now, storefront_region())}
            for a in state.assets if not a.get("missing")]
     shop = None

@@ -49,9 +49,10 @@ from catalog_sync.ui.replay import api_base_url, trigger_dag, trigger_replay
 TEMPLATES = Path(__file__).with_name("templates")
 #: Most dead letters one replay or discard may name (a replay DAG run's conf stays small).
 MAX_ACTION_IDS = 1000
-#: Pages carry no script at all; the CSP says so, so an escaping slip still cannot run injected code.
+#: Pages carry no script at all; the CSP says so, so an escaping slip still cannot run injected code. Images may
+#: come from anywhere over HTTP(S): the trace shows thumbnails from the DAM and the storefront, wherever they live.
 PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: http: https:; form-action 'self'; "
     "frame-ancestors 'self'; base-uri 'none'"
 )
 

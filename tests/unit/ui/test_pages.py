@@ -478,14 +478,40 @@ def test_a_consistent_trace_says_so_and_no_supplier_submission_is_not_an_error(
     # No pending supplier submission is the normal case: shown plainly, not in the error style.
     assert '<p class="muted" data-testid="empty-supplier-portals">none pending</p>' in html
     assert 'class="bad">none' not in html
-    assert "None" not in html.split('<pre id="diagnosis">')[0]
+    assert "None" not in html.split('id="diagnosis"')[0]
     # An empty DAM is still a fault.
     broken = trace_result("MH01-XS-Black")
     broken["systems"]["dam"] = []
     monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: broken)
     html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
-    assert '<p class="bad" data-testid="empty-dam-assets">none</p>' in html
+    assert 'class="bad" data-testid="empty-dam-assets">none</td>' in html
     assert "First broken link: <b" in html
+
+
+def test_the_trace_shows_images_rights_and_the_diagnosis_in_words(
+    admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = trace_result("MH01-XS-Black")
+    src = "http://dam.example/renditions/A2-ecommerce.jpg"
+    result["systems"]["dam"] = [{
+        "asset_id": "A2", "role": "gallery", "status": "approved", "valid_from": "2026-01-01T00:00:00+00:00",
+        "valid_to": None, "rights_expires_at": "2026-11-30T00:00:00+00:00", "rights_regions": ["US", "CA"],
+        "linked_in_pim": False, "showable": False, "hidden_because": "usage rights expired 2026-11-30", "src": src}]
+    result["systems"]["storefront"] = {"handle": "chaz-hoodie", "status": "active", "images": [src]}
+    result["systems"]["pim"]["asset_links"] = ["A1", "A2"]
+    result["last_diagnosis"] = {"load_id": "seasonal-3", "broken_link": "dam_assets", "dry_run": True, "findings": [
+        {"link": "dam_assets", "detail": "gallery image A2's usage rights expired", "repair": "dam_links"}],
+        "actions": [{"repair": "dam_links", "target": "MH01-XS-Black", "system": "pim", "status": "planned",
+                     "detail": "unlink A2"}]}
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: result)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
+    row = html[html.index('<tr data-asset="A2">'):].split("</tr>")[0]
+    assert f'<img src="{src}"' in row and f'<a href="{src}">A2</a>' in row
+    assert "until 2026-11-30T00:00 · US, CA" in row and "no: usage rights expired 2026-11-30" in row
+    assert 'data-testid="storefront-images"' in html and "A1, A2" in html  # a list reads as a list, not JSON
+    diagnosis = html[html.index('id="diagnosis"'):]
+    assert "The repair it would make" in diagnosis and "dam links" in diagnosis and "unlink A2" in diagnosis
+    assert "A dry run: it diagnosed and wrote nothing." in diagnosis and "{" not in diagnosis.split("</div>")[0]
 
 
 def test_trace_without_configured_systems_names_the_connection(admin: Any, hub_url: str,
