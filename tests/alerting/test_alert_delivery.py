@@ -238,3 +238,17 @@ def test_the_reconciliations_divergence_below_its_limit_sends_nothing(hub_url, s
     assert not smtp.messages and not hook.received
     with session_scope(hub_url) as s:
         assert s.get(AlertState, "lifecycle_divergence_share") is None
+
+
+def test_the_deadline_callback_reports_in_one_line_of_text(hub_url, sinks) -> None:  # type: ignore[no-untyped-def]
+    """Airflow saves a deadline callback's result in a text column: a list there stops the triggerer."""
+    import asyncio
+
+    smtp, hook = sinks
+    context = {"dag_run": {"dag_id": "cold_data_nightly", "run_id": "scheduled__2026-12-02T02:00:00+00:00"},
+               "deadline": {"deadline_time": "2026-12-02T06:00:00+00:00"}}
+    first = asyncio.run(notifiers.deadline_missed(context, what="nightly not finished"))
+    again = asyncio.run(notifiers.deadline_missed(context, what="nightly not finished"))
+    assert isinstance(first, str) and first.startswith("freshness:cold_data_nightly: sent to "), first
+    assert isinstance(again, str) and "suppressed" in again
+    assert len([h for h in hook.received if h["json"]["key"] == "freshness:cold_data_nightly"]) == 1

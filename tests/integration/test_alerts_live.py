@@ -209,6 +209,14 @@ def test_fail_fast_gets_one_try_and_a_deadline_miss_alerts_once(live: dict[str, 
                 "the ERP-unreachable alert", live["logs"])
     time.sleep(3)
     assert len(deadline_alert()) == 1 and len(erp) == 1
+    # Airflow stored the callback's result (a text column): the triggerer saved it and kept running
+    def stored() -> bool:
+        with sqlite3.connect(f"file:{live['db']}?mode=ro", uri=True, timeout=30) as conn:
+            rows = conn.execute("SELECT state, output FROM callback").fetchall()
+        return any(state == "success" and "freshness:deadline_probe: sent to" in (output or "")
+                   for state, output in rows)
+
+    _wait(stored, 30, "the deadline callback's result saved by the triggerer", live["logs"])
 
 
 def test_a_rollback_waits_for_approval_and_restores_only_after_it(live: dict[str, Any]) -> None:

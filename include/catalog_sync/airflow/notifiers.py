@@ -179,15 +179,24 @@ def _safe_targets(alert: Any, connections: dict[str, Any]) -> list[tuple[str, Ba
         return []
 
 
-async def deadline_missed(context: dict[str, Any] | None = None, *, what: str = "missed its deadline") -> list:
-    """Deadline-alert callback (``AsyncCallback``; runs in the triggerer when a DAG run misses its deadline)."""
+async def deadline_missed(context: dict[str, Any] | None = None, *, what: str = "missed its deadline") -> str:
+    """Deadline-alert callback (``AsyncCallback``; runs in the triggerer when a DAG run misses its deadline).
+
+    Returns one line saying who was reached: Airflow keeps a callback's result in a text column (``callback.output``),
+    and anything else (a list) makes the triggerer fail on saving it, again and again, taking every other trigger
+    (the hot path's change-feed watcher) down with it.
+    """
     from catalog_sync.alerting import deadline_alert
 
     dag_run = (context or {}).get("dag_run") or {}
     deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
     alert = deadline_alert(str(dag_run.get("dag_id")), dag_run.get("run_id") or dag_run.get("dag_run_id"),
                            deadline, what)
-    return await adispatch([alert])
+    report = await adispatch([alert])
+    if not report:
+        return f"{alert.key}: suppressed (sent within its repeat window)"
+    return "; ".join(f"{r['key']}: sent to {', '.join(r['reached']) or 'nobody (no alert connection)'}"
+                     for r in report)
 
 
 def run_alerts(load_ids: list[str]) -> list[dict[str, Any]]:
