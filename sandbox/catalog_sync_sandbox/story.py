@@ -23,7 +23,7 @@ STORY: Final[tuple[tuple[str, str], ...]] = (
      "storefront. The republish's dry run names the PIM; its real run refreshes the copy from the ERP."),
     ("supplier_stale_inactive_flag",
      "The nightly refuses the supplier's lifecycle flag (the ERP owns the lifecycle) and dead-letters it with "
-     "that reason: the one record on the dead-letter page that is the supplier's to fix."),
+     "that reason: the records on the dead-letter page that are the supplier's to fix."),
     ("dam_rights_expired",
      "The nightly reads the changed asset, finds its licence over, and takes the image off the PIM and the "
      "storefront, purging the page. The trace shows the image as hidden, with the date its rights ended."),
