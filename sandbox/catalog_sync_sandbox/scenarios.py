@@ -162,7 +162,10 @@ def _rights_expired(state: SandboxState, skus: list[str] | None) -> list[dict[st
     out = []
     for sku in _pick(state, "dam_rights_expired", query, skus, 1):
         with state.engine.connect() as conn:
-            asset_id = conn.execute(select(t.c.id).where(t.c.sku == sku, *shown).order_by(t.c.id)).scalars().first()
+            asset_id = str(conn.execute(select(t.c.id).where(t.c.sku == sku, *shown).order_by(t.c.id)).scalars().first()
+                           or "")
+        if not asset_id:
+            raise ScenarioError(f"dam_rights_expired: {sku} has no gallery image shoppers may see")
         expired = now - timedelta(days=1)
         write_asset(state, asset_id, {"rights_expires_at": expired})
         out.append({"sku": sku, "dam": {"asset": asset_id, "rights_expires_at": expired.isoformat()}})

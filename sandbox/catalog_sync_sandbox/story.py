@@ -79,4 +79,5 @@ def save(told: list[dict[str, Any]], path: Path) -> None:
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    told: list[dict[str, Any]] = json.loads(path.read_text())
+    return told
