@@ -595,10 +595,11 @@ def showable_report(findings: pd.DataFrame, dam: pd.DataFrame | DamAssets, now: 
                 problems["order"] = True
             per_sku[str(sku)] = {"sku": str(sku), "problems": problems}
         status = shop[((shop["attribute"] == "lifecycle_status") & (shop["kind"] == "drift")).to_numpy()]
+        shown_as = {s.value: v for s, v in STOREFRONT_STATUS.items()}
         for sku, lifecycle, observed in zip(status["record_key"], status["owner_value"], status["observed_value"],
                                             strict=True):
             entry = per_sku.setdefault(str(sku), {"sku": str(sku), "problems": {}})
-            expected = {s.value: v for s, v in STOREFRONT_STATUS.items()}.get(str(lifecycle))
+            expected = shown_as.get(str(lifecycle))
             entry["problems"]["status"] = {"expected": expected, "observed": _cell(observed),
                                            "erp_lifecycle": lifecycle}
     by_problem: dict[str, int] = {}

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, and_, func, select, tuple_
+from sqlalchemy import Table, and_, func, or_, select, tuple_
 
 from catalog_sync.engine.run import RunContext, chunked
 from catalog_sync.hub import repo
@@ -125,8 +125,6 @@ def detect(ctx: RunContext, *, now: datetime | None = None, rules: AlertRules | 
     watched = [and_(FieldDelta.system == system, FieldDelta.entity == entity) for system, entity in rules.loop_watch]
     if not watched:
         return []
-    from sqlalchemy import or_
-
     key_cols = (FieldDelta.system, FieldDelta.entity, FieldDelta.record_key, FieldDelta.field)
     with session_scope(ctx.hub_url) as s:
         candidates = s.execute(

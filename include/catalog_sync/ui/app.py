@@ -418,7 +418,7 @@ def create_app(
 
     @app.post("/api/dead-letters/group/{action}")
     async def dead_letter_group_action_json(request: Request, user: UserDep, action: str) -> JSONResponse:
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        if _media_type(request) != "application/json":
             return JSONResponse({"detail": 'Send a JSON body: {"member": 1, "filters": {...}}.'}, status_code=415)
         try:
             body = await request.json()
@@ -433,9 +433,7 @@ def create_app(
 
     async def posted_form(request: Request) -> dict[str, list[str]] | Response:
         """The page's form, parsed; or the error page for anything else (another content type or origin)."""
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
-            "application/x-www-form-urlencoded"
-        ):
+        if _media_type(request) != "application/x-www-form-urlencoded":
             return error(request, 415, "Unsupported form", "Submit the dead-letter form of this page.")
         auth.check_same_origin(request)
         return parse_qs((await request.body()).decode("utf-8", "replace"))
@@ -460,7 +458,7 @@ def create_app(
 
     @app.post("/api/dead-letters/{action}")
     async def dead_letters_action_json(request: Request, user: UserDep, action: str) -> JSONResponse:
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        if _media_type(request) != "application/json":
             return JSONResponse({"detail": 'Send a JSON body: {"ids": [1, 2]}.'}, status_code=415)
         try:
             body = await request.json()
@@ -550,6 +548,11 @@ def create_app(
                       action="reconcile", outcome=outcome.as_dict(), back="", back_to="drift")
 
     return app
+
+
+def _media_type(request: Request) -> str:
+    """The request body's media type, without parameters (``application/json; charset=utf-8`` -> the first)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _quote(value: str) -> str:
