@@ -1,4 +1,6 @@
-"""docker-compose.yaml: the official Airflow 3 multi-service shape, built from this project, with the hub database.
+"""docker-compose.yaml: the official Airflow 3 multi-service shape, built from this project, with the hub database,
+the shared store, the systems' connections for every component and the demo catalog loaded (what tests/distributed
+runs on one machine).
 
 There is no Docker engine in CI; the file is checked by reading it, and by `docker-compose config -q` when that
 command is installed (it resolves the anchors, merge keys and variables the way Compose will).
@@ -6,6 +8,7 @@ command is installed (it resolves the anchors, merge keys and variables the way 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +27,7 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
 }
+STORE = "/opt/airflow/catalog-sync-store"
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +141,52 @@ def test_docker_compose_accepts_the_file() -> None:
         ["docker-compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=REPO, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def _volumes(service: dict[str, Any]) -> dict[str, str]:
+    """target -> source of a service's short-syntax volumes."""
+    return {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])}
+
+
+def test_every_airflow_component_shares_one_store_and_keeps_its_own_state(services: dict[str, Any]) -> None:
+    volumes = yaml.safe_load(COMPOSE.read_text())["volumes"]
+    assert "catalog-sync-store" in volumes
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        env, mounts = services[name]["environment"], _volumes(services[name])
+        # the same store URL everywhere, backed by the same named volume on every container
+        assert env["CATALOG_SYNC_STORE_URL"] == f"file://{STORE}", name
+        assert mounts.get(STORE) == "catalog-sync-store", name
+        # the local state folder is the container's own: no volume holds it, and it is not the store
+        home = env["CATALOG_SYNC_HOME"]
+        assert home not in mounts and not home.startswith(STORE) and not STORE.startswith(home + "/"), name
+    init = _command(services["airflow-init"])
+    assert STORE in init.split("chown", 1)[1], "airflow-init hands the store volume to the services' user"
+
+
+def test_every_airflow_component_reaches_the_systems(services: dict[str, Any]) -> None:
+    from tests.conftest import airflow_connection_env
+
+    wanted = {k: json.loads(v) for k, v in airflow_connection_env("http://sandbox:8765").items()}
+    assert {"AIRFLOW_CONN_CATALOG_SYNC_PIM", "AIRFLOW_CONN_CATALOG_SYNC_STOREFRONT"} <= set(wanted)
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:  # the api-server too: the SKU trace and UI actions
+        env = services[name]["environment"]
+        got = {k: json.loads(v) for k, v in env.items() if k.startswith("AIRFLOW_CONN_CATALOG_SYNC_")}
+        assert got == wanted, f"{name}: the connections differ from airflow_settings.yaml re-pointed at the sandbox"
+
+
+def test_an_init_step_loads_the_demo_catalog_from_the_sandbox_loopback(services: dict[str, Any]) -> None:
+    from catalog_sync_sandbox.control import loopback_only, router
+
+    init = services["sandbox-init"]
+    assert init["build"] == {"context": ".", "target": "sandbox"}
+    # the control API answers loopback clients only: the init step runs in the sandbox's network namespace
+    assert any(d.dependency is loopback_only for d in router.dependencies)
+    assert init["network_mode"] == "service:sandbox"
+    assert init["depends_on"] == {"sandbox": {"condition": "service_healthy"}}
+    script = _command(init)
+    assert 'catalog-sync-sandbox load --url http://127.0.0.1:8765 --catalog "$${CATALOG_SYNC_DEMO_CATALOG}"' in script
+    assert "catalog-sync pim bootstrap" in script
+    assert "ENV CATALOG_SYNC_DEMO_CATALOG=/opt/catalog-sync-demo-data/luma" in _stages()["sandbox"]
+    assert _volumes(init) == {"/opt/airflow/catalog-sync": "sandbox-state"}  # its once-only marker
+    worker = services["airflow-worker"]["depends_on"]
+    assert worker["sandbox-init"]["condition"] == "service_completed_successfully"

@@ -1,5 +1,7 @@
 """A real Airflow for tests: the Airflow 3 components as subprocesses on a throw-away home, as `airflow standalone`
-configures them (SQLite metadata database, LocalExecutor), running the project's own DAG files against a sandbox.
+configures them (SQLite metadata database, LocalExecutor), running the project's own DAG files against a sandbox;
+or, with ``celery=CeleryDeployment(...)``, as a multi-machine deployment runs them (CeleryExecutor, metadata on
+PostgreSQL, Redis broker, a triggerer and Celery workers that each keep their own folders: tests/distributed/).
 
 Unlike ``dag.test()``, this is Airflow's scheduler deciding: retries (a worker killed mid-task comes back as the
 next try), clearing, trigger rules, teardowns, the DAG's failure callback and the task notifiers all run as in
@@ -9,6 +11,12 @@ same way.
 - ``LiveAirflow``: the api-server (task workers report through its execution API), the DAG processor over a DAGs
   folder holding only the DAG files asked for, and the scheduler. ``live_hooks/`` leads their PYTHONPATH: its
   ``airflow_local_settings.py`` makes retries seconds apart, its ``sitecustomize.py`` can kill a task mid-write.
+- ``CeleryDeployment``: what a CeleryExecutor deployment shares (metadata database, broker, result backend) and
+  its workers' names. Each worker is its own ``airflow celery worker`` process with its own working folder, Airflow
+  home, DAGs copy, logs and ``CATALOG_SYNC_HOME`` (``<root>/<worker>/``), and reports its name as the task
+  instances' ``hostname`` (``live_hooks/live_hostname.py``), as if it ran on a machine of that name. The other
+  components get their own ``CATALOG_SYNC_HOME`` too (``<root>/<component>/catalog-sync``): whatever one process
+  writes there, no other process can read.
 - ``AlertSink``: a local webhook receiver, set as the alert webhook (an Airflow Variable from the environment).
 """
 
@@ -26,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,6 +46,20 @@ HOOKS = Path(__file__).with_name("live_hooks")
 #: Pools the Catalog Sync DAGs name (airflow_settings.yaml holds the production sizes).
 POOLS = {"erp_api": 2, "pim_api": 2, "dam_api": 2, "supplier_api": 1, "storefront_api": 2}
 FINISHED = {"success", "failed"}
+#: The SimpleAuthManager login of the api-server (a passwords file in the Airflow home).
+UI_USER = ("admin", "admin")
+
+
+@dataclass(frozen=True)
+class CeleryDeployment:
+    """The CeleryExecutor's shared services: ``metadata_url`` (a SQLAlchemy URL; Celery's results go to the same
+    database), ``broker_url`` (Redis), and one Celery worker per name in ``workers``, each running
+    ``concurrency`` tasks at a time."""
+
+    metadata_url: str
+    broker_url: str
+    workers: tuple[str, ...] = ("worker-a", "worker-b")
+    concurrency: int = 1
 
 
 def free_port() -> int:
@@ -79,10 +102,17 @@ class LiveAirflow:
     """A running Airflow over ``root`` (home, DAGs folder, logs), talking to the sandbox at ``sandbox_url``.
 
     ``extra_env`` reaches every component and every task process (hub URL, alert webhook, test hooks).
+    ``celery``: run the CeleryExecutor deployment it describes instead of the LocalExecutor on SQLite.
+    ``plugins``: load the repository's plugins/ (the Catalog Sync UI) into the api-server; ``UI_USER`` signs in.
+    ``pools``: name -> slots (default ``POOLS``).
     """
 
     def __init__(self, root: Path, dag_files: list[str], sandbox_url: str, extra_env: dict[str, str],
-                 connection_extras: dict[str, dict[str, Any]] | None = None) -> None:
+                 connection_extras: dict[str, dict[str, Any]] | None = None, *,
+                 celery: CeleryDeployment | None = None, plugins: bool = False,
+                 pools: dict[str, int] | None = None) -> None:
+        self.root, self.celery, self.pools = root, celery, pools or POOLS
+        self.dag_files = dag_files
         self.home, self.dags, self.logs = root / "airflow", root / "dags", root / "logs"
         for folder in (self.home, self.dags, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
@@ -115,7 +145,52 @@ class LiveAirflow:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             **extra_env,
         }
+        if plugins:
+            passwords = self.home / "passwords.json"
+            passwords.write_text(json.dumps(dict([UI_USER])))
+            self.env.update({
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                "AIRFLOW__CORE__AUTH_MANAGER":
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER[0]}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            })
+        if celery:
+            self.env.update({
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": celery.metadata_url,
+                "AIRFLOW__CELERY__BROKER_URL": celery.broker_url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{celery.metadata_url}",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(celery.concurrency),
+                # one process sends the tasks to the broker and reads their states (the default is a core each)
+                "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+                "AIRFLOW__API__WORKERS": "1",
+            })
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def component_env(self, name: str) -> tuple[dict[str, str], Path | None]:
+        """The environment and working folder of one component. Under Celery every component has a state folder of
+        its own, and each worker its whole machine's worth of folders (``<root>/<worker>/``)."""
+        if not self.celery:
+            return self.env, None
+        own = self.root / name
+        env = {**self.env, "CATALOG_SYNC_HOME": str(own / "catalog-sync")}
+        if name in self.celery.workers:
+            env.update({
+                "AIRFLOW_HOME": str(own / "airflow"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(own / "dags"),
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(own / "logs"),
+                # the worker serves its task logs to the api-server, as on its own machine
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "live_hostname.hostname",
+                "CATALOG_SYNC_TEST_HOSTNAME": name,
+            })
+            for folder in ("airflow", "dags", "logs"):
+                (own / folder).mkdir(parents=True, exist_ok=True)
+            for dag in self.dag_files:
+                shutil.copy(REPO / "dags" / dag, own / "dags" / dag)
+        (own / "catalog-sync").mkdir(parents=True, exist_ok=True)
+        return env, own
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -130,15 +205,48 @@ class LiveAirflow:
         self.cli("db", "migrate", timeout=300)
         pools = self.home / "pools.json"
         pools.write_text(json.dumps({name: {"slots": n, "description": name, "include_deferred": False}
-                                     for name, n in POOLS.items()}))
+                                     for name, n in self.pools.items()}))
         self.cli("pools", "import", str(pools))
-        for name, args in (("api-server", ["api-server", "--port", str(self.port)]),
-                           ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"])):
+        components: list[tuple[str, list[str]]] = [
+            ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
+            ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"])]
+        if self.celery:
+            components.append(("triggerer", ["triggerer"]))
+            components += [(worker, ["celery", "worker", "--celery-hostname", worker, "--concurrency",
+                                     str(self.celery.concurrency)]) for worker in self.celery.workers]
+        for name, args in components:
+            env, cwd = self.component_env(name)
             # Each component leads its own process group, so its workers and supervisors die with it.
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "airflow", *args], env=self.env,
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, cwd=cwd,
                                                 stdout=(self.logs / f"{name}.log").open("w"),
                                                 stderr=subprocess.STDOUT, start_new_session=True)
         return self
+
+    @property
+    def url(self) -> str:
+        """The api-server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_api(self, within: float = 120) -> None:
+        """Wait until the api-server answers its health check."""
+        import httpx
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self.wait(healthy, within, "the api-server answering")
+
+    def token(self) -> str:
+        """A JWT for ``UI_USER`` from the api-server's ``POST /auth/token`` (needs ``plugins=True``)."""
+        import httpx
+
+        resp = httpx.post(f"{self.url}/auth/token", json=dict(zip(("username", "password"), UI_USER, strict=True)),
+                          timeout=10)
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["access_token"])
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -154,6 +262,8 @@ class LiveAirflow:
     # --- the metadata database, read directly (a CLI call costs seconds) ----------------------------------------
 
     def _query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.celery:
+            return _pg_query(self.celery.metadata_url, sql, params)
         db = self.home / "airflow.db"
         if not db.exists():
             return []
@@ -178,6 +288,12 @@ class LiveAirflow:
                            "WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
         return {(t if m < 0 else f"{t}[{m}]"): (s, int(n or 0)) for t, m, s, n in rows}
 
+    def task_hosts(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """``{task_id or task_id[map_index]: hostname}`` of one run: the host each task last ran on."""
+        rows = self._query("SELECT task_id, map_index, hostname FROM task_instance "
+                           "WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
+        return {(t if m < 0 else f"{t}[{m}]"): (h or None) for t, m, h in rows}
+
     # --- waiting ------------------------------------------------------------------------------------------------
 
     def wait(self, condition: Callable[[], Any], within: float, what: str) -> Any:
@@ -200,18 +316,34 @@ class LiveAirflow:
         self.cli("dags", "trigger", dag_id, "--run-id", run_id)
 
     def tails(self) -> str:
-        files = sorted(self.logs.glob("*.log")) + sorted(self.logs.rglob("attempt=*.log"))[-6:]
+        task_logs = sorted(self.root.rglob("attempt=*.log"), key=lambda p: p.stat().st_mtime)[-6:]
+        files = sorted(self.logs.glob("*.log")) + task_logs
         return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-2500:]}" for p in files)
 
 
 @contextmanager
 def live_airflow(root: Path, dag_files: list[str], sandbox_url: str, extra_env: dict[str, str],
-                 connection_extras: dict[str, dict[str, Any]] | None = None) -> Iterator[LiveAirflow]:
-    airflow = LiveAirflow(root, dag_files, sandbox_url, extra_env, connection_extras)
+                 connection_extras: dict[str, dict[str, Any]] | None = None, *,
+                 celery: CeleryDeployment | None = None, plugins: bool = False,
+                 pools: dict[str, int] | None = None) -> Iterator[LiveAirflow]:
+    airflow = LiveAirflow(root, dag_files, sandbox_url, extra_env, connection_extras, celery=celery,
+                          plugins=plugins, pools=pools)
     try:
         yield airflow.start()
     finally:
         airflow.stop()
+
+
+def _pg_query(url: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        try:
+            return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
+        except psycopg.errors.UndefinedTable:  # not migrated yet
+            return []
 
 
 def _killpg(pid: int, sig: int) -> None:

@@ -1,0 +1,81 @@
+"""The nightly and the weekly reconciliation on Airflow's CeleryExecutor with two workers that share nothing but
+PostgreSQL, Redis and the object store (harness.py): scheduler, dag-processor, triggerer, api-server and the two
+``airflow celery worker`` processes, each with its own folders, against the sandbox loaded with the demo catalog.
+
+- cold_data_nightly runs end to end with its tasks on both workers (the task instances' hostnames), and the hub's
+  counts reconcile;
+- weekly_reconciliation runs end to end: its four reads run on both workers, so ``compare`` reads frames staged on
+  another machine;
+- the nightly's Data Docs, built on one worker, are served by the api-server (whose own state folder is empty)
+  through the Catalog Sync UI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from catalog_sync.hub.db import session_scope
+from catalog_sync.hub.models import SyncRun
+from catalog_sync_sandbox.state import STOREFRONT_PLANS
+from tests.distributed.harness import WORKERS, celery_airflow
+
+pytestmark = [pytest.mark.airflow_live, pytest.mark.distributed]
+
+NIGHTLY, WEEKLY = "cold_data_nightly", "weekly_reconciliation"
+WEEKLY_READS = ("read_erp", "read_pim", "read_dam", "read_storefront")
+
+
+def hub_run(hub: str, dag_id: str, run_id: str) -> SyncRun:
+    with session_scope(hub) as s:
+        return s.scalars(select(SyncRun).where(SyncRun.dag_id == dag_id, SyncRun.run_id == run_id)).one()
+
+
+def scheduled_run(airflow: Any, dag_id: str) -> str:
+    """Unpause ``dag_id`` once it is parsed; the run the scheduler then creates (catchup is off: one)."""
+    airflow.wait(lambda: airflow._query("SELECT 1 FROM dag WHERE dag_id = ?", dag_id), 180, f"{dag_id} parsed")
+    airflow.cli("dags", "unpause", dag_id)
+    (run_id, _, _), *_ = airflow.wait(lambda: airflow.runs(dag_id), 120, f"the scheduled {dag_id} run")
+    return str(run_id)
+
+
+def test_nightly_and_reconciliation_on_two_celery_workers(
+        tmp_path: Path, pg_and_redis: None, fresh_sandbox: Any) -> None:
+    # A Shopify Plus shop (the plan airflow_settings.yaml sizes the storefront pool for), so the images publish in
+    # seconds rather than minutes.
+    fresh_sandbox.settings(**STOREFRONT_PLANS["plus"])
+    with celery_airflow(tmp_path / "dist", [f"{NIGHTLY}.py", f"{WEEKLY}.py"], fresh_sandbox.url,
+                        {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}) as dist:
+        airflow, hub = dist.airflow, dist.hub_url
+
+        nightly = scheduled_run(airflow, NIGHTLY)
+        assert airflow.wait_finished(NIGHTLY, nightly, within=420) == "success", airflow.task_instances(
+            NIGHTLY, nightly)
+        hosts = airflow.task_hosts(NIGHTLY, nightly)
+        assert set(hosts.values()) == set(WORKERS), hosts  # both workers ran tasks, nothing ran elsewhere
+        run = hub_run(hub, NIGHTLY, nightly)
+        assert run.status == "success", run.error
+        hops = (run.details or {})["hops"]
+        assert hops["erp->pim"]["read"] > 0 and hops["erp->pim"]["delivered"] > 0, hops
+        for hop, c in hops.items():
+            assert c["read"] == c["delivered"] + c["unchanged"] + c["dead_lettered"], (hop, c)
+
+        weekly = scheduled_run(airflow, WEEKLY)
+        assert airflow.wait_finished(WEEKLY, weekly, within=300) == "success", airflow.task_instances(
+            WEEKLY, weekly)
+        weekly_hosts = airflow.task_hosts(WEEKLY, weekly)
+        # the reads ran on both machines: whichever ran compare read frames another machine staged
+        assert {weekly_hosts[t] for t in WEEKLY_READS} == set(WORKERS), weekly_hosts
+        assert hub_run(hub, WEEKLY, weekly).status == "success"
+
+        # The Data Docs one worker built, through the api-server (its own state folder holds none).
+        airflow.wait_api()
+        resp = httpx.get(f"{airflow.url}/catalog-sync/runs/{run.load_id}/data-docs/index.html",
+                         headers={"Authorization": f"Bearer {airflow.token()}"}, timeout=30)
+        assert resp.status_code == 200, resp.text[:2000]
+        assert resp.headers["content-type"].startswith("text/html") and "<html" in resp.text.lower()
+        assert not list((tmp_path / "dist" / "api-server" / "catalog-sync").rglob("index.html"))
