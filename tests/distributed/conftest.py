@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.distributed.harness import REDIS_URL, PG_URL, required, unavailable
+from tests.distributed.harness import PG_URL, REDIS_URL, required, unavailable
 
 
 @pytest.fixture(scope="session")
