@@ -44,6 +44,7 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
 from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
 from catalog_sync.quality.policy import load_alert_rules
@@ -89,7 +90,7 @@ ERP_CHANGES = Asset(
 )
 def hot_data_sync():
     # Its own pool and the top priority: the nightly's publish tasks queue on storefront_api, never in front.
-    @task(pool="storefront_hot", priority_weight=100, weight_rule="absolute")
+    @task(**pool("storefront_hot"), priority_weight=100, weight_rule="absolute")
     def sync_changes() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
