@@ -24,11 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.integration.airflow_live import CeleryDeployment, LiveAirflow, live_airflow
 
-REPO = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("CATALOG_SYNC_TEST_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("CATALOG_SYNC_TEST_REDIS_URL") or "redis://127.0.0.1:6379/3"
 WORKERS = ("worker-a", "worker-b")
@@ -37,12 +34,6 @@ WORKERS = ("worker-a", "worker-b")
 def required() -> bool:
     """PostgreSQL and Redis are promised here: their absence is a failure, not a skip."""
     return any(os.environ.get(k) for k in ("CI", "CATALOG_SYNC_TEST_PG_URL", "CATALOG_SYNC_TEST_REDIS_URL"))
-
-
-def production_pools() -> dict[str, int]:
-    """The pool sizes of airflow_settings.yaml, the ones a deployment imports."""
-    settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())
-    return {p["pool_name"]: int(p["pool_slot"]) for p in settings["airflow"]["pools"]}
 
 
 def _pg_url(database: str) -> str:
@@ -128,7 +119,7 @@ def celery_airflow(root: Path, dag_files: list[str], sandbox_url: str, extra_env
                    *, workers: tuple[str, ...] = WORKERS, concurrency: int = 1,
                    connection_extras: dict[str, dict[str, Any]] | None = None,
                    pools: dict[str, int] | None = None) -> Iterator[Distributed]:
-    """See the module docstring. ``pools`` default to the production sizes (``production_pools()``)."""
+    """See the module docstring. ``pools`` default to the production sizes (``airflow_live.POOLS``)."""
     from catalog_sync.hub.db import _engine, migrate
 
     store = root / "shared-store"
@@ -139,5 +130,5 @@ def celery_airflow(root: Path, dag_files: list[str], sandbox_url: str, extra_env
         env = {"CATALOG_SYNC_HUB_URL": hub_url, "CATALOG_SYNC_STORE_URL": store.as_uri(), **(extra_env or {})}
         deployment = CeleryDeployment(metadata_url, broker_url, workers, concurrency)
         with live_airflow(root, dag_files, sandbox_url, env, connection_extras, celery=deployment, plugins=True,
-                          pools=pools or production_pools()) as airflow:
+                          pools=pools) as airflow:
             yield Distributed(airflow, hub_url, store)

@@ -2,8 +2,8 @@
 PostgreSQL, Redis and the object store (harness.py): scheduler, dag-processor, triggerer, api-server and the two
 ``airflow celery worker`` processes, each with its own folders, against the sandbox loaded with the demo catalog.
 
-- cold_data_nightly runs end to end with its tasks on both workers (the task instances' hostnames), and the hub's
-  counts reconcile;
+- cold_data_nightly runs end to end with its tasks on both workers (the task instances' hostnames), the hub's
+  counts reconcile, and the sandbox PIM never had more calls in flight than Akeneo's limit (4), counted at the PIM;
 - weekly_reconciliation runs end to end: its four reads run on both workers, so ``compare`` reads frames staged on
   another machine;
 - the nightly's Data Docs, built on one worker, are served by the api-server (whose own state folder is empty)
@@ -52,9 +52,16 @@ def test_nightly_and_reconciliation_on_two_celery_workers(
                         {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}) as dist:
         airflow, hub = dist.airflow, dist.hub_url
 
+        limit = fresh_sandbox.concurrency("pim")["limit"]
+        assert limit == 4  # Akeneo: a fifth call in flight on one connection gets 429
+        fresh_sandbox.reset_concurrency()
         nightly = scheduled_run(airflow, NIGHTLY)
         assert airflow.wait_finished(NIGHTLY, nightly, within=420) == "success", airflow.task_instances(
             NIGHTLY, nightly)
+        # the PIM saw no more calls at once from the two workers together than its limit, and refused none
+        pim = fresh_sandbox.concurrency("pim")
+        print(f"PIM calls at once during the nightly on two workers: peak {pim['peak']} (limit {limit})")
+        assert pim["refused"] == 0 and 1 <= pim["peak"] <= limit, pim
         hosts = airflow.task_hosts(NIGHTLY, nightly)
         assert set(hosts.values()) == set(WORKERS), hosts  # both workers ran tasks, nothing ran elsewhere
         run = hub_run(hub, NIGHTLY, nightly)
