@@ -438,16 +438,35 @@ def store_configs(request: Request, state: State) -> list[dict[str, Any]]:
             for s in STORES if s["id"]]
 
 
+def _attribute(code: str) -> dict[str, Any]:
+    attribute = ATTRIBUTES.get(code)
+    if attribute is None:
+        raise MagentoError(404, 'The attribute with a "%1" attributeCode doesn\'t exist. Verify the attribute and '
+                           "try again.", [code]).http()
+    return attribute
+
+
+def _options(attribute: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"label": " ", "value": ""}] + [{"label": label, "value": str(v)}
+                                            for label, v in attribute["options"].items()]
+
+
+@_route("GET", "/V1/products/attributes/{attributeCode}", summary="A product attribute, its options included")
+def attribute(attributeCode: str, request: Request, state: State) -> dict[str, Any]:  # noqa: N803
+    _store(request)
+    _authorize(request, state, "products")
+    found = _attribute(attributeCode)
+    return {"attribute_id": found["attribute_id"], "attribute_code": attributeCode, "frontend_input": "select",
+            "entity_type_id": "4", "is_required": False, "scope": "global", "is_user_defined": True,
+            "default_frontend_label": attributeCode.title(), "frontend_labels": [], "backend_type": "int",
+            "options": _options(found)}
+
+
 @_route("GET", "/V1/products/attributes/{attributeCode}/options", summary="Options of a select attribute")
 def attribute_options(attributeCode: str, request: Request, state: State) -> list[dict[str, Any]]:  # noqa: N803
     _store(request)
     _authorize(request, state, "products")
-    attribute = ATTRIBUTES.get(attributeCode)
-    if attribute is None:
-        raise MagentoError(404, 'The attribute with a "%1" attributeCode doesn\'t exist. Verify the attribute and '
-                           "try again.", [attributeCode]).http()
-    return [{"label": " ", "value": ""}] + [{"label": label, "value": str(v)}
-                                            for label, v in attribute["options"].items()]
+    return _options(_attribute(attributeCode))
 
 
 @_route("POST", "/V1/products", summary="Create product")

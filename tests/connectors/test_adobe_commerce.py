@@ -34,7 +34,7 @@ from catalog_sync.connectors.adobe_mapping import (
     magento_store_values,
     stock_to_source_items,
 )
-from catalog_sync.connectors.http import Disposition, TransientError
+from catalog_sync.connectors.http import Disposition, RecordError, TransientError
 
 #: Configurable attributes of the channel (Luma's attribute ids).
 ATTRIBUTES = {"color": 93, "size": 144}
@@ -89,7 +89,7 @@ def family() -> list[dict[str, Any]]:
 
 
 def catalog(client: AdobeCommerceClient) -> MagentoCatalog:
-    return client.catalog(ATTRIBUTES, SOURCES)
+    return client.catalog(("color", "size"), SOURCES)
 
 
 def test_the_catalog_is_read_from_the_channel(sb: Any) -> None:
@@ -98,6 +98,7 @@ def test_the_catalog_is_read_from_the_channel(sb: Any) -> None:
         assert {v["code"] for v in views} >= {"admin", "default", "fr", "de"}
         found = catalog(client)
     assert found.store_of_locale == {"en_US": "default", "fr_FR": "fr", "de_DE": "de"}
+    assert found.attribute_ids == ATTRIBUTES
     assert found.option_ids["color"]["Black"] == 49 and found.option_ids["size"]["M"] == 168
     assert "" not in found.option_ids["color"] and " " not in found.option_ids["color"]
 
@@ -259,3 +260,37 @@ def test_polling_is_bounded(sb: Any) -> None:
 def test_the_media_entry_carries_the_image_itself() -> None:
     entry = magento_media_entry(PNG, "image/png", "a.png", "A", "gallery", 3)
     assert base64.b64decode(entry["content"]["base64_encoded_data"]) == PNG and entry["types"] == []
+
+
+def test_the_client_comes_from_an_airflow_connection(sb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from catalog_sync.airflow.hooks import AdobeCommerceHook
+
+    conn = {"conn_type": "http", "host": "127.0.0.1", "port": int(sb.url.rsplit(":", 1)[1]), "schema": "http",
+            "password": sb.credentials["adobe_commerce"]["access_token"],
+            "extra": {"path_prefix": "/adobe_commerce", "source_map": SOURCES, "max_attempts": "2"}}
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_ADOBE_COMMERCE", json.dumps(conn))
+    hook = AdobeCommerceHook()
+    with hook.get_conn() as client:
+        assert isinstance(client, AdobeCommerceClient) and client.options.retry.max_attempts == 2
+        assert client.catalog(("color",), hook.source_map()).source_of_location == SOURCES
+        assert sb.credentials["adobe_commerce"]["access_token"] not in repr(client.auth)
+    monkeypatch.setenv("AIRFLOW_CONN_CATALOG_SYNC_ADOBE_COMMERCE",
+                       json.dumps({**conn, "extra": {"source_map": ["dc_east"]}}))
+    with pytest.raises(ConfigurationError, match="source_map must be a JSON object"):
+        AdobeCommerceHook().get_conn()
+
+
+def test_the_mapping_follows_the_item_and_its_lifecycle() -> None:
+    cat = MagentoCatalog(attribute_ids=ATTRIBUTES, option_ids={"color": {"Black": 49}, "size": {"S": 167}})
+    ebook = canonical_to_magento_product({"sku": "EB-1", "product_type": "simple", "item_type": "virtual",
+                                          "name": "Guide", "reference_price": 9, "weight": 0.5,
+                                          "lifecycle_status": "seasonal-hold"}, cat)
+    assert ebook["type_id"] == "virtual" and ebook["status"] == 2 and "weight" not in ebook
+    assert ebook["visibility"] == 4 and ebook["extension_attributes"] == {"website_ids": [1]}
+    variant = canonical_to_magento_product(family()[1], MagentoCatalog(attribute_ids=ATTRIBUTES, option_ids={
+        "color": {"Black": 49}, "size": {"S": 167}}))
+    assert {a["attribute_code"]: a["value"] for a in variant["custom_attributes"]} == {"color": "49", "size": "167"}
+    with pytest.raises(RecordError, match="needs a price"):
+        canonical_to_magento_product({**family()[4], "reference_price": None}, cat)

@@ -192,7 +192,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
         client.session.hooks["response"].append(seen)
         with client:
             client.store_views()
-            cat = client.catalog({"color": 93, "size": 144}, {"DC-EAST": "dc_east"})
+            cat = client.catalog(("color", "size"), {"DC-EAST": "dc_east"})
             parent = {"sku": "MJ01", "product_type": "configurable", "axes": ["size"], "name": "Beaumont Summit Kit",
                       "lifecycle_status": "active", "translations": {"fr_FR": {"name": "Veste Beaumont"}}}
             variants = [{"sku": f"MJ01-{s}", "parent_sku": "MJ01", "product_type": "simple", "size": s,
@@ -248,7 +248,7 @@ def test_every_request_names_a_published_route_and_its_body_fits(exchange: Excha
             assert not found, f"{method} {path}: {found[:3]}"
     assert {(v, t) for v, t, _ in routes} >= {
         ("get", "/V1/store/storeViews"), ("get", "/V1/store/storeConfigs"),
-        ("get", "/V1/products/attributes/{attributeCode}/options"), ("post", "/V1/products"),
+        ("get", "/V1/products/attributes/{attributeCode}"), ("post", "/V1/products"),
         ("post", "/V1/configurable-products/{sku}/child"), ("get", "/V1/bulk/{bulkUuid}/status"),
         ("put", "/V1/products/{sku}"), ("get", "/V1/products/{sku}"), ("get", "/V1/products/{sku}/media"),
         ("post", "/V1/products/{sku}/media"), ("post", "/V1/inventory/source-items"),

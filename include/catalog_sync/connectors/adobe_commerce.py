@@ -191,22 +191,31 @@ class AdobeCommerceClient(HttpClient):
         body = self.request("GET", f"rest/{ADMIN}/V1/store/storeConfigs").body or []
         return {str(c["code"]): str(c["locale"]) for c in body if c.get("id") and c.get("code") != "admin"}
 
-    def attribute_options(self, attribute_code: str) -> dict[str, int]:
-        """Option label -> option id of a select attribute (Magento lists an empty option first; it is skipped)."""
-        body = self.request("GET", f"rest/{ADMIN}/V1/products/attributes/{path_segment(attribute_code)}/options").body
-        return {str(o["label"]): int(o["value"]) for o in body or [] if str(o.get("value") or "").strip()}
+    def attribute(self, attribute_code: str) -> tuple[int, dict[str, int]]:
+        """A select attribute's id and its options, label -> option id (``GET /V1/products/attributes/{code}``;
+        Magento lists an empty option first, which is skipped)."""
+        body = self.request("GET", f"rest/{ADMIN}/V1/products/attributes/{path_segment(attribute_code)}").body
+        if not isinstance(body, dict) or "attribute_id" not in body:
+            raise ConfigurationError(f"{SYSTEM}: attribute {attribute_code!r} answered without an attribute_id")
+        options = {str(o["label"]): int(o["value"]) for o in body.get("options") or []
+                   if str(o.get("value") or "").strip()}
+        return int(body["attribute_id"]), options
 
-    def catalog(self, attribute_ids: Mapping[str, int], source_of_location: Mapping[str, str] | None = None,
-                *, attribute_set_id: int = 4, website_ids: Sequence[int] = (1,)) -> MagentoCatalog:
-        """The identifiers the mapping needs, read from the channel: options of each configurable attribute and
-        the store view of each locale (the first store view of a locale wins, as stores are listed by id)."""
+    def catalog(self, attribute_codes: Iterable[str] = ("color", "size"),
+                source_of_location: Mapping[str, str] | None = None, *, attribute_set_id: int = 4,
+                website_ids: Sequence[int] = (1,)) -> MagentoCatalog:
+        """The identifiers the mapping needs, read from the channel: the id and options of each configurable
+        attribute, and the store view of each locale (the first store view of a locale wins)."""
         locales: dict[str, str] = {}
         for store, locale in self.store_locales().items():
             locales.setdefault(locale, store)
-        return MagentoCatalog(
-            attribute_set_id=attribute_set_id, website_ids=tuple(website_ids), attribute_ids=dict(attribute_ids),
-            option_ids={code: self.attribute_options(code) for code in attribute_ids},
-            store_of_locale=locales, source_of_location=dict(source_of_location or {}))
+        ids: dict[str, int] = {}
+        options: dict[str, dict[str, int]] = {}
+        for code in attribute_codes:
+            ids[code], options[code] = self.attribute(code)
+        return MagentoCatalog(attribute_set_id=attribute_set_id, website_ids=tuple(website_ids), attribute_ids=ids,
+                              option_ids=options, store_of_locale=locales,
+                              source_of_location=dict(source_of_location or {}))
 
     def get_product(self, sku: str, store: str = ADMIN) -> dict[str, Any] | None:
         result = self.request("GET", f"rest/{path_segment(store)}/V1/products/{path_segment(sku)}",
