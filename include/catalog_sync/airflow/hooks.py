@@ -153,15 +153,23 @@ def storefront_api_version_of(conn: Any) -> str:
 def storefront_location_map_of(conn: Any) -> dict[str, str]:
     """The storefront connection's ``extra.location_map``: ERP location code -> Shopify location (its GID or its
     name), as a JSON object (or a JSON string of one). Anything else is a ConfigurationError naming the connection."""
-    raw = conn.extra_dejson.get("location_map") or {}
+    found = _text_map_of(conn, "location_map")
+    if found is None:
+        raise ConfigurationError(f"connection {conn.conn_id!r}: location_map must be a JSON object mapping each ERP "
+                                 "location code to a Shopify location GID or name")
+    return found
+
+
+def _text_map_of(conn: Any, key: str) -> dict[str, str] | None:
+    """``extra[key]`` as a JSON object of non-empty texts (or a JSON string of one); None when it is not one."""
+    raw = conn.extra_dejson.get(key) or {}
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except ValueError:
             raw = None
     if not isinstance(raw, Mapping) or not all(isinstance(v, str) and v.strip() for v in raw.values()):
-        raise ConfigurationError(f"connection {conn.conn_id!r}: location_map must be a JSON object mapping each ERP "
-                                 "location code to a Shopify location GID or name")
+        return None
     return {str(k): str(v).strip() for k, v in raw.items()}
 
 
@@ -274,16 +282,11 @@ OPTIONAL: frozenset[System] = frozenset({System.CDN})
 def adobe_commerce_source_map_of(conn: Any) -> dict[str, str]:
     """The Adobe Commerce connection's ``extra.source_map``: ERP location code -> Inventory (MSI) source code, as a
     JSON object (or a JSON string of one). Stock of a location it leaves out is dead-lettered by the mapping."""
-    raw = conn.extra_dejson.get("source_map") or {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raw = None
-    if not isinstance(raw, Mapping) or not all(isinstance(v, str) and v.strip() for v in raw.values()):
+    found = _text_map_of(conn, "source_map")
+    if found is None:
         raise ConfigurationError(f"connection {conn.conn_id!r}: source_map must be a JSON object mapping each ERP "
                                  "location code to an Adobe Commerce inventory source code")
-    return {str(k): str(v).strip() for k, v in raw.items()}
+    return found
 
 
 def adobe_commerce_client_from_connection(conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
