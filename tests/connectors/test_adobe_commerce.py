@@ -170,6 +170,17 @@ def test_records_the_channel_cannot_take_are_dead_lettered_without_a_request(sb:
     assert "'Mauve' is not an option of the attribute 'color'" in (results[1].message or "")
 
 
+def test_variants_of_a_refused_parent_are_not_left_as_published(sb: Any) -> None:
+    parent, *variants = family()[:4]
+    with make_client(sb) as client:
+        results = client.publish([{**parent, "axes": ["material"]}, *variants], catalog(client))
+        assert all(client.get_product(v["sku"]) is not None for v in variants)  # saved, but in no configurable
+    assert [r.outcome for r in results] == [Outcome.FAILED] * 4
+    assert "no attribute 'material'" in (results[0].message or "")
+    assert all((r.message or "").startswith("its parent MH01 was not saved: ") for r in results[1:])
+    assert {r.disposition for r in results} == {Disposition.DEAD_LETTER}
+
+
 def test_media_entry_is_added_once_with_its_roles(sb: Any) -> None:
     with make_client(sb) as client:
         client.publish(family()[4:], catalog(client))
@@ -294,3 +305,10 @@ def test_the_mapping_follows_the_item_and_its_lifecycle() -> None:
     assert {a["attribute_code"]: a["value"] for a in variant["custom_attributes"]} == {"color": "49", "size": "167"}
     with pytest.raises(RecordError, match="needs a price"):
         canonical_to_magento_product({**family()[4], "reference_price": None}, cat)
+
+
+def test_the_sandbox_lists_the_channel_in_its_openapi_document(server: Any) -> None:
+    paths = set(requests.get(f"{server.url}/openapi.json", timeout=10).json()["paths"])
+    for path in ("/adobe_commerce/rest/V1/products", "/adobe_commerce/rest/async/bulk/V1/products",
+                 "/adobe_commerce/rest/V1/bulk/{bulkUuid}/detailed-status", "/adobe_commerce/rest/V1/inventory/source-items"):
+        assert path in paths, path

@@ -325,9 +325,20 @@ class AdobeCommerceClient(HttpClient):
         if payloads:
             for result in self.upsert_products(payloads):
                 results[result.key] = result
-        links = [(str(r["parent_sku"]), str(r["sku"])) for r in ordered if r.get("parent_sku")
-                 and results.get(str(r["sku"])) and results[str(r["sku"])].ok
-                 and results.get(str(r["parent_sku"])) and results[str(r["parent_sku"])].ok]
+        links: list[tuple[str, str]] = []
+        for record in ordered:
+            parent, child = str(record.get("parent_sku") or ""), str(record["sku"])
+            if not parent or child not in results or not results[child].ok:
+                continue
+            saved = results.get(parent)
+            if saved is not None and saved.ok:
+                links.append((parent, child))
+            else:
+                # saved but orphaned (not visible individually, in no configurable): failed until its parent is in
+                reason = saved.message if saved is not None else "not among the records published"
+                results[child] = WriteResult(child, Outcome.FAILED, None, f"its parent {parent} was not saved: "
+                                             f"{reason}", results[child].sent,
+                                             saved.disposition if saved is not None else Disposition.DEAD_LETTER)
         if links:
             for link in self.link_children(links):
                 child = link.key.split("/", 1)[1]
