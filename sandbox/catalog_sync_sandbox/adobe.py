@@ -808,8 +808,10 @@ def _bulk(request: Request, state: SandboxState, bulk_uuid: str, detailed: bool)
         conn.execute(db.adobe_bulk.update().where(db.adobe_bulk.c.uuid == bulk_uuid).values(reads=reads))
         if reads > CONSUMER_LAG_READS:
             _consume(conn, state, bulk_uuid)
+        # Magento does not order operations_list (a recorded answer lists ids 0, 2, 1); the sandbox lists them by
+        # status, then id, so a client that reads them by position rather than by id is caught
         ops = conn.execute(select(db.adobe_operation).where(db.adobe_operation.c.bulk_uuid == bulk_uuid)
-                           .order_by(db.adobe_operation.c.id)).mappings().all()
+                           .order_by(db.adobe_operation.c.status, db.adobe_operation.c.id)).mappings().all()
     if detailed:
         listed: list[dict[str, Any]] = [
             {"id": op["id"], "bulk_uuid": bulk_uuid, "topic_name": op["topic_name"],

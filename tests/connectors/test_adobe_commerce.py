@@ -233,6 +233,15 @@ def test_store_view_values_are_written_per_locale_and_leave_the_admin_values(sb:
         assert client.get_product("MH01")["name"] == "Chaz Kangeroo Hoodie"  # type: ignore[index]
         with pytest.raises(ConfigurationError):  # a store view, not the admin scope
             client.update_store_values("all", "MH01", values)
+        # many SKUs at once through the bulk route; a SKU the channel does not hold is created, so it needs a name
+        german = [("MH01", {"name": "Chaz Känguru-Kapuzenpullover"}), ("24-MB01", {"name": "Joust Reisetasche"}),
+                  ("NEW-1", {"custom_attributes": [{"attribute_code": "url_key", "value": "neu"}]})]
+        results = client.upsert_store_values(cat.store_of_locale["de_DE"], german)
+        assert [(r.key, r.outcome) for r in results] == [
+            ("MH01@de", Outcome.OK), ("24-MB01@de", Outcome.OK), ("NEW-1@de", Outcome.FAILED)]
+        assert "attribute value is empty" in (results[2].message or "")
+        assert client.get_product("24-MB01", "de")["name"] == "Joust Reisetasche"  # type: ignore[index]
+        assert client.get_product("24-MB01", "fr")["name"] == "Joust Duffle Bag"  # type: ignore[index]
 
 
 def test_a_wrong_token_is_refused_and_never_retried(sb: Any) -> None:

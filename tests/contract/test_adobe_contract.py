@@ -204,6 +204,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
             client.get_product("MJ01")
             client.get_product("NOPE")
             client.update_store_values("fr", "MJ01", magento_store_values(parent, "fr_FR") or {})
+            client.upsert_store_values("fr", [("MJ01", magento_store_values(parent, "fr_FR") or {})])
             entry = magento_media_entry(b"\x89PNG\r\n\x1a\n" + bytes(32), "image/png", "mj01.png", "MJ01", "hero", 1)
             client.add_media("MJ01", entry)
             client.add_media("MJ01", {**entry, "label": "bad", "content": {**entry["content"],

@@ -248,6 +248,19 @@ class AdobeCommerceClient(HttpClient):
         return self._submit(f"rest/{ADMIN}/async/bulk/V1/configurable-products/bySku/child",
                             [(f"{parent}/{child}", {"sku": parent, "childSku": child}) for parent, child in links])
 
+    def submit_store_values(self, store: str, values: Sequence[tuple[str, Mapping[str, Any]]]) -> BulkSubmission:
+        """Queue a store view's own values for many SKUs (``PUT /rest/<store>/async/bulk/V1/products/bySku``, each
+        item ``{"sku", "product"}``); keys are ``sku@store``."""
+        if store in (ADMIN, "admin"):
+            raise ConfigurationError(f"{SYSTEM}: store view values go to a store view, not the admin scope")
+        return self._submit(f"rest/{path_segment(store)}/async/bulk/V1/products/bySku",
+                            [(f"{sku}@{store}", {"sku": sku, "product": {**product, "sku": sku}})
+                             for sku, product in values], method="PUT")
+
+    def upsert_store_values(self, store: str, values: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]:
+        """A store view's values for many SKUs through one bulk, waited for: one result per ``sku@store``."""
+        return self.wait_for_bulk(self.submit_store_values(store, values))
+
     def bulk_status(self, bulk_uuid: str) -> dict[str, Any]:
         body: dict[str, Any] = self.request("GET", f"rest/{ADMIN}/V1/bulk/{path_segment(bulk_uuid)}/status",
                                             validate=_status_answer).body
