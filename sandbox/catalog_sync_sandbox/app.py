@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from catalog_sync import config
 from catalog_sync_sandbox import (
+    adobe,
     cdn,
     control,
     dam,
@@ -34,7 +35,7 @@ DESCRIPTION = """\
 Test doubles of the systems Catalog Sync keeps in step: an ERP, a PIM (Akeneo REST API v1 shape), a DAM, a
 storefront (Shopify Admin REST API 2025-01 shape, with the GraphQL Admin API's bulk writes `productSet` and
 `inventorySetQuantities` at 2026-04), a supplier portal and the CDN in front of the shop's product pages (Fastly's
-purge API), plus `/_sandbox` to load catalogs, run failure scenarios and switch faults. The contract is docs/sandbox-api.md.
+purge API), Adobe Commerce's admin REST API as a second sales channel (`/adobe_commerce/rest`), plus `/_sandbox` to load catalogs, run failure scenarios and switch faults. The contract is docs/sandbox-api.md.
 """
 
 
@@ -66,7 +67,7 @@ def create_app(
 
     for router in (erp.router, pim.token_router, pim.router, dam.router, storefront.router,
                    storefront_graphql.router, storefront_graphql.files_router, storefront.shop_router, supplier.router, cdn.router, cdn.edge_router,
-                   control.router):
+                   adobe.router, control.router):
         app.include_router(router)
     # added last = outermost: faults first (they may answer before any limit is counted), then the PIM limits
     app.add_middleware(pim.PimLimitsMiddleware, state_getter=lambda: app.state.sandbox)
