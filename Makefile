@@ -49,7 +49,7 @@ stop: ## stop what `make run` started
 
 test: venv ## run the whole test suite (PostgreSQL too when CATALOG_SYNC_TEST_PG_URL is set)
 	bash scripts/install_test_tools.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 bench: venv ## the benchmarks at full scale (100k/1M SKUs; about 45 min on 2 cores): a table, bench/results/*.json
 	$(BIN)/python -m bench $(BENCH_ARGS)

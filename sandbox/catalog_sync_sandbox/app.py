@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from catalog_sync import config
 from catalog_sync_sandbox import (
+    adobe,
     cdn,
     control,
     dam,
@@ -35,7 +36,7 @@ DESCRIPTION = """\
 Test doubles of the systems Catalog Sync keeps in step: an ERP, a PIM (Akeneo REST API v1 shape), a DAM, a
 storefront (Shopify Admin REST API 2025-01 shape, with the GraphQL Admin API's bulk writes `productSet` and
 `inventorySetQuantities` at 2026-04), a supplier portal and the CDN in front of the shop's product pages (Fastly's
-purge API), plus `/_sandbox` to load catalogs, run failure scenarios and switch faults. The contract is docs/sandbox-api.md.
+purge API), Adobe Commerce's admin REST API as a second sales channel (`/adobe_commerce/rest`), plus `/_sandbox` to load catalogs, run failure scenarios and switch faults. The contract is docs/sandbox-api.md.
 """
 
 
@@ -67,7 +68,7 @@ def create_app(
 
     for router in (erp.router, pim.token_router, pim.router, dam.router, storefront.router,
                    storefront_graphql.router, storefront_graphql.files_router, storefront.shop_router, supplier.router, cdn.router, cdn.edge_router,
-                   control.router):
+                   adobe.router, control.router):
         app.include_router(router)
     # added last = outermost. The requests in flight are counted (and the PIM's limits applied) outside the
     # faults: an injected latency or timeout holds its request at the system, as a slow answer does.

@@ -2,7 +2,7 @@
 
 The sandbox is a test double, not a product: its schema is created with ``create_all`` and dropped with
 ``reset``; there are no migrations. Each external system owns a table prefix (``erp_``, ``pim_``, ``dam_``,
-``storefront_``, ``supplier_``, ``cdn_``); nothing joins across prefixes except the seeder and the scenarios, which play the
+``storefront_``, ``supplier_``, ``cdn_``, ``adobe_``); nothing joins across prefixes except the seeder and the scenarios, which play the
 part of the people and integrations that change several systems at once.
 """
 
@@ -278,6 +278,63 @@ supplier_submission = Table(
 )
 
 # ------------------------------------------------------------------------------------------------------ shared
+# ----------------------------------------------------------------------------------- Adobe Commerce (Magento 2)
+adobe_product = Table(
+    "adobe_product",
+    metadata,
+    Column("sku", String(64), primary_key=True),  # Magento's SKU column is 64 characters
+    Column("entity_id", Integer, nullable=False, unique=True),
+    Column("type_id", String(32), nullable=False),
+    # the admin-scope ("all") product as saved: every catalog-data-product-interface field but media and links
+    Column("data", JSON, nullable=False),
+    # store-view overrides of store-scoped attributes: {store_code: {attribute_code: value}}
+    Column("store_values", JSON, nullable=False),
+    # a configurable's options (configurable-product-data-option-interface) and linked child SKUs
+    Column("options", JSON),
+    Column("children", JSON),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+adobe_media = Table(
+    "adobe_media",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("sku", String(64), nullable=False),
+    Column("entry", JSON, nullable=False),  # the gallery entry as Magento lists it (file path, no content)
+    Column("content_sha256", String(64), nullable=False),
+    Index("ix_adobe_media_sku", "sku"),
+)
+adobe_source_item = Table(
+    "adobe_source_item",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("source_code", String(255), primary_key=True),
+    Column("quantity", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+)
+adobe_bulk = Table(
+    "adobe_bulk",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    # status reads so far: the sandbox's consumer runs a bulk's open operations on a later read (see adobe.py)
+    Column("reads", Integer, nullable=False),
+)
+adobe_operation = Table(
+    "adobe_operation",
+    metadata,
+    Column("bulk_uuid", String(36), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("topic_name", String(255), nullable=False),
+    Column("store_code", String(32), nullable=False),
+    Column("serialized_data", Text, nullable=False),
+    Column("result_serialized_data", Text),
+    Column("status", Integer, nullable=False),
+    Column("result_message", Text),
+    Column("error_code", Integer),
+)
+
 sandbox_counter = Table(
     "sandbox_counter",
     metadata,

@@ -31,6 +31,11 @@ DEFAULT_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
     # a Fastly API token and the id of the service that caches the shop's pages (not a secret)
     "cdn": {"api_token": "cdn-sandbox-token", "service_id": "SbxCdnSrv0CatalogSync1"},
 }
+#: The second sales channel's credentials (an Adobe Commerce integration's access token, sent as a Bearer token).
+#: Apart from DEFAULT_CREDENTIALS, which holds the systems the flows and airflow_settings.yaml configure.
+CHANNEL_CREDENTIALS: Final[dict[str, dict[str, str]]] = {
+    "adobe_commerce": {"access_token": "adobe-sandbox-integration-token"},
+}
 
 #: Shopify plans: GraphQL Admin bucket (points, restored per second) and REST call limit (calls, drained per second).
 STOREFRONT_PLANS: Final[dict[str, dict[str, float]]] = {
@@ -109,6 +114,8 @@ class SandboxState:
         #: What a reset returns to: the settings the service was started with (e.g. the storefront plan).
         self.startup_settings = copy.deepcopy(self.settings)
         self.credentials = copy.deepcopy(credentials or DEFAULT_CREDENTIALS)
+        for name, channel in CHANNEL_CREDENTIALS.items():
+            self.credentials.setdefault(name, dict(channel))
         # one writer at a time: keeps the change feed gap-free and SQLite free of "database is locked"
         self.write_lock = threading.RLock()
         self.faults = FaultRegistry()

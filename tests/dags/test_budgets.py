@@ -10,6 +10,7 @@ tests/integration/test_budgets_live.py.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,18 @@ def test_outside_a_task_the_clients_keep_their_connections_concurrency(connectio
     bundle = systems()
     assert bundle.pim.options.max_concurrency == 4 and bundle.erp.options.max_concurrency == 4
     bundle.close()
+
+
+def test_the_client_keeps_the_lower_of_its_budget_and_its_connections_concurrency() -> None:
+    from airflow.models.connection import Connection
+
+    from catalog_sync.airflow.hooks import client_from_connection
+    from catalog_sync.domain import System
+
+    def pim(**extra: Any) -> Any:
+        return Connection(conn_id="catalog_sync_pim", conn_type="catalog_sync_pim", host="127.0.0.1", port=9,
+                          login="u", password="p", extra=json.dumps({"client_id": "c", "client_secret": "s", **extra}))
+
+    assert client_from_connection(System.PIM, pim(), max_concurrency=1).options.max_concurrency == 1
+    assert client_from_connection(System.PIM, pim(max_concurrency=2), max_concurrency=4).options.max_concurrency == 2
+    assert client_from_connection(System.PIM, pim(max_concurrency=2)).options.max_concurrency == 2

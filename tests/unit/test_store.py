@@ -62,6 +62,18 @@ def test_the_store_url_and_connection_come_from_the_environment(monkeypatch: pyt
     assert store.store_conn_id() is None
 
 
+def test_the_connection_id_reaches_the_object_storage_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Airflow resolves the connection of a path's scheme (the local filesystem takes none, so no connection needs
+    to exist here); the store hands the id over, and every path below the root keeps it."""
+    monkeypatch.setenv("CATALOG_SYNC_STORE_URL", (tmp_path / "store").as_uri())
+    monkeypatch.setenv("CATALOG_SYNC_STORE_CONN_ID", "catalog_sync_store")
+    root = store.store_root()
+    target = store.prefix(store.VALIDATIONS, "run-1", root) / "gate.json"
+    assert root.conn_id == target.conn_id == "catalog_sync_store"
+    store.write_bytes(target, b"{}")
+    assert (tmp_path / "store" / "gx_validations" / "run-1" / "gate.json").read_bytes() == b"{}"
+
+
 def test_a_prefix_is_one_of_the_known_ones_and_a_run_folder_is_path_safe(split: SplitState) -> None:
     folder = store.prefix(store.STAGING, LOAD_ID)
     assert folder.name == "cold_data_nightly_manual__2026-12-02T10_00_00_00_00"

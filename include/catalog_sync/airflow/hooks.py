@@ -19,6 +19,9 @@ connection type                 hook                         credential fields
 
 The CDN is optional: without a ``catalog_sync_cdn`` connection the flows record each page purge as skipped.
 
+Adobe Commerce, the second sales channel (``catalog_sync_adobe_commerce``, :class:`AdobeCommerceHook`: password =
+the integration's access token; ``source_map``), is not one of the systems above: no flow publishes to it yet.
+
 Fields (``extra.*`` are keys of the connection's extra JSON):
 
 * ``schema``: ``http`` or ``https`` (default ``http``); ``host``; ``port`` (empty: the scheme's default).
@@ -151,15 +154,23 @@ def storefront_api_version_of(conn: Any) -> str:
 def storefront_location_map_of(conn: Any) -> dict[str, str]:
     """The storefront connection's ``extra.location_map``: ERP location code -> Shopify location (its GID or its
     name), as a JSON object (or a JSON string of one). Anything else is a ConfigurationError naming the connection."""
-    raw = conn.extra_dejson.get("location_map") or {}
+    found = _text_map_of(conn, "location_map")
+    if found is None:
+        raise ConfigurationError(f"connection {conn.conn_id!r}: location_map must be a JSON object mapping each ERP "
+                                 "location code to a Shopify location GID or name")
+    return found
+
+
+def _text_map_of(conn: Any, key: str) -> dict[str, str] | None:
+    """``extra[key]`` as a JSON object of non-empty texts (or a JSON string of one); None when it is not one."""
+    raw = conn.extra_dejson.get(key) or {}
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except ValueError:
             raw = None
     if not isinstance(raw, Mapping) or not all(isinstance(v, str) and v.strip() for v in raw.values()):
-        raise ConfigurationError(f"connection {conn.conn_id!r}: location_map must be a JSON object mapping each ERP "
-                                 "location code to a Shopify location GID or name")
+        return None
     return {str(k): str(v).strip() for k, v in raw.items()}
 
 
@@ -273,3 +284,49 @@ HOOKS: dict[System, type[CatalogSyncHook]] = {
 }
 #: Systems a deployment may go without (``Systems`` holds None for them).
 OPTIONAL: frozenset[System] = frozenset({System.CDN})
+
+
+# ------------------------------------------------------------------------------ the second sales channel (issue #21)
+def adobe_commerce_source_map_of(conn: Any) -> dict[str, str]:
+    """The Adobe Commerce connection's ``extra.source_map``: ERP location code -> Inventory (MSI) source code, as a
+    JSON object (or a JSON string of one). Stock of a location it leaves out is dead-lettered by the mapping."""
+    found = _text_map_of(conn, "source_map")
+    if found is None:
+        raise ConfigurationError(f"connection {conn.conn_id!r}: source_map must be a JSON object mapping each ERP "
+                                 "location code to an Adobe Commerce inventory source code")
+    return found
+
+
+def adobe_commerce_client_from_connection(conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
+    """An ``AdobeCommerceClient`` from an Airflow ``Connection``: password = the integration's access token; host,
+    port, schema and ``extra.path_prefix`` as for the five systems; the tuning keys of ``extra`` likewise."""
+    from catalog_sync.connectors.adobe_commerce import AdobeCommerceClient
+    from catalog_sync.connectors.credentials import AdobeCommerceCredentials
+
+    if not conn.password:
+        raise ConfigurationError(f"connection {conn.conn_id!r} has no password (the Adobe Commerce integration's "
+                                 "access token)")
+    adobe_commerce_source_map_of(conn)  # refuse a malformed map before any request
+    options = options_of(conn.extra_dejson, on_attempt, max_concurrency=4)
+    return AdobeCommerceClient(base_url_of(conn), AdobeCommerceCredentials(conn.password), options)
+
+
+class AdobeCommerceHook(BaseHook):
+    """Adobe Commerce as a sales channel, from the connection ``catalog_sync_adobe_commerce``. Not in :data:`HOOKS`:
+    the flows do not publish to it yet (docs/adr/0015-adobe-commerce-channel.md)."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "catalog_sync_adobe_commerce"
+    conn_type = "http"
+    hook_name = "Catalog Sync sales channel (Adobe Commerce)"
+
+    def __init__(self, conn_id: str | None = None, on_attempt: AttemptCallback | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.on_attempt = on_attempt
+
+    def get_conn(self) -> Any:
+        return adobe_commerce_client_from_connection(self.get_connection(self.conn_id), self.on_attempt)
+
+    def source_map(self) -> dict[str, str]:
+        return adobe_commerce_source_map_of(self.get_connection(self.conn_id))

@@ -55,7 +55,18 @@ class CdnCredentials:
         return (self.api_token,)
 
 
-Credentials = ApiKeyCredentials | StorefrontCredentials | PimCredentials | CdnCredentials
+@dataclass(frozen=True)
+class AdobeCommerceCredentials:
+    """Adobe Commerce: an integration's access token, sent as ``Authorization: Bearer <token>``."""
+
+    access_token: str = field(repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.access_token,)
+
+
+Credentials = ApiKeyCredentials | StorefrontCredentials | PimCredentials | CdnCredentials | AdobeCommerceCredentials
 
 
 def coerce(kind: type[Any], value: Any) -> Any:
@@ -67,6 +78,8 @@ def coerce(kind: type[Any], value: Any) -> Any:
             return ApiKeyCredentials(value)
         if kind is StorefrontCredentials:
             return StorefrontCredentials(value)
+        if kind is AdobeCommerceCredentials:
+            return AdobeCommerceCredentials(value)
     if isinstance(value, Mapping):
         names = set(kind.__dataclass_fields__)
         aliases = {"key": "api_key", "token": "access_token", "secret": "client_secret"}
