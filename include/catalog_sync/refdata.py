@@ -281,3 +281,37 @@ def gate_seed() -> Tables:
     countries = {str(code): {"alpha3": spec.get("alpha3"), "names": [str(n) for n in spec.get("names") or []]}
                  for code, spec in (document.get("countries") or {}).items()}
     return {"unit": units, "country": countries, "category": {}}
+
+
+# --- the UI's page ----------------------------------------------------------------------------------------------
+
+#: Where Airflow's UI shows a waiting approval (the path ``HITLOperator.generate_link_to_ui`` builds).
+APPROVAL_PATH: Final[str] = "/dags/{dag_id}/runs/{run_id}/tasks/approve_reference_data/required_actions"
+
+
+def overview(session: Any, limit: int = 10) -> dict[str, Any]:
+    """The Reference data page: the applied tables (size, owner, last change) and the latest proposals with their
+    diff, each waiting one with the Airflow page where it is approved."""
+    from sqlalchemy import func, select
+
+    from catalog_sync.hub.models import ReferenceProposal, ReferenceValue, SyncRun
+
+    sizes = {name: (int(n), last) for name, n, last in session.execute(
+        select(ReferenceValue.table_name, func.count(), func.max(ReferenceValue.applied_at))
+        .group_by(ReferenceValue.table_name))}
+    tables = [{"table": t, "owner": OWNERS[t], "rows": sizes.get(t, (0, None))[0],
+               "last_applied": sizes.get(t, (0, None))[1]} for t in TABLES]
+    rows = session.scalars(select(ReferenceProposal).order_by(ReferenceProposal.id.desc()).limit(limit)).all()
+    runs = dict(session.execute(select(SyncRun.load_id, SyncRun.run_id)
+                                .where(SyncRun.load_id.in_([r.load_id for r in rows]))).all()) if rows else {}
+    proposals_out = []
+    for r in rows:
+        run_id = runs.get(r.load_id)
+        proposals_out.append({
+            "id": r.id, "load_id": r.load_id, "status": r.status, "changes": change_count(r.diff or {}),
+            "diff": r.diff or {}, "proposed_at": r.proposed_at, "decided_at": r.decided_at,
+            "decided_by": r.decided_by, "note": r.note,
+            "approval_path": (APPROVAL_PATH.format(dag_id="weekly_reconciliation", run_id=run_id)
+                              if r.status == "proposed" and run_id else None),
+        })
+    return {"tables": tables, "proposals": proposals_out}
