@@ -31,6 +31,7 @@ import numpy as np
 
 from bench.b4_hot import committed_at, stock_mismatches
 from bench.common import ROOT, Result, base_args, emit
+from catalog_sync.airflow.budgets import POOLS
 
 TARGET_P95_S = 5.0
 DAG_ID = "hot_data_sync"
@@ -89,7 +90,7 @@ class Airflow:
 
     def start(self) -> Airflow:
         self._cli("db", "migrate")
-        self._cli("pools", "set", "storefront_hot", "1", "Shopify Admin API, hot path")
+        self._cli("pools", "set", "storefront_hot", str(POOLS["storefront_hot"].size), "Shopify Admin API, hot path")
         for name, args in (("api-server", ["api-server", "--port", str(self.port)]),
                            ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"]),
                            ("triggerer", ["triggerer"])):

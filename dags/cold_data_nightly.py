@@ -35,6 +35,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
 from catalog_sync.quality.policy import load_alert_rules
 
@@ -63,7 +64,7 @@ def cold_data_nightly():
 
         return cold.open_run_task(**run_window(get_current_context()))
 
-    @task(pool="erp_api")
+    @task(**pool("erp_api"))
     def extract_erp(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
@@ -77,28 +78,28 @@ def cold_data_nightly():
 
         return resumable(cold.gate_master_data, load_id)
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def load_pim(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
         return resumable(cold.load_pim, load_id, systems())
 
-    @task(pool="dam_api")
+    @task(**pool("pim_api"))
     def link_assets(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
         return resumable(cold.link_assets, load_id, systems())
 
-    @task(pool="supplier_api")
+    @task(**pool("pim_api"))
     def writeback_supplier(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
 
         return resumable(cold.writeback_supplier, load_id, systems())
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def extract_pim(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
@@ -112,7 +113,7 @@ def cold_data_nightly():
 
         return resumable(cold.gate_channel_content, load_id)
 
-    @task(pool="storefront_api")
+    @task(**pool("storefront_api"))
     def publish_products(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
@@ -126,7 +127,7 @@ def cold_data_nightly():
 
         return resumable(cold.plan_image_chunks, load_id, IMAGE_CHUNK)
 
-    @task(pool="storefront_api")
+    @task(**pool("storefront_api"))
     def publish_images(chunk: int, load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold
@@ -135,7 +136,7 @@ def cold_data_nightly():
 
     # none_failed: a night without image changes maps publish_images over nothing (skipped), and the run must
     # still be checked and finished, or its cursors would never move.
-    @task(retries=0, trigger_rule="none_failed")
+    @task(**pool("storefront_api"), retries=0, trigger_rule="none_failed")
     def gate_consistency(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import resumable, systems
         from catalog_sync.flows import cold

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, default_args
 
 
@@ -36,7 +37,7 @@ from catalog_sync.airflow.defaults import START_DATE, default_args
     },
 )
 def dead_letter_replay():
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def replay_letters() -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import replay

@@ -24,8 +24,9 @@ The task keeps going while changes keep coming (`hot.drain`): after each batch i
 stream it is paid once, not per batch. Each batch is its own hub run (load id = the Airflow run's + the cursor
 it starts from).
 
-The hot path has its own pool, `storefront_hot` (one slot), and the highest priority weight of the project's
-tasks, so a nightly publish filling `storefront_api` never holds a hot batch back. A batch reads at most
+The hot path has its own pool, `storefront_hot` (two slots: its task keeps two requests to the shop in flight),
+and the highest priority weight of the project's tasks, so a nightly publish filling `storefront_api` never holds
+a hot batch back. A batch reads at most
 `max_batch_changes` (5,000) changes: a backlog after an outage is worked off in bounded, separately committed
 batches. After the drain, each batch is checked against the alert thresholds (`thresholds.yaml`, `alerts`).
 A run not finished `hot_lag_minutes` after it was queued misses its Airflow deadline and alerts; the change-feed
@@ -44,6 +45,7 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
 from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
 from catalog_sync.quality.policy import load_alert_rules
@@ -89,7 +91,7 @@ ERP_CHANGES = Asset(
 )
 def hot_data_sync():
     # Its own pool and the top priority: the nightly's publish tasks queue on storefront_api, never in front.
-    @task(pool="storefront_hot", priority_weight=100, weight_rule="absolute")
+    @task(**pool("storefront_hot"), priority_weight=100, weight_rule="absolute")
     def sync_changes() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 

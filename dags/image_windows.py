@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, default_args
 
 
@@ -36,7 +37,7 @@ from catalog_sync.airflow.defaults import START_DATE, default_args
     tags=["catalog-sync", "images"],
 )
 def image_windows():
-    @task
+    @task(**pool("pim_api"))
     def sweep() -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import windows
@@ -48,7 +49,7 @@ def image_windows():
         finally:
             bundle.close()
 
-    @task
+    @task(**pool("pim_api"))
     def lifecycle_watch() -> dict:
         from datetime import timedelta
 

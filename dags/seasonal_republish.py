@@ -24,6 +24,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
 
 #: The repairs the form offers, in the order the run makes them (kept in step with catalog_sync.trace.REPAIRS,
@@ -69,7 +70,7 @@ def seasonal_republish():
         dag_run = context["dag_run"]
         return republish.open_run(dict(context["params"]), dag_id=dag_run.dag_id, run_id=dag_run.run_id)
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def triage(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import republish
@@ -82,14 +83,14 @@ def seasonal_republish():
 
         return not republish.is_dry_run(load_id)
 
-    @task(pool="storefront_api")
+    @task(**pool("pim_api"))
     def repair_and_republish(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import republish
 
         return republish.repair(load_id, systems())
 
-    @task(trigger_rule="none_failed")
+    @task(**pool("pim_api"), trigger_rule="none_failed")
     def verify(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import republish

@@ -21,6 +21,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, default_args
 
 APPROVAL_WINDOW = timedelta(hours=24)
@@ -57,7 +58,7 @@ def sync_rollback():
         retries=0,
     )
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def restore() -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import rollback

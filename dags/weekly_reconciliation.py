@@ -41,6 +41,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
 
 
@@ -74,28 +75,28 @@ def weekly_reconciliation():
 
         return reconcile.open_run(**run_window(get_current_context()))
 
-    @task(pool="erp_api")
+    @task(**pool("erp_api"))
     def read_erp(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
 
         return reconcile.read_erp(load_id, systems())
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def read_pim(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
 
         return reconcile.read_pim(load_id, systems())
 
-    @task(pool="dam_api")
+    @task(**pool("dam_api"))
     def read_dam(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
 
         return reconcile.read_dam(load_id, systems())
 
-    @task(pool="storefront_api")
+    @task(**pool("storefront_api"))
     def read_storefront(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
@@ -108,7 +109,7 @@ def weekly_reconciliation():
 
         return reconcile.compare_systems(load_id, max_deletions=int(get_current_context()["params"]["max_deletions"]))
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def apply_deletions(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
@@ -117,7 +118,7 @@ def weekly_reconciliation():
         return reconcile.apply_deletions(load_id, systems(), apply=bool(params["apply_deletions"]),
                                          max_deletions=int(params["max_deletions"]))
 
-    @task(pool="storefront_api")
+    @task(**pool("pim_api"))
     def repair_showable(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reconcile
@@ -139,7 +140,7 @@ def weekly_reconciliation():
 
         return reconcile.finish(load_id)
 
-    @task(pool="pim_api")
+    @task(**pool("pim_api"))
     def refresh_reference_data(load_id: str) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reference
@@ -150,7 +151,7 @@ def weekly_reconciliation():
     def reference_changes_proposed(refresh: dict) -> bool:
         return refresh["proposal_id"] is not None
 
-    @task(retries=0, pool="pim_api")
+    @task(retries=0, **pool("pim_api"))
     def apply_reference_data(load_id: str, refresh: dict, response: dict) -> dict:
         from catalog_sync.airflow.tasks import systems
         from catalog_sync.flows import reference

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -40,15 +41,48 @@ HUB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """No test touches the developer's own .state folder or hub."""
     home = tmp_path_factory.mktemp("catalog-sync-home")
-    old = {k: os.environ.get(k) for k in ("CATALOG_SYNC_HOME", "CATALOG_SYNC_HUB_URL")}
+    old = {k: os.environ.get(k) for k in ("CATALOG_SYNC_HOME", "CATALOG_SYNC_HUB_URL", "CATALOG_SYNC_STORE_URL",
+                                          "CATALOG_SYNC_STORE_CONN_ID")}
     os.environ["CATALOG_SYNC_HOME"] = str(home)
-    os.environ.pop("CATALOG_SYNC_HUB_URL", None)
+    for name in ("CATALOG_SYNC_HUB_URL", "CATALOG_SYNC_STORE_URL", "CATALOG_SYNC_STORE_CONN_ID"):
+        os.environ.pop(name, None)
     yield
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@dataclass(frozen=True)
+class SplitState:
+    """A local state folder and a shared state store in two unrelated folders (see :func:`store_elsewhere`)."""
+
+    home: Path  # CATALOG_SYNC_HOME: what one process keeps for itself
+    store: Path  # the folder behind CATALOG_SYNC_STORE_URL: what tasks and the UI share
+
+    def fresh_home(self, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """Throw the local state folder away and point CATALOG_SYNC_HOME at an empty one, as if the next task (or
+        the UI) ran on another machine; the store stays."""
+        import shutil
+
+        shutil.rmtree(self.home)
+        other = self.home.with_name(self.home.name + "-elsewhere")
+        other.mkdir()
+        monkeypatch.setenv("CATALOG_SYNC_HOME", str(other))
+        return other
+
+
+@pytest.fixture
+def store_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SplitState:
+    """CATALOG_SYNC_HOME in one temporary folder, the shared state store (a ``file://`` URL) in another, so a test
+    can show that what tasks hand each other never passes through the local state folder."""
+    split = SplitState(home=tmp_path / "local-state", store=tmp_path / "shared-store")
+    split.home.mkdir()
+    monkeypatch.setenv("CATALOG_SYNC_HOME", str(split.home))
+    monkeypatch.setenv("CATALOG_SYNC_STORE_URL", split.store.as_uri())
+    monkeypatch.delenv("CATALOG_SYNC_STORE_CONN_ID", raising=False)
+    return split
 
 
 def pg_schema_url(base_url: str) -> Iterator[str]:

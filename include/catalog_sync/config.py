@@ -1,7 +1,9 @@
 """Where Catalog Sync keeps its state, and which database is the hub.
 
 Everything is read from the environment so that Airflow workers, the CLI and the tests agree without a config
-file: ``CATALOG_SYNC_HOME`` (the local state folder) and ``CATALOG_SYNC_HUB_URL`` (a SQLAlchemy URL).
+file: ``CATALOG_SYNC_HOME`` (the local state folder) and ``CATALOG_SYNC_HUB_URL`` (a SQLAlchemy URL). The local
+state folder is private to one machine: what a task hands to another task or to the UI goes to the shared state
+store instead (``CATALOG_SYNC_STORE_URL``, :mod:`catalog_sync.store`).
 
 The hub runs on one PostgreSQL driver, psycopg 3 (``postgresql+psycopg://``), in production and in the tests alike:
 a URL without a driver (``postgresql://``, ``postgres://``) is read as psycopg 3, any other driver is refused.
@@ -17,7 +19,8 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:
-    """The local state folder (SQLite files, Airflow home, logs). Created on first use."""
+    """The local state folder (SQLite files, Airflow home, logs; by default the store's folder). Created on first
+    use."""
     configured = os.environ.get("CATALOG_SYNC_HOME")
     if configured:
         path = Path(configured)

@@ -1,4 +1,4 @@
-"""Retention: prune what the hub and the state folder keep past its use, never what rollback or reports still need.
+"""Retention: prune what the hub and the shared state store keep past its use, never what rollback or reports still need.
 
 Every hot batch is a hub run (seconds apart under a steady stream) with its counters, audit rows, gate results and
 a validation folder; without pruning the hub grows by tens of thousands of runs a day. Run weekly by the
@@ -9,8 +9,10 @@ What goes (defaults in :class:`RetentionPolicy`):
 - **hot-batch runs** (flow ``hot_data_sync``) finished more than ``hot_runs_days`` ago: the run row, its counters,
   audit rows, staged records, gate results and validation folder;
 - **audit rows** of any flow older than ``audit_days``;
-- **validation folders** (``gx_validations/<load_id>``, ``data_docs/<load_id>``) of runs older than
-  ``validations_days``, and of runs the hub no longer has.
+- **validation folders** (``gx_validations/<run>``, ``data_docs/<run>`` in the shared state store,
+  :mod:`catalog_sync.store`) of runs older than ``validations_days``, and of runs the hub no longer has;
+- **staged frames** (``staging/<run>`` in the store) of reconciliations that are no longer running: ``finish``
+  removes its own, so what is left belongs to a run that failed, or to a run the hub no longer has.
 
 What stays, whatever its age (a run is *protected*):
 
@@ -24,15 +26,13 @@ What stays, whatever its age (a run is *protected*):
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, delete, select
 
-from catalog_sync import config
+from catalog_sync import store
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import (
     AuditEvent,
@@ -45,6 +45,9 @@ from catalog_sync.hub.models import (
     SyncState,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from catalog_sync.store import StorePath
 
 HOT_FLOW = "hot_data_sync"
 #: Rows deleted per statement: keeps each IN list and transaction small on SQLite and PostgreSQL alike.
@@ -80,13 +83,17 @@ def protected_runs(session: Any, now: datetime, policy: RetentionPolicy) -> set[
 
 
 def prune(policy: RetentionPolicy | None = None, *, hub_url: str | None = None, now: datetime | None = None,
-          state_dir: Path | None = None, dry_run: bool = False) -> dict[str, Any]:
-    """Apply the retention policy; returns what was (or, with ``dry_run``, would be) removed, per kind."""
+          root: StorePath | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Apply the retention policy; returns what was (or, with ``dry_run``, would be) removed, per kind.
+
+    ``root`` is the shared state store (by default :func:`catalog_sync.store.store_root`).
+    """
     policy = policy or RetentionPolicy()
     now = now or utcnow()
-    state = state_dir or config.state_dir()
+    root = root if root is not None else store.store_root()
     report: dict[str, Any] = {"policy": asdict(policy), "dry_run": dry_run, "hot_runs": 0, "audit_rows": 0,
-                              "run_rows": {}, "validation_folders": 0, "protected_runs_kept": 0}
+                              "run_rows": {}, "validation_folders": 0, "staging_folders": 0,
+                              "protected_runs_kept": 0}
     with session_scope(hub_url) as s:
         keep = protected_runs(s, now, policy)
         hot_cutoff = now - timedelta(days=policy.hot_runs_days)
@@ -108,8 +115,10 @@ def prune(policy: RetentionPolicy | None = None, *, hub_url: str | None = None, 
         report["audit_rows"] = _delete_ids(s, old_audit, dry_run)
 
         known = {load_id: started for load_id, started in s.execute(select(SyncRun.load_id, SyncRun.started_at))}
-    report["validation_folders"] = _prune_folders(state, known, keep, set(doomed),
+        running = set(s.scalars(select(SyncRun.load_id).where(SyncRun.status == "running")))
+    report["validation_folders"] = _prune_folders(root, known, keep, set(doomed),
                                                   now - timedelta(days=policy.validations_days), dry_run)
+    report["staging_folders"] = _prune_staging(root, running, dry_run)
     return report
 
 
@@ -135,22 +144,26 @@ def _delete_ids(session: Any, query: Select[Any], dry_run: bool) -> int:
     return len(ids)
 
 
-def _prune_folders(state: Path, known: dict[str, datetime], keep: set[str], doomed: set[str], cutoff: datetime,
-                   dry_run: bool) -> int:
+def _run_folders(root: StorePath, name: str) -> list[StorePath]:
+    """The run folders under one store prefix, by name."""
+    base = root / name
+    if not base.is_dir():
+        return []
+    return sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name)
+
+
+def _prune_folders(root: StorePath, known: dict[str, datetime], keep: set[str], doomed: set[str],
+                   cutoff: datetime, dry_run: bool) -> int:
     """Validation and Data Docs folders of pruned, unknown or old runs; those of protected runs stay.
 
-    Folder names are the load ids made path-safe (quality.docs.run_folder_name), so they are matched through it.
+    Folder names are the load ids made path-safe (store.run_folder_name), so they are matched through it.
     """
-    from catalog_sync.quality.docs import run_folder_name
-
-    by_folder = {run_folder_name(load_id): load_id for load_id in known}
-    by_folder.update({run_folder_name(load_id): load_id for load_id in doomed})
-    kept_folders = {run_folder_name(load_id) for load_id in keep}
+    by_folder = {store.run_folder_name(load_id): load_id for load_id in known}
+    by_folder.update({store.run_folder_name(load_id): load_id for load_id in doomed})
+    kept_folders = {store.run_folder_name(load_id) for load_id in keep}
     removed = 0
-    for root in (state / "gx_validations", state / "data_docs"):
-        if not root.is_dir():
-            continue
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for name in (store.VALIDATIONS, store.DATA_DOCS):
+        for folder in _run_folders(root, name):
             if folder.name in kept_folders:
                 continue
             load_id = by_folder.get(folder.name)
@@ -158,8 +171,21 @@ def _prune_folders(state: Path, known: dict[str, datetime], keep: set[str], doom
             if started is not None and _aware(started) >= cutoff:
                 continue
             if not dry_run:
-                shutil.rmtree(folder, ignore_errors=True)
+                store.remove_tree(folder)
             removed += 1
+    return removed
+
+
+def _prune_staging(root: StorePath, running: set[str], dry_run: bool) -> int:
+    """Staged frames of reconciliations no longer running (failed, or unknown to the hub); a running one's stay."""
+    live = {store.run_folder_name(load_id) for load_id in running}
+    removed = 0
+    for folder in _run_folders(root, store.STAGING):
+        if folder.name in live:
+            continue
+        if not dry_run:
+            store.remove_tree(folder)
+        removed += 1
     return removed
 
 

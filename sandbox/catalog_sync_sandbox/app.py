@@ -28,6 +28,7 @@ from catalog_sync_sandbox import (
     storefront_graphql,
     supplier,
 )
+from catalog_sync_sandbox.concurrency import CountingMiddleware
 from catalog_sync_sandbox.faults import FaultMiddleware
 from catalog_sync_sandbox.state import SandboxSettings, SandboxState
 
@@ -69,7 +70,9 @@ def create_app(
                    storefront_graphql.router, storefront_graphql.files_router, storefront.shop_router, supplier.router, cdn.router, cdn.edge_router,
                    adobe.router, control.router):
         app.include_router(router)
-    # added last = outermost: faults first (they may answer before any limit is counted), then the PIM limits
-    app.add_middleware(pim.PimLimitsMiddleware, state_getter=lambda: app.state.sandbox)
+    # added last = outermost. The requests in flight are counted (and the PIM's limits applied) outside the
+    # faults: an injected latency or timeout holds its request at the system, as a slow answer does.
     app.add_middleware(FaultMiddleware, registry_getter=lambda: app.state.sandbox.faults)
+    app.add_middleware(pim.PimLimitsMiddleware, state_getter=lambda: app.state.sandbox)
+    app.add_middleware(CountingMiddleware, meters_getter=lambda: app.state.sandbox.concurrency)
     return app

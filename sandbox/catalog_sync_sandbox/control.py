@@ -156,6 +156,25 @@ def put_settings(changes: Annotated[dict[str, Any], Body()], state: State) -> di
     return state.settings.as_dict()
 
 
+@router.get("/concurrency", summary="Requests in flight per system: now, the peak since the last reset, refusals")
+def get_concurrency(state: State) -> dict[str, dict[str, Any]]:
+    return state.concurrency_report()
+
+
+@router.get("/concurrency/{system}", summary="One system's requests in flight, peak and refusals")
+def get_system_concurrency(system: str, state: State) -> dict[str, Any]:
+    report = state.concurrency_report()
+    if system not in report:
+        raise error(404, f"unknown system {system!r}; known: {', '.join(report)}")
+    return report[system]
+
+
+@router.delete("/concurrency", status_code=204, summary="Start counting peaks and refusals afresh")
+def delete_concurrency(state: State) -> None:
+    for meter in state.concurrency.values():
+        meter.reset()
+
+
 @router.get("/credentials", summary="The credentials this sandbox accepts, per system")
 def credentials(state: State) -> dict[str, dict[str, str]]:
     return state.credentials

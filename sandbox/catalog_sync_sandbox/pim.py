@@ -137,7 +137,10 @@ Scope = MutableMapping[str, Any]
 
 
 class PimLimitsMiddleware:
-    """At most ``pim_max_concurrent`` requests in flight per token, and ``pim_rate_per_s`` per second: 429 beyond."""
+    """Akeneo's limits (https://api.akeneo.com/documentation/good-practices.html): at most ``pim_max_concurrent``
+    API calls in flight per PIM connection (every token of one client id counts together) and
+    ``pim_instance_max_concurrent`` on the instance, at most ``pim_rate_per_s`` a second on the instance; 429 with
+    Retry-After beyond. A call whose token the PIM never issued is left to the bearer check (401), uncounted."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], state_getter: Callable[[], SandboxState]) -> None:
         self.app = app
@@ -149,11 +152,12 @@ class PimLimitsMiddleware:
             return
         auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        if not token:
+        state = self.state_getter()
+        connection = state.pim_connection(token) if token else None
+        if connection is None:
             await self.app(scope, receive, send)
             return
-        state = self.state_getter()
-        retry_after = state.pim_enter(token)
+        retry_after = state.pim_enter(connection)
         if retry_after is not None:
             body = json.dumps({"code": 429, "message": "Too many requests."}).encode()
             await send({"type": "http.response.start", "status": 429, "headers": [
@@ -164,7 +168,7 @@ class PimLimitsMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            state.pim_leave(token)
+            state.pim_leave(connection)
 
 
 # -------------------------------------------------------------------------------------------- answer shapes

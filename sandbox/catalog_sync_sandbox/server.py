@@ -103,5 +103,13 @@ class SandboxServer:
     def settings(self, **changes: Any) -> dict[str, Any]:
         return control(self.url, "PUT", "settings", changes)
 
+    def concurrency(self, system: str | None = None) -> dict[str, Any]:
+        """Requests in flight (``in_flight``), the most at once since the last reset (``peak``) and ``refused``,
+        for every system or for ``system`` (``GET /_sandbox/concurrency``)."""
+        return control(self.url, "GET", f"concurrency/{system}" if system else "concurrency")
+
+    def reset_concurrency(self) -> None:
+        control(self.url, "DELETE", "concurrency")
+
 
 __all__ = ["SandboxServer", "control", "free_port", "DEFAULT_CREDENTIALS"]

@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, func, select
 
 from catalog_sync_sandbox import db
+from catalog_sync_sandbox.concurrency import METERED, Meter
 
 #: The credentials every fresh sandbox accepts, per system, in the field names of
 #: ``catalog_sync.connectors.credentials``. They guard nothing real: the sandbox binds to loopback.
@@ -55,7 +56,10 @@ class SandboxSettings:
 
     token_lifetime_s: int = 3600
     refresh_token_lifetime_s: int = 14 * 24 * 3600
+    #: Akeneo's documented limits: API calls at once per PIM connection and per instance, calls a second per
+    #: instance (https://api.akeneo.com/documentation/good-practices.html); 429 beyond.
     pim_max_concurrent: int = 4
+    pim_instance_max_concurrent: int = 10
     pim_rate_per_s: int = 100
     storefront_bucket_size: int = 40
     storefront_leak_per_s: float = 2.0
@@ -117,8 +121,10 @@ class SandboxState:
         self.faults = FaultRegistry()
         self.webhooks = WebhookDispatcher(self)
         self._limits = threading.Lock()
-        self._pim_in_flight: dict[str, int] = {}
-        self._pim_window: dict[str, deque[float]] = {}
+        #: Requests in flight per system (``catalog_sync_sandbox.concurrency``); the PIM's per connection.
+        self.concurrency: dict[str, Meter] = {system: Meter() for system in METERED}
+        self._pim_connections: dict[str, str] = {}
+        self._pim_window: deque[float] = deque()
         self._buckets: dict[str, _Bucket] = {}
         self._graphql_buckets: dict[str, _Bucket] = {}
         self.storefront_bulk: Any = None
@@ -127,36 +133,66 @@ class SandboxState:
 
     # -------------------------------------------------------------------------------------------- limits
     def reset_limits(self) -> None:
+        for meter in self.concurrency.values():
+            meter.reset()
         with self._limits:
-            self._pim_in_flight.clear()
+            self._pim_connections.clear()
             self._pim_window.clear()
             self._buckets.clear()
             self._graphql_buckets.clear()
         self.storefront_variants_created.clear()
         self.storefront_bulk = None  # staged uploads and bulk operations (catalog_sync_sandbox.storefront_graphql)
 
-    def pim_enter(self, token: str) -> float | None:
-        """Admit one PIM request for ``token``; returns a Retry-After in seconds when it must get 429."""
+    def pim_connection(self, token: str) -> str | None:
+        """The PIM connection (client id) an access token was issued to; None for a token the PIM never issued."""
+        with self._limits:
+            known = self._pim_connections.get(token)
+        if known is not None:
+            return known
+        with self.engine.connect() as conn:
+            client_id = conn.execute(select(db.pim_token.c.client_id).where(
+                db.pim_token.c.token == token, db.pim_token.c.kind == "access")).scalar()
+        if client_id is None:
+            return None
+        with self._limits:
+            self._pim_connections[token] = str(client_id)
+        return str(client_id)
+
+    def pim_enter(self, connection: str) -> float | None:
+        """Admit one PIM API call of ``connection``; returns a Retry-After in seconds when it must get 429: a fifth
+        call in flight on the connection, an eleventh on the instance, or past the instance's calls a second."""
+        if not self.concurrency["pim"].enter(connection, limit=self.settings.pim_max_concurrent,
+                                             total_limit=self.settings.pim_instance_max_concurrent):
+            return 1.0
         now = time.monotonic()
         with self._limits:
-            if self._pim_in_flight.get(token, 0) >= self.settings.pim_max_concurrent:
-                return 1.0
-            window = self._pim_window.setdefault(token, deque())
+            window = self._pim_window
             while window and now - window[0] >= 1.0:
                 window.popleft()
             if self.settings.pim_rate_per_s and len(window) >= self.settings.pim_rate_per_s:
-                return max(0.001, 1.0 - (now - window[0]))
-            window.append(now)
-            self._pim_in_flight[token] = self._pim_in_flight.get(token, 0) + 1
-            return None
-
-    def pim_leave(self, token: str) -> None:
-        with self._limits:
-            left = self._pim_in_flight.get(token, 1) - 1
-            if left <= 0:
-                self._pim_in_flight.pop(token, None)
+                wait = max(0.001, 1.0 - (now - window[0]))
             else:
-                self._pim_in_flight[token] = left
+                window.append(now)
+                return None
+        self.concurrency["pim"].leave(connection)
+        return wait
+
+    def pim_leave(self, connection: str) -> None:
+        self.concurrency["pim"].leave(connection)
+
+    def concurrency_report(self) -> dict[str, dict[str, Any]]:
+        """``GET /_sandbox/concurrency``: per system, requests in flight, the peak since the last reset, refusals,
+        and the limit the system enforces (None: it enforces none). The PIM's ``connections`` are per client id."""
+        out: dict[str, dict[str, Any]] = {}
+        for system, meter in self.concurrency.items():
+            snap = meter.snapshot()
+            keys = snap.pop("keys")
+            entry: dict[str, Any] = {**snap, "limit": None}
+            if system == "pim":
+                entry.update(limit=self.settings.pim_max_concurrent,
+                             instance_limit=self.settings.pim_instance_max_concurrent, connections=keys)
+            out[system] = entry
+        return out
 
     def storefront_call(self, token: str) -> tuple[bool, int, float]:
         """Leaky bucket per access token: (admitted, level after the call, seconds until one call fits)."""

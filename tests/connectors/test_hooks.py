@@ -69,8 +69,8 @@ def test_every_system_has_a_hook_and_a_connection_in_airflow_settings() -> None:
     assert conn_ids == {h.default_conn_name for h in HOOKS.values()}
     assert set(HOOKS) == set(System)
     pools = {p["pool_name"]: p["pool_slot"] for p in settings["pools"]}
-    assert pools["pim_api"] == 4  # the PIM's in-flight limit per token
-    assert set(pools) == {"erp_api", "pim_api", "dam_api", "storefront_api", "storefront_hot", "supplier_api"}
+    assert pools["pim_api"] == 4  # Akeneo's calls in flight per connection
+    assert set(pools) == {"erp_api", "pim_api", "dam_api", "storefront_api", "storefront_hot"}
     for conn in settings["connections"]:
         hook = next(h for h in HOOKS.values() if h.default_conn_name == conn["conn_id"])
         built = Connection(conn_id=conn["conn_id"], conn_type=conn["conn_type"], host=conn["conn_host"],

@@ -67,11 +67,13 @@ dead_letter_replay()
 
 @dataclass(frozen=True)
 class AirflowServer:
-    """A running api-server: its URL, environment, and where Catalog Sync keeps state and Data Docs."""
+    """A running api-server: its URL, environment, its local state folder and the shared state store (a folder
+    apart from it, behind CATALOG_SYNC_STORE_URL) that holds the Data Docs it serves."""
 
     url: str
     env: dict[str, str]
     state_dir: Path
+    store_dir: Path
     hub_url: str
     dead_letters: dict[str, int]
     log: Path
@@ -120,8 +122,8 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
     from tests.unit.ui.seed import seed_hub
 
     root = tmp_path_factory.mktemp("e2e")
-    home, state, dags = root / "airflow", root / "catalog-sync", root / "dags"
-    for d in (home, state, dags):
+    home, state, dags, shared = root / "airflow", root / "catalog-sync", root / "dags", root / "shared-store"
+    for d in (home, state, dags, shared):
         d.mkdir()
     (dags / "dead_letter_replay.py").write_text(REPLAY_DAG)
     for name in MANUAL_DAG_FILES:  # the real DAGs whose trigger forms the browser fills in
@@ -141,10 +143,10 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
             )
         )
     _engine.cache_clear()  # the api-server opens the file itself; drop our pooled connections
-    docs = state / "data_docs" / "nightly-1"
+    docs = shared / "data_docs" / "nightly-1"  # as the docs task uploads them (quality.docs.build_data_docs)
     docs.mkdir(parents=True)
     (docs / "index.html").write_text("<html><body><h1>GX Data Docs of nightly-1</h1></body></html>")
-    (state / "secret.txt").write_text("top secret")
+    (shared / "secret.txt").write_text("top secret")
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -165,6 +167,7 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "CATALOG_SYNC_HOME": str(state),
+            "CATALOG_SYNC_STORE_URL": shared.as_uri(),
             "CATALOG_SYNC_HUB_URL": hub_url,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             # serves the stand-in catalog_sync.airflow.systems (see stand_ins/sitecustomize.py)
@@ -195,7 +198,7 @@ def airflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow
     try:
         _wait_healthy(url, proc, log, timeout=120)
         print(f"\nAirflow api-server for the browser tests: {url} (log: {log})")
-        yield AirflowServer(url, env, state, hub_url, seeded["dead_letters"], log)
+        yield AirflowServer(url, env, state, shared, hub_url, seeded["dead_letters"], log)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -30,12 +30,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from catalog_sync.airflow.budgets import POOLS as BUDGET_POOLS
 from tests.conftest import airflow_connection_env
 
 REPO = Path(__file__).resolve().parents[2]
 HOOKS = Path(__file__).with_name("live_hooks")
-#: Pools the Catalog Sync DAGs name (airflow_settings.yaml holds the production sizes).
-POOLS = {"erp_api": 2, "pim_api": 2, "dam_api": 2, "supplier_api": 1, "storefront_api": 2}
+#: Pools the Catalog Sync DAGs name, at their production sizes (catalog_sync.airflow.budgets, as in
+#: airflow_settings.yaml): a smaller pool than a task's pool_slots would never run it.
+POOLS = {name: p.size for name, p in BUDGET_POOLS.items()}
 FINISHED = {"success", "failed"}
 
 

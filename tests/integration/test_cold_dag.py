@@ -13,11 +13,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from catalog_sync import store
 from catalog_sync.connectors.mapping import akeneo_product_to_canonical
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import DeadLetter, SyncRun
+from catalog_sync.quality.docs import docs_dir, saved_validations
+from tests.conftest import SplitState
 
 
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> SyncRun:
@@ -93,7 +96,7 @@ def pim_value(systems: Systems, sku: str, field: str) -> Any:
 
 
 def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox: Any, airflow_db: str,
-                                                    airflow_connections: Any) -> None:
+                                                    airflow_connections: Any, store_elsewhere: SplitState) -> None:
     fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     airflow_connections(fresh_sandbox.url)
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
@@ -101,6 +104,12 @@ def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox:
         # 1. cold_data_nightly publishes the catalog.
         nightly = run_dag("cold_data_nightly")
         assert nightly.records_read > 7000
+        # Invariant (ARCHITECTURE.md, Deployment): the gates' validation results and the Data Docs went to the
+        # shared store, apart from CATALOG_SYNC_HOME; nothing a task hands on was written to the local folder.
+        assert store.local_leftovers(store_elsewhere.home) == []
+        assert [p.name for p in saved_validations(nightly.load_id)]
+        assert (docs_dir(nightly.load_id) / "index.html").is_file()
+        assert docs_dir(nightly.load_id).path.startswith(str(store_elsewhere.store))
         products = [p for page in systems.storefront.iter_products() for p in page.records]
         assert len(products) >= 170
         hoodie = next(p for p in products if any(v["sku"] == "MH01-XS-Black" for v in p["variants"]))

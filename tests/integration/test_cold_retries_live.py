@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from catalog_sync import store
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import migrate, session_scope
@@ -108,6 +109,7 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
     with AlertSink() as alerts, live_airflow(
         tmp_path / "live", [f"{DAG}.py"], fresh_sandbox.url,
         {"CATALOG_SYNC_HUB_URL": hub, "CATALOG_SYNC_HOME": str(tmp_path / "home"),
+         "CATALOG_SYNC_STORE_URL": (tmp_path / "shared-store").as_uri(),  # apart from the local state folder
          "AIRFLOW_CONN_CATALOG_SYNC_ALERT_WEBHOOK": json.dumps({  # the alerts' webhook connection, at the sink
              "conn_type": "http", "host": "127.0.0.1", "port": int(alerts.url.rsplit(":", 1)[1].split("/")[0]),
              "schema": "http", "extra": {"endpoint": "/alerts"}}),
@@ -119,6 +121,10 @@ def test_retries_clears_quiet_and_gated_nights_under_the_scheduler(tmp_path: Pat
             # a. The scheduled night (catchup is off: Airflow schedules the latest interval once the DAG is parsed).
             (first, _, _), *_ = airflow.wait(lambda: airflow.runs(DAG), 120, "the scheduled run")
             assert airflow.wait_finished(DAG, first) == "success", airflow.task_instances(DAG, first)
+            # the gates and the docs task, each in its own task process, handed over through the store only
+            assert store.local_leftovers(tmp_path / "home") == []
+            assert (tmp_path / "shared-store" / "data_docs" / store.run_folder_name(run_of(hub, first).load_id)
+                    / "index.html").is_file()
             killed = sorted(p.name for p in markers.iterdir())
             assert killed == ["link_assets", "load_pim", "publish_products"], f"the hook killed {killed}"
             tis = airflow.task_instances(DAG, first)

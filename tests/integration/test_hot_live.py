@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from catalog_sync.airflow.budgets import POOLS
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub.db import migrate, session_scope
@@ -81,7 +82,7 @@ def airflow(tmp_path: Path, fresh_sandbox: Any) -> Iterator[dict[str, Any]]:
     airflow_cli = [sys.executable, "-m", "airflow"]
     setup_log = logs / "setup.log"
     _run([*airflow_cli, "db", "migrate"], env, setup_log)
-    _run([*airflow_cli, "pools", "set", "storefront_hot", "1", "Shopify Admin API, hot path"], env, setup_log)
+    _run([*airflow_cli, "pools", "set", "storefront_hot", str(POOLS["storefront_hot"].size), "Shopify Admin API, hot path"], env, setup_log)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in (("api-server", ["api-server", "--port", str(port)]), ("dag-processor", ["dag-processor"]),

@@ -24,6 +24,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from catalog_sync import store
 from catalog_sync.airflow.notifiers import dispatch
 from catalog_sync.alerting import load_rules
 from catalog_sync.engine.run import RunContext
@@ -151,6 +152,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     server = SandboxServer(f"sqlite:///{folder / 'sandbox.sqlite'}").start()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CATALOG_SYNC_HUB_URL", hub_url)
+        # the shared state store apart from the local state folder: every hand-over must go through the store
+        mp.setenv("CATALOG_SYNC_HOME", str(folder / "local-state"))
+        mp.setenv("CATALOG_SYNC_STORE_URL", (folder / "shared-store").as_uri())
         inbox_port = inbox.server_address[1]
         mp.setenv("AIRFLOW_CONN_CATALOG_SYNC_ALERT_WEBHOOK", json.dumps({
             "conn_type": "http", "host": "127.0.0.1", "port": inbox_port, "schema": "http",
@@ -313,7 +317,10 @@ def test_every_record_is_accounted_for_and_the_taxonomy_is_kept(story: Story) ->
     assert taxonomy["categories"]["gear_bags"] > 0 and "men_tops_hoodies_sweatshirts" in taxonomy["categories"]
     assert taxonomy["units"]["uom"] and taxonomy["countries"]
     assert run.details["reference"] == {"unknown": {}}
+    # the reads staged their frames in the shared store (finish removed them), none in the local state folder
+    assert str(reconcile.staging_dir(run.load_id)).startswith(store.store_root().as_uri() + "/staging/")
     assert not reconcile.staging_dir(run.load_id).exists()
+    assert store.local_leftovers() == []
 
 
 def test_a_second_run_finds_the_same_and_writes_nothing_new(story: Story) -> None:
@@ -359,6 +366,7 @@ def test_the_dag_runs_under_airflow(story: Story, airflow_db: str, airflow_conne
     assert not any(m["facts"].get("load_id") == run.load_id for m in story.inbox)
     assert len(_findings(run.load_id)) == story.second["findings"]
     assert run.details["showable_repairs"]["reason"] == "no showable drift"
+    assert store.local_leftovers() == [] and not reconcile.staging_dir(run.load_id).exists()
     assert os.environ.get("CATALOG_SYNC_HUB_URL")  # the tasks wrote to this module's hub, not a default one
 
 

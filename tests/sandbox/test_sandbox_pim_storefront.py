@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import requests
@@ -121,17 +122,19 @@ def test_pim_rate_limit_and_concurrency_cap_answer_429(fresh_sandbox: Any) -> No
     token = pim_token(sb)["access_token"]
     h = {"Authorization": f"Bearer {token}"}
     state = sb.state
-    for _ in range(4):  # four requests in flight on this token (held in-process)
-        assert state.pim_enter(token) is None
+    connection = state.pim_connection(token)
+    assert connection == sb.credentials["pim"]["client_id"]
+    for _ in range(4):  # four calls in flight on this token's connection (held in-process)
+        assert state.pim_enter(connection) is None
     try:
-        fifth = requests.get(f"{sb.url}{API}/products/MH01-XS-Black", headers=h, timeout=10)
-        assert fifth.status_code == 429 and int(fifth.headers["Retry-After"]) >= 1
+        fifth = requests.get(f"{sb.url}{API}/products/MH01-XS-Black", headers=pim(sb), timeout=10)
+        assert fifth.status_code == 429 and int(fifth.headers["Retry-After"]) >= 1  # another token, same connection
     finally:
         for _ in range(4):
-            state.pim_leave(token)
+            state.pim_leave(connection)
     assert requests.get(f"{sb.url}{API}/products/MH01-XS-Black", headers=h, timeout=10).status_code == 200
+    time.sleep(1.05)  # the calls above leave the instance's one-second window
     sb.settings(pim_rate_per_s=3)
-    h = pim(sb)  # a new token: the held slots above count in the old token's one-second window
     codes = [requests.get(f"{sb.url}{API}/products/MH01-XS-Black", headers=h, timeout=10).status_code
              for _ in range(5)]
     assert 429 in codes and codes[0] == 200

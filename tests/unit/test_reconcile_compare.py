@@ -141,8 +141,22 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
-def test_staged_frames_round_trip_exactly(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CATALOG_SYNC_HOME", str(tmp_path))
+@pytest.fixture(params=["file", "memory"])
+def staging_store(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The shared state store the frames are staged in: a folder apart from CATALOG_SYNC_HOME, or ``memory://``."""
+    import uuid
+
+    from catalog_sync import store
+
+    monkeypatch.setenv("CATALOG_SYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CATALOG_SYNC_STORE_URL", (tmp_path / "store").as_uri() if request.param == "file"
+                       else f"memory://staging-{uuid.uuid4().hex}")
+    yield store.store_root()
+    assert store.local_leftovers() == []  # nothing staged in the local state folder
+    store.remove_tree(store.store_root())
+
+
+def test_staged_frames_round_trip_exactly(staging_store: Any) -> None:
     namibia = {**ERP_ITEM, "sku": "NA", "upc": "007", "country_of_origin": "NA"}  # "NA" must not become missing
     f = frames([ERP_ITEM, namibia], [pim_product()], [shop_product()], [{"id": "A1", "sku": None}])
     for system, frame in f.items():
@@ -229,8 +243,7 @@ def test_a_missing_image_and_a_wrong_status_are_reported_per_sku() -> None:
     assert report["skus"] == 1 and report["by_problem"] == {"missing": 1, "status": 1}
 
 
-def test_the_showable_columns_survive_the_staging_round_trip(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CATALOG_SYNC_HOME", str(tmp_path))
+def test_the_showable_columns_survive_the_staging_round_trip(staging_store: Any) -> None:
     f = gallery_frames(["A2", "A1"], "A3")
     for system in ("pim", "storefront", "dam"):
         reconcile.save_frame("load:showable", system, f[system])

@@ -1,5 +1,5 @@
-"""Retention prunes old hot-batch runs, old audit rows and old validation folders, and keeps every run rollback,
-the dead-letter queue, a cursor or the reports still need."""
+"""Retention prunes old hot-batch runs, old audit rows, old validation folders and left-over staged frames in the
+shared state store, and keeps every run rollback, the dead-letter queue, a cursor or the reports still need."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import (
@@ -27,6 +31,12 @@ from catalog_sync.hub.models import (
 from catalog_sync.retention import RetentionPolicy, prune
 
 NOW = utcnow()
+
+
+def _store(folder: Path) -> ObjectStoragePath:
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(folder.as_uri())
 
 
 def _run(s, load_id: str, flow: str, age_days: float, *, delta_entity: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -46,6 +56,7 @@ def _run(s, load_id: str, flow: str, age_days: float, *, delta_entity: str | Non
 
 @pytest.fixture
 def seeded(hub_url: str, tmp_path: Path) -> Path:
+    """The hub's runs, and their folders in a ``file://`` store (returned: the folder behind it)."""
     with session_scope(hub_url) as s:
         _run(s, "hot-old", "hot_data_sync", 20, delta_entity="inventory")  # stock is never rolled back: goes
         _run(s, "hot-price", "hot_data_sync", 20, delta_entity="price")  # can still be rolled back: stays
@@ -57,7 +68,7 @@ def seeded(hub_url: str, tmp_path: Path) -> Path:
         _run(s, "hot-new", "hot_data_sync", 2)
         _run(s, "cold-old", "cold_data_nightly", 100)
         _run(s, "cold-new", "cold_data_nightly", 3)
-    state = tmp_path / "state"
+    state = tmp_path / "shared-store"
     for load_id in ("hot-old", "hot-price", "cold-old", "cold-new", "ghost-run"):
         (state / "gx_validations" / load_id).mkdir(parents=True)
         (state / "gx_validations" / load_id / "products.l1.json").write_text("{}")
@@ -72,10 +83,10 @@ def _runs(hub_url: str) -> set[str]:
 
 def test_prune_removes_only_what_nothing_needs(hub_url: str, seeded: Path) -> None:
     before = _runs(hub_url)
-    dry = prune(hub_url=hub_url, now=NOW, state_dir=seeded, dry_run=True)
+    dry = prune(hub_url=hub_url, now=NOW, root=_store(seeded), dry_run=True)
     assert _runs(hub_url) == before and (seeded / "gx_validations" / "hot-old").is_dir()
 
-    report = prune(hub_url=hub_url, now=NOW, state_dir=seeded)
+    report = prune(hub_url=hub_url, now=NOW, root=_store(seeded))
     assert {k: report[k] for k in ("hot_runs", "audit_rows", "validation_folders", "protected_runs_kept")} == \
         {k: dry[k] for k in ("hot_runs", "audit_rows", "validation_folders", "protected_runs_kept")} == \
         {"hot_runs": 1, "audit_rows": 1, "validation_folders": 4, "protected_runs_kept": 3}
@@ -94,12 +105,12 @@ def test_prune_removes_only_what_nothing_needs(hub_url: str, seeded: Path) -> No
     assert folders == {"hot-price", "cold-new"}  # hot-old pruned, cold-old too old, ghost-run unknown
     assert not (seeded / "data_docs" / "cold-old").exists()
 
-    again = prune(hub_url=hub_url, now=NOW, state_dir=seeded)
+    again = prune(hub_url=hub_url, now=NOW, root=_store(seeded))
     assert (again["hot_runs"], again["audit_rows"], again["validation_folders"]) == (0, 0, 0)
 
 
 def test_a_price_delta_past_the_rollback_window_no_longer_protects_its_run(hub_url: str, seeded: Path) -> None:
-    report = prune(RetentionPolicy(rollback_days=10), hub_url=hub_url, now=NOW, state_dir=seeded)
+    report = prune(RetentionPolicy(rollback_days=10), hub_url=hub_url, now=NOW, root=_store(seeded))
     assert report["hot_runs"] == 2 and "hot-price" not in _runs(hub_url)
 
 
@@ -111,10 +122,34 @@ def test_policy_refuses_windows_under_a_day() -> None:
 def test_the_command_prunes_and_reports_json(hub_url: str, seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    env = {**os.environ, "CATALOG_SYNC_HUB_URL": hub_url, "CATALOG_SYNC_HOME": str(seeded)}
+    env = {**os.environ, "CATALOG_SYNC_HUB_URL": hub_url, "CATALOG_SYNC_HOME": str(seeded.parent / "home"),
+           "CATALOG_SYNC_STORE_URL": seeded.as_uri()}
     done = subprocess.run([sys.executable, "-m", "catalog_sync.cli", "retention", "--dry-run"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout[done.stdout.index("{"):])
-    assert report["dry_run"] is True and report["hot_runs"] == 1
+    assert report["dry_run"] is True and report["hot_runs"] == 1 and report["validation_folders"] == 4
     assert "hot-old" in _runs(hub_url)
+
+
+def test_staged_frames_of_finished_or_unknown_runs_go_and_a_running_ones_stay(hub_url: str) -> None:
+    """On fsspec's in-memory store (no local folder at all): a reconciliation's staging prefix outlives its run
+    only when the run failed before ``finish``; retention removes it, never while the run is still running."""
+    import uuid
+
+    from catalog_sync import store
+
+    with session_scope(hub_url) as s:
+        for load_id, status in (("recon-failed", "failed"), ("recon-running", "running"), ("recon-done", "success")):
+            s.add(SyncRun(load_id=load_id, flow="weekly_reconciliation", status=status, started_at=NOW))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CATALOG_SYNC_STORE_URL", f"memory://retention-{uuid.uuid4().hex}")
+        root = store.store_root()
+    for load_id in ("recon-failed", "recon-running", "recon-done", "ghost:run"):
+        store.write_bytes(store.prefix(store.STAGING, load_id, root) / "erp.csv.gz", b"frame")
+    dry = prune(hub_url=hub_url, now=NOW, root=root, dry_run=True)
+    assert dry["staging_folders"] == 3 and len(list((root / store.STAGING).iterdir())) == 4
+    report = prune(hub_url=hub_url, now=NOW, root=root)
+    assert report["staging_folders"] == 3
+    assert [p.name for p in (root / store.STAGING).iterdir()] == ["recon-running"]
+    store.remove_tree(root)

@@ -48,6 +48,7 @@ rotated secret takes effect on the next task without a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -173,10 +174,16 @@ def _text_map_of(conn: Any, key: str) -> dict[str, str] | None:
     return {str(k): str(v).strip() for k, v in raw.items()}
 
 
-def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
-    """A ready client for ``system`` from an Airflow ``Connection`` (no Airflow call: easy to test)."""
+def client_from_connection(system: System, conn: Any, on_attempt: AttemptCallback | None = None,
+                           max_concurrency: int | None = None) -> Any:
+    """A ready client for ``system`` from an Airflow ``Connection`` (no Airflow call: easy to test).
+
+    ``max_concurrency``: the requests in flight the caller's budget allows (a task's, ``airflow.budgets``); the
+    client keeps the lower of it and the connection's own ``extra.max_concurrency``."""
     defaults = {"max_concurrency": 4}
     options = options_of(conn.extra_dejson, on_attempt, **defaults)
+    if max_concurrency is not None:
+        options = dataclasses.replace(options, max_concurrency=max(1, min(options.max_concurrency, max_concurrency)))
     kwargs: dict[str, Any] = {}
     if system is System.STOREFRONT:
         storefront_api_version_of(conn)
@@ -224,8 +231,9 @@ class CatalogSyncHook(BaseHook):
         self.conn_id = conn_id or self.default_conn_name
         self.on_attempt = on_attempt
 
-    def get_conn(self) -> Any:
-        return client_from_connection(self.system, self.get_connection(self.conn_id), self.on_attempt)
+    def get_conn(self, max_concurrency: int | None = None) -> Any:
+        return client_from_connection(self.system, self.get_connection(self.conn_id), self.on_attempt,
+                                      max_concurrency)
 
 
 class ErpHook(CatalogSyncHook):

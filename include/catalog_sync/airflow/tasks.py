@@ -9,24 +9,79 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from catalog_sync.airflow import budgets
+from catalog_sync.connectors import ConfigurationError
 from catalog_sync.flows.systems import Systems
 
 
 def systems() -> Systems:
     """The five systems, each built from its Airflow connection (``catalog_sync_<system>``), and the CDN when its
-    connection exists (a deployment without one gets ``cdn=None``, and its purges are recorded as skipped)."""
+    connection exists (a deployment without one gets ``cdn=None``, and its purges are recorded as skipped).
+
+    In a running task the clients follow the task's request budget (``catalog_sync.airflow.budgets``): the client
+    of its pool's system keeps at most ``pool_slots`` requests in flight, each other system its pool may call the
+    pool's figure for it, and a system the pool has no budget for is :class:`OutsideBudget` (a
+    ``ConfigurationError`` as soon as it is used). Outside a task (a script, a test) every client keeps its
+    connection's own ``max_concurrency``.
+    """
     from airflow.exceptions import AirflowNotFoundException
 
     from catalog_sync.airflow.hooks import HOOKS, OPTIONAL
     from catalog_sync.domain import System
 
-    clients = {s: HOOKS[s]().get_conn() for s in System if s not in OPTIONAL}
+    running = running_task()
+    budget = None if running is None else budgets.concurrency(running[1], running[2])
+
+    def build(system: System) -> Any:
+        if budget is None:
+            return HOOKS[system]().get_conn()
+        if system.value not in budget:
+            assert running is not None
+            return OutsideBudget(system.value, *running)
+        return HOOKS[system]().get_conn(max_concurrency=budget[system.value])
+
+    clients = {s: build(s) for s in System if s not in OPTIONAL}
     try:
-        cdn = HOOKS[System.CDN]().get_conn()
+        cdn = build(System.CDN)
     except AirflowNotFoundException:
         cdn = None
     return Systems(clients[System.ERP], clients[System.PIM], clients[System.DAM], clients[System.STOREFRONT],
                    clients[System.SUPPLIER], cdn=cdn)
+
+
+def running_task() -> tuple[str, str | None, int] | None:
+    """(``dag_id.task_id``, pool, pool_slots) of the Airflow task this process runs; None outside a task."""
+    from airflow.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except (RuntimeError, KeyError):
+        return None
+    task = ti.task
+    return f"{ti.dag_id}.{ti.task_id}", getattr(task, "pool", None), int(getattr(task, "pool_slots", 1) or 1)
+
+
+class OutsideBudget:
+    """Stands for a system the running task's pool has no request budget for: using it is a configuration
+    error (fail fast, no retry) naming the task, its pool and the system, rather than requests that no pool
+    counts. ``close`` is allowed, so a ``Systems`` holding one closes as usual."""
+
+    def __init__(self, system: str, task: str, pool: str | None, pool_slots: int) -> None:
+        self.system, self.task, self.pool, self.pool_slots = system, task, pool, pool_slots
+
+    def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ConfigurationError(
+            f"task {self.task} called the {self.system} from pool {self.pool!r}, which has no request budget for "
+            f"it: run the task in {self.system}'s pool or add the {self.system} to its pool's 'also' "
+            "(catalog_sync.airflow.budgets.POOLS)", system=self.system)
+
+    def __repr__(self) -> str:
+        return f"OutsideBudget({self.system!r}, task={self.task!r}, pool={self.pool!r})"
 
 
 def run_window(context: Any) -> dict[str, Any]:

@@ -1174,10 +1174,11 @@ def _write_kpis(ctx: RunContext) -> None:
 
 def build_docs(load_id: str) -> str | None:
     """Data Docs of what the run's gates validated; a run whose gates validated nothing (a quiet night, or a run
-    stopped before its first gate) has none, which is logged, not an error. Returns the index.html path."""
-    from catalog_sync.quality.docs import build_data_docs, validations_dir
+    stopped before its first gate) has none, which is logged, not an error. Returns the index.html URL in the
+    shared state store."""
+    from catalog_sync.quality.docs import build_data_docs, saved_validations
 
-    if not any(validations_dir(load_id).glob("*.json")):
+    if not saved_validations(load_id):
         log.info("%s: no gate validated any record in this run, so there are no Data Docs to build", load_id)
         return None
     return str(build_data_docs(load_id))

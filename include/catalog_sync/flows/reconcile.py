@@ -34,11 +34,13 @@ not a decision. The DAG param ``apply_deletions`` (default true for scheduled ru
 the risk) turns the writes off and leaves only the findings.
 
 Staging (decision): the four reads run as separate tasks (one per system pool) and hand their frames to the
-compare task as gzip-compressed CSV files under ``catalog_sync.config.state_dir()/staging/<load_id>/``. The hub's
+compare task as gzip-compressed CSV files under ``staging/<run>/`` in the shared state store
+(:mod:`catalog_sync.store`: a local folder on one machine, an object store such as S3 on several). The hub's
 ``staged_record`` table costs one row per record and is far too slow at a million SKUs; Parquet and Feather
 need pyarrow, which the project does not ship; pickle is unsafe to read back. CSV with an explicit dtype per
 column (``keep_default_na=False``, so Namibia's ``NA`` stays a country) round-trips exactly the lean canonical
-columns compared here. The folder must be on storage every worker sees (a shared volume); ``finish`` removes it.
+columns compared here. The store is what every worker sees; ``finish`` removes the run's prefix (retention removes
+the prefix of a run that failed before it).
 Small results (the deletion plan, the summary) go through ``staged_record`` as usual.
 
 Hops (``read == delivered + unchanged + dead_lettered`` on each): ``erp:items``, ``pim:products``,
@@ -54,12 +56,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -84,6 +83,7 @@ from catalog_sync.progress import Progress
 if TYPE_CHECKING:
     from catalog_sync.alerting import Alert, AlertRules
     from catalog_sync.governance import Ownership
+    from catalog_sync.store import StorePath
     from catalog_sync.transforms import ReferenceData
 
 log = logging.getLogger(__name__)
@@ -708,29 +708,34 @@ def synthetic_frames(n: int, *, drift_every: int = 1000, seed: int = 7) -> dict[
 # --- staging (CSV.gz by reference) ---------------------------------------------------------------------------
 
 
-def staging_dir(load_id: str) -> Path:
-    """Where this run's frames live between tasks (must be shared storage when workers are separate hosts)."""
-    from catalog_sync import config
+def staging_dir(load_id: str) -> StorePath:
+    """Where this run's frames live between tasks: ``staging/<run>`` in the shared state store, which every worker
+    reaches (the read tasks and ``compare`` may run on different machines)."""
+    from catalog_sync import store
 
-    return config.state_dir() / "staging" / re.sub(r"[^A-Za-z0-9_.+-]", "_", load_id)
+    return store.prefix(store.STAGING, load_id)
 
 
-def save_frame(load_id: str, system: str, frame: pd.DataFrame) -> Path:
+def save_frame(load_id: str, system: str, frame: pd.DataFrame) -> StorePath:
+    from catalog_sync import store
+
     path = staging_dir(load_id) / f"{system}.csv.gz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    # Level 1: the file lives for minutes; speed matters more than size.
-    frame.to_csv(tmp, index=False, compression={"method": "gzip", "compresslevel": 1})
-    tmp.replace(path)  # a retried task never leaves half a file for the compare step to read
+    # Atomic: a retried task never leaves half a file for the compare step to read.
+    with store.atomic_write(path) as handle:
+        # Level 1: the file lives for minutes; speed matters more than size.
+        frame.to_csv(handle, index=False, compression={"method": "gzip", "compresslevel": 1})
     return path
 
 
 def load_frame(load_id: str, system: str) -> pd.DataFrame:
+    from catalog_sync import store
+
     path = staging_dir(load_id) / f"{system}.csv.gz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the read_{system} task of run {load_id} did not finish")
     dtypes = {c: {"key": object, "cat": "category", "num": "float64"}[k] for c, k in LAYOUTS[system].items()}
-    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""], compression="gzip")
+    with store.open_binary(path, "rb") as handle:
+        frame = pd.read_csv(handle, dtype=dtypes, keep_default_na=False, na_values=[""], compression="gzip")
     return frame if len(frame) else empty_frame(system)
 
 
@@ -1089,7 +1094,9 @@ def finish(load_id: str) -> dict[str, Any]:
     details = {**summary, "deletions": _staged_one(ctx, "deletions"), "alert": _staged_one(ctx, "alert"),
                "showable_repairs": _staged_one(ctx, "showable_repairs")}
     counts = ctx.finish(details=details)
-    shutil.rmtree(staging_dir(load_id), ignore_errors=True)
+    from catalog_sync import store
+
+    store.remove_tree(staging_dir(load_id))
     return {"counts": counts, "findings": summary.get("findings", 0), "by_kind": summary.get("by_kind", {}),
             "showable": summary.get("showable", {}), "showable_repairs": details["showable_repairs"]}
 

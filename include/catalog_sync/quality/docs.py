@@ -1,74 +1,83 @@
 """Great Expectations Data Docs for a run, built away from the hot path.
 
-The gate task calls :func:`save_validation` (one JSON file per gate, cheap); a later, separate task calls
-:func:`build_data_docs` to render every saved result of the run into
-``<state_dir>/data_docs/<load_id>/index.html``. Rendering needs no file-backed GX project: a throw-away
-ephemeral context whose only Data Docs site writes into that folder is enough, so no ``great_expectations.yml``
-accumulates one site per run.
+The gate task calls :func:`save_validation` (one JSON object per gate, cheap); a later, separate task calls
+:func:`build_data_docs` to render every saved result of the run into ``data_docs/<run>/index.html``. Both live in
+the shared state store (:mod:`catalog_sync.store`), never in the local state folder: the gate tasks, the docs task
+and the UI that serves the docs may each run on a different machine.
+
+Rendering needs no file-backed GX project: a throw-away ephemeral context whose only Data Docs site writes into a
+temporary local folder is enough (so no ``great_expectations.yml`` accumulates one site per run); the folder is
+then uploaded to the store, ``index.html`` last, so the UI never shows half a site.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from catalog_sync import config
+from catalog_sync import store
+from catalog_sync.store import run_folder_name
 
 if TYPE_CHECKING:
     from catalog_sync.quality.gate import GateResult
+    from catalog_sync.store import StorePath
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _safe(name: str) -> str:
-    return _SAFE.sub("_", name)
+__all__ = ["run_folder_name", "validations_dir", "docs_dir", "saved_validations", "save_validation",
+           "build_data_docs"]
 
 
-def run_folder_name(load_id: str) -> str:
-    """The folder name of a run's validation results and Data Docs: the load id made path-safe.
-
-    The one mapping from load id to folder: the writers here, the UI that serves the Data Docs
-    (``ui.queries.data_docs_root``) and retention all go through it, so a load id holding ``:`` or ``+`` (an
-    Airflow run id) is found where it was written.
-    """
-    return _safe(load_id)
+def validations_dir(load_id: str, root: StorePath | None = None) -> StorePath:
+    """Where the raw validation results of a run are kept in the store (``gx_validations/<run>``)."""
+    return store.prefix(store.VALIDATIONS, load_id, root)
 
 
-def validations_dir(load_id: str, state_dir: Path | None = None) -> Path:
-    """Where the raw validation results of a run are kept."""
-    return (state_dir or config.state_dir()) / "gx_validations" / run_folder_name(load_id)
+def docs_dir(load_id: str, root: StorePath | None = None) -> StorePath:
+    """Where the Data Docs of a run are kept in the store (``data_docs/<run>``)."""
+    return store.prefix(store.DATA_DOCS, load_id, root)
 
 
-def docs_dir(load_id: str, state_dir: Path | None = None) -> Path:
-    """Where the Data Docs of a run are written."""
-    return (state_dir or config.state_dir()) / "data_docs" / run_folder_name(load_id)
+def saved_validations(load_id: str, root: StorePath | None = None) -> list[StorePath]:
+    """The validation results saved for a run, by gate name (none when no gate validated a record)."""
+    folder = validations_dir(load_id, root)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")),
+                  key=lambda p: p.name)
 
 
-def save_validation(load_id: str, result: GateResult) -> Path | None:
+def save_validation(load_id: str, result: GateResult) -> StorePath | None:
     """Store the raw GX validation result of ``result`` for the run's Data Docs; None for an empty frame."""
     if result.validation is None:
         return None
-    target = validations_dir(load_id) / f"{_safe(result.gate)}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = validations_dir(load_id) / f"{run_folder_name(result.gate)}.json"
     payload = {"gate": result.gate, "validation": result.validation.to_json_dict()}
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, default=str), encoding="utf-8")
-    tmp.replace(target)  # atomic: a concurrent docs build never reads half a file
+    # atomic: a docs build running beside a retried gate never reads half an object
+    store.write_bytes(target, json.dumps(payload, default=str).encode("utf-8"))
     return target
 
 
-def build_data_docs(load_id: str, run_time: str | None = None) -> Path:
-    """Render the saved validation results of ``load_id`` as Data Docs and return the index.html path.
+def build_data_docs(load_id: str, run_time: str | None = None) -> StorePath:
+    """Render the saved validation results of ``load_id`` as Data Docs in the store; returns the index.html path.
 
     Raises:
         FileNotFoundError: No validation result was saved for the run.
     """
-    files = sorted(validations_dir(load_id).glob("*.json"))
+    files = saved_validations(load_id)
     if not files:
         raise FileNotFoundError(f"no saved validation results for run {load_id!r} under {validations_dir(load_id)}")
+    with tempfile.TemporaryDirectory(prefix="catalog-sync-data-docs-") as tmp:
+        local = Path(tmp)
+        _render(load_id, run_time, files, local)
+        target = docs_dir(load_id)
+        store.remove_tree(target)  # a rebuild replaces the site; no page of an older build stays behind
+        store.upload_tree(local, target, last="index.html")
+    return target / "index.html"
 
+
+def _render(load_id: str, run_time: str | None, files: list[StorePath], out: Path) -> None:
+    """Render the validation results in ``files`` as a Data Docs site in the local folder ``out``."""
     from catalog_sync.quality.spec import quiet_gx
 
     quiet_gx()
@@ -85,8 +94,6 @@ def build_data_docs(load_id: str, run_time: str | None = None) -> Path:
         ValidationResultIdentifier,
     )
 
-    out = docs_dir(load_id)
-    out.mkdir(parents=True, exist_ok=True)
     site: dict[str, Any] = {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
@@ -106,17 +113,15 @@ def build_data_docs(load_id: str, run_time: str | None = None) -> Path:
     schema = ExpectationSuiteValidationResultSchema()
     identifiers = []
     for file in files:
-        stored = json.loads(file.read_text(encoding="utf-8"))
+        stored = json.loads(store.read_bytes(file).decode("utf-8"))
         validation = schema.load(stored["validation"])
         identifier = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=validation.suite_name),
             run_id=run_id,
-            batch_identifier=_safe(stored["gate"]),
+            batch_identifier=run_folder_name(stored["gate"]),
         )
         context.validation_results_store.set(identifier, validation)
         identifiers.append(identifier)
     context.build_data_docs(site_names=["run"], resource_identifiers=identifiers)
-    index = out / "index.html"
-    if not index.exists():
-        raise RuntimeError(f"GX did not write {index}")
-    return index
+    if not (out / "index.html").is_file():
+        raise RuntimeError(f"GX did not write the Data Docs index of run {load_id!r}")

@@ -30,21 +30,24 @@ import json
 import mimetypes
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 import httpx
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from catalog_sync import config
+from catalog_sync import config, store
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.ui import auth, charts, queries
 from catalog_sync.ui.replay import api_base_url, trigger_dag, trigger_replay
+
+if TYPE_CHECKING:
+    from catalog_sync.store import StorePath
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: Most dead letters one replay or discard may name (a replay DAG run's conf stays small).
@@ -143,18 +146,19 @@ Offset = Annotated[int, Query(ge=0)]
 def create_app(
     *,
     hub_url: str | None = None,
-    state_dir: Callable[[], Path] | None = None,
+    store_root: Callable[[], StorePath] | None = None,
     replay_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """Build the Catalog Sync UI app.
 
     Args:
         hub_url: hub database; by default ``catalog_sync.config.hub_url()`` at each request.
-        state_dir: where ``data_docs/<load_id>/`` live; by default ``catalog_sync.config.state_dir``.
+        store_root: the shared state store holding ``data_docs/<run>/``; by default
+            ``catalog_sync.store.store_root`` (read at each request, so the UI follows CATALOG_SYNC_STORE_URL).
         replay_transport: httpx transport for the call to Airflow's REST API (tests only).
     """
     env = _environment()
-    get_state_dir = state_dir or config.state_dir
+    get_store_root = store_root or store.store_root
 
     app = FastAPI(
         title="Catalog Sync",
@@ -271,7 +275,7 @@ def create_app(
         report = queries.run_report(session, load_id)
         if report is None:
             return None
-        docs_index = queries.resolve_data_docs_file(get_state_dir(), load_id, "index.html")
+        docs_index = queries.resolve_data_docs_file(get_store_root(), load_id, "index.html")
         report["data_docs"] = {
             "built": docs_index is not None,
             "path": f"/runs/{load_id}/data-docs/index.html",
@@ -304,10 +308,11 @@ def create_app(
 
     @app.get("/runs/{load_id}/data-docs/{file_path:path}")
     def data_docs(request: Request, load_id: str, file_path: str) -> Response:
-        root = queries.data_docs_root(get_state_dir(), load_id)
+        shared = get_store_root()
+        root = queries.data_docs_root(shared, load_id)
         if root is None:
             return error(request, 400, "Invalid run id", "This is not a load id.")
-        target = queries.resolve_data_docs_file(get_state_dir(), load_id, file_path)
+        target = queries.resolve_data_docs_file(shared, load_id, file_path)
         if target is None:
             if not root.is_dir():
                 return error(
@@ -315,7 +320,8 @@ def create_app(
                 )
             return error(request, 404, "Not found", "No such file in this run's Data Docs.")
         media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return FileResponse(target, media_type=media_type)
+        # Streamed from the store (a local folder or an object store alike), never copied to the api-server's disk.
+        return StreamingResponse(store.iter_bytes(target), media_type=media_type)
 
     # --- dead letters -------------------------------------------------------------------------------------------
 

@@ -6,18 +6,21 @@ aggregated in Python so the same code runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from catalog_sync.hub.models import DeadLetter, Diagnosis, DqKpi, DqResult, Drift, SyncRun
+
+if TYPE_CHECKING:
+    from catalog_sync.store import StorePath
 
 #: KPIs the overview charts, in display order (others found in the hub are appended after these).
 KPI_ORDER: tuple[str, ...] = ("completeness", "accuracy", "timeliness", "first_time_pass_rate")
@@ -455,34 +458,41 @@ def drift_report(
 _SAFE_LOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}")
 
 
-def data_docs_root(state_dir: Path, load_id: str) -> Path | None:
-    """The run's Data Docs folder, named as the writer names it (``quality.docs.docs_dir``), or None when
-    ``load_id`` is not a load id."""
+def data_docs_root(root: StorePath, load_id: str) -> StorePath | None:
+    """The run's Data Docs folder in the shared state store ``root``, named as the writer names it
+    (``quality.docs.docs_dir``), or None when ``load_id`` is not a load id."""
     from catalog_sync.quality.docs import docs_dir
 
     if not _SAFE_LOAD_ID.fullmatch(load_id) or ".." in load_id:
         return None
-    return docs_dir(load_id, state_dir)
+    return docs_dir(load_id, root)
 
 
-def resolve_data_docs_file(state_dir: Path, load_id: str, rel_path: str) -> Path | None:
-    """The file ``rel_path`` inside a run's Data Docs, or None if it is missing or escapes the folder.
+def resolve_data_docs_file(root: StorePath, load_id: str, rel_path: str) -> StorePath | None:
+    """The file ``rel_path`` inside a run's Data Docs in the store ``root``, or None if it is missing or escapes
+    the folder.
 
-    Traversal (``..``, absolute paths, symlinks pointing out of the folder, NUL bytes) yields None.
+    Traversal (``..``, ``.``, empty segments, absolute paths, backslashes, NUL bytes) yields None before the store
+    is asked. On a local store a symlink pointing out of the folder yields None too (object stores have no links).
     """
-    root = data_docs_root(state_dir, load_id)
-    if root is None or "\x00" in rel_path or "\\" in rel_path:
+    from catalog_sync.store import is_local
+
+    folder = data_docs_root(root, load_id)
+    if folder is None or "\x00" in rel_path or "\\" in rel_path:
         return None
     rel = rel_path.strip("/") or "index.html"
-    if any(part in ("..", "") for part in rel.split("/")):
+    if any(part in ("..", ".", "") for part in rel.split("/")):
         return None
+    target = folder / rel
     try:
-        base = root.resolve(strict=True)
-        target = (base / rel).resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError):
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            return None
+    except OSError:
         return None
-    if not target.is_relative_to(base):
-        return None
-    if target.is_dir():
-        target = target / "index.html"
-    return target if target.is_file() else None
+    if is_local(folder):
+        base = os.path.realpath(folder.path)
+        if os.path.commonpath([base, os.path.realpath(target.path)]) != base:
+            return None
+    return target

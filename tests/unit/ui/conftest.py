@@ -23,10 +23,12 @@ USERS = {"admin": ("admin", "admin-pw"), "operator": ("op", "op-pw"), "viewer": 
 
 @pytest.fixture(autouse=True)
 def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test its own CATALOG_SYNC_HOME, so Data Docs built by one test never show up in another."""
+    """Each test its own CATALOG_SYNC_HOME and its own shared state store, in another folder (the UI reads Data
+    Docs from the store only), so Data Docs built by one test never show up in another."""
     home = tmp_path / "catalog-sync-home"
     home.mkdir()
     monkeypatch.setenv("CATALOG_SYNC_HOME", str(home))
+    monkeypatch.setenv("CATALOG_SYNC_STORE_URL", (tmp_path / "catalog-sync-store").as_uri())
     return home
 
 
@@ -126,13 +128,14 @@ def seeded_hub(hub_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def data_docs(seeded_hub: dict[str, Any]) -> Path:
-    """Data Docs built for run nightly-1 (not for nightly-2), plus a secret file next to the folder."""
-    from catalog_sync import config
+    """Data Docs built for run nightly-1 (not for nightly-2) in the shared state store, plus a secret file at the
+    store's root. Returns the local folder behind the run's Data Docs (the test store is a ``file://`` one)."""
+    from catalog_sync import store
 
-    root = config.state_dir() / "data_docs"
-    docs = root / "nightly-1"
+    root = Path(store.store_root().path)
+    docs = root / "data_docs" / "nightly-1"
     (docs / "validations").mkdir(parents=True, exist_ok=True)
     (docs / "index.html").write_text("<html><body><h1>GX Data Docs nightly-1</h1></body></html>")
     (docs / "validations" / "v.html").write_text("<html>validation</html>")
-    (config.state_dir() / "secret.txt").write_text("top secret")
+    (root / "secret.txt").write_text("top secret")
     return docs

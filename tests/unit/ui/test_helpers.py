@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from catalog_sync.ui import charts, queries
 
 
@@ -62,23 +64,54 @@ def test_redact_hides_credentials_at_any_depth() -> None:
 
 
 def test_data_docs_paths_stay_inside_the_run_folder(tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    root = ObjectStoragePath(tmp_path.as_uri())
     docs = tmp_path / "data_docs" / "nightly-1"
     (docs / "sub").mkdir(parents=True)
     (docs / "index.html").write_text("x")
     (docs / "sub" / "index.html").write_text("y")
     (tmp_path / "secret.txt").write_text("s")
     (docs / "out").symlink_to(tmp_path)
-    assert queries.resolve_data_docs_file(tmp_path, "nightly-1", "") == docs / "index.html"
-    assert queries.resolve_data_docs_file(tmp_path, "nightly-1", "sub/") == docs / "sub" / "index.html"
+    found = queries.resolve_data_docs_file(root, "nightly-1", "")
+    assert found is not None and found.path == str(docs / "index.html")
+    found = queries.resolve_data_docs_file(root, "nightly-1", "sub/")
+    assert found is not None and found.path == str(docs / "sub" / "index.html")
     for evil in (
         "../../secret.txt",
         "/etc/passwd",
         "sub/../../../secret.txt",
+        "./index.html/../../../secret.txt",
         "out/secret.txt",
         "a\x00b",
         "..\\x",
     ):
-        assert queries.resolve_data_docs_file(tmp_path, "nightly-1", evil) is None, evil
-    assert queries.resolve_data_docs_file(tmp_path, "..", "secret.txt") is None
-    assert queries.data_docs_root(tmp_path, "../x") is None
-    assert queries.resolve_data_docs_file(tmp_path, "nightly-2", "index.html") is None
+        assert queries.resolve_data_docs_file(root, "nightly-1", evil) is None, evil
+    assert queries.resolve_data_docs_file(root, "..", "secret.txt") is None
+    assert queries.data_docs_root(root, "../x") is None
+    assert queries.resolve_data_docs_file(root, "nightly-2", "index.html") is None
+
+
+def test_data_docs_are_found_in_an_object_store_without_a_local_folder() -> None:
+    """The same rules on fsspec's in-memory store: no local path is involved (what S3 or GCS looks like)."""
+    import uuid
+
+    from airflow.sdk import ObjectStoragePath
+
+    from catalog_sync import store
+
+    url = f"memory://ui-{uuid.uuid4().hex}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CATALOG_SYNC_STORE_URL", url)
+        root = store.store_root()
+    assert isinstance(root, ObjectStoragePath) and root.protocol == "memory"
+    store.write_bytes(root / "data_docs" / "nightly-1" / "index.html", b"x")
+    store.write_bytes(root / "data_docs" / "nightly-1" / "sub" / "index.html", b"y")
+    store.write_bytes(root / "secret.txt", b"s")
+    found = queries.resolve_data_docs_file(root, "nightly-1", "sub/")
+    assert found is not None and store.read_bytes(found) == b"y"
+    assert store.read_bytes(queries.resolve_data_docs_file(root, "nightly-1", "") or root) == b"x"
+    for evil in ("../../secret.txt", "/secret.txt", "sub/../../../secret.txt", "a\x00b", "..\\x"):
+        assert queries.resolve_data_docs_file(root, "nightly-1", evil) is None, evil
+    assert queries.resolve_data_docs_file(root, "nightly-2", "index.html") is None
+    store.remove_tree(root)

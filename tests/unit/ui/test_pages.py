@@ -184,6 +184,43 @@ def test_data_docs_of_a_load_id_with_colon_and_plus_are_found(admin: Any, seeded
     assert admin.get(link.replace("index.html", "validations/v.html")).text == "<html>seasonal validation</html>"
 
 
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_data_docs_a_task_built_are_served_from_the_store_alone(admin: Any, seeded_hub: dict[str, Any], kind: str,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docs task renders into the shared state store; the UI (the api-server, another machine) serves them
+    with the local state folder gone, each file with its content type."""
+    import shutil
+    import uuid
+
+    from catalog_sync import config, store
+    from catalog_sync.quality import docs
+    from catalog_sync.quality.gate import run_gate
+    from tests.unit.quality._quality_cases import NOW, PRODUCTS_L0
+
+    if kind == "memory":
+        monkeypatch.setenv("CATALOG_SYNC_STORE_URL", f"memory://ui-docs-{uuid.uuid4().hex}")
+    result = run_gate(PRODUCTS_L0.frame(), "products.l0", layer=0, entity="products", enforce=False, now=NOW)
+    docs.save_validation("nightly-1", result)
+    docs.build_data_docs("nightly-1")
+    shutil.rmtree(config.state_dir())
+    monkeypatch.setenv("CATALOG_SYNC_HOME", str(tmp_path / "another-machine"))
+    try:
+        assert admin.get(f"{PREFIX}/api/runs/nightly-1").json()["data_docs"]["built"] is True
+        index = admin.get(f"{PREFIX}/runs/nightly-1/data-docs/index.html")
+        assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+        assert "products.l0" in index.text
+        css = [p for p in (docs.docs_dir("nightly-1") / "static" / "styles").iterdir() if p.name.endswith(".css")]
+        rel = css[0].path.removeprefix(docs.docs_dir("nightly-1").path + "/")
+        styles = admin.get(f"{PREFIX}/runs/nightly-1/data-docs/{rel}")
+        assert styles.status_code == 200 and styles.headers["content-type"].startswith("text/css")
+        assert styles.content == store.read_bytes(css[0])
+        assert store.local_leftovers() == []
+    finally:
+        if kind == "memory":
+            store.remove_tree(store.store_root())
+
+
 @pytest.mark.parametrize(
     "path",
     [
