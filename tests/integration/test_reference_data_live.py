@@ -67,7 +67,16 @@ def test_a_unit_approved_in_airflow_reaches_the_gates(tmp_path: Path, fresh_sand
 
             states = airflow.wait(waiting, 300, "the reference approval waiting for a person")
             assert states["refresh_reference_data"][0] == "success"
-            time.sleep(5)  # the scheduler keeps looping: nothing may be applied before the answer
+            # Answer once the scheduler has reaped the parked attempt's worker. An answer that lands before the
+            # executor reports that process done is lost: the scheduler takes the late "process finished" event
+            # for a failure of the already resumed task and retries it, which asks again (seen on this loaded
+            # box within seconds of parking; a person answers minutes later).
+            parked = (f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{DAG}',"
+                      f" task_id='approve_reference_data', run_id='{run_id}', try_number="
+                      f"{states['approve_reference_data'][1]}")
+            airflow.wait(lambda: parked in (airflow.logs / "scheduler.log").read_text(errors="replace"), 120,
+                         "the parked approval's worker reaped")
+            time.sleep(3)  # the scheduler keeps looping: nothing may be applied before the answer
             assert airflow.task_instances(DAG, run_id)["apply_reference_data"][0] in (None, "none")
             with session_scope(hub) as s:
                 assert s.scalars(select(ReferenceValue).where(ReferenceValue.code == "BAG")).first() is None
