@@ -25,12 +25,20 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
    `alerts.lifecycle_divergence_share` of `thresholds.yaml` (0.01), through the alert connections like every
    other alert (a repeat inside the suppression window is counted, not sent).
 6. **Finish**: every record read is accounted for (unchanged, or delivered when a corrective write changed it).
+7. **Reference data** (beside the steps above, not before `finish`): `refresh_reference_data` reads the unit and
+   country tables from the ERP and the category tree from the PIM and records the difference from the tables the
+   nightly gates read as a proposal in the hub (nothing applied). When there is one, `approve_reference_data`
+   (Airflow's Human-in-the-loop operator: Browse > Required Actions) shows the diff and waits up to
+   3 hours for Approve or Reject; `apply_reference_data` applies an approval and replays the open dead letters a
+   reference table refused, or records the rejection (no answer counts as a rejection). The next nightly's gates
+   use what was approved.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from catalog_sync.airflow.budgets import pool
@@ -132,7 +140,36 @@ def weekly_reconciliation():
 
         return reconcile.finish(load_id)
 
+    @task(**pool("pim_api"))
+    def refresh_reference_data(load_id: str) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reference
+
+        return reference.refresh(load_id, systems())
+
+    @task.short_circuit
+    def reference_changes_proposed(refresh: dict) -> bool:
+        return refresh["proposal_id"] is not None
+
+    @task(retries=0, **pool("pim_api"))
+    def apply_reference_data(load_id: str, refresh: dict, response: dict) -> dict:
+        from catalog_sync.airflow.tasks import systems
+        from catalog_sync.flows import reference
+
+        return reference.apply_decision(load_id, int(refresh["proposal_id"]), response, systems())
+
     load_id = open_run()
+    refreshed = refresh_reference_data(load_id)
+    approve_reference_data = HITLOperator(
+        task_id="approve_reference_data",
+        subject="Apply the refreshed reference tables (units, countries, categories)?",
+        body="{{ ti.xcom_pull(task_ids='refresh_reference_data')['summary'] }}",
+        options=["Approve", "Reject"],
+        defaults=["Reject"],
+        response_timeout=timedelta(hours=3),
+    )
+    reference_changes_proposed(refreshed) >> approve_reference_data
+    apply_reference_data(load_id, refreshed, approve_reference_data.output)
     reads = [read_erp(load_id), read_pim(load_id), read_dam(load_id), read_storefront(load_id)]
     compared = compare(load_id)
     deletions = apply_deletions(load_id)

@@ -125,6 +125,11 @@ def parse_reference_data(text: str, path: Path = REFERENCE_DATA_PATH) -> Referen
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ReferenceDataError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_reference_document(document, path)
+
+
+def parse_reference_document(document: Any, path: Path = REFERENCE_DATA_PATH) -> ReferenceData:
+    """Validate a reference data mapping (the YAML file's, or the hub's applied tables as ``refdata`` builds it)."""
     if not isinstance(document, dict):
         raise ReferenceDataError(f"{path}: expected a mapping with units, countries, legal_suffixes")
     errors: list[str] = []

@@ -107,6 +107,19 @@ erp_webhook = Table(
     _ts("created_at", nullable=False),
 )
 
+#: The ERP's reference tables (``unit``, ``country``) beyond its standard ones: units and countries an ERP
+#: administrator added or changed (``attributes``), or retired (``retired`` true). GET /erp/units and
+#: /erp/countries answer the standard table (catalog_sync_sandbox.erp.standard_reference) overlaid with these rows.
+erp_reference = Table(
+    "erp_reference",
+    metadata,
+    Column("table_name", String(16), primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("attributes", JSON, nullable=False),
+    Column("retired", Boolean, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
 # --------------------------------------------------------------------------------------------------------- PIM
 pim_product = Table(
     "pim_product",

@@ -473,3 +473,93 @@ def delete_webhook(hook_id: str, state: State) -> None:
             raise error(404, f"Webhook {hook_id} does not exist.")
 
 
+
+
+# ------------------------------------------------------------------------------------------- reference tables
+#: The ERP's reference tables served at /erp/units and /erp/countries. Our ERP is a modelled system with no
+#: published API, so the shapes are ours: a unit is its code, kind (count, weight or length) and the spellings
+#: clerks use for it; a country is its ISO 3166-1 alpha-2 code, alpha-3 code and names.
+ReferenceTable = Literal["units", "countries"]
+_TABLE_NAME: Final[dict[str, str]] = {"units": "unit", "countries": "country"}
+
+
+class Unit(BaseModel):
+    code: str = Field(min_length=1, max_length=32)
+    kind: Literal["count", "weight", "length"]
+    aliases: list[str] = Field(default_factory=list)
+
+
+class UnitWrite(BaseModel):
+    kind: Literal["count", "weight", "length"]
+    aliases: list[str] = Field(default_factory=list)
+
+
+class Country(BaseModel):
+    code: str = Field(pattern=r"^[A-Z]{2}$")
+    alpha3: str = Field(pattern=r"^[A-Z]{3}$")
+    names: list[str] = Field(default_factory=list)
+
+
+class CountryWrite(BaseModel):
+    alpha3: str = Field(pattern=r"^[A-Z]{3}$")
+    names: list[str] = Field(default_factory=list)
+
+
+def standard_reference(table: ReferenceTable) -> dict[str, dict[str, Any]]:
+    """The table as the ERP ships it: what the hub was seeded with (catalog_sync.refdata.gate_seed)."""
+    from catalog_sync.refdata import gate_seed
+
+    return gate_seed()[_TABLE_NAME[table]]
+
+
+def reference_rows(state: SandboxState, table: ReferenceTable) -> list[dict[str, Any]]:
+    rows = dict(standard_reference(table))
+    with state.engine.connect() as conn:
+        for r in conn.execute(select(db.erp_reference).where(db.erp_reference.c.table_name == _TABLE_NAME[table])):
+            if r.retired:
+                rows.pop(r.code, None)
+            else:
+                rows[r.code] = dict(r.attributes)
+    return [{"code": code, **attrs} for code, attrs in sorted(rows.items())]
+
+
+def _put_reference(state: SandboxState, table: ReferenceTable, code: str, attributes: dict[str, Any] | None) -> None:
+    values = {"attributes": attributes or {}, "retired": attributes is None, "updated_at": datetime.now(UTC)}
+    key = (db.erp_reference.c.table_name == _TABLE_NAME[table]) & (db.erp_reference.c.code == code)
+    with state.write_lock, state.engine.begin() as conn:
+        if conn.execute(db.erp_reference.update().where(key).values(**values)).rowcount == 0:
+            conn.execute(db.erp_reference.insert().values(table_name=_TABLE_NAME[table], code=code, **values))
+
+
+@router.get("/units", summary="The units of measure the ERP books in")
+def list_units(state: State) -> dict[str, list[Unit]]:
+    return {"units": [Unit(**row) for row in reference_rows(state, "units")]}
+
+
+@router.put("/units/{code}", response_model=Unit, summary="Add or change a unit of measure (ERP administration)")
+def put_unit(code: str, body: UnitWrite, state: State) -> dict[str, Any]:
+    if not 0 < len(code) <= 32:
+        raise error(422, "a unit code has 1 to 32 characters")
+    _put_reference(state, "units", code, body.model_dump())
+    return {"code": code, **body.model_dump()}
+
+
+@router.delete("/units/{code}", status_code=204, responses={404: {"description": "unknown unit"}},
+               summary="Retire a unit of measure")
+def delete_unit(code: str, state: State) -> None:
+    if code not in {r["code"] for r in reference_rows(state, "units")}:
+        raise error(404, f"Unit {code} does not exist.")
+    _put_reference(state, "units", code, None)
+
+
+@router.get("/countries", summary="The countries of origin the ERP knows")
+def list_countries(state: State) -> dict[str, list[Country]]:
+    return {"countries": [Country(**row) for row in reference_rows(state, "countries")]}
+
+
+@router.put("/countries/{code}", response_model=Country, summary="Add or change a country (ERP administration)")
+def put_country(code: str, body: CountryWrite, state: State) -> dict[str, Any]:
+    if not (len(code) == 2 and code.isascii() and code.isupper() and code.isalpha()):
+        raise error(422, "a country code is an ISO 3166-1 alpha-2 code (two capital letters)")
+    _put_reference(state, "countries", code, body.model_dump())
+    return {"code": code, **body.model_dump()}

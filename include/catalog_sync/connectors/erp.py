@@ -13,6 +13,7 @@ from catalog_sync.connectors.http import (
     ClientOptions,
     ConnectorError,
     HttpClient,
+    MalformedResponse,
     RecordError,
     path_segment,
     require_keys,
@@ -193,6 +194,16 @@ class ErpClient(HttpClient):
         """The feed's current head, to freeze as this run's upper bound."""
         body = self.get_json("changes", {"after": 0, "limit": 1}, validate=require_keys("last_seq"))
         return int(body["last_seq"])
+
+    def reference_table(self, table: str) -> list[dict[str, Any]]:
+        """The ERP's ``units`` or ``countries`` table, whole (each a few hundred rows at most: one answer)."""
+        if table not in ("units", "countries"):
+            raise ValueError(f"the ERP has reference tables units and countries, not {table!r}")
+        body = self.get_json(table, None, validate=require_keys(table))
+        rows = body[table]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and r.get("code") for r in rows):
+            raise MalformedResponse(f"{table}: expected a list of objects with a code")
+        return [dict(r) for r in rows]
 
     def items_csv(self) -> str:
         """The legacy ``;``-separated export of every item."""

@@ -153,6 +153,7 @@ def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
 
 def gate_master_data(load_id: str) -> dict[str, int]:
     """Normalise units, vendors and countries, refuse duplicates, and pass the syntax gate (layer 0)."""
+    from catalog_sync import refdata
     from catalog_sync.transforms import (
         duplicates_to_dead_letters,
         find_duplicates,
@@ -162,10 +163,12 @@ def gate_master_data(load_id: str) -> dict[str, int]:
 
     ctx = RunContext.attach(load_id)
     records = ctx.staged("erp_items")
+    reference = refdata.applied(ctx.hub_url)  # the approved unit and country tables, read once for the batch
+    ref = reference.reference_data()
     clean: list[dict[str, Any]] = []
     letters: list[dict[str, Any]] = []
     for record in records:
-        normalised, issues = normalise_record(record)
+        normalised, issues = normalise_record(record, ref=ref)
         if issues:
             letters += issues_to_dead_letters(record, issues, load_id=load_id, flow=FLOW, entity="product",
                                               source_system="erp", target_system="pim")
@@ -182,7 +185,8 @@ def gate_master_data(load_id: str) -> dict[str, int]:
         ctx.count(ERP_PIM, dead_lettered=len(dup_positions))
     ctx.count(ERP_PIM, unchanged=silently_merged)  # an exact repeat of a record already in the batch
     passed = steps.gate(ctx, unique, "products.l0", layer=0, entity="products", hop=ERP_PIM,
-                        source_system="erp", target_system="pim", now=_window_end(ctx))
+                        source_system="erp", target_system="pim", now=_window_end(ctx),
+                        unit_codes=reference.unit_value_sets())
     ctx.stage("erp_ready", passed)
     return {"in": len(records), "transform_failed": len({letter["record_key"] for letter in letters}),
             "duplicates": len(dup_positions), "passed": len(passed)}
@@ -685,7 +689,12 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
     ctx = RunContext.attach(load_id)
     staged = ctx.staged("families")
     families = _refuse_kits(ctx, staged)
-    taxonomy = [r["sku"] for r in ctx.staged("taxonomy")]
+    # the approved category table (catalog_sync.refdata); before any approval, the categories read in this run
+    from catalog_sync import refdata
+
+    approved_categories = refdata.applied(ctx.hub_url).categories()
+    taxonomy = sorted(approved_categories) if approved_categories is not None else [
+        r["sku"] for r in ctx.staged("taxonomy")]
     rows = []
     for fam in families:
         rows.append({**fam["parent"], "_family": fam["sku"]})

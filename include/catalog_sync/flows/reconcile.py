@@ -827,21 +827,23 @@ def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict
     Each record read is counted here (read, and unchanged unless a corrective write is planned for it); the
     planned ones are accounted for by :func:`apply_deletions`.
     """
+    from catalog_sync import refdata
     from catalog_sync.showable import storefront_region
 
     ctx = RunContext.attach(load_id)
     frames = {s: load_frame(load_id, s) for s in LAYOUTS}
     protected = [r["sku"] for r in ctx.staged("erp_unreadable")]
     now, region = datetime.now(UTC), storefront_region()
+    ref = refdata.applied(ctx.hub_url).reference_data()  # `reference` findings: what the nightly would refuse
     findings = compare(frames["erp"], frames["pim"], frames["storefront"], frames["dam"], protected_skus=protected,
-                       now=now, region=region)
+                       now=now, region=region, ref=ref)
     written = _write_drift(ctx, findings)
     plan = deletion_plan(frames["pim"], frames["storefront"], findings)
     ctx.stage("deletion_plan", plan, key="plan_key")
     showable = showable_report(findings, frames["dam"], now, region)
     ctx.stage("showable_plan", [{"sku": sku} for sku in showable.pop("all_skus")], key="sku")
     divergence = lifecycle_divergence(frames["erp"], frames["pim"])
-    normalised = normalise_erp(_unique_by_sku(frames["erp"]))
+    normalised = normalise_erp(_unique_by_sku(frames["erp"]), ref)
     by_kind = {str(k): int(v) for k, v in findings["kind"].value_counts().items()} if len(findings) else {}
     by_system = ({f"{s}/{k}": int(v) for (s, k), v in findings.groupby(["system", "kind"]).size().items()}
                  if len(findings) else {})

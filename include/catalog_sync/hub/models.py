@@ -381,3 +381,48 @@ class FieldHold(Base):
         ),
         Index("ix_field_hold_load_id", "load_id"),
     )
+
+
+class ReferenceValue(Base):
+    """One applied entry of a reference table the gates and transforms check values against.
+
+    ``table_name`` is ``unit`` (ERP-owned: ``attributes`` holds ``kind`` and ``aliases``), ``country`` (ERP-owned:
+    ``alpha3`` and ``names``) or ``category`` (PIM-owned: ``parent`` and ``labels``). Rows change only when a
+    :class:`ReferenceProposal` is approved (``catalog_sync.refdata.decide``); the seed rows (``proposal_id`` None)
+    are what the gates accepted before reference data lived in the hub.
+    """
+
+    __tablename__ = "reference_value"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(128))
+    attributes: Mapped[dict[str, Any]]
+    owner_system: Mapped[str] = mapped_column(String(32))
+    proposal_id: Mapped[int | None] = mapped_column(Integer)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("table_name", "code", name="uq_reference_value_table_code"),)
+
+
+class ReferenceProposal(Base):
+    """A weekly refresh's proposed change to the reference tables, waiting for (or given) a human decision.
+
+    ``diff`` is ``{table_name: {"added": [{code, attributes}], "removed": [{code, attributes}],
+    "changed": [{code, before, after}]}}`` against the applied rows at proposal time. ``status``: ``proposed``,
+    ``approved`` (applied), ``rejected`` (by a person, or ``decided_by`` None when nobody answered in time) or
+    ``superseded`` (a later refresh proposed again before anyone decided).
+    """
+
+    __tablename__ = "reference_proposal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    load_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    diff: Mapped[dict[str, Any]]
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_reference_proposal_status", "status", "id"),)

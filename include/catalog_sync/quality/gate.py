@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -230,6 +230,7 @@ def run_gate(
     now: datetime | None = None,
     taxonomy: Collection[str] | None = None,
     known_skus: Collection[str] | None = None,
+    unit_codes: Mapping[str, Collection[str]] | None = None,
     channel: str | None = None,
     enforce: bool = True,
 ) -> GateResult:
@@ -245,6 +246,7 @@ def run_gate(
         now: Instant validity windows are judged at (pass the run's logical date); default: now, UTC.
         taxonomy: Known category paths (products layer 1).
         known_skus: The catalogue's SKUs (assets layer 2).
+        unit_codes: Accepted unit codes per unit field (products layer 0), from the applied reference tables.
         channel: PIM channel whose content rules apply (default ``domain.CHANNEL``).
         enforce: Raise :class:`GateFailed` when a hard gate is breached (pass False to inspect a result).
 
@@ -264,6 +266,7 @@ def run_gate(
         now=now or datetime.now(UTC),
         taxonomy=frozenset(taxonomy) if taxonomy is not None else None,
         known_skus=frozenset(known_skus) if known_skus is not None else None,
+        unit_codes={f: frozenset(c) for f, c in unit_codes.items()} if unit_codes is not None else None,
         **({"channel": channel} if channel else {}),
     )
     checks = layer_checks(entity, layer, inputs)

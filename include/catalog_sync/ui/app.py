@@ -553,6 +553,20 @@ def create_app(
         return render(request, "action_result.html", 200 if outcome.ok else outcome.status_code,
                       action="reconcile", outcome=outcome.as_dict(), back="", back_to="drift")
 
+    # --- reference data (read-only: approvals are Airflow's Required Actions) ----------------------------------
+
+    @app.get("/api/reference-data")
+    def reference_data_json(session: SessionDep) -> Any:
+        from catalog_sync import refdata
+
+        return json.loads(json.dumps(refdata.overview(session), default=str))
+
+    @app.get("/reference-data", response_class=HTMLResponse)
+    def reference_data_page(request: Request, session: SessionDep) -> HTMLResponse:
+        from catalog_sync import refdata
+
+        return render(request, "reference_data.html", **refdata.overview(session))
+
     return app
 
 

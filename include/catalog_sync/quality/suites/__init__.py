@@ -14,7 +14,7 @@ Every entity module exposes the same three functions, all lazy (nothing is built
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -40,6 +40,8 @@ class GateInputs:
         channel: PIM channel whose content rules apply.
         taxonomy: Known category paths (products layer 1).
         known_skus: SKUs that exist in the catalogue (assets layer 2).
+        unit_codes: ``{unit field: accepted codes}`` for the products layer-0 unit checks, from the hub's applied
+            reference tables (``catalog_sync.refdata``); None keeps the vocabularies of ``quality.reference``.
     """
 
     rules: Rules = field(default_factory=lambda: load_policy().rules)
@@ -47,6 +49,7 @@ class GateInputs:
     channel: str = CHANNEL
     taxonomy: frozenset[str] | None = None
     known_skus: frozenset[str] | None = None
+    unit_codes: Mapping[str, frozenset[str]] | None = None
 
 
 def entity_module(entity: str) -> ModuleType:

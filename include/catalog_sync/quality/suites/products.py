@@ -61,7 +61,7 @@ _TEXT_FIELDS: Final[tuple[str, ...]] = ("name", "description", "short_descriptio
 def checks(layer: int, inputs: GateInputs) -> tuple[Check, ...]:
     """The product checks of ``layer``."""
     if layer == 0:
-        return _layer0()
+        return _layer0(inputs)
     if layer == 1:
         return _layer1(inputs)
     if layer == 2:
@@ -69,7 +69,8 @@ def checks(layer: int, inputs: GateInputs) -> tuple[Check, ...]:
     raise ValueError(f"products have layers 0, 1, 2, not {layer}")
 
 
-def _layer0() -> tuple[Check, ...]:
+def _layer0(inputs: GateInputs) -> tuple[Check, ...]:
+    units = inputs.unit_codes or {}
     def c(name: str, kind: str, cols: tuple[str, ...], reason: str, critical: bool = False, **params: object) -> Check:
         return Check(f"{E}.l0.{name}", 0, kind, cols, reason, critical, dict(params))  # type: ignore[arg-type]
 
@@ -88,11 +89,11 @@ def _layer0() -> tuple[Check, ...]:
           "An unknown lifecycle state cannot be mapped to a storefront status.", value_set=LIFECYCLE_STATES),
         c("uom_present", "not_null", ("uom",), "Stock and prices are meaningless without a unit of measure."),
         c("uom_known", "in_set", ("uom",), "Units must use the canonical codes (EA, PR, PK, ...) the ERP books in.",
-          value_set=UOM_CODES),
+          value_set=units.get("uom", UOM_CODES)),
         c("weight_unit_known", "in_set", ("weight_unit",), "Shipping rates need a weight unit we can convert.",
-          value_set=WEIGHT_UNITS),
+          value_set=units.get("weight_unit", WEIGHT_UNITS)),
         c("dimension_unit_known", "in_set", ("dimension_unit",), "Parcel sizing needs a known dimension unit.",
-          value_set=DIMENSION_UNITS),
+          value_set=units.get("dimension_unit", DIMENSION_UNITS)),
         c("upc_format", "regex", ("upc",), "Marketplaces accept only 12-digit UPC-A or 13-digit EAN-13 codes.",
           regex=GTIN_PATTERN),
         Check(f"{E}.l0.upc_check_digit", 0, "flag", ("_upc_check_digit_ok",),
