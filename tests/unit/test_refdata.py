@@ -1,4 +1,4 @@
-"""The reference tables' pure parts: the frozen seed of migration 0007, the diff and its Markdown, the gate's value
+"""The reference tables' pure parts: the frozen seed of migration 0006, the diff and its Markdown, the gate's value
 sets (no network, no database)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from catalog_sync import refdata
 from catalog_sync.quality.suites import GateInputs
 from catalog_sync.quality.suites.products import checks
 
-MIGRATION = (Path(refdata.__file__).parent / "hub" / "migrations" / "versions" / "0007_reference_data.py")
+MIGRATION = (Path(refdata.__file__).parent / "hub" / "migrations" / "versions" / "0006_reference_data.py")
 
 
 def _migration_seed() -> tuple[list[tuple[str, dict[str, object]]], list[tuple[str, dict[str, object]]]]:
-    spec = importlib.util.spec_from_file_location("migration_0007", MIGRATION)
+    spec = importlib.util.spec_from_file_location("migration_0006", MIGRATION)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
