@@ -79,7 +79,7 @@ def run_child(task: str, load_id: str, sandbox: Any, log: Path, chunks: list[int
         cmd += ["--chunks", ",".join(map(str, chunks))]
     env = {**os.environ, "BENCH_SANDBOX_CREDENTIALS": json.dumps(sandbox.credentials)}
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     with log.open("a", encoding="utf-8") as f:
         f.write(f"== {task} {chunks or ''} exit {proc.returncode}\n{proc.stderr[-20000:]}\n")
     got = [json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith("TASK ")]
