@@ -39,7 +39,8 @@ from catalog_sync.connectors.mapping import (
 from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, is_kit, item_type_of, ships
-from catalog_sync.engine.run import STAGE_BATCH, RunContext, chunked, json_safe, run_task
+from catalog_sync.engine import run as engine_run
+from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.governance.loops import detect as detect_loops
@@ -130,16 +131,27 @@ def _stage_cursor(ctx: RunContext, system: str, stream: str, value: datetime) ->
 def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
     """Read the ERP items changed since the committed cursor, up to the run's frozen upper bound.
 
-    Page by page: each page's items are counted, audited and staged before the next page is read, so the task
-    holds one page of the delta, never the whole of it (a first run reads the whole catalog)."""
+    Streamed: pages are gathered up to ``STAGE_BATCH`` items, which are then counted, audited and staged before the
+    next page is read, so the task holds a batch of the delta, never the whole of it (a first run reads the whole
+    catalog)."""
     ctx = RunContext.attach(load_id)
     upper = _window_end(ctx)
     since = _cursor(ctx, "erp", "items")
     ctx.clear_stage("erp_items")  # a retry stages the delta again, whole
     read = malformed = pages = 0
+    records: list[dict[str, Any]] = []
+
+    def stage_batch() -> int:
+        ctx.count(ERP_PIM, read=len(records))
+        for r in records:
+            ctx.audit("erp", "product", r["sku"], "read", "ok")
+        ctx.flush_audit()
+        n = ctx.stage_more("erp_items", records)
+        records.clear()
+        return n
+
     for page in systems.erp.iter_items(updated_since=since):
         pages += 1
-        records = []
         for item in page.records:
             changed = _parse_ts(item.get("updated_at"))
             if changed is not None and changed > upper:
@@ -147,13 +159,11 @@ def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
             record = erp_item_to_canonical(item)
             record["updated_at"] = item.get("updated_at")
             records.append(record)
-        ctx.count(ERP_PIM, read=len(records))
         malformed += steps.dead_letter_read_errors(ctx, page.errors, hop=ERP_PIM, entity="product", source="erp",
                                                    target="pim")
-        for r in records:
-            ctx.audit("erp", "product", r["sku"], "read", "ok")
-        ctx.flush_audit()
-        read += ctx.stage_more("erp_items", records)
+        if len(records) >= engine_run.STAGE_BATCH:
+            read += stage_batch()
+    read += stage_batch()
     _stage_cursor(ctx, "erp", "items", upper)
     return {"read": read, "malformed": malformed, "pages": pages}
 
@@ -861,7 +871,7 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
                                                           for sku, (pid, extra) in owed.items()}, ctx.hub_url)
     # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
     # here re-sends its stock, which the storefront's idempotency keys make a no-op).
-    for batch in chunked(sorted(hashes), STAGE_BATCH):
+    for batch in chunked(sorted(hashes), engine_run.STAGE_BATCH):
         with session_scope(ctx.hub_url) as s:
             repo.save_fingerprints(s, "storefront", "product", {k: hashes[k] for k in batch}, load_id)
     ctx.stage("published", ({"sku": k} for k in sorted(hashes)))
