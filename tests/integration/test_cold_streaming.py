@@ -50,18 +50,21 @@ class Trace:
         return before, sum(1 for e in mine if e[0] == "http" and e[1] == system)
 
 
+def _spy(t: Trace, real: Any) -> Any:
+    def spy(session: Any, table: Any, rows: Any, *args: Any, **kwargs: Any) -> int:
+        if table.name == "staged_record" and rows:
+            t.events.append(("stage", len(rows), rows[0]["stage"], t.task))
+        return int(real(session, table, rows, *args, **kwargs))
+
+    return spy
+
+
 @pytest.fixture
 def trace(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trace]:
     t = Trace()
     monkeypatch.setattr(run, "STAGE_BATCH", BATCH)
-    real_upsert = repo.upsert
-
-    def spy(session: Any, table: Any, rows: Any, *args: Any, **kwargs: Any) -> int:
-        if table.name == "staged_record" and rows:
-            t.events.append(("stage", len(rows), rows[0]["stage"], t.task))
-        return real_upsert(session, table, rows, *args, **kwargs)
-
-    monkeypatch.setattr(repo, "upsert", spy)
+    for name in ("upsert", "insert_rows"):  # the two ways a stage is written
+        monkeypatch.setattr(repo, name, _spy(t, getattr(repo, name)))
 
     def committed(_session: Session) -> None:
         t.events.append(("commit", t.task))

@@ -265,17 +265,24 @@ class RunContext:
         leaves part of the stage written; its retry replaces the stage whole again before anything reads it.
         """
         self.clear_stage(stage)
-        return self.stage_more(stage, records, key=key)
+        return self._write_stage(stage, records, key, fresh=True)
 
     def stage_more(self, stage: str, records: Iterable[dict[str, Any]], key: str = "sku") -> int:
         """Add records to a stage (a record whose key is there already replaces it), ``STAGE_BATCH`` rows to a
         transaction: how a task stages a delta it reads page by page."""
+        return self._write_stage(stage, records, key, fresh=False)
+
+    def _write_stage(self, stage: str, records: Iterable[dict[str, Any]], key: str, *, fresh: bool) -> int:
+        table = cast(Table, StagedRecord.__table__)
         n = 0
         for batch in chunked_iter(records, STAGE_BATCH):
             rows = [{"load_id": self.load_id, "stage": stage, "record_key": str(r[key]), "payload": json_safe(r)}
                     for r in batch]
             with session_scope(self.hub_url) as s:
-                repo.upsert(s, cast(Table, StagedRecord.__table__), rows, key=["load_id", "stage", "record_key"])
+                if fresh:  # an emptied stage: a plain insert (COPY on PostgreSQL), a repeated key is an error
+                    repo.insert_rows(s, table, rows)
+                else:
+                    repo.upsert(s, table, rows, key=["load_id", "stage", "record_key"])
             n += len(rows)
         return n
 
