@@ -25,6 +25,7 @@ BENCHMARKS = {
     "hot_during_nightly": "bench.b8_hot_during_nightly",
     "cold_delta": "bench.b2_cold",  # benchmarks 2 and 3 share one sandbox and one baseline run
     "pacing": "bench.b8_pacing",
+    "task_memory": "bench.b11_task_memory",  # a first nightly with each task in its own process
 }
 
 

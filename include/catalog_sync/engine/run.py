@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Table, delete, func, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -47,6 +47,10 @@ from catalog_sync.hub.models import (
 log = logging.getLogger(__name__)
 
 COUNTERS = ("read", "delivered", "unchanged", "dead_lettered")
+#: Staged records written to a transaction, and read to a page (``RunContext.stage`` / ``iter_staged``): what a
+#: task holds of a stage at once, whatever the size of the delta.
+STAGE_BATCH = 2_000
+_T = TypeVar("_T")
 #: The task whose attempt is running in this thread (set by ``run_task``); ``RunContext.attach`` picks it up.
 _TASK: ContextVar[str | None] = ContextVar("catalog_sync_task", default=None)
 
@@ -253,25 +257,89 @@ class RunContext:
 
     # --- staging ---------------------------------------------------------------------------------------------
 
-    def stage(self, stage: str, records: Sequence[dict[str, Any]], key: str = "sku") -> int:
-        """Replace a stage's records (idempotent: a retried task writes the same stage again)."""
-        rows = [
-            {"load_id": self.load_id, "stage": stage, "record_key": str(r[key]), "payload": json_safe(r)}
-            for r in records
-        ]
+    def stage(self, stage: str, records: Iterable[dict[str, Any]], key: str = "sku") -> int:
+        """Replace a stage's records (idempotent: a retried task writes the same stage again).
+
+        ``records`` may be a generator: it is consumed and written ``STAGE_BATCH`` rows at a time, each batch in
+        its own transaction, so neither the rows nor the transaction grow with the catalog. A task killed half-way
+        leaves part of the stage written; its retry replaces the stage whole again before anything reads it.
+        """
+        self.clear_stage(stage)
+        return self._write_stage(stage, records, key, fresh=True)
+
+    def stage_more(self, stage: str, records: Iterable[dict[str, Any]], key: str = "sku") -> int:
+        """Add records to a stage (a record whose key is there already replaces it), ``STAGE_BATCH`` rows to a
+        transaction: how a task stages a delta it reads page by page."""
+        return self._write_stage(stage, records, key, fresh=False)
+
+    def _write_stage(self, stage: str, records: Iterable[dict[str, Any]], key: str, *, fresh: bool) -> int:
+        table = cast(Table, StagedRecord.__table__)
+        n = 0
+        for batch in chunked_iter(records, STAGE_BATCH):
+            rows = [{"load_id": self.load_id, "stage": stage, "record_key": str(r[key]), "payload": json_safe(r)}
+                    for r in batch]
+            with session_scope(self.hub_url) as s:
+                if fresh:  # an emptied stage: a plain insert (COPY on PostgreSQL), a repeated key is an error
+                    repo.insert_rows(s, table, rows)
+                else:
+                    repo.upsert(s, table, rows, key=["load_id", "stage", "record_key"])
+            n += len(rows)
+        return n
+
+    def clear_stage(self, stage: str) -> None:
         with session_scope(self.hub_url) as s:
             s.execute(delete(StagedRecord).where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage))
-            repo.insert_rows(s, cast(Table, StagedRecord.__table__), rows)
-        return len(rows)
 
     def staged(self, stage: str) -> list[dict[str, Any]]:
+        """A stage's records, whole, in key order: only for stages that stay small whatever the catalog (a
+        cursor, a chunk's plan). A stage that grows with the delta is read with ``iter_staged``."""
+        return [r for page in self.iter_staged(stage) for r in page]
+
+    def iter_staged(self, stage: str, size: int | None = None, *, after: str | None = None,
+                    ) -> Iterator[list[dict[str, Any]]]:
+        """A stage's records in key order, ``size`` (default ``STAGE_BATCH``) at a time: each page is one query
+        that starts after the last key of the page before (keyset pagination on the primary key), so a page costs
+        the same wherever it is and no transaction stays open between pages."""
+        size = size or STAGE_BATCH
+        last = after
+        while True:
+            query = (select(StagedRecord.record_key, StagedRecord.payload)
+                     .where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage)
+                     .order_by(StagedRecord.record_key).limit(size))
+            if last is not None:
+                query = query.where(StagedRecord.record_key > last)
+            with session_scope(self.hub_url) as s:
+                rows = s.execute(query).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[1] for r in rows]
+            if len(rows) < size:
+                return
+
+    def staged_page(self, stage: str, number: int, size: int) -> list[dict[str, Any]]:
+        """Page ``number`` of a stage, in key order, ``size`` records to a page (a mapped task's chunk)."""
         with session_scope(self.hub_url) as s:
-            rows = s.scalars(
+            return list(s.scalars(
                 select(StagedRecord.payload)
                 .where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage)
-                .order_by(StagedRecord.record_key)
-            ).all()
-        return list(rows)
+                .order_by(StagedRecord.record_key).offset(number * size).limit(size)).all())
+
+    def staged_by_keys(self, stage: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The records of a stage under ``keys`` (those present), ``{key: record}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for batch in chunked_iter(sorted({str(k) for k in keys}), 500):
+            with session_scope(self.hub_url) as s:
+                out.update(s.execute(
+                    select(StagedRecord.record_key, StagedRecord.payload)
+                    .where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage,
+                           StagedRecord.record_key.in_(batch))).tuples().all())
+        return out
+
+    def count_staged(self, stage: str) -> int:
+        with session_scope(self.hub_url) as s:
+            return int(s.scalar(select(func.count()).select_from(StagedRecord).where(
+                StagedRecord.load_id == self.load_id, StagedRecord.stage == stage)) or 0)
 
     def cleanup_staging(self) -> None:
         with session_scope(self.hub_url) as s:
@@ -385,6 +453,18 @@ def run_task(task: str, load_id: str, step: Callable[..., Any], *args: Any, hub_
 def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def chunked_iter(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` (any iterable, a generator too) in lists of at most ``size``, never holding more than one."""
+    batch: list[_T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Stopwatch:

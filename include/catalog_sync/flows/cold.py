@@ -39,6 +39,7 @@ from catalog_sync.connectors.mapping import (
 from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, is_kit, item_type_of, ships
+from catalog_sync.engine import run as engine_run
 from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
@@ -128,27 +129,43 @@ def _stage_cursor(ctx: RunContext, system: str, stream: str, value: datetime) ->
 
 
 def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
-    """Read the ERP items changed since the committed cursor, up to the run's frozen upper bound."""
+    """Read the ERP items changed since the committed cursor, up to the run's frozen upper bound.
+
+    Streamed: pages are gathered up to ``STAGE_BATCH`` items, which are then counted, audited and staged before the
+    next page is read, so the task holds a batch of the delta, never the whole of it (a first run reads the whole
+    catalog)."""
     ctx = RunContext.attach(load_id)
     upper = _window_end(ctx)
     since = _cursor(ctx, "erp", "items")
-    result = ReadResult.collect(systems.erp.iter_items(updated_since=since))
-    records = []
-    for item in result.records:
-        changed = _parse_ts(item.get("updated_at"))
-        if changed is not None and changed > upper:
-            continue  # the next run's window
-        record = erp_item_to_canonical(item)
-        record["updated_at"] = item.get("updated_at")
-        records.append(record)
-    ctx.count(ERP_PIM, read=len(records))
-    steps.dead_letter_read_errors(ctx, result.errors, hop=ERP_PIM, entity="product", source="erp", target="pim")
-    for r in records:
-        ctx.audit("erp", "product", r["sku"], "read", "ok")
-    ctx.flush_audit()
-    ctx.stage("erp_items", records)
+    ctx.clear_stage("erp_items")  # a retry stages the delta again, whole
+    read = malformed = pages = 0
+    records: list[dict[str, Any]] = []
+
+    def stage_batch() -> int:
+        ctx.count(ERP_PIM, read=len(records))
+        for r in records:
+            ctx.audit("erp", "product", r["sku"], "read", "ok")
+        ctx.flush_audit()
+        n = ctx.stage_more("erp_items", records)
+        records.clear()
+        return n
+
+    for page in systems.erp.iter_items(updated_since=since):
+        pages += 1
+        for item in page.records:
+            changed = _parse_ts(item.get("updated_at"))
+            if changed is not None and changed > upper:
+                continue  # the next run's window
+            record = erp_item_to_canonical(item)
+            record["updated_at"] = item.get("updated_at")
+            records.append(record)
+        malformed += steps.dead_letter_read_errors(ctx, page.errors, hop=ERP_PIM, entity="product", source="erp",
+                                                   target="pim")
+        if len(records) >= engine_run.STAGE_BATCH:
+            read += stage_batch()
+    read += stage_batch()
     _stage_cursor(ctx, "erp", "items", upper)
-    return {"read": len(records), "malformed": len(result.errors), "pages": result.pages}
+    return {"read": read, "malformed": malformed, "pages": pages}
 
 
 def gate_master_data(load_id: str) -> dict[str, int]:
@@ -225,30 +242,25 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
     unchanged = 0
     if not ctx.committed("plan"):
         with ctx.part("plan"):
-            ready = steps.check_ownership(ctx, _pim_values(ctx.staged("erp_ready")), writer="erp", target="pim",
-                                          hop=ERP_PIM)
-            with session_scope(ctx.hub_url) as s:
-                known = repo.fingerprints(s, "pim", "product")
-            hashes = {r["sku"]: repo.content_hash(r) for r in ready}
-            changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
-            unchanged = len(ready) - len(changed)
+            # page by page over the gated delta: each page's records checked, compared with their fingerprints
+            # and staged under a position that sorts parents first (a variant's model must exist before the
+            # variant), kits last (Akeneo refuses an association with a product it does not hold yet), each group
+            # in SKU order
+            ctx.clear_stage("pim_plan")
+            for page in ctx.iter_staged("erp_ready"):
+                ready = steps.check_ownership(ctx, _pim_values(page), writer="erp", target="pim", hop=ERP_PIM)
+                hashes = {r["sku"]: repo.content_hash(r) for r in ready}
+                with session_scope(ctx.hub_url) as s:
+                    known = repo.fingerprints(s, "pim", "product", keys=list(hashes))
+                changed = [r for r in ready if known.get(r["sku"]) != hashes[r["sku"]]]
+                unchanged += len(ready) - len(changed)
+                ctx.stage_more("pim_plan", [{"position": f"{_plan_group(r)}:{r['sku']}", "record": r,
+                                             "hash": hashes[r["sku"]]} for r in changed], key="position")
             ctx.count(ERP_PIM, unchanged=unchanged)
-            # parents first (a variant's model must exist before the variant), kits last (Akeneo refuses an
-            # association with a product it does not hold yet), each group in SKU order
-            plan = [r for r in changed if r.get("product_type") == "configurable"]
-            plan += [r for r in changed if r.get("product_type") != "configurable" and not is_kit(r)]
-            plan += [r for r in changed if r.get("product_type") != "configurable" and is_kit(r)]
-            ctx.stage("pim_plan", [{"position": f"{i:08d}", "record": r, "hash": hashes[r["sku"]]}
-                                   for i, r in enumerate(plan)], key="position")
-    planned = sorted(ctx.staged("pim_plan"), key=lambda p: p["position"])
     totals = {"delivered": 0, "unchanged": unchanged, "dead_lettered": 0, "resumed_batches": 0}
-    batches: list[tuple[bool, list[dict[str, Any]]]] = []
-    for is_model in (True, False):
-        group = [p for p in planned if (p["record"].get("product_type") == "configurable") is is_model]
-        batches += [(is_model, list(b)) for b in chunked(group, systems.pim.batch_size)]
-    progress = Progress("load_pim", total=len(planned))
+    progress = Progress("load_pim", total=ctx.count_staged("pim_plan"))
     held = held_fields("pim", "product", ctx.hub_url)  # left out by check_ownership; must not be emptied either
-    for number, (is_model, batch) in enumerate(batches):
+    for number, (is_model, batch) in enumerate(_plan_batches(ctx, systems.pim.batch_size)):
         part = f"batch:{number}"
         if ctx.committed(part):
             totals["resumed_batches"] += 1
@@ -279,12 +291,38 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
                                                              if res.ok and res.key in hashes}, load_id)
             progress.add(len(batch))
     progress.finish()
-    # Every planned record this run delivered, whichever attempt wrote it.
-    delivered = sorted(_fingerprinted_by(ctx, "pim", "product", [p["record"]["sku"] for p in planned]))
-    ctx.stage("pim_touched", [{"sku": k} for k in delivered])
+    # Every planned record this run delivered, whichever attempt wrote it, page by page.
+    ctx.clear_stage("pim_touched")
+    for page in ctx.iter_staged("pim_plan"):
+        delivered = _fingerprinted_by(ctx, "pim", "product", [p["record"]["sku"] for p in page])
+        ctx.stage_more("pim_touched", [{"sku": k} for k in sorted(delivered)])
     if ctx.task is not None:
         totals.update({k: v for k, v in ctx.hop_counts(task_only=True).get(ERP_PIM, {}).items() if k in totals})
     return totals
+
+
+def _plan_group(record: Mapping[str, Any]) -> int:
+    """The PIM write order of a record: 0 a configurable parent (a product model), 1 a product, 2 a kit."""
+    if record.get("product_type") == "configurable":
+        return 0
+    return 2 if is_kit(record) else 1
+
+
+def _plan_batches(ctx: RunContext, size: int) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
+    """The staged PIM plan in write batches of at most ``size``, product models apart from products, numbered
+    the same way by every attempt (the plan is fixed by the first); read a page at a time."""
+    batch: list[dict[str, Any]] = []
+    model: bool | None = None
+    for page in ctx.iter_staged("pim_plan"):
+        for entry in page:
+            is_model = entry["position"].startswith("0:")
+            if batch and (len(batch) == size or is_model != model):
+                yield bool(model), batch
+                batch = []
+            model = is_model
+            batch.append(entry)
+    if batch:
+        yield bool(model), batch
 
 
 def _fingerprinted_by(ctx: RunContext, system: str, entity: str, keys: Sequence[str]) -> set[str]:
@@ -587,46 +625,65 @@ def extract_pim(load_id: str, systems: Systems) -> dict[str, int]:
     ctx = RunContext.attach(load_id)
     upper = datetime.now(UTC)  # includes what this run itself just wrote into the PIM
     since = _cursor(ctx, "pim", "products")
-    changed = ReadResult.collect(systems.pim.iter_products(updated_after=since))
-    steps.dead_letter_read_errors(ctx, changed.errors, hop=PIM_STOREFRONT, entity="product", source="pim",
-                                  target="storefront")
-    roots = {str(p.get("parent") or p["identifier"]) for p in changed.records}
-    models_changed = ReadResult.collect(systems.pim.iter_product_models(updated_after=since))
-    roots |= {str(m["code"]) for m in models_changed.records}
-    families = _families(systems, sorted(roots))
-    ctx.count(PIM_STOREFRONT, read=len(families))
-    ctx.stage("families", families)
-    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
-                                                       for c in (r.get("categories") or [])})])
+    # Only each changed product's family root is kept from the read (a string a family, not the products); the
+    # families are then read back 100 roots at a time and staged as each batch comes.
+    roots: set[str] = set()
+    changed = 0
+    for page in systems.pim.iter_products(updated_after=since):
+        steps.dead_letter_read_errors(ctx, page.errors, hop=PIM_STOREFRONT, entity="product", source="pim",
+                                      target="storefront")
+        changed += len(page.records)
+        roots.update(str(p.get("parent") or p["identifier"]) for p in page.records)
+    for page in systems.pim.iter_product_models(updated_after=since):
+        roots.update(str(m["code"]) for m in page.records)
+    ctx.clear_stage("families")
+    categories: set[str] = set()
+    families = 0
+    for batch in _family_batches(systems, sorted(roots)):
+        ctx.count(PIM_STOREFRONT, read=len(batch))
+        families += ctx.stage_more("families", batch)
+        categories.update(c for f in batch for r in [f["parent"], *f["rows"]] for c in (r.get("categories") or []))
+    ctx.stage("taxonomy", [{"sku": c} for c in sorted(categories)])
     _stage_cursor(ctx, "pim", "products", upper)
-    return {"changed_products": len(changed.records), "families": len(families)}
+    return {"changed_products": changed, "families": families}
 
 
 def _families(systems: Systems, roots: Sequence[str]) -> list[dict[str, Any]]:
-    families: dict[str, dict[str, Any]] = {}
+    """The families of ``roots`` (configurable parents or simple products), in key order."""
+    return sorted((f for batch in _family_batches(systems, roots) for f in batch), key=lambda f: f["sku"])
+
+
+def _family_batches(systems: Systems, roots: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    """The families of ``roots``, read from the PIM 100 roots at a time, one list per 100 roots."""
     axes_cache: dict[str, dict[str, list[str]]] = {}
     for batch in chunked(list(roots), 100):
-        for page in systems.pim.iter_product_models(search=identifier_in(batch)):
-            for model in page.records:
-                family = str(model.get("family") or "")
-                if family not in axes_cache:
-                    axes_cache[family] = systems.pim.family_variant_axes(family) if family else {}
-                axes = axes_cache[family].get(str(model.get("family_variant") or ""), [])
-                parent = akeneo_product_to_canonical(model, axes=axes)
-                families[str(model["code"])] = {"sku": str(model["code"]), "parent": parent, "rows": []}
-        for page in systems.pim.iter_products(search={"parent": [{"operator": "IN", "value": list(batch)}]}):
+        yield _family_batch(systems, batch, axes_cache)
+
+
+def _family_batch(systems: Systems, batch: Sequence[str], axes_cache: dict[str, dict[str, list[str]]],
+                  ) -> list[dict[str, Any]]:
+    families: dict[str, dict[str, Any]] = {}
+    for page in systems.pim.iter_product_models(search=identifier_in(batch)):
+        for model in page.records:
+            family = str(model.get("family") or "")
+            if family not in axes_cache:
+                axes_cache[family] = systems.pim.family_variant_axes(family) if family else {}
+            axes = axes_cache[family].get(str(model.get("family_variant") or ""), [])
+            parent = akeneo_product_to_canonical(model, axes=axes)
+            families[str(model["code"])] = {"sku": str(model["code"]), "parent": parent, "rows": []}
+    for page in systems.pim.iter_products(search={"parent": [{"operator": "IN", "value": list(batch)}]}):
+        for product in page.records:
+            fam = families.get(str(product.get("parent")))
+            if fam is not None:
+                fam["rows"].append(akeneo_product_to_canonical(product))
+    simple = [s for s in batch if s not in families]
+    if simple:
+        for page in systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": simple}]}):
             for product in page.records:
-                fam = families.get(str(product.get("parent")))
-                if fam is not None:
-                    fam["rows"].append(akeneo_product_to_canonical(product))
-        simple = [s for s in batch if s not in families]
-        if simple:
-            for page in systems.pim.iter_products(search={"identifier": [{"operator": "IN", "value": simple}]}):
-                for product in page.records:
-                    if product.get("parent"):
-                        continue
-                    rec = akeneo_product_to_canonical(product)
-                    families[str(rec["sku"])] = {"sku": str(rec["sku"]), "parent": rec, "rows": []}
+                if product.get("parent"):
+                    continue
+                rec = akeneo_product_to_canonical(product)
+                families[str(rec["sku"])] = {"sku": str(rec["sku"]), "parent": rec, "rows": []}
     for fam in families.values():
         # Variants inherit the parent's content where they have none of their own (Akeneo's model levels).
         for row in fam["rows"]:
@@ -778,40 +835,44 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     the slices no attempt committed, then the opening stock still owed.
     """
     ctx = RunContext.attach(load_id)
-    families = ctx.staged("families_ready")
-    suppressed = sum(1 for fam in families if fam["parent"].get("lifecycle_status") != LifecycleStatus.ACTIVE.value)
+    suppressed = sum(1 for page in ctx.iter_staged("families_ready") for fam in page
+                     if fam["parent"].get("lifecycle_status") != LifecycleStatus.ACTIVE.value)
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
     if not ctx.committed("plan"):
         with ctx.part("plan"):
+            families = ctx.staged("families_ready")
             plan = _publish_plan(ctx, systems, families)
-            ctx.stage("publish_plan", [{"position": f"{i:08d}", **entry} for i, entry in enumerate(plan)],
+            ctx.stage("publish_plan", ({"position": f"{i:08d}", **entry} for i, entry in enumerate(plan)),
                       key="position")
             counts["unchanged"] += len(families) - len(plan) - suppressed
-    planned = sorted(ctx.staged("publish_plan"), key=lambda p: p["position"])
-    by_sku = {fam["sku"]: fam for fam in families}
-    ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
+            del families, plan
 
     # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), committed slice by slice: a task
     # killed mid-way leaves at most one slice written but uncommitted, which its retry writes again and the
     # storefront takes as updates. When the storefront stops answering, the writes that did go out are recorded,
-    # then it raises (the slice stays uncommitted).
-    slices = list(chunked(planned, PUBLISH_SLICE))
-    for number, outgoing_slice in enumerate(slices):
+    # then it raises (the slice stays uncommitted). The plan is read a slice at a time, with the slice's families
+    # and storefront ids.
+    slices = 0
+    for number, outgoing_slice in enumerate(ctx.iter_staged("publish_plan", PUBLISH_SLICE)):
+        slices += 1
         if ctx.committed(f"slice:{number}"):
             continue
+        skus = [p["sku"] for p in outgoing_slice]
+        by_sku = ctx.staged_by_keys("families_ready", skus)
+        ids = steps.external_ids("storefront", "product", skus, ctx.hub_url)
         with ctx.part(f"slice:{number}"):
             written = _publish_slice(ctx, systems, number, [(by_sku[p["sku"]], p["product"], p["digest"])
                                                             for p in outgoing_slice], ids)
         for name, n in written.items():
             counts[name] += n
-    hashes = {row["sku"]: row["digest"] for number in range(len(slices))
-              for row in ctx.staged(f"published:{number}")}
+    hashes = {row["sku"]: row["digest"] for number in range(slices) for row in ctx.staged(f"published:{number}")}
     # Opening stock of the variants of every product this run published that still owes it (a product created
     # now, or by an attempt killed before its stock was written).
     published_ids = steps.external_ids("storefront", "product", sorted(hashes), ctx.hub_url)
     owed = {sku: (pid, extra or {}) for sku, (pid, extra) in published_ids.items()
             if (extra or {}).get("opening_stock") == "owed"}
-    owed_variants = [v for p in planned if p["sku"] in owed for v in p["variant_skus"]]
+    owed_variants = [v for page in ctx.iter_staged("publish_plan") for p in page if p["sku"] in owed
+                     for v in p["variant_skus"]]
     variant_ids = steps.external_ids("storefront", "variant", owed_variants, ctx.hub_url)
     _opening_stock(ctx, systems, [(sku, extra or {}) for sku, (_, extra) in sorted(variant_ids.items())])
     if owed:
@@ -819,9 +880,10 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
                                                           for sku, (pid, extra) in owed.items()}, ctx.hub_url)
     # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
     # here re-sends its stock, which the storefront's idempotency keys make a no-op).
-    with session_scope(ctx.hub_url) as s:
-        repo.save_fingerprints(s, "storefront", "product", hashes, load_id)
-    ctx.stage("published", [{"sku": k} for k in sorted(hashes)])
+    for batch in chunked(sorted(hashes), engine_run.STAGE_BATCH):
+        with session_scope(ctx.hub_url) as s:
+            repo.save_fingerprints(s, "storefront", "product", {k: hashes[k] for k in batch}, load_id)
+    ctx.stage("published", ({"sku": k} for k in sorted(hashes)))
     if ctx.task is not None:  # what every attempt of this task counted, resumed slices included
         task_counts = ctx.hop_counts(task_only=True).get(PIM_STOREFRONT, {})
         counts = {name: task_counts.get(name, 0) for name in counts}
@@ -841,7 +903,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
                    if p.get("price") is not None} if families else {}
     stocked = _stocked_unshipped(systems, families)
     with session_scope(ctx.hub_url) as s:
-        known = repo.fingerprints(s, "storefront", "product")
+        known = repo.fingerprints(s, "storefront", "product", keys=[f["sku"] for f in families])
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
     outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]] = []
     for fam in families:
@@ -1004,7 +1066,7 @@ def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[s
 def plan_image_chunks(load_id: str, chunk_size: int = 200) -> list[int]:
     """Chunk numbers of the image step, so images run as separate (mapped) tasks after the product data."""
     ctx = RunContext.attach(load_id)
-    n = len(ctx.staged("published"))
+    n = ctx.count_staged("published")
     return list(range((n + chunk_size - 1) // chunk_size)) if n else []
 
 
@@ -1024,8 +1086,9 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
     outcome means for the run is recorded afterwards, product by product, in SKU order.
     """
     ctx = RunContext.attach(load_id)
-    published = [r["sku"] for r in ctx.staged("published")][chunk * chunk_size:(chunk + 1) * chunk_size]
-    families = {f["sku"]: f for f in ctx.staged("families_ready") if f["sku"] in set(published)}
+    # the chunk's own products and their families, read by key: a chunk holds chunk_size families at most
+    published = [r["sku"] for r in ctx.staged_page("published", chunk, chunk_size)]
+    families = ctx.staged_by_keys("families_ready", published)
     ctx.count(IMAGES, read=len(published))
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
 
@@ -1093,8 +1156,9 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
     published = {r["sku"] for r in ctx.staged("published")} | set(
         steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url))
     erp = {}
-    for page in (systems.erp.iter_items() if len(skus) > 200 else []):
-        erp.update({str(i["sku"]): erp_item_to_canonical(i) for i in page.records})
+    wanted = set(map(str, skus))
+    for page in (systems.erp.iter_items() if len(skus) > 200 else []):  # only this run's SKUs are kept
+        erp.update({str(i["sku"]): erp_item_to_canonical(i) for i in page.records if str(i.get("sku")) in wanted})
     if len(skus) <= 200:
         for sku in skus:
             item = systems.erp.get_item(sku)
@@ -1143,6 +1207,10 @@ def finish(load_id: str) -> dict[str, Any]:
     return {"counts": counts, "hops": ctx.hop_counts(), "quiet": quiet, "write_loops_held": held}
 
 
+#: The attributes the completeness KPI counts.
+KPI_REQUIRED = ("name", "description", "category", "upc", "weight", "lifecycle_status")
+
+
 def _write_kpis(ctx: RunContext) -> None:
     """Completeness of the published content and first-time pass rate of this run's gates."""
     import pandas as pd
@@ -1150,12 +1218,15 @@ def _write_kpis(ctx: RunContext) -> None:
     from catalog_sync.hub.models import DqResult
     from catalog_sync.quality.kpis import completeness, write_kpis
 
-    families = ctx.staged("families_ready")
-    rows = [r for f in families for r in [f["parent"], *f["rows"]]]
     values: dict[str, float] = {}
+    # page by page: the share of filled cells over all pages is the pages' shares weighted by their rows
+    filled = rows = 0.0
+    for page in ctx.iter_staged("families_ready"):
+        records = [r for f in page for r in [f["parent"], *f["rows"]]]
+        filled += len(records) * completeness(pd.DataFrame([json_safe(r) for r in records]), KPI_REQUIRED)
+        rows += len(records)
     if rows:
-        values["completeness"] = completeness(pd.DataFrame([json_safe(r) for r in rows]),
-                                              ["name", "description", "category", "upc", "weight", "lifecycle_status"])
+        values["completeness"] = filled / rows
     with session_scope(ctx.hub_url) as s:
         from sqlalchemy import select
 

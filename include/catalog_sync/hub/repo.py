@@ -480,14 +480,19 @@ def deltas_for_run(session: Session, load_id: str) -> list[dict[str, Any]]:
     return [{c.name: getattr(r, c.name) for c in FieldDelta.__table__.columns} for r in rows]
 
 
-def fingerprints(session: Session, system: str, entity: str) -> dict[str, str]:
-    """record_key -> content hash of what was last delivered to ``system``."""
-    rows = session.execute(
-        select(RecordFingerprint.record_key, RecordFingerprint.content_hash).where(
-            RecordFingerprint.system == system, RecordFingerprint.entity == entity
-        )
-    )
-    return {key: h for key, h in rows}
+def fingerprints(session: Session, system: str, entity: str, keys: Iterable[str] | None = None) -> dict[str, str]:
+    """record_key -> content hash of what was last delivered to ``system``: of ``keys`` only when given (a
+    batch's records), else of every record."""
+    query = select(RecordFingerprint.record_key, RecordFingerprint.content_hash).where(
+        RecordFingerprint.system == system, RecordFingerprint.entity == entity)
+    if keys is None:
+        return {key: h for key, h in session.execute(query)}
+    out: dict[str, str] = {}
+    wanted = sorted({str(k) for k in keys})
+    for start in range(0, len(wanted), 500):
+        out.update({key: h for key, h in session.execute(
+            query.where(RecordFingerprint.record_key.in_(wanted[start:start + 500])))})
+    return out
 
 
 def save_fingerprints(
