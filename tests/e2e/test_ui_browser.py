@@ -205,7 +205,7 @@ def test_a_manual_dag_triggers_from_airflows_form_with_what_a_person_fills(
         if runs:
             break
         page.wait_for_timeout(500)
-    assert page.get_by_text("Dag Run Triggered").count() >= 1
+    # The run Airflow stored is the oracle; its toast ("Dag Run Triggered") lasts a few seconds and may be gone by now.
     assert len(runs) == 1 and runs[0]["run_type"] == "manual", runs
     conf = runs[0]["conf"]
     if dag_id == "seasonal_republish":
