@@ -72,6 +72,11 @@ def test_nightly_and_reconciliation_on_two_celery_workers(
             assert c["read"] == c["delivered"] + c["unchanged"] + c["dead_lettered"], (hop, c)
 
         weekly = scheduled_run(airflow, WEEKLY)
+        # The first weekly run proposes the reference tables (the PIM's category tree) and waits for a person: the
+        # approval goes through the api-server, and a worker applies it.
+        airflow.wait_api()
+        airflow.answer_when_asked(WEEKLY, weekly, "approve_reference_data", "Approve",
+                                  headers={"Authorization": f"Bearer {airflow.token()}"})
         assert airflow.wait_finished(WEEKLY, weekly, within=300) == "success", airflow.task_instances(
             WEEKLY, weekly)
         weekly_hosts = airflow.task_hosts(WEEKLY, weekly)

@@ -309,6 +309,36 @@ class LiveAirflow:
             time.sleep(0.5)
         raise AssertionError(f"{what} not seen within {within:.0f} s\n{self.tails()}")
 
+    def answer_when_asked(self, dag_id: str, run_id: str, task_id: str, option: str,
+                          headers: dict[str, str] | None = None, within: float = 300,
+                          before: Callable[[dict[str, tuple[str | None, int]]], None] | None = None,
+                          ) -> dict[str, tuple[str | None, int]]:
+        """Wait until ``task_id`` waits for a person, then choose ``option`` through Airflow's HITL REST route (the
+        one its "Required actions" page calls); the task states as they were when it was asked.
+
+        The answer goes in once the scheduler has reaped the parked attempt's worker: an answer that lands before
+        the executor reports that process done is lost (the scheduler takes the late "process finished" event for
+        a failure of the resumed task and retries it, which asks again). A person answers minutes later.
+        ``before`` sees the states just before the answer (to check that nothing moved while the task waited).
+        """
+        import httpx
+
+        def asked() -> Any:
+            states = self.task_instances(dag_id, run_id)
+            return states if states.get(task_id, (None,))[0] == "awaiting_input" else None
+
+        states: dict[str, tuple[str | None, int]] = self.wait(asked, within, f"{task_id} waiting for a person")
+        parked = (f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{dag_id}',"
+                  f" task_id='{task_id}', run_id='{run_id}', try_number={states[task_id][1]}")
+        self.wait(lambda: parked in (self.logs / "scheduler.log").read_text(errors="replace"), 120,
+                  f"the parked {task_id}'s worker reaped")
+        if before is not None:
+            before(states)
+        answer = httpx.patch(f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+                             json={"chosen_options": [option]}, headers=headers or {}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return states
+
     def wait_finished(self, dag_id: str, run_id: str, within: float = 240) -> str:
         """Wait until the run is finished; its state."""
         return str(self.wait(lambda: (s := self.run_state(dag_id, run_id)) in FINISHED and s, within,

@@ -43,7 +43,9 @@ def test_pim_calls_in_flight_from_all_task_processes_stay_within_akeneos_limit(
     hub = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     migrate(hub)
     with live_airflow(tmp_path / "live", [f"{d}.py" for d in DAGS], sandbox.url,
-                      {"CATALOG_SYNC_HUB_URL": hub, "CATALOG_SYNC_HOME": str(tmp_path / "home")},
+                      {"CATALOG_SYNC_HUB_URL": hub, "CATALOG_SYNC_HOME": str(tmp_path / "home"),
+                       # the API without logins: the weekly run's reference approval is answered through it
+                       "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"},
                       connection_extras={"catalog_sync_pim": {"batch_size": 5}}) as airflow:
         # catchup is off: Airflow schedules the latest interval of the nightly and of the weekly once parsed
         def scheduled() -> dict[str, str] | None:
@@ -55,6 +57,9 @@ def test_pim_calls_in_flight_from_all_task_processes_stay_within_akeneos_limit(
         airflow.cli("dags", "trigger", "seasonal_republish", "--run-id", "budgets_dry_run",
                     "--conf", json.dumps({"skus": skus, "dry_run": True}))
         runs["seasonal_republish"] = "budgets_dry_run"
+        # the first weekly run proposes the PIM's category tree and waits for a person
+        airflow.answer_when_asked("weekly_reconciliation", runs["weekly_reconciliation"], "approve_reference_data",
+                                  "Approve")
         states = {dag_id: airflow.wait_finished(dag_id, run_id, within=240) for dag_id, run_id in runs.items()}
         pim = sandbox.concurrency("pim")
         unfinished = {dag_id: {t: s for t, (s, _) in airflow.task_instances(dag_id, run_id).items()

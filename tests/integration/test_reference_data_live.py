@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -61,37 +60,20 @@ def test_a_unit_approved_in_airflow_reaches_the_gates(tmp_path: Path, fresh_sand
             # unpaused with catchup off, the scheduler starts the latest weekly interval itself
             run_id = airflow.wait(lambda: (runs := airflow.runs(DAG)) and runs[0][0], 180, "a weekly run")
 
-            def waiting() -> Any:
-                states = airflow.task_instances(DAG, run_id)
-                return states if states.get("approve_reference_data", (None,))[0] == "awaiting_input" else None
+            def unanswered(states: dict[str, tuple[str | None, int]]) -> None:
+                assert states["refresh_reference_data"][0] == "success"
+                time.sleep(3)  # the scheduler keeps looping: nothing may be applied before the answer
+                assert airflow.task_instances(DAG, run_id)["apply_reference_data"][0] in (None, "none")
+                with session_scope(hub) as s:
+                    assert s.scalars(select(ReferenceValue).where(ReferenceValue.code == "BAG")).first() is None
+                with sqlite3.connect(airflow.home / "airflow.db") as conn:
+                    (body,) = conn.execute(
+                        "select h.body from hitl_detail h join task_instance ti on ti.id = h.ti_id "
+                        "where ti.dag_id = ? and ti.run_id = ? and ti.task_id = 'approve_reference_data'",
+                        (DAG, run_id)).fetchone()
+                assert "**added** `BAG` kind=count, aliases=['bag']" in body and "### unit (owner: erp)" in body
 
-            states = airflow.wait(waiting, 300, "the reference approval waiting for a person")
-            assert states["refresh_reference_data"][0] == "success"
-            # Answer once the scheduler has reaped the parked attempt's worker. An answer that lands before the
-            # executor reports that process done is lost: the scheduler takes the late "process finished" event
-            # for a failure of the already resumed task and retries it, which asks again (seen on this loaded
-            # box within seconds of parking; a person answers minutes later).
-            parked = (f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{DAG}',"
-                      f" task_id='approve_reference_data', run_id='{run_id}', try_number="
-                      f"{states['approve_reference_data'][1]}")
-            airflow.wait(lambda: parked in (airflow.logs / "scheduler.log").read_text(errors="replace"), 120,
-                         "the parked approval's worker reaped")
-            time.sleep(3)  # the scheduler keeps looping: nothing may be applied before the answer
-            assert airflow.task_instances(DAG, run_id)["apply_reference_data"][0] in (None, "none")
-            with session_scope(hub) as s:
-                assert s.scalars(select(ReferenceValue).where(ReferenceValue.code == "BAG")).first() is None
-
-            with sqlite3.connect(airflow.home / "airflow.db") as conn:
-                (body,) = conn.execute(
-                    "select h.body from hitl_detail h join task_instance ti on ti.id = h.ti_id "
-                    "where ti.dag_id = ? and ti.run_id = ? and ti.task_id = 'approve_reference_data'",
-                    (DAG, run_id)).fetchone()
-            assert "**added** `BAG` kind=count, aliases=['bag']" in body and "### unit (owner: erp)" in body
-
-            answer = httpx.patch(f"http://127.0.0.1:{airflow.port}/api/v2/dags/{DAG}/dagRuns/{run_id}/"
-                                 "taskInstances/approve_reference_data/-1/hitlDetails",
-                                 json={"chosen_options": ["Approve"]}, timeout=30)
-            assert answer.status_code == 200, answer.text
+            airflow.answer_when_asked(DAG, run_id, "approve_reference_data", "Approve", before=unanswered)
             airflow.wait(lambda: airflow.task_instances(DAG, run_id).get("apply_reference_data", (None,))[0]
                          in ("success", "failed"), 240, "the decision applied")
             assert airflow.task_instances(DAG, run_id)["apply_reference_data"][0] == "success", airflow.tails()

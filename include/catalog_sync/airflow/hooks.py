@@ -313,7 +313,7 @@ def adobe_commerce_client_from_connection(conn: Any, on_attempt: AttemptCallback
 
 class AdobeCommerceHook(BaseHook):
     """Adobe Commerce as a sales channel, from the connection ``catalog_sync_adobe_commerce``. Not in :data:`HOOKS`:
-    the flows do not publish to it yet (docs/adr/0015-adobe-commerce-channel.md)."""
+    the flows do not publish to it yet (docs/adr/0014-adobe-commerce-channel.md)."""
 
     conn_name_attr = "conn_id"
     default_conn_name = "catalog_sync_adobe_commerce"

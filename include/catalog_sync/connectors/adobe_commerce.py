@@ -1,7 +1,7 @@
 """Adobe Commerce (Magento 2.4) as a sales channel: the admin REST API client a "publish to channel" step calls.
 
 Relies only on Adobe's published REST reference and guides (the schema is
-``../shared/specs/adobe-commerce-2.4.9-admin-rest.json``; the decisions are docs/adr/0015-adobe-commerce-channel.md):
+``../shared/specs/adobe-commerce-2.4.9-admin-rest.json``; the decisions are docs/adr/0014-adobe-commerce-channel.md):
 
 * Auth: an integration's access token as a Bearer token
   (https://developer.adobe.com/commerce/webapi/get-started/authentication/gs-authentication-token/). Since 2.4.4

@@ -4,7 +4,7 @@ No I/O: the channel's own identifiers (attribute ids, option ids of ``color`` an
 locale, the inventory source of each ERP location) arrive as a :class:`MagentoCatalog`, which
 ``AdobeCommerceClient.catalog()`` reads from the channel. Shapes are those of Adobe's admin REST schema
 (``catalog-data-product-interface``, ``inventory-api-data-source-item-interface``,
-``catalog-data-product-attribute-media-gallery-entry-interface``); see docs/adr/0015-adobe-commerce-channel.md.
+``catalog-data-product-attribute-media-gallery-entry-interface``); see docs/adr/0014-adobe-commerce-channel.md.
 
 What the channel does not take is refused per record with a :class:`ChannelRefusal` (dead-letter, reason kind
 ``channel``), never published as something else: kits (bundle, grouped), downloadable items and gift cards,
