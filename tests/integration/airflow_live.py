@@ -214,8 +214,9 @@ class LiveAirflow:
             ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"])]
         if self.celery:
             components.append(("triggerer", ["triggerer"]))
-            components += [(worker, ["celery", "worker", "--celery-hostname", worker, "--concurrency",
-                                     str(self.celery.concurrency)]) for worker in self.celery.workers]
+            # Each worker takes the default queue and one named after itself (tasks a test pins there).
+            components += [(worker, ["celery", "worker", "--celery-hostname", worker, "--queues", f"default,{worker}",
+                                     "--concurrency", str(self.celery.concurrency)]) for worker in self.celery.workers]
         for name, args in components:
             env, cwd = self.component_env(name)
             # Each component leads its own process group, so its workers and supervisors die with it.
