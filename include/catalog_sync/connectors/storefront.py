@@ -141,7 +141,7 @@ BUNDLE_OPERATION: Final = (
 )
 COMPONENT_OPTIONS: Final = (
     "query ComponentOptions($ids: [ID!]!) { nodes(ids: $ids) { ... on Product { id handle "
-    "options(first: 3) { id name values } bundleComponents(first: 1) { nodes { quantity } } } } }"
+    "options { id name values } } } }"
 )
 #: Seconds before the first look at a bundle operation, doubled at each look up to BUNDLE_POLL_MAX_S; a bundle
 #: operation not complete after BUNDLE_POLLS looks is a retryable failure of that bundle.
