@@ -182,3 +182,25 @@ def test_every_magento_type_of_the_export_has_its_stated_fate(hub_url: str, syst
             continue
         (variant,) = [v for v in product["variants"] if v["sku"] == sku]
         assert variant["requires_shipping"] is fate, sku
+
+
+def test_a_fixed_bundle_of_a_variant_waits_dead_lettered_and_its_shop_bundle_stays(hub_url: str,
+                                                                                   systems: Systems) -> None:
+    whole_run("manual__types_bundle_first", systems)
+    kit = systems.storefront.find_by_handles(["mt-kit"])["mt-kit"]
+    # the ERP now lists a variant of a configurable product in the kit: no product of its own on the shop
+    item = systems.erp.get_item("MT-KIT")
+    assert item is not None
+    item["components"] = [*item["components"], {"sku": "MT-TEE-S-Red", "quantity": 1.0}]
+    item["updated_at"] = "2030-01-01T00:00:00Z"
+    assert systems.erp.put_item(item).ok
+    _, result = whole_run("manual__types_bundle_variant", systems)
+    hop = result["hops"]["pim->storefront"]
+    assert hop["read"] == hop["delivered"] + hop["unchanged"] + hop["dead_lettered"]
+    (letter,) = open_letters(record_key="MT-KIT")
+    assert (letter.reason_kind, letter.target_system) == ("channel", "storefront")
+    assert letter.reason.startswith("fixed-price bundle: the storefront channel (Shopify) makes a bundle of "
+                                    "products already on the shop; not there as products of their own: "
+                                    "MT-TEE-S-Red"), letter.reason
+    # what the shop sells is the bundle as it was, never half-changed
+    assert systems.storefront.bundle_components(kit["id"]) == [{"handle": "mt-simple", "quantity": 1}]
