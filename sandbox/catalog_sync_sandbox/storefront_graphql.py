@@ -62,6 +62,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, func, select
 from starlette.exceptions import HTTPException
 
+from catalog_sync.catalog.magento import slugify
 from catalog_sync_sandbox import db
 from catalog_sync_sandbox.common import State, iso, parse_ts
 from catalog_sync_sandbox.storefront import check_token, save_product, token_header
@@ -106,6 +107,8 @@ enum ProductSetUserErrorCode {
   GENERIC_ERROR HANDLE_NOT_UNIQUE INVALID_INPUT INVALID_PRODUCT INVALID_VARIANT MISSING_FIELD_REQUIRED
   OPTION_DOES_NOT_EXIST OPTIONS_OVER_LIMIT PRODUCT_DOES_NOT_EXIST VARIANTS_OVER_LIMIT
 }
+enum ProductOperationStatus { ACTIVE COMPLETE CREATED }
+enum ProductBundleMutationUserErrorCode { GENERIC_ERROR INVALID_INPUT JOB_ERROR PRODUCT_DOES_NOT_EXIST }
 enum InventorySetQuantitiesUserErrorCode {
   CHANGE_FROM_QUANTITY_STALE COMPARE_QUANTITY_REQUIRED INVALID_INVENTORY_ITEM INVALID_LOCATION INVALID_NAME
   INVALID_QUANTITY_NEGATIVE NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR
@@ -137,6 +140,15 @@ input StagedUploadInput {
   resource: StagedUploadTargetGenerateUploadResource!, filename: String!, mimeType: String!,
   httpMethod: StagedUploadHttpMethodType
 }
+input ProductBundleComponentOptionSelectionInput { componentOptionId: ID!, name: String!, values: [String!]! }
+input ProductBundleComponentQuantityOptionValueInput { name: String!, quantity: Int! }
+input ProductBundleComponentQuantityOptionInput { name: String!, values: [ProductBundleComponentQuantityOptionValueInput!]! }
+input ProductBundleComponentInput {
+  quantity: Int, productId: ID!, optionSelections: [ProductBundleComponentOptionSelectionInput!]!,
+  quantityOption: ProductBundleComponentQuantityOptionInput
+}
+input ProductBundleCreateInput { title: String!, components: [ProductBundleComponentInput!]! }
+input ProductBundleUpdateInput { productId: ID!, title: String, components: [ProductBundleComponentInput!] }
 input InventoryQuantityInput { inventoryItemId: ID!, locationId: ID!, quantity: Int!, changeFromQuantity: Int }
 input InventorySetQuantitiesInput {
   name: String!, reason: String!, referenceDocumentUri: String, quantities: [InventoryQuantityInput!]!
@@ -173,8 +185,18 @@ type Product implements Node {
   id: ID!, handle: String!, title: String!, descriptionHtml: HTML!, vendor: String!, productType: String!,
   status: ProductStatus!, tags: [String!]!, createdAt: DateTime!, updatedAt: DateTime!,
   options(first: Int): [ProductOption!]!, metafield(namespace: String, key: String!): Metafield,
-  variants(first: Int, after: String): ProductVariantConnection!, media(first: Int, after: String): MediaConnection!
+  variants(first: Int, after: String): ProductVariantConnection!, media(first: Int, after: String): MediaConnection!,
+  bundleComponents(first: Int, after: String): ProductBundleComponentConnection!
 }
+type ProductBundleComponent { componentProduct: Product!, quantity: Int }
+type ProductBundleComponentConnection { nodes: [ProductBundleComponent!]!, pageInfo: PageInfo! }
+interface ProductOperation { product: Product, status: ProductOperationStatus! }
+type ProductBundleMutationUserError { code: ProductBundleMutationUserErrorCode, field: [String!], message: String! }
+type ProductBundleOperation implements Node & ProductOperation {
+  id: ID!, product: Product, status: ProductOperationStatus!, userErrors: [ProductBundleMutationUserError!]!
+}
+type ProductBundleCreatePayload { productBundleOperation: ProductBundleOperation, userErrors: [UserError!]! }
+type ProductBundleUpdatePayload { productBundleOperation: ProductBundleOperation, userErrors: [UserError!]! }
 type ProductConnection { nodes: [Product!]!, pageInfo: PageInfo! }
 type UserError { field: [String!], message: String! }
 type ProductSetUserError { field: [String!], message: String!, code: ProductSetUserErrorCode }
@@ -215,6 +237,7 @@ type QueryRoot {
   nodes(ids: [ID!]!): [Node]!
   bulkOperation(id: ID!): BulkOperation
   productVariantsCount(query: String, limit: Int): Count
+  productOperation(id: ID!): ProductOperation
 }
 type Mutation {
   productSet(input: ProductSetInput!, synchronous: Boolean, identifier: ProductSetIdentifiers): ProductSetPayload
@@ -222,6 +245,8 @@ type Mutation {
   inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
   stagedUploadsCreate(input: [StagedUploadInput!]!): StagedUploadsCreatePayload
   bulkOperationRunMutation(mutation: String!, stagedUploadPath: String!, clientIdentifier: String): BulkOperationRunMutationPayload
+  productBundleCreate(input: ProductBundleCreateInput!): ProductBundleCreatePayload
+  productBundleUpdate(input: ProductBundleUpdateInput!): ProductBundleUpdatePayload
 }
 """
 SCHEMA: Final = build_schema(SCHEMA_SDL)
@@ -447,6 +472,9 @@ def _graphql_product(doc: dict[str, Any], conn: Connection) -> dict[str, Any]:
         "metafield": metafield,
         "variants": lambda _info, first=None, after=None: _connection(variants, first, after),
         "media": lambda _info, first=None, after=None: _connection(media, first, after),
+        "bundleComponents": lambda _info, first=None, after=None: _connection(
+            [{"componentProduct": _product_by(conn, c["product_id"]), "quantity": c.get("quantity")}
+             for c in doc.get("bundle_components") or []], first, after),
     }
 
 
@@ -740,6 +768,10 @@ class BulkStore:
     results: dict[int, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_id: int = 1
+    #: product bundle operations (asynchronous on Shopify: the mutation answers with an operation in ``CREATED``;
+    #: it is ``ACTIVE`` at the first ``productOperation`` read and ``COMPLETE`` from the second, when its work is
+    #: done, with the product or the background job's ``userErrors``)
+    bundle_operations: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def bulk_store(state: Any) -> BulkStore:
@@ -860,11 +892,164 @@ def bulk_result(number: int, state: State) -> Response:
     return Response(body, media_type="application/jsonl")
 
 
+# ------------------------------------------------------------------------------ productBundleCreate / Update
+
+#: Shopify's documented limits of a product fixed bundle: at most 30 components (the "Add a product fixed bundle"
+#: guide), a component quantity of at most 2,000 (``ProductBundleComponentInput.quantity``).
+MAX_BUNDLE_COMPONENTS: Final = 30
+MAX_COMPONENT_QUANTITY: Final = 2000
+
+
+def _operation_view(op: dict[str, Any], conn: Connection) -> dict[str, Any]:
+    product = _product_by(conn, op["product_id"]) if op.get("product_id") else None
+    return {"__typename": "ProductBundleOperation", "id": gid("ProductBundleOperation", op["number"]),
+            "status": op["status"], "product": product, "userErrors": list(op["errors"])}
+
+
+def _component_shape_problems(components: list[dict[str, Any]], path: list[str]) -> list[dict[str, Any]]:
+    """What the mutation itself refuses (its payload's ``UserError``s, before any operation is started)."""
+    if not components:
+        return [{"field": [*path], "message": "At least one component is required."}]
+    problems = []
+    if len(components) > MAX_BUNDLE_COMPONENTS:
+        problems.append({"field": [*path], "message": f"A bundle can have at most {MAX_BUNDLE_COMPONENTS} "
+                                                      "components."})
+    for i, c in enumerate(components):
+        quantity, option = c.get("quantity"), c.get("quantityOption")
+        if quantity is not None and option is not None:
+            problems.append({"field": [*path, str(i), "quantityOption"],
+                             "message": "quantityOption can only be used if quantity isn't set."})
+        if quantity is not None and not 1 <= quantity <= MAX_COMPONENT_QUANTITY:
+            problems.append({"field": [*path, str(i), "quantity"],
+                             "message": f"Quantity must be between 1 and {MAX_COMPONENT_QUANTITY}."})
+    return problems
+
+
+def _start_bundle(info: GraphQLResolveInfo, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    req: _Request = info.context
+    problems = []
+    if kind == "create" and not str(data.get("title") or "").strip():
+        problems.append({"field": ["input", "title"], "message": "Title can't be blank."})
+    if kind == "create" or data.get("components") is not None:
+        problems += _component_shape_problems(list(data.get("components") or []), ["input", "components"])
+    if problems:
+        return {"productBundleOperation": None, "userErrors": problems}
+    store = bulk_store(req.state)
+    with store.lock:
+        number = len(store.bundle_operations) + 1
+        op = store.bundle_operations[number] = {"number": number, "kind": kind, "input": data, "status": "CREATED",
+                                         "product_id": parse_gid(data.get("productId"), "Product"), "errors": []}
+    return {"productBundleOperation": _operation_view(op, req.conn), "userErrors": []}
+
+
+def _bundle_create(info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    return _start_bundle(info, "create", input)
+
+
+def _bundle_update(info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    return _start_bundle(info, "update", input)
+
+
+def _bundle_job_problems(conn: Connection, op: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The background job's refusals (``ProductBundleMutationUserError``) and, when none, the components to save."""
+    data, t = op["input"], db.storefront_product
+    errors: list[dict[str, Any]] = []
+    if op["kind"] == "update":
+        row = conn.execute(select(t.c.doc).where(t.c.id == op["product_id"])).first() if op["product_id"] else None
+        if row is None:
+            return [{"code": "PRODUCT_DOES_NOT_EXIST", "field": ["input", "productId"],
+                     "message": "Product does not exist."}], []
+    saved = []
+    for i, c in enumerate(data.get("components") or []):
+        where = ["input", "components", str(i)]
+        number = parse_gid(c.get("productId"), "Product")
+        row = conn.execute(select(t.c.doc).where(t.c.id == number)).first() if number is not None else None
+        if row is None:
+            errors.append({"code": "PRODUCT_DOES_NOT_EXIST", "field": [*where, "productId"],
+                           "message": "Product does not exist."})
+            continue
+        component = dict(row.doc)
+        if component.get("bundle_components"):
+            errors.append({"code": "INVALID_INPUT", "field": [*where, "productId"],
+                           "message": "A bundle can't be a component of another bundle."})
+            continue
+        if number == op["product_id"]:
+            errors.append({"code": "INVALID_INPUT", "field": [*where, "productId"],
+                           "message": "A bundle can't be a component of itself."})
+            continue
+        options = {gid("ProductOption", f"{component['id']}-{n}"): o
+                   for n, o in enumerate(component.get("options") or [], start=1)}
+        chosen = {s.get("componentOptionId") for s in c.get("optionSelections") or []}
+        for s in c.get("optionSelections") or []:
+            option = options.get(s.get("componentOptionId"))
+            if option is None:
+                errors.append({"code": "INVALID_INPUT", "field": [*where, "optionSelections"],
+                               "message": f"Option does not exist: {s.get('componentOptionId')}"})
+            elif not s.get("values") or set(s["values"]) - {str(v) for v in option.get("values") or []}:
+                errors.append({"code": "INVALID_INPUT", "field": [*where, "optionSelections"],
+                               "message": f"Invalid option values for {option.get('name')}: {s.get('values')}"})
+        if set(options) - chosen:
+            errors.append({"code": "INVALID_INPUT", "field": [*where, "optionSelections"],
+                           "message": "Every option of the component product must be selected."})
+        if any(len(s.get("values") or []) > 1 for s in c.get("optionSelections") or []):
+            # the sandbox models single-variant bundles only (one value per option); Shopify would make a
+            # consolidated option on the parent
+            errors.append({"code": "INVALID_INPUT", "field": [*where, "optionSelections"],
+                           "message": "The sandbox models bundles of one variant: select one value per option."})
+        quantity = c.get("quantity")
+        saved.append({"product_id": number, "quantity": 1 if quantity is None else quantity})
+    return errors, saved
+
+
+def _run_bundle_job(req: _Request, op: dict[str, Any]) -> None:
+    errors, components = _bundle_job_problems(req.conn, op)
+    op["status"] = "COMPLETE"
+    if errors:
+        op["errors"] = errors
+        if op["kind"] == "create":
+            op["product_id"] = None
+        return
+    data, t = op["input"], db.storefront_product
+    if op["kind"] == "create":
+        base = slugify(data["title"]) or "bundle"
+        handle, n = base, 1
+        while req.conn.execute(select(t.c.id).where(t.c.handle == handle)).first() is not None:
+            handle, n = f"{base}-{n}", n + 1
+        saved = save_product(req.conn, {"title": data["title"], "handle": handle, "status": "draft",
+                                        "bundle_components": components}, None)
+        op["product_id"] = saved["id"]
+        return
+    current = dict(req.conn.execute(select(t.c.doc).where(t.c.id == op["product_id"])).one().doc)
+    change: dict[str, Any] = {}
+    if data.get("title"):
+        change["title"] = data["title"]
+    if data.get("components") is not None:  # replaces, not adds to, the current components
+        change["bundle_components"] = components
+    save_product(req.conn, change, current)
+
+
+def _product_operation(info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:  # noqa: A002
+    req: _Request = info.context
+    number = parse_gid(id, "ProductBundleOperation")
+    store = bulk_store(req.state)
+    op = store.bundle_operations.get(number) if number is not None else None
+    if op is None:
+        return None
+    with req.state.write_lock, store.lock:
+        if op["status"] == "CREATED":
+            op["status"] = "ACTIVE"
+        elif op["status"] == "ACTIVE":
+            _run_bundle_job(req, op)
+    return _operation_view(op, req.conn)
+
+
 ROOT: Final = {"productSet": _product_set, "productDelete": _product_delete,
                "inventorySetQuantities": _set_quantities, "shop": lambda _info: {"name": "Catalog Sync sandbox"},
                "products": _products, "product": _product, "productByIdentifier": _product_by_identifier,
                "locations": _locations, "node": _node, "nodes": _nodes, "bulkOperation": _bulk_operation,
-               "stagedUploadsCreate": _staged_uploads_create, "productVariantsCount": _variants_count, "bulkOperationRunMutation": _bulk_run_mutation}
+               "stagedUploadsCreate": _staged_uploads_create, "productVariantsCount": _variants_count, "bulkOperationRunMutation": _bulk_run_mutation,
+               "productBundleCreate": _bundle_create, "productBundleUpdate": _bundle_update,
+               "productOperation": _product_operation}
 
 
 # --------------------------------------------------------------------------------------------------- endpoint

@@ -151,6 +151,17 @@ def _recorded_session(sandbox: Any) -> list[tuple[str, dict[str, Any], dict[str,
         shop.bulk_threshold, shop.bulk_poll_s = 2, 0.05  # a first load: creates go out as one bulk operation
         bulk = shop.upsert_products([{**tee, "handle": f"contract-bulk-{n}"} for n in range(2)], existing={})
         assert all(r.ok for r in bulk) and len(shop.bulk_operations) == 1
+        # a product fixed bundle: created, polled, priced, its components replaced, read back
+        shop._sleep = lambda _s: None  # type: ignore[method-assign]
+        parts = [r.response["id"] for r in shop.upsert_products(  # type: ignore[index]
+            [{"handle": f"contract-part-{n}", "title": f"Part {n}", "variants": [{"sku": f"CP-{n}", "price": "2.00"}]}
+             for n in range(2)])]
+        kit = {"handle": "contract-kit", "title": "Kit", "status": "active", "variants": [{"sku": "CK", "price": "3.00"}]}
+        made = shop.upsert_bundle(kit, [(parts[0], 1), (parts[1], 2)])
+        assert made.ok, made.message
+        assert shop.upsert_bundle(kit, [(parts[1], 1)], product_id=made.response["id"]).ok  # type: ignore[index]
+        assert shop.bundle_components(made.response["id"]) == [  # type: ignore[index]
+            {"handle": "contract-part-1", "quantity": 1}]
     finally:
         systems.close()
     return sent
@@ -162,7 +173,8 @@ def test_every_document_the_client_sends_is_valid_2026_04_within_the_cost_limit(
     operations = {parse(q).definitions[0].name.value for q, _, _ in sent}  # type: ignore[attr-defined]
     assert {"Locations", "ProductSet", "ProductsByHandle", "Product", "MoreVariants", "MoreMedia", "Products",
             "SetQuantities", "Levels", "ProductDelete", "VariantsCount", "StagedUpload", "BulkRun",
-            "BulkOperation"} <= operations
+            "BulkOperation", "ComponentOptions", "BundleCreate", "BundleUpdate", "BundleOperation",
+            "BundleComponents"} <= operations
     for query, variables, cost in sent:
         assert problems_of(published, query, variables) == [], query
         computed = requested_cost(query, variables)

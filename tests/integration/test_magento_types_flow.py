@@ -71,17 +71,14 @@ def test_virtual_and_downloadable_need_no_shipping(hub_url: str, systems: System
     assert not open_letters(record_key="MT-EBOOK") and not open_letters(record_key="MT-GIFTCARD-CODE")
 
 
-#: What the storefront says of each kit, by SKU: the start of the dead letter's reason.
+#: What the storefront says of each kit it cannot carry, by SKU: the start of the dead letter's reason.
 KIT_REASONS = {
-    "MT-SET": "grouped product: the storefront channel (Shopify) carries no grouped products; its components are "
-              "published on their own",
-    "MT-KIT-DYN": "dynamic-price bundle: the storefront channel (Shopify) sells a bundle at a price of its own",
-    "MT-KIT": "fixed-price bundle: the storefront connector does not create Shopify product bundles "
-              "(productBundleCreate) yet",
+    "MT-SET": "grouped product: the storefront channel (Shopify) carries no grouped products",
+    "MT-KIT-DYN": "dynamic-price bundle: the storefront channel (Shopify) sells a bundle at one fixed price",
 }
 
 
-def test_bundles_and_grouped_products_are_kits_the_storefront_refuses(hub_url: str, systems: Systems) -> None:
+def test_fixed_bundles_are_shopify_bundles_other_kits_are_refused_by_the_channel(hub_url: str, systems: Systems) -> None:
     _, result = whole_run("manual__types_kits", systems)
 
     # ERP: each kit is a non-stock item listing its components (SKU and quantity) and, for a bundle, its pricing;
@@ -117,10 +114,17 @@ def test_bundles_and_grouped_products_are_kits_the_storefront_refuses(hub_url: s
         assert (record["item_type"], record["kit_pricing"]) == (kind, pricing), sku
         assert [c["sku"] for c in record["components"]] == [c["sku"] for c in kits[sku]["components"]]  # type: ignore[index]
 
-    # Storefront: no kit is published, as a simple product or otherwise; each is dead-lettered once, naming its
-    # type and the channel; its components are on the shop as products of their own
+    # Storefront: the fixed-price bundle is a Shopify product fixed bundle of its components (the shop's own
+    # products), at its own price; the dynamic bundle and the grouped product are not published, as a simple
+    # product or otherwise: each is dead-lettered once, naming its type and the channel; their components are on
+    # the shop as products of their own
     shown = systems.storefront.find_by_handles(["mt-kit", "mt-kit-dyn", "mt-set", "mt-simple", "mt-gift"])
-    assert sorted(shown) == ["mt-gift", "mt-simple"]
+    assert sorted(shown) == ["mt-gift", "mt-kit", "mt-simple"]
+    kit = shown["mt-kit"]
+    assert [(v["sku"], float(v["price"])) for v in kit["variants"]] == [("MT-KIT", 45.0)]
+    assert systems.storefront.bundle_components(kit["id"]) == [{"handle": "mt-simple", "quantity": 1}]
+    assert systems.storefront.bundle_components(shown["mt-simple"]["id"]) == []
+    assert not open_letters(record_key="MT-KIT")
     for sku, reason in KIT_REASONS.items():
         (letter,) = open_letters(record_key=sku)
         assert (letter.reason_kind, letter.source_system, letter.target_system) == ("channel", "pim", "storefront")
@@ -128,6 +132,14 @@ def test_bundles_and_grouped_products_are_kits_the_storefront_refuses(hub_url: s
     hop = result["hops"]["pim->storefront"]
     assert hop["read"] == hop["delivered"] + hop["unchanged"] + hop["dead_lettered"]
     assert hop["dead_lettered"] == len(KIT_REASONS)
+
+    # A second run with no change leaves the bundle as it is (its fingerprint), counted unchanged
+    _, again = whole_run("manual__types_kits_again", systems)
+    hop = again["hops"]["pim->storefront"]
+    assert hop["read"] == hop["delivered"] + hop["unchanged"] + hop["dead_lettered"]
+    assert hop["delivered"] == 0 and hop["dead_lettered"] == len(KIT_REASONS), hop
+    assert systems.storefront.find_by_handles(["mt-kit"])["mt-kit"]["id"] == kit["id"]
+    assert systems.storefront.bundle_components(kit["id"]) == [{"handle": "mt-simple", "quantity": 1}]
 
 
 #: The fate of each product of the corpus, as the README's table states it: (what the ERP and the PIM say the item
@@ -141,7 +153,7 @@ FATES: dict[str, tuple[str, str | None, bool | str]] = {
     "MT-GIFTCARD-CODE": ("virtual", "mt-gift", False),
     "MT-EBOOK": ("downloadable", "mt-ebook", False),
     "MT-GIFTCARD": ("giftcard", "mt-giftcard", True),
-    "MT-KIT": ("bundle", None, "fixed-price bundle"),
+    "MT-KIT": ("bundle", "mt-kit", True),
     "MT-KIT-DYN": ("bundle", None, "dynamic-price bundle"),
     "MT-SET": ("grouped", None, "grouped product"),
 }
@@ -170,3 +182,25 @@ def test_every_magento_type_of_the_export_has_its_stated_fate(hub_url: str, syst
             continue
         (variant,) = [v for v in product["variants"] if v["sku"] == sku]
         assert variant["requires_shipping"] is fate, sku
+
+
+def test_a_fixed_bundle_of_a_variant_waits_dead_lettered_and_its_shop_bundle_stays(hub_url: str,
+                                                                                   systems: Systems) -> None:
+    whole_run("manual__types_bundle_first", systems)
+    kit = systems.storefront.find_by_handles(["mt-kit"])["mt-kit"]
+    # the ERP now lists a variant of a configurable product in the kit: no product of its own on the shop
+    item = systems.erp.get_item("MT-KIT")
+    assert item is not None
+    item["components"] = [*item["components"], {"sku": "MT-TEE-S-Red", "quantity": 1.0}]
+    item["updated_at"] = "2030-01-01T00:00:00Z"
+    assert systems.erp.put_item(item).ok
+    _, result = whole_run("manual__types_bundle_variant", systems)
+    hop = result["hops"]["pim->storefront"]
+    assert hop["read"] == hop["delivered"] + hop["unchanged"] + hop["dead_lettered"]
+    (letter,) = open_letters(record_key="MT-KIT")
+    assert (letter.reason_kind, letter.target_system) == ("channel", "storefront")
+    assert letter.reason.startswith("fixed-price bundle: the storefront channel (Shopify) makes a bundle of "
+                                    "products already on the shop; not there as products of their own: "
+                                    "MT-TEE-S-Red"), letter.reason
+    # what the shop sells is the bundle as it was, never half-changed
+    assert systems.storefront.bundle_components(kit["id"]) == [{"handle": "mt-simple", "quantity": 1}]

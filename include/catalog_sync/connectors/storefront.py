@@ -119,6 +119,35 @@ PRODUCT_DELETE: Final = (
     "mutation ProductDelete($input: ProductDeleteInput!) { productDelete(input: $input) { deletedProductId "
     "userErrors { field message } } }"
 )
+#: Shopify's product fixed bundles (``productBundleCreate`` / ``productBundleUpdate``): asynchronous, each answers
+#: with a ``ProductBundleOperation`` polled through ``productOperation`` until ``COMPLETE``. A bundle holds at most
+#: 30 components (Shopify's "Add a product fixed bundle" guide), each of at most 2,000 units.
+MAX_BUNDLE_COMPONENTS: Final = 30
+MAX_COMPONENT_QUANTITY: Final = 2000
+BUNDLE_OPERATION_FIELDS: Final = (
+    "productBundleOperation { id status product { id } userErrors { code field message } } userErrors { field message }"
+)
+BUNDLE_CREATE: Final = (
+    "mutation BundleCreate($input: ProductBundleCreateInput!) { productBundleCreate(input: $input) { "
+    + BUNDLE_OPERATION_FIELDS + " } }"
+)
+BUNDLE_UPDATE: Final = (
+    "mutation BundleUpdate($input: ProductBundleUpdateInput!) { productBundleUpdate(input: $input) { "
+    + BUNDLE_OPERATION_FIELDS + " } }"
+)
+BUNDLE_OPERATION: Final = (
+    "query BundleOperation($id: ID!) { productOperation(id: $id) { status product { id } "
+    "... on ProductBundleOperation { id userErrors { code field message } } } }"
+)
+COMPONENT_OPTIONS: Final = (
+    "query ComponentOptions($ids: [ID!]!) { nodes(ids: $ids) { ... on Product { id handle "
+    "options { id name values } } } }"
+)
+#: Seconds before the first look at a bundle operation, doubled at each look up to BUNDLE_POLL_MAX_S; a bundle
+#: operation not complete after BUNDLE_POLLS looks is a retryable failure of that bundle.
+BUNDLE_POLL_S: Final = 0.2
+BUNDLE_POLL_MAX_S: Final = 5.0
+BUNDLE_POLLS: Final = 12
 #: Creates in one ``upsert_products`` call from which they go out as a bulk operation rather than productSet
 #: requests: a first load of a large catalog. A bulk operation is not metered by the cost bucket, so past this
 #: size it finishes sooner than paced requests on a standard plan (1,000 creates of 10-variant products are
@@ -887,6 +916,98 @@ class StorefrontClient(HttpClient):
             out[n] = _set_result(handles[n], desired, diffs, (answer.get("data") or {}).get("productSet") or {},
                                  problems, 200, via=str(operation.get("id")))
         return out
+
+    # ----------------------------------------------------------------------------------------- fixed bundles
+
+    def upsert_bundle(self, product: Mapping[str, Any], components: Sequence[tuple[int | str, int]],
+                      product_id: int | str | None = None) -> WriteResult:
+        """Create or update one product fixed bundle: ``product`` (REST-shaped, one variant: the bundle's own
+        price and SKU) made of ``components`` (storefront product id, quantity), each of one variant.
+
+        ``productBundleCreate`` (or ``productBundleUpdate`` of ``product_id``, which replaces the components) is
+        polled to completion with bounded backoff; the bundle's handle, content, status and price are then set
+        with ``productSet`` on its id (the bundle mutations take a title and components only). A refusal (the
+        mutation's or the operation's ``userErrors``) fails this bundle alone, with Shopify's messages."""
+        handle = str(product["handle"])
+        desired = dict(product)
+        problems = []
+        if not components:
+            problems.append("a fixed bundle needs at least one component")
+        if len(components) > MAX_BUNDLE_COMPONENTS:
+            problems.append(f"{len(components)} components: a Shopify bundle holds at most {MAX_BUNDLE_COMPONENTS}")
+        problems += [f"component {ref}: quantity {q} is outside 1..{MAX_COMPONENT_QUANTITY}"
+                     for ref, q in components if not 1 <= q <= MAX_COMPONENT_QUANTITY]
+        if problems:
+            return WriteResult(handle, Outcome.FAILED, 422, "; ".join(problems), desired, Disposition.DEAD_LETTER)
+        refs = [str(ref) if str(ref).startswith("gid://") else gid("Product", ref) for ref, _ in components]
+        found = self.graphql(COMPONENT_OPTIONS, {"ids": refs}).body["data"].get("nodes") or []
+        selections: list[dict[str, Any]] = []
+        for (ref, quantity), node in zip(components, found, strict=True):
+            if not node:
+                return WriteResult(handle, Outcome.FAILED, 422, f"component {ref}: Product does not exist.",
+                                   desired, Disposition.DEAD_LETTER)
+            if any(len(o.get("values") or []) != 1 for o in node.get("options") or []):
+                return WriteResult(handle, Outcome.FAILED, 422, f"component {node.get('handle')}: has several "
+                                   "variants; a fixed bundle of this connector takes one variant of each component",
+                                   desired, Disposition.DEAD_LETTER)
+            selections.append({"productId": node["id"], "quantity": int(quantity), "optionSelections": [
+                {"componentOptionId": o["id"], "name": f"{node.get('handle')} {o['name']}", "values": o["values"]}
+                for o in node.get("options") or []]})
+        if product_id is None:
+            query, variables = BUNDLE_CREATE, {"input": {"title": str(product.get("title") or handle),
+                                                         "components": selections}}
+        else:
+            query, variables = BUNDLE_UPDATE, {"input": {"productId": gid("Product", product_id),
+                                                         "title": str(product.get("title") or handle),
+                                                         "components": selections}}
+        result = self.graphql(query, variables)
+        answer = next(iter(result.body["data"].values())) or {}
+        operation = answer.get("productBundleOperation")
+        if answer.get("userErrors") or not operation:
+            return WriteResult(handle, Outcome.FAILED, 422, _user_errors(answer.get("userErrors") or [])
+                               or "no bundle operation in the answer", desired, Disposition.DEAD_LETTER)
+        delay = BUNDLE_POLL_S
+        for _ in range(BUNDLE_POLLS):
+            if operation.get("status") == "COMPLETE":
+                break
+            self._sleep(delay)
+            delay = min(delay * 2, BUNDLE_POLL_MAX_S)
+            operation = self.graphql(BUNDLE_OPERATION, {"id": operation["id"]}).body["data"].get(
+                "productOperation") or {}
+        else:
+            return WriteResult(handle, Outcome.FAILED, 504, f"bundle operation {operation.get('id')} not complete "
+                               f"after {BUNDLE_POLLS} looks", desired, Disposition.RETRY)
+        if operation.get("userErrors") or not operation.get("product"):
+            errors = operation.get("userErrors") or []
+            codes = sorted({str(e.get("code")) for e in errors if e.get("code")})
+            return WriteResult(handle, Outcome.FAILED, 422, (_user_errors(errors) or "no product made")
+                               + (f" ({', '.join(codes)})" if codes else ""), desired, Disposition.DEAD_LETTER)
+        bundle_id = rest_id(operation["product"]["id"])
+        assert bundle_id is not None
+        current = self.get_product(bundle_id)
+        query, variables = self._set_by_id(bundle_id, desired, current)
+        set_result = self.graphql(query, variables)
+        written = _set_result(handle, desired, None if product_id is None else ["bundle"],
+                              set_result.body["data"].get("p") or {}, [], set_result.status)
+        if written.ok and written.response is not None:
+            written.response["bundle_components"] = [{"product_id": rest_id(r), "quantity": q}
+                                                     for r, (_, q) in zip(refs, components, strict=True)]
+        return written
+
+    def _set_by_id(self, product_id: int, desired: Mapping[str, Any], current: Mapping[str, Any] | None
+                   ) -> tuple[str, dict[str, Any]]:
+        """A ``productSet`` of one product addressed by id (a bundle, whose handle Shopify chose)."""
+        query = ("mutation ProductSet($p: ProductSetInput!, $p_id: ProductSetIdentifiers) { "
+                 + PRODUCT_SET_FIELD.format(alias="p", variants=self._answer_variants(desired, current)) + " }")
+        return query, {"p": product_set_input(desired, current), "p_id": {"id": gid("Product", product_id)}}
+
+    def bundle_components(self, product_id: int | str) -> list[dict[str, Any]]:
+        """The components of a storefront bundle: ``[{"handle", "quantity"}]`` (empty for a product that is none)."""
+        query = ("query BundleComponents($id: ID!) { product(id: $id) { bundleComponents(first: 30) { nodes { "
+                 "quantity componentProduct { id handle } } } } }")
+        product = self.graphql(query, {"id": gid("Product", product_id)}).body["data"].get("product") or {}
+        return [{"handle": n["componentProduct"]["handle"], "quantity": n.get("quantity")}
+                for n in (product.get("bundleComponents") or {}).get("nodes") or []]
 
     def variant_count(self) -> int:
         """How many variants the store holds (what Shopify's variant creation throttle counts)."""

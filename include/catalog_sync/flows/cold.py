@@ -703,24 +703,26 @@ WITHDRAWALS = frozenset({"products.l1.family_attributes_filled"})
 
 
 def kit_refusal(record: Mapping[str, Any]) -> str | None:
-    """Why the storefront channel (Shopify) cannot carry this kit, or None when the record is no kit.
+    """Why the storefront channel (Shopify) cannot carry this kit, or None when it can (a fixed-price bundle: a
+    Shopify product fixed bundle, see :func:`is_fixed_bundle`) or the record is no kit.
 
-    Shopify has no grouped products, and prices a bundle as one product, so a bundle priced from its components
-    has no place there. A fixed-price bundle is a Shopify product bundle (``productBundleCreate``), which this
-    connector does not create yet. Either way the components are products of their own and are published as such.
+    Shopify has no grouped products, and prices a bundle as one product (its own variant's price), so a bundle
+    priced from the components chosen has no place there. Either way the components are products of their own
+    and are published as such.
     """
     kind = item_type_of(record)
     if kind == "grouped":
-        return ("grouped product: the storefront channel (Shopify) carries no grouped products; its components "
-                "are published on their own")
-    if kind == "bundle" and record.get("kit_pricing") == "fixed":
-        return ("fixed-price bundle: the storefront connector does not create Shopify product bundles "
-                "(productBundleCreate) yet, and a bundle is never published as a simple product; its components "
-                "are published on their own")
-    if kind == "bundle":
-        return ("dynamic-price bundle: the storefront channel (Shopify) sells a bundle at a price of its own, not "
-                "one summed from the components chosen; its components are published on their own")
+        return ("grouped product: the storefront channel (Shopify) carries no grouped products (a grouped product "
+                "is no product in Shopify); its components are published on their own")
+    if kind == "bundle" and record.get("kit_pricing") != "fixed":
+        return ("dynamic-price bundle: the storefront channel (Shopify) sells a bundle at one fixed price of its "
+                "own, not one summed from the components chosen; its components are published on their own")
     return None
+
+
+def is_fixed_bundle(record: Mapping[str, Any]) -> bool:
+    """A bundle with a price of its own: published as a Shopify product fixed bundle (``productBundleCreate``)."""
+    return item_type_of(record) == "bundle" and record.get("kit_pricing") == "fixed"
 
 
 def _refuse_kits(ctx: RunContext, families: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -844,7 +846,8 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             plan = _publish_plan(ctx, systems, families)
             ctx.stage("publish_plan", ({"position": f"{i:08d}", **entry} for i, entry in enumerate(plan)),
                       key="position")
-            counts["unchanged"] += len(families) - len(plan) - suppressed
+            bundles = ctx.count_staged("publish_bundles")
+            counts["unchanged"] += len(families) - len(plan) - bundles - suppressed
             del families, plan
 
     # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), committed slice by slice: a task
@@ -865,7 +868,14 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
                                                             for p in outgoing_slice], ids)
         for name, n in written.items():
             counts[name] += n
+    # Fixed bundles last: Shopify's bundle takes products already on the shop as its components
+    if not ctx.committed("bundles"):
+        with ctx.part("bundles"):
+            written = _publish_bundles(ctx, systems)
+        for name, n in written.items():
+            counts[name] += n
     hashes = {row["sku"]: row["digest"] for number in range(slices) for row in ctx.staged(f"published:{number}")}
+    hashes.update({row["sku"]: row["digest"] for row in ctx.staged("published:bundles")})
     # Opening stock of the variants of every product this run published that still owes it (a product created
     # now, or by an attempt killed before its stock was written).
     published_ids = steps.external_ids("storefront", "product", sorted(hashes), ctx.hub_url)
@@ -906,6 +916,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
         known = repo.fingerprints(s, "storefront", "product", keys=[f["sku"] for f in families])
     ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
     outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]] = []
+    bundles: list[dict[str, Any]] = []
     for fam in families:
         parent = fam["parent"]
         if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
@@ -921,8 +932,19 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
         # The asset links are part of what was published: a family whose gallery changed goes out again, so
         # its images step runs (a link made by a later try of the same run would otherwise never be shown).
         digest = repo.content_hash({**product, "asset_links": family_asset_ids(fam)})
+        if is_fixed_bundle(parent):
+            # a Shopify product fixed bundle: written after the slices, once its components are on the shop
+            # the quantities are the ERP's (the PIM's associations hold the SKUs only): one read a bundle
+            item = systems.erp.get_item(str(fam["sku"])) or {}
+            components = [{"sku": str(c.get("sku")), "quantity": c.get("quantity")}
+                          for c in item.get("components") or parent.get("components") or []]
+            digest = repo.content_hash({**product, "components": components})
         if known.get(fam["sku"]) == digest and fam["sku"] in ids:
             ctx.count(PIM_STOREFRONT, unchanged=1)
+            continue
+        if is_fixed_bundle(parent):
+            bundles.append({"sku": fam["sku"], "product": json_safe(product), "digest": digest,
+                            "components": components})
             continue
         outgoing.append((fam, product, digest))
     # Shopify's variant creation throttle: creates past what today allows wait (audited pending), counted once here
@@ -930,6 +952,7 @@ def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[
     plan = [{"sku": fam["sku"], "product": json_safe(product), "digest": digest,
              "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]}
             for fam, product, digest in outgoing]
+    ctx.stage("publish_bundles", bundles)
     ctx.flush_audit()
     return plan
 
@@ -998,6 +1021,69 @@ def _publish_slice(ctx: RunContext, systems: Systems, number: int,
         steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
         steps.save_external_ids("storefront", "variant", variant_ids, ctx.hub_url)
     ctx.stage(f"published:{number}", published)
+    if failure is not None:
+        raise failure
+    return counts
+
+
+def _publish_bundles(ctx: RunContext, systems: Systems) -> dict[str, int]:
+    """Write the plan's fixed bundles as Shopify product fixed bundles, their components being the storefront
+    products of the components' SKUs. A bundle whose components are not all products on the shop (a variant of a
+    configurable product, a component held back or refused) is dead-lettered saying which; having no fingerprint,
+    it goes out again on the next run. Records counts, audit, external ids and ``published:bundles``."""
+    entries = ctx.staged("publish_bundles")
+    component_ids = steps.external_ids("storefront", "product", sorted(
+        {c["sku"] for e in entries for c in e["components"]}), ctx.hub_url)
+    own = steps.external_ids("storefront", "product", [e["sku"] for e in entries], ctx.hub_url)
+    results: list[WriteResult] = []
+    letters: list[dict[str, Any]] = []
+    product_ids: dict[str, tuple[str, dict[str, Any]]] = {}
+    published: list[dict[str, Any]] = []
+    failure: ConnectorError | None = None
+    for entry in entries:
+        sku, product = entry["sku"], entry["product"]
+        missing = [c["sku"] for c in entry["components"] if c["sku"] not in component_ids]
+        fractional = [c["sku"] for c in entry["components"] if c.get("quantity") is None
+                      or float(c["quantity"]) != int(float(c["quantity"]))]
+        reason = None
+        if missing:
+            reason = (f"fixed-price bundle: the storefront channel (Shopify) makes a bundle of products already "
+                      f"on the shop; not there as products of their own: {', '.join(missing)} (a variant of a "
+                      f"configurable product, or not published); the bundle goes out once they are")
+        elif fractional:
+            reason = (f"fixed-price bundle: the storefront channel (Shopify) takes whole component quantities; "
+                      f"fractional or unknown: {', '.join(fractional)}")
+        if reason:
+            letters.append({"entity": "product", "record_key": sku, "source_system": "pim",
+                            "target_system": "storefront", "reason_kind": "channel",
+                            "expectation": "bundle_components", "reason": reason, "payload": entry})
+            ctx.audit("storefront", "product", sku, "write", "dead_lettered", request=entry,
+                      response={"message": reason})
+            continue
+        components = [(component_ids[c["sku"]][0], int(float(c["quantity"]))) for c in entry["components"]]
+        known = own.get(sku)
+        try:
+            result = systems.storefront.upsert_bundle(product, components, known[0] if known else None)
+        except ConnectorError as exc:  # the storefront stopped answering: record what went out, then raise
+            failure = exc
+            break
+        if not result.ok:
+            result = dataclasses.replace(
+                result, message=f"fixed-price bundle refused by the storefront channel (Shopify): {result.message}")
+        result = dataclasses.replace(result, key=sku)
+        results.append(result)
+        if result.ok and result.response:
+            published.append({"sku": sku, "digest": entry["digest"]})
+            product_ids[sku] = (str(result.response["id"]), {
+                "handle": result.response.get("handle"), "status": result.response.get("status"),
+                "bundle": True, "opening_stock": "none"})
+    ctx.dead_letter(letters, hop=PIM_STOREFRONT)
+    counts = steps.deliver(ctx, results, hop=PIM_STOREFRONT, system="storefront", entity="product",
+                           source_system="pim")
+    counts["dead_lettered"] += len({x["record_key"] for x in letters})
+    if product_ids:
+        steps.save_external_ids("storefront", "product", product_ids, ctx.hub_url)
+    ctx.stage("published:bundles", published)
     if failure is not None:
         raise failure
     return counts

@@ -429,9 +429,11 @@ def _republish(ctx: RunContext, systems: Systems, members: Sequence[SkuState], n
         if status != "active" or head.root_pim is None:
             actions.note("storefront", root, "storefront", "refused", "nothing the PIM may publish for this family")
             return None
-        from catalog_sync.flows.cold import kit_refusal
+        from catalog_sync.flows.cold import is_fixed_bundle, kit_refusal
 
-        refusal = kit_refusal(head.root_pim)
+        refusal = kit_refusal(head.root_pim) or (
+            "fixed-price bundle: the nightly publishes it as a Shopify product fixed bundle of its components; a "
+            "republish never creates one as a simple product" if is_fixed_bundle(head.root_pim) else None)
         if refusal is not None:  # a kit is never republished as a simple product, as the nightly never publishes it
             actions.note("storefront", root, "storefront", "refused", refusal)
             return None
