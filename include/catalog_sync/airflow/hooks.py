@@ -324,7 +324,7 @@ class AdobeCommerceHook(BaseHook):
 
     conn_name_attr = "conn_id"
     default_conn_name = "catalog_sync_adobe_commerce"
-    conn_type = "http"
+    conn_type = "catalog_sync_adobe_commerce"
     hook_name = "Catalog Sync sales channel (Adobe Commerce)"
 
     def __init__(self, conn_id: str | None = None, on_attempt: AttemptCallback | None = None) -> None:
