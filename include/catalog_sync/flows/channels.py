@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Families to a slice: one products bulk, one links bulk and one bulk per store view, committed together.
 SLICE = 50
-#: Product fields whose before- and after-values the delta log keeps for a channel.
-PUBLISHED_FIELDS = ("name", "status", "price")
 
 
 @dataclasses.dataclass
@@ -163,17 +161,15 @@ def _account(ctx: RunContext, channel: Channel, records: Sequence[Mapping[str, A
              results: Mapping[str, WriteResult]) -> None:
     """Every record once: a result the channel answered goes through ``steps.deliver``; a record it never took
     (a refusal of the mapping, a variant whose parent was not saved, no answer at all) is dead-lettered with reason
-    kind ``channel``."""
+    kind ``channel``. No field deltas are logged for a channel: a rollback does not reach channels yet, and the
+    write-back loop detector reads the delta log of the systems Catalog Sync writes back to."""
     answered: list[WriteResult] = []
     letters: list[dict[str, Any]] = []
-    after: dict[str, dict[str, Any]] = {}
     for record in records:
         sku = str(record["sku"])
         result = results.get(sku)
         if result is not None and (result.outcome is not Outcome.FAILED or result.status is not None):
             answered.append(result)
-            sent = (result.sent or {}).get("product", result.sent) if isinstance(result.sent, dict) else {}
-            after[sku] = {f: (sent or {}).get(f) for f in PUBLISHED_FIELDS}
             continue
         reason = result.message if result is not None else f"{channel.name} gave no answer for this record"
         letters.append({"entity": "product", "record_key": sku, "source_system": "pim",
@@ -182,8 +178,7 @@ def _account(ctx: RunContext, channel: Channel, records: Sequence[Mapping[str, A
         ctx.audit(channel.name, "product", sku, "write", "dead_lettered", request=dict(record),
                   response={"message": reason})
     ctx.dead_letter(letters, hop=channel.hop)
-    steps.deliver(ctx, answered, hop=channel.hop, system=channel.name, entity="product", source_system="pim",
-                  fields_of=steps.by_key(after))
+    steps.deliver(ctx, answered, hop=channel.hop, system=channel.name, entity="product", source_system="pim")
 
 
 def _outage(channel: Channel, exc: ConnectorError) -> str:
