@@ -20,7 +20,7 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.trace import CHAIN, UnknownSku, explain_sku
 from tests.integration.test_republish import published_baseline
 
-SHAPE = {"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters"}
+SHAPE = {"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters", "channels"}
 SYSTEMS = {"erp", "pim", "dam", "supplier", "storefront", "shopper_page"}
 
 
