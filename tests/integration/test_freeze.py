@@ -230,3 +230,30 @@ def test_held_deletions_and_a_bulk_publish_are_released_through_their_own_flows(
     with session_scope(hub) as s:
         run = s.get(SyncRun, listed["load_id"])
         assert run is not None and run.status == "success", run.details if run else None
+
+
+def test_an_approved_category_table_is_held_until_the_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog_sync import refdata
+    from catalog_sync.flows import reference
+
+    hub = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    migrate(hub)
+    monkeypatch.setenv("CATALOG_SYNC_HUB_URL", hub)
+    monkeypatch.setenv("CATALOG_SYNC_FREEZE_CALENDAR", str(calendar(tmp_path / "freeze.yaml", "taxonomy")))
+    weekly = reconcile.open_run(dag_id="weekly_reconciliation", run_id="scheduled__w1", window_start=None,
+                                window_end=None)
+    owners = {**refdata.gate_seed(), "category": {"gear": {"parent": None, "labels": {"en_US": "Gear"}}}}
+    proposal = refdata.propose(weekly, owners, hub)["proposal_id"]
+    approver = {"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "merch.lead"}}
+
+    assert reference.apply_decision(weekly, proposal, approver)["status"] == "held"
+    assert refdata.applied(hub).categories() is None  # the gates still judge as before
+    (held,) = held_rows(hub, kind="taxonomy")
+    assert held.change["approved_by"] == "merch.lead" and held.record_key == str(proposal)
+
+    listed = freeze.open_release(dag_id=DAG, run_id="manual__t1")
+    out = freeze.release(listed["load_id"], {"chosen_options": ["Approve"],
+                                             "responded_by_user": {"id": "1", "name": "ops"}}, None)
+    assert out["released"] == 1
+    assert refdata.applied(hub).categories() == {"gear"}
+    assert refdata.proposals(hub)[0]["status"] == "approved" and refdata.proposals(hub)[0]["decided_by"] == "ops"
