@@ -42,9 +42,10 @@ APPROVAL_WINDOW = timedelta(hours=24)
     doc_md=__doc__,
     tags=["catalog-sync", "freeze"],
     params={
-        "kinds": Param([], type="array", items={"type": "string", "enum": ["category_move", "deletion", "taxonomy",
-                                                                             "bulk_content"]},
-                       title="Kinds to release", description="Empty: every held change."),
+        "kinds": Param([], type=["null", "array"],
+                       items={"type": "string", "enum": ["category_move", "deletion", "taxonomy", "bulk_content"]},
+                       title="Kinds to release", description="The kinds of held change to release; empty releases "
+                                                             "every held change."),
     },
 )
 def freeze_release():
