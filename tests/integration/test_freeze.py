@@ -25,6 +25,7 @@ from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import AuditEvent, HeldChange, SyncRun
 from catalog_sync.reliability import run_cold
 from catalog_sync.trace import explain_sku
+from catalog_sync.trace_cli import render_text
 from tests.conftest import load_sandbox
 from tests.integration.airflow_live import LiveAirflow
 from tests.integration.test_cold_retries_live import gear_catalog
@@ -133,6 +134,7 @@ def test_a_category_move_is_held_by_a_freeze_and_released_after_approval(
                                                           AuditEvent.record_key == sku)).all().count("held") == 1
     trace = explain_sku(sku, systems, hub)
     assert [h["kind"] for h in trace["held_changes"]] == ["category_move"]
+    assert f"test-peak: `{sku}` categories" in render_text(trace)  # catalog-sync explain
     stock_flows(systems)
 
     airflow = LiveAirflow(tmp_path / "live", [f"{DAG}.py"], fresh_sandbox.url, {

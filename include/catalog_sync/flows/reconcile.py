@@ -933,7 +933,7 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
     plan = ctx.staged("deletion_plan")
     skus = {p["sku"] for p in plan}
     outcome: dict[str, Any] = {"planned": len(plan), "applied": False, "reason": None,
-                               "disabled": [], "archived": [], "unchanged": [], "failed": []}
+                               "disabled": [], "archived": [], "unchanged": [], "failed": [], "held": []}
     counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0} for s in ("pim", "storefront")}
     outcome["reason"] = _held_back(
         len(plan), len(skus), allowed=apply, limit=max_deletions, nothing="nothing deleted",
