@@ -200,7 +200,7 @@ def _json_out(text: str) -> Any:
 #: Unpaused by make run besides the nightly: the manual ones (so their forms work), the event-driven ones and the
 #: image-window sweep (images come down and go up on time without anyone).
 MANUAL_AND_EVENT_DAGS = ("hot_data_sync", "seasonal_republish", "dead_letter_replay", "sync_rollback",
-                         "image_windows", "erp_item_files")
+                         "freeze_release", "image_windows", "erp_item_files")
 
 
 def _wait_for(dag_id: str, run_id: str, deadline: float) -> None:

@@ -567,6 +567,20 @@ def create_app(
 
         return render(request, "reference_data.html", **refdata.overview(session))
 
+    # --- freeze windows (read-only: releases are approved in Airflow's Required Actions) -----------------------
+
+    @app.get("/api/freeze")
+    def freeze_json(session: SessionDep) -> Any:
+        from catalog_sync.flows import freeze
+
+        return json.loads(json.dumps(freeze.overview(session), default=str))
+
+    @app.get("/freeze", response_class=HTMLResponse)
+    def freeze_page(request: Request, session: SessionDep) -> HTMLResponse:
+        from catalog_sync.flows import freeze
+
+        return render(request, "freeze.html", **freeze.overview(session))
+
     return app
 
 
