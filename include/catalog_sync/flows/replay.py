@@ -31,9 +31,12 @@ class ReplayError(ValueError):
     """The selection cannot be replayed (unknown ids, letters not open, a hop replay does not cover)."""
 
 
-#: (target system, entity) of a dead letter -> the hop that replays it.
+#: (target system, entity) of a dead letter -> the hop that replays it. A gate's letters name the gate's entity
+#: ("products", "assets": ``steps.gate``), the hops' own letters the record's ("product", "asset"): both replay.
 HOPS = {("pim", "product"): "erp->pim", ("storefront", "product"): "pim->storefront",
-        ("pim", "asset"): "dam->pim"}
+        ("pim", "asset"): "dam->pim",
+        ("pim", "products"): "erp->pim", ("storefront", "products"): "pim->storefront",
+        ("pim", "assets"): "dam->pim"}
 
 
 def select_letters(ids: Sequence[int], hub_url: str | None = None) -> list[dict[str, Any]]:
