@@ -16,7 +16,8 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
 3. **Deletions**: only this DAG may declare a SKU deleted. It disables the PIM product and archives the storefront
    product (both audited and delta-logged, so `sync_rollback` can undo them). Param `apply_deletions` (default
    true) set to false turns the writes off (report only); more than `max_deletions` SKUs at once applies
-   nothing, since that many means a broken read.
+   nothing, since that many means a broken read. During a freeze window holding deletions
+   (`governance/freeze_windows.yaml`) they are held for the `freeze_release` DAG instead.
 4. **Repair showable drift** through the image_windows sweep's own path (a seasonal-republish run limited to the
    `dam_links`, `storefront` and `cache` repairs, verified on the live page, the changed pages purged from the
    CDN). Param `repair_showable` (default true) set to false reports only; more than `max_repairs` products at
@@ -31,7 +32,8 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
    (Airflow's Human-in-the-loop operator: Browse > Required Actions) shows the diff and waits up to
    3 hours for Approve or Reject; `apply_reference_data` applies an approval and replays the open dead letters a
    reference table refused, or records the rejection (no answer counts as a rejection). The next nightly's gates
-   use what was approved.
+   use what was approved. An approved category-table change is held during a freeze window holding taxonomy
+   changes, until `freeze_release` applies it.
 """
 
 from __future__ import annotations

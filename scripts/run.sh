@@ -74,10 +74,13 @@ wait_for "http://127.0.0.1:$API_PORT/api/v2/monitor/health" "Airflow" 180
 say "First nightly run"
 catalog-sync demo first-run --timeout 900
 
+say "A few nights of history: each day's changes in the systems, then that night's run (the KPI charts get a line)"
+catalog-sync sandbox history --url "http://127.0.0.1:$SANDBOX_PORT" --timeout 900
+
 say "The demo story: a few SKUs broken the ways real catalogs break, then the nightly again"
 STORY="$CATALOG_SYNC_HOME/demo_story.json"
 catalog-sync sandbox story --url "http://127.0.0.1:$SANDBOX_PORT" --save "$STORY"
-catalog-sync demo nightly --timeout 900 --run-id "manual__after_the_story_$(date +%Y%m%dT%H%M%S)"
+catalog-sync demo nightly --timeout 900 --run-id "manual__demo_night_4_after_the_story_$(date +%Y%m%dT%H%M%S)"
 catalog-sync sandbox story --guide "$STORY" --ui "http://127.0.0.1:$API_PORT"
 
 cat <<MSG

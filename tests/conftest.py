@@ -34,6 +34,9 @@ os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", None)
+# No freeze window unless a test declares one (its own calendar file): the suite must not change outcome on the
+# day a shipped window (governance/freeze_windows.yaml) begins.
+os.environ["CATALOG_SYNC_FREEZE_CALENDAR"] = str(REPO / "tests" / "data" / "freeze_none.yaml")
 HUB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 

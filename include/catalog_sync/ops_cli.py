@@ -200,7 +200,7 @@ def _json_out(text: str) -> Any:
 #: Unpaused by make run besides the nightly: the manual ones (so their forms work), the event-driven ones and the
 #: image-window sweep (images come down and go up on time without anyone).
 MANUAL_AND_EVENT_DAGS = ("hot_data_sync", "seasonal_republish", "dead_letter_replay", "sync_rollback",
-                         "image_windows", "erp_item_files")
+                         "freeze_release", "image_windows", "erp_item_files")
 
 
 def _wait_for(dag_id: str, run_id: str, deadline: float) -> None:
@@ -218,11 +218,16 @@ def _wait_for(dag_id: str, run_id: str, deadline: float) -> None:
         raise UserError(f"the nightly run {run_id} ended as {state!r}: see the Airflow UI and .state/logs")
 
 
-def _nightly(args: argparse.Namespace) -> int:
-    """Trigger one more ``cold_data_nightly`` run (the DAG is unpaused by ``first-run``) and wait for it."""
-    run_id = args.run_id or f"manual__demo_{time.strftime('%Y%m%dT%H%M%S')}"
+def run_nightly(run_id: str, timeout: float) -> None:
+    """Trigger one ``cold_data_nightly`` run named ``run_id`` in the running Airflow (the DAG is unpaused by
+    ``first-run``) and wait for it; a UserError unless it succeeds."""
     _airflow("dags", "trigger", "cold_data_nightly", "-r", run_id)
-    _wait_for("cold_data_nightly", run_id, time.monotonic() + args.timeout)
+    _wait_for("cold_data_nightly", run_id, time.monotonic() + timeout)
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    """Trigger one more ``cold_data_nightly`` run and wait for it."""
+    run_nightly(args.run_id or f"manual__demo_{time.strftime('%Y%m%dT%H%M%S')}", args.timeout)
     return 0
 
 

@@ -576,6 +576,7 @@ def explain(state: SkuState, now: datetime, hub_url: str | None = None, *, with_
     chain = chain_of(state, findings, now)
     broken = next((c["link"] for c in chain if not c["ok"]), None)
     last, letters = _hub_rows(state.sku, hub_url) if with_hub else (None, [])
+    held = _held_changes(state.sku, hub_url) if with_hub else []
     return scrub({
         "sku": state.sku,
         "systems": systems_view(state, now),
@@ -584,13 +585,28 @@ def explain(state: SkuState, now: datetime, hub_url: str | None = None, *, with_
         "verdict": verdict(state.sku, chain),
         "last_diagnosis": last,
         "dead_letters": letters,
+        "held_changes": held,
     })
+
+
+def _held_changes(sku: str, hub_url: str | None) -> list[dict[str, Any]]:
+    """The changes a freeze window holds for the SKU (flows/freeze.py); a hub that cannot answer yields none."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from catalog_sync.flows.freeze import held_for_sku
+
+    try:
+        return held_for_sku(sku, hub_url)
+    except SQLAlchemyError as exc:
+        log.warning("hub unavailable for the held changes of %s: %s", sku, type(exc).__name__)
+        return []
 
 
 def explain_sku(sku: str, systems: Systems, hub_url: str | None = None) -> dict[str, Any]:
     """Trace ``sku`` (a variant, a configurable parent or a simple product) through every system.
 
-    ``systems`` is the caller's (the command line and the UI resolve them from the Airflow connections). Returns ``{"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters"}``; see the
+    ``systems`` is the caller's (the command line and the UI resolve them from the Airflow connections). Returns ``{"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters",
+    "held_changes"}``; see the
     module docstring for the chain. Raises ``UnknownSku`` when no system knows the SKU.
     """
     sku = sku.strip()

@@ -97,5 +97,9 @@ def render_text(result: Mapping[str, Any]) -> str:
         lines += ["", f"Open dead letters ({len(letters)})"]
         lines += [f"  #{d.get('id')} {d.get('source_system')} -> {d.get('target_system')} {d.get('reason_kind')}: "
                   f"{_cell(d.get('reason'), 100)}" for d in letters]
+    held = result.get("held_changes") or []
+    if held:
+        lines += ["", f"Held by a freeze window ({len(held)}; released by the freeze_release DAG)"]
+        lines += [f"  #{h.get('id')} {h.get('window')}: {_cell(h.get('what'), 100)}" for h in held]
     lines += ["", f"Verdict: {result['verdict']}"]
     return "\n".join(lines)

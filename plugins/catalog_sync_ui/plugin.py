@@ -54,6 +54,13 @@ class CatalogSyncUIPlugin(AirflowPlugin):
             "url_route": "catalog-sync-drift",
         },
         {
+            "name": "Freeze windows",
+            "href": f"{URL_PREFIX}/freeze",
+            "destination": "nav",
+            "category": CATEGORY,
+            "url_route": "catalog-sync-freeze",
+        },
+        {
             "name": "Catalog Sync runs",
             "href": f"{URL_PREFIX}/runs",
             "destination": "nav",

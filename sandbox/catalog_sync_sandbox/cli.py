@@ -53,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     story.add_argument("--ui", default="http://127.0.0.1:8080", help="the Airflow UI the guide links to")
     story.set_defaults(func=_story)
 
+    hist = sub.add_parser("history", help="a few nights of history for the demo: each day's changes, then the "
+                                          "nightly in the running Airflow (after `catalog-sync demo first-run`)")
+    hist.add_argument("--url", default=DEFAULT_URL)
+    hist.add_argument("--nights", type=int, default=None, help="how many of the history's nights (default: all)")
+    hist.add_argument("--timeout", type=int, default=900, help="seconds to wait for each nightly")
+    hist.set_defaults(func=_history)
+
     listing = sub.add_parser("scenarios", help="list the scenarios with the symptom each produces")
     listing.set_defaults(func=_scenarios)
 
@@ -145,6 +152,18 @@ def _story(args: argparse.Namespace) -> int:
             print(f"{part['scenario']}: {', '.join(part['skus'])}")
         return 0
     print(story.guide(story.load(Path(args.guide)), args.ui.rstrip("/")))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    import time
+
+    from catalog_sync.ops_cli import run_nightly
+    from catalog_sync_sandbox import story
+
+    nights = len(story.HISTORY) if args.nights is None else args.nights
+    story.history(lambda name: _control(args.url, "POST", f"scenarios/{name}", {"skus": None}),
+                  lambda run_id: run_nightly(run_id, args.timeout), nights, tag=time.strftime("_%Y%m%dT%H%M%S"))
     return 0
 
 

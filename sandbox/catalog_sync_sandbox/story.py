@@ -33,6 +33,34 @@ STORY: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
+#: The nights between the first one (the whole catalog) and the story's: what changed in the systems during each
+#: day, as sandbox scenarios, and what the night makes of it. Each night is a delta on the one before, so the KPIs
+#: (completeness, accuracy, first-time pass rate) move from night to night and the Data quality charts show a line.
+HISTORY: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
+    ("night_2", ("description_breaks_channel_rules",),
+     "Merchandisers edit product copy; three descriptions break the channel's rules (far too long, a <script> "
+     "tag, empty). The business-rules gate quarantines them, so completeness and first-time pass rate dip."),
+    ("night_3", ("uom_spelling_variants", "vendor_name_variants"),
+     "The ERP sends units and vendor names spelled several ways; the nightly normalises them and everything "
+     "passes."),
+)
+
+
+def history(scenario: Callable[[str], dict[str, Any]], nightly: Callable[[str], None],
+            nights: int = len(HISTORY), tag: str = "") -> list[dict[str, Any]]:
+    """The first ``nights`` nights of :data:`HISTORY`, in order: each day's changes (``scenario(name)``), then the
+    night (``nightly(run_id)``, which waits for the run; ``tag`` ends each run id, so a second demo's runs get ids
+    of their own); what each did."""
+    told = []
+    for night, names, what in HISTORY[:nights]:
+        changed = [{"scenario": name, "skus": scenario(name)["skus"]} for name in names]
+        run_id = f"manual__demo_{night}{tag}"
+        print(f"{night}: {'; '.join(c['scenario'] + ' ' + ', '.join(c['skus']) for c in changed)}", flush=True)
+        nightly(run_id)
+        told.append({"night": night, "run_id": run_id, "changes": changed, "what": what})
+    return told
+
+
 def inject(scenario: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
     """Run each scenario of :data:`STORY` (``scenario(name)`` runs one through the sandbox's control API, as
     ``SandboxServer.scenario`` does); what each did, in order."""

@@ -19,6 +19,7 @@ EXPECTED = {
     "hub_retention",
     "image_windows",
     "erp_item_files",
+    "freeze_release",
 }
 
 

@@ -87,6 +87,21 @@ def test_a_rollback_restores_only_after_a_person_approves_the_plan(dagbag) -> No
     assert approve.retries == 0
 
 
+def test_held_changes_are_released_only_after_a_person_approves(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    dag = dagbag.dags["freeze_release"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # by hand only
+    approve, apply = dag.get_task("approve_release"), dag.get_task("apply_release")
+    assert isinstance(approve, HITLOperator)
+    assert approve.upstream_task_ids == {"something_held"}  # nothing held: no question, no release
+    assert "approve_release" in apply.upstream_task_ids and apply.trigger_rule == "all_success"
+    # no answer keeps everything held; "Keep held" must reach apply_release to be recorded (an ApprovalOperator
+    # would skip it)
+    assert approve.defaults == ["Keep held"] and approve.response_timeout is not None and approve.retries == 0
+    assert apply.retries == 0 and apply.pool == "pim_api"
+
+
 def test_retention_runs_weekly(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["hub_retention"]
     assert [t.task_id for t in dag.tasks] == ["prune"]

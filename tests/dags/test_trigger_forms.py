@@ -20,6 +20,7 @@ FILLED: dict[str, dict[str, Any]] = {
     "weekly_reconciliation": {},
     "hub_retention": {},
     "hot_data_sync": {},
+    "freeze_release": {},
 }
 
 

@@ -6,6 +6,7 @@ are written to ``test-artifacts/screenshots/``. The tests share one logged-in br
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,9 @@ def test_discard_and_replay(page: Any, airflow_server: AirflowServer, screenshot
     message = page.get_by_test_id("action-message").inner_text()
     assert message.startswith("Triggered dead_letter_replay run "), message
     page.screenshot(path=str(screenshots / "07-replay.png"))
-    run_id = message.removeprefix("Triggered dead_letter_replay run ").rstrip(".")
+    # the stand-in DAG is paused here, and the message says so after the run id
+    assert "dead_letter_replay is paused in Airflow, so the run waits in the queue" in message, message
+    run_id = re.match(r"Triggered dead_letter_replay run (\S+?)\.(?:\s|$)", message).group(1)  # type: ignore[union-attr]
     run = httpx.get(
         f"{airflow_server.url}/api/v2/dags/dead_letter_replay/dagRuns/{run_id}",
         headers={"Authorization": f"Bearer {token(airflow_server, 'admin', 'admin')}"},

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from catalog_sync.flows.systems import Systems
 from tests.conftest import PG_URL, pg_schema_url
 
 
@@ -18,3 +20,11 @@ def empty_hub_url(tmp_path: Path) -> Iterator[str]:
         yield from pg_schema_url(PG_URL)
     else:
         yield f"sqlite:///{tmp_path / 'hub.sqlite'}"
+
+
+@pytest.fixture
+def systems(fresh_sandbox: Any) -> Iterator[Systems]:
+    """The five systems' clients on a function-scoped sandbox loaded with Luma (a module may narrow it)."""
+    bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
+    yield bundle
+    bundle.close()

@@ -292,7 +292,7 @@ def test_a_sku_deleted_from_the_erp_is_disabled_and_archived(story: Story) -> No
     assert {(w.system, w.record_key, w.outcome) for w in writes} == {("pim", DELETED_SKU, "ok"),
                                                                      ("storefront", DELETED_HANDLE, "ok")}
     assert story.first["deletions"] == {"planned": 2, "applied": True, "reason": None, "disabled": 1,
-                                        "archived": 1, "unchanged": 0, "failed": 0}
+                                        "archived": 1, "unchanged": 0, "failed": 0, "held": 0}
 
 
 def test_orphan_assets_are_found(story: Story) -> None:

@@ -5,7 +5,6 @@ PostgreSQL when configured); the weekly refresh and the decision run as the week
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,13 +18,6 @@ from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import DeadLetter, ReferenceProposal, ReferenceValue
 
 SKU = "MH01-XS-Black"
-
-
-@pytest.fixture
-def systems(fresh_sandbox: Any) -> Iterator[Systems]:
-    bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
-    yield bundle
-    bundle.close()
 
 
 def erp_admin(server: Any, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:

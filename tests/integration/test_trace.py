@@ -20,7 +20,8 @@ from catalog_sync.flows.systems import Systems
 from catalog_sync.trace import CHAIN, UnknownSku, explain_sku
 from tests.integration.test_republish import published_baseline
 
-SHAPE = {"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters", "channels"}
+SHAPE = {"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters",
+         "held_changes", "channels"}
 SYSTEMS = {"erp", "pim", "dam", "supplier", "storefront", "shopper_page"}
 
 
@@ -54,7 +55,8 @@ def test_a_healthy_variant_and_simple_product_hold_at_every_link(systems: System
         result = explain_sku(sku, systems, hub_url)
         assert_shape(result)
         assert all(c["ok"] for c in result["chain"]), result["chain"]
-        assert result["broken_link"] is None and result["last_diagnosis"] is None and result["dead_letters"] == []
+        assert result["broken_link"] is None and result["last_diagnosis"] is None
+        assert result["dead_letters"] == [] and result["held_changes"] == []
         page = result["systems"]["shopper_page"]
         assert page["status"] == 200 and page["has_image"] is True
         assert result["systems"]["storefront"]["status"] == "active"

@@ -6,10 +6,8 @@ nothing (tests/integration/test_cold_flow.py::test_luma_moves_through_every_hop_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 from sqlalchemy import select
 
@@ -24,13 +22,6 @@ from tests.integration.test_cold_flow import pim_record
 
 SKU = "MH01-XS-Black"
 SUPPLIERS_NAME = "Chaz Kangaroo Hoodie XS Black (supplier master)"
-
-
-@pytest.fixture
-def systems(fresh_sandbox: Any) -> Iterator[Systems]:
-    bundle = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
-    yield bundle
-    bundle.close()
 
 
 def _submit(sandbox: Any, name: str) -> None:

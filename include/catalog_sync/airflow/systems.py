@@ -120,6 +120,28 @@ def _airflow_logs_to_stderr() -> None:
             handler.setStream(stderr)
 
 
+#: Largest image the UI fetches from the DAM for a thumbnail (a rendition for the shop is far smaller).
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+
+def dam_image(src: str) -> tuple[bytes, str] | None:
+    """The image at ``src`` when it is a file of the configured DAM (which serves its renditions only with its
+    credentials), fetched with those credentials: ``(bytes, media type)``. None for any other address (not fetched:
+    the DAM's credentials go to the DAM only) and for an answer that is not an image."""
+    systems = configured_systems()
+    try:
+        dam = systems.dam
+        if not src.startswith(dam.base_url):
+            return None
+        result = dam.request("GET", src, parse="bytes", expect=(200,))
+    finally:
+        systems.close()
+    media = str(result.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not media.startswith("image/") or len(result.content) > MAX_IMAGE_BYTES:
+        return None
+    return result.content, media
+
+
 def explain_configured(sku: str, hub_url: str | None = None, *, command_line: bool = False) -> dict[str, Any]:
     """``catalog_sync.trace.explain_sku`` over the configured systems: the command line's and the UI's trace."""
     from catalog_sync.trace import explain_sku

@@ -41,7 +41,7 @@ from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, is_kit, item_type_of, ships
 from catalog_sync.engine import run as engine_run
 from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
-from catalog_sync.flows import steps
+from catalog_sync.flows import freeze, steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.governance.loops import detect as detect_loops
 from catalog_sync.governance.loops import held_fields
@@ -978,6 +978,8 @@ def _publish_slice(ctx: RunContext, systems: Systems, number: int,
     try:
         # read here rather than inside the write, so the delta log gets the storefront's own before-values
         shown = systems.storefront.find_by_handles([product["handle"] for _, product, _ in outgoing_slice])
+        # a declared freeze holds category moves and bulk content changes instead of writing them
+        outgoing_slice = freeze.hold_in_publish(ctx, outgoing_slice, shown, PIM_STOREFRONT)
         answered = systems.storefront.upsert_products([product for _, product, _ in outgoing_slice], existing=shown)
     except ConnectorError as exc:
         failure, answered = exc, list(exc.partial_results)

@@ -73,7 +73,7 @@ from catalog_sync.connectors.mapping import (
 )
 from catalog_sync.domain import STOREFRONT_STATUS, LifecycleStatus
 from catalog_sync.engine.run import RunContext, chunked, json_safe
-from catalog_sync.flows import steps
+from catalog_sync.flows import freeze, steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
@@ -933,7 +933,7 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
     plan = ctx.staged("deletion_plan")
     skus = {p["sku"] for p in plan}
     outcome: dict[str, Any] = {"planned": len(plan), "applied": False, "reason": None,
-                               "disabled": [], "archived": [], "unchanged": [], "failed": []}
+                               "disabled": [], "archived": [], "unchanged": [], "failed": [], "held": []}
     counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0} for s in ("pim", "storefront")}
     outcome["reason"] = _held_back(
         len(plan), len(skus), allowed=apply, limit=max_deletions, nothing="nothing deleted",
@@ -942,8 +942,13 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
                  "the ERP read before raising the limit)")
     if outcome["reason"] is None:
         outcome["applied"] = True
-        _disable_in_pim(ctx, systems, [p for p in plan if p["system"] == "pim"], outcome, counts["pim"])
-        _archive_on_storefront(ctx, systems, [p for p in plan if p["system"] == "storefront"], outcome,
+        # a declared freeze holding deletions holds them for a person to release (flows/freeze.py)
+        going, held = freeze.hold_deletions(ctx, plan)
+        outcome["held"] = [f"{p['system']}:{p['sku']}" for p in held]
+        for p in held:
+            counts[p["system"]]["unchanged"] += 1
+        _disable_in_pim(ctx, systems, [p for p in going if p["system"] == "pim"], outcome, counts["pim"])
+        _archive_on_storefront(ctx, systems, [p for p in going if p["system"] == "storefront"], outcome,
                                counts["storefront"])
     if not outcome["applied"]:
         for p in plan:

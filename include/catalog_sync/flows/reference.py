@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from catalog_sync import refdata
 from catalog_sync.engine.run import RunContext
+from catalog_sync.flows import freeze
 from catalog_sync.flows.systems import Systems
 
 #: The options of the approval task (Airflow's ApprovalOperator uses the same two).
@@ -57,6 +58,9 @@ def apply_decision(load_id: str, proposal_id: int, response: Mapping[str, Any] |
     user = (response or {}).get("responded_by_user") or None
     who = str(user.get("name") or user.get("id")) if isinstance(user, Mapping) else None
     approved = chosen == [APPROVE] and who is not None
+    if approved and freeze.hold_taxonomy(ctx, proposal_id, who):
+        # a freeze holding taxonomy changes: the proposal stays proposed until freeze_release applies it
+        return {"proposal_id": proposal_id, "status": "held", "decided_by": who, "rows_changed": 0}
     note = None if who else "no answer before the approval's deadline"
     result = refdata.decide(proposal_id, approved=approved, decided_by=who, hub_url=ctx.hub_url, note=note)
     ctx.audit("hub", "reference_proposal", str(proposal_id), "decide", result["status"],

@@ -32,10 +32,14 @@ class ReplayError(ValueError):
     """The selection cannot be replayed (unknown ids, letters not open, a hop replay does not cover)."""
 
 
-#: (target system, entity) of a dead letter -> the hop that replays it; each declared sales channel's products are
-#: replayed on its own hop (re-read from the PIM, gated, published to that channel only).
+#: (target system, entity) of a dead letter -> the hop that replays it. A gate's letters name the gate's entity
+#: ("products", "assets": ``steps.gate``), the hops' own letters the record's ("product", "asset"): both replay.
+#: Each declared sales channel's products are replayed on its own hop (re-read from the PIM, gated, published to
+#: that channel only).
 HOPS = {("pim", "product"): "erp->pim", ("storefront", "product"): "pim->storefront",
         ("pim", "asset"): "dam->pim",
+        ("pim", "products"): "erp->pim", ("storefront", "products"): "pim->storefront",
+        ("pim", "assets"): "dam->pim",
         **{(c.name, "product"): c.hop for c in load_channels().channels.values()}}
 
 

@@ -426,3 +426,40 @@ class ReferenceProposal(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_reference_proposal_status", "status", "id"),)
+
+
+class HeldChange(Base):
+    """A structural or bulk change a flow held during a declared freeze window instead of applying it
+    (``catalog_sync.governance.freeze``), kept until a person releases it (``freeze_release``).
+
+    ``kind``: ``category_move`` (a storefront product's categories), ``deletion`` (a SKU the ERP deleted, to disable
+    in the PIM or archive on the storefront), ``taxonomy`` (an approved change of the category reference table) or
+    ``bulk_content`` (a product's content in a nightly that changed more than the bulk share of the catalog).
+    ``change`` holds what the applying code needs later (and what a reviewer reads: before and after). ``status``:
+    ``held``, ``released`` (applied after an approval), ``dead_lettered`` (the release tried and the target refused;
+    the dead letter carries it on) or ``superseded``. One held row per (kind, system, entity, key): a later hold of
+    the same record replaces its change.
+    """
+
+    __tablename__ = "held_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    system: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(255))
+    change: Mapped[dict[str, Any]]
+    window: Mapped[str] = mapped_column(String(128))
+    load_id: Mapped[str] = mapped_column(String(64))
+    held_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(128))
+    release_load_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_held_change_held", "kind", "system", "entity", "record_key", unique=True,
+              sqlite_where=text("status = 'held'"), postgresql_where=text("status = 'held'")),
+        Index("ix_held_change_status", "status", "id"),
+    )

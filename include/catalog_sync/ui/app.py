@@ -15,6 +15,7 @@ HTML                                 JSON                                       
 ``POST /dead-letters/action``        ``POST /api/dead-letters/{action}``        replay or discard selected letters
 ``POST /dead-letters/group-action``  ``POST /api/dead-letters/group/{action}``  replay or discard a group of letters
 ``/trace?sku=``                      ``/api/trace?sku=``                        why is this SKU not on the storefront?
+``/trace/image?src=``                –                                          a trace thumbnail (DAM files via its connection)
 ``/drift``                           ``/api/drift``                             drift of the last weekly reconciliation
 ``POST /drift/reconcile``            –                                          trigger the weekly reconciliation now
 ===================================  =========================================  ============================================
@@ -76,6 +77,7 @@ def _environment() -> Environment:
     env.globals["line_chart"] = charts.line_chart
     env.globals["share"] = charts.share
     env.globals["urlencode"] = urlencode
+    env.globals["repair_words"] = REPAIR_WORDS
     return env
 
 
@@ -519,6 +521,24 @@ def create_app(
             )
         return render(request, "trace.html", sku=sku, result=_trace_view(result))
 
+    @app.get("/trace/image")
+    async def trace_image(src: Annotated[str, Query(min_length=1, max_length=2000)]) -> Response:
+        """A thumbnail the trace shows. A DAM rendition (the DAM serves it only with its credentials) is fetched
+        through the configured DAM connection; any other http(s) address (a storefront's public CDN) is where the
+        browser is sent."""
+        from catalog_sync.airflow.systems import dam_image
+
+        try:
+            found = await run_in_threadpool(dam_image, src)
+        except Exception as exc:  # a DAM that is down or refuses: no thumbnail, the page still renders
+            return Response(f"image unavailable: {type(exc).__name__}", status_code=502, media_type="text/plain")
+        if found is not None:
+            content, media = found
+            return Response(content, media_type=media, headers={"Cache-Control": "private, max-age=300"})
+        if src.startswith(("http://", "https://")):
+            return RedirectResponse(src, status_code=303)
+        return Response("not an image address", status_code=404, media_type="text/plain")
+
     # --- reconciliation drift -----------------------------------------------------------------------------------
 
     @app.get("/api/drift")
@@ -567,6 +587,20 @@ def create_app(
 
         return render(request, "reference_data.html", **refdata.overview(session))
 
+    # --- freeze windows (read-only: releases are approved in Airflow's Required Actions) -----------------------
+
+    @app.get("/api/freeze")
+    def freeze_json(session: SessionDep) -> Any:
+        from catalog_sync.flows import freeze
+
+        return json.loads(json.dumps(freeze.overview(session), default=str))
+
+    @app.get("/freeze", response_class=HTMLResponse)
+    def freeze_page(request: Request, session: SessionDep) -> HTMLResponse:
+        from catalog_sync.flows import freeze
+
+        return render(request, "freeze.html", **freeze.overview(session))
+
     return app
 
 
@@ -590,6 +624,18 @@ CHAIN_ORDER = (
     "shopper_page",
     "supplier_writeback",
 )
+
+
+#: What each seasonal-republish repair (``catalog_sync.trace.REPAIRS``) does, in words, for the trace's diagnosis.
+REPAIR_WORDS: dict[str, str] = {
+    "activate_erp": "set the ERP lifecycle to active (the ERP owns it: only when its owners agreed)",
+    "dam_dates": "move the image's valid-from date in the DAM to the launch",
+    "dam_links": "link the image in the PIM, or unlink it, as the DAM's status, dates and rights say",
+    "pim_state": "copy the ERP's lifecycle into the PIM and enable or disable the product to match",
+    "storefront": "publish the product again, with the status, content and gallery the PIM and ERP say",
+    "cache": "purge the cached product page and check the live page",
+    "supplier_quarantine": "hold the supplier's contradicting submission for review (a dead letter for the supplier)",
+}
 
 
 def _trace_view(result: dict[str, Any]) -> dict[str, Any]:

@@ -62,8 +62,10 @@ def line_chart(series: list[dict[str, Any]], width: int = 360, height: int = 130
                ) -> LineChart:
     """Scale a KPI series (``{value, measured_at, load_id}``, oldest first) into a :class:`LineChart`.
 
-    Ratios are drawn on a fixed 0..100 % axis so charts of different KPIs compare at a glance; durations from 0 to
-    their largest value; other values on their own min..max range. Labels are in the KPI's unit.
+    Ratios are drawn up to 100 %, from the lowest value rounded down to a 5 % step (a KPI moving between 95 and
+    99 % shows its movement instead of a flat line at the top of a 0..100 % axis); durations from 0 to their largest
+    value; other values on their own min..max range. Labels are in the KPI's unit. The dates under the axis are
+    the first and last measurement's; when both fall on one day, their times too.
     """
     chart = LineChart(width=width, height=height)
     left, pad = chart.left, chart.pad
@@ -72,7 +74,7 @@ def line_chart(series: list[dict[str, Any]], width: int = 360, height: int = 130
     values = [float(p["value"]) for p in series]
     unit = KPI_UNITS.get(kpi or "")
     if unit == "ratio" or (unit is None and all(0.0 <= v <= 1.0 for v in values)):
-        lo, hi = 0.0, 1.0
+        lo, hi = ratio_floor(min(values)), 1.0
     elif unit == "seconds":
         lo, hi = min(0.0, min(values)), max(values)
         if hi == lo:
@@ -91,9 +93,21 @@ def line_chart(series: list[dict[str, Any]], width: int = 360, height: int = 130
     chart.polyline = " ".join(f"{p['x']},{p['y']}" for p in chart.points)
     chart.y_min_label, chart.y_max_label = format_kpi(lo, kpi), format_kpi(hi, kpi)
     chart.last_label = format_kpi(values[-1], kpi)
-    chart.first_at = (series[0].get("measured_at") or "")[:10]
-    chart.last_at = (series[-1].get("measured_at") or "")[:10]
+    first, last = (str(series[0].get("measured_at") or ""), str(series[-1].get("measured_at") or ""))
+    if len(series) > 1 and first[:10] == last[:10] and len(first) >= 16 and len(last) >= 16:
+        chart.first_at, chart.last_at = f"{first[:10]} {first[11:16]}", last[11:16]
+    else:
+        chart.first_at, chart.last_at = first[:10], last[:10]
     return chart
+
+
+def ratio_floor(lowest: float) -> float:
+    """The bottom of a ratio axis: ``lowest`` rounded down to a 5 % step, a step below it when it sits on one (the
+    line never runs along the axis), never under 0."""
+    import math
+
+    step = math.floor(lowest * 20 + 1e-9) / 20
+    return max(0.0, step - 0.05 if lowest - step < 1e-9 else step)
 
 
 def share(part: int, whole: int) -> float:

@@ -75,7 +75,11 @@ async def trigger_dag(
         )
     if resp.status_code in (200, 201):
         run_id = resp.json().get("dag_run_id")
-        return ReplayOutcome(True, resp.status_code, f"Triggered {dag_id} run {run_id}.", run_id)
+        message = f"Triggered {dag_id} run {run_id}."
+        if await _paused(base_url, token, dag_id, transport, timeout):
+            message += (f" {dag_id} is paused in Airflow, so the run waits in the queue: unpause the DAG (its "
+                        "toggle on the DAGs page) to let it start.")
+        return ReplayOutcome(True, resp.status_code, message, run_id)
     if resp.status_code == 404:
         return ReplayOutcome(
             False,
@@ -94,6 +98,17 @@ async def trigger_dag(
         resp.status_code,
         f"Airflow answered {resp.status_code} when triggering {dag_id!r}: {detail}",
     )
+
+
+async def _paused(base_url: str, token: str, dag_id: str, transport: httpx.AsyncBaseTransport | None,
+                  timeout: float) -> bool:
+    """Whether Airflow says ``dag_id`` is paused (a run triggered then stays queued); False when it cannot tell."""
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            resp = await client.get(f"{base_url}/api/v2/dags/{dag_id}", headers={"Authorization": f"Bearer {token}"})
+        return resp.status_code == 200 and resp.json().get("is_paused") is True
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
 
 
 async def trigger_replay(

@@ -17,6 +17,7 @@ QUERIES = {
     "/api/run-lookup": "?dag_id=nightly_product_sync&run_id=scheduled__2025-03-01T02:00:00%2B00:00",
     "/api/trace": "?sku=MH01-XS-Black",
     "/trace": "?sku=MH01-XS-Black",
+    "/trace/image": "?src=https%3A%2F%2Fcdn.example%2Fhoodie.jpg",
 }
 
 
@@ -45,7 +46,9 @@ def concrete_routes(letter_id: int) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def fake_trace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stands in for the configured systems' trace so the trace routes have something to render."""
+    """Stands in for the configured systems' trace so the trace routes have something to render (and for their
+    DAM, which holds no file at the thumbnail's address: the browser is sent there)."""
+    monkeypatch.setattr("catalog_sync.airflow.systems.dam_image", lambda src: None)
     monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: {
         "sku": sku,
         "systems": {
@@ -109,7 +112,7 @@ def test_authenticated_user_gets_every_read_route(
         if method != "GET":
             continue
         resp = client.get(url, headers=bearer(tokens["viewer"]), follow_redirects=False)
-        expected = 303 if url.split("?")[0] in (f"{PREFIX}/", f"{PREFIX}/run-lookup") else 200
+        expected = 303 if url.split("?")[0] in (f"{PREFIX}/", f"{PREFIX}/run-lookup", f"{PREFIX}/trace/image") else 200
         assert resp.status_code == expected, (url, resp.status_code, resp.text[:300])
 
 

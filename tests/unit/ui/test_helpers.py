@@ -9,7 +9,18 @@ import pytest
 from catalog_sync.ui import charts, queries
 
 
-def test_line_chart_scales_ratios_on_a_fixed_axis() -> None:
+def test_a_ratio_axis_reaches_down_to_the_lowest_value_in_5_percent_steps() -> None:
+    """KPIs near 100 % still show their movement: the axis starts a 5 % step under the lowest value."""
+    chart = charts.line_chart([{"value": 0.988, "measured_at": "2026-12-02T17:15:01"},
+                               {"value": 0.956, "measured_at": "2026-12-02T17:23:39"}], kpi="accuracy")
+    assert (chart.y_min_label, chart.y_max_label) == ("95.0%", "100.0%")
+    bottom = chart.height - chart.pad - 12
+    assert chart.pad < chart.points[1]["y"] < bottom and chart.points[0]["y"] < chart.points[1]["y"]
+    assert (chart.first_at, chart.last_at) == ("2026-12-02 17:15", "17:23")  # one day: the times tell them apart
+    assert charts.ratio_floor(0.95) == pytest.approx(0.90) and charts.ratio_floor(0.02) == 0.0
+
+
+def test_line_chart_scales_ratios_from_zero_when_a_value_is_zero() -> None:
     chart = charts.line_chart(
         [{"value": 0.0, "measured_at": "2025-03-01"}, {"value": 1.0, "measured_at": "2025-03-02"}]
     )

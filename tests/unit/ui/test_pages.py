@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -375,13 +377,16 @@ def test_discard_through_the_json_api(
 
 
 class FakeAirflowApi:
-    """Stands in for Airflow's REST API (``POST /api/v2/dags/{dag_id}/dagRuns``) and records what it got."""
+    """Stands in for Airflow's REST API (``POST /api/v2/dags/{dag_id}/dagRuns``, ``GET /api/v2/dags/{dag_id}``) and
+    records the triggers it got."""
 
-    def __init__(self, dag_exists: bool) -> None:
-        self.dag_exists = dag_exists
+    def __init__(self, dag_exists: bool, paused: bool = False) -> None:
+        self.dag_exists, self.paused = dag_exists, paused
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"dag_id": request.url.path.rsplit("/", 1)[-1], "is_paused": self.paused})
         self.requests.append(request)
         if not self.dag_exists:
             return httpx.Response(
@@ -543,12 +548,41 @@ def test_the_trace_shows_images_rights_and_the_diagnosis_in_words(
     monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: result)
     html = admin.get(f"{PREFIX}/trace", params={"sku": "MH01-XS-Black"}).text
     row = html[html.index('<tr data-asset="A2">'):].split("</tr>")[0]
-    assert f'<img src="{src}"' in row and f'<a href="{src}">A2</a>' in row
+    # thumbnails and asset links go through the UI, which fetches DAM files with the DAM's credentials
+    proxied = f"{PREFIX}/trace/image?{urlencode({'src': src})}"
+    assert f'<img src="{escape(proxied)}"' in row and f'<a href="{escape(proxied)}">A2</a>' in row
     assert "until 2026-11-30T00:00 · US, CA" in row and "no: usage rights expired 2026-11-30" in row
-    assert 'data-testid="storefront-images"' in html and "A1, A2" in html  # a list reads as a list, not JSON
+    assert 'data-testid="storefront-images">1 image, in gallery order:' in html and "A1, A2" in html
+    assert src not in html.split('data-testid="storefront-images"')[1].split("</td>")[0].replace(
+        escape(urlencode({"src": src})), "")  # no raw DAM address as text or as an image the browser would fetch
     diagnosis = html[html.index('id="diagnosis"'):]
     assert "The repair it would make" in diagnosis and "dam links" in diagnosis and "unlink A2" in diagnosis
     assert "A dry run: it diagnosed and wrote nothing." in diagnosis and "{" not in diagnosis.split("</div>")[0]
+
+
+def test_trace_thumbnails_come_from_the_dam_with_its_credentials_and_nothing_else_does(
+    admin: Any, hub_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DAM rendition needs the DAM's key (the browser has none): the UI fetches it through the DAM connection.
+    Any other address, even on the DAM's host, is never fetched with that key: the browser is sent there."""
+    from tests.conftest import airflow_connection_env
+
+    for name, value in airflow_connection_env(sandbox.url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CATALOG_SYNC_SYSTEMS_URL", raising=False)
+    asset = next(iter(httpx.get(f"{sandbox.url}/dam/api/assets", params={"per_page": 1}, timeout=10, headers={
+        "X-Api-Key": sandbox.credentials["dam"]["api_key"]}).json()["assets"]))
+    src = asset["renditions"]["ecommerce"]
+    assert httpx.get(src, timeout=10).status_code == 401  # what a browser gets on its own
+    image = admin.get(f"{PREFIX}/trace/image", params={"src": src})
+    assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
+    assert image.content == httpx.get(src, timeout=10, headers={
+        "X-Api-Key": sandbox.credentials["dam"]["api_key"]}).content
+    elsewhere = f"{sandbox.url}/erp/api/items"  # same host, not the DAM: the DAM's key must not go there
+    away = admin.get(f"{PREFIX}/trace/image", params={"src": elsewhere}, follow_redirects=False)
+    assert away.status_code == 303 and away.headers["location"] == elsewhere
+    assert admin.get(f"{PREFIX}/trace/image", params={"src": "javascript:alert(1)"},
+                     follow_redirects=False).status_code == 404
 
 
 def test_trace_without_configured_systems_names_the_connection(admin: Any, hub_url: str,
@@ -620,6 +654,18 @@ def test_drift_page_offers_a_reconciliation_to_those_allowed_and_triggers_it_as_
     refused = client.post(f"{PREFIX}/drift/reconcile", data={"apply_deletions": "false"},
                           headers={"Origin": "http://testserver"})
     assert refused.status_code == 403 and len(api.requests) == 1
+
+
+def test_a_run_triggered_on_a_paused_dag_says_it_waits(make_client: Any, tokens: dict[str, str], hub_url: str
+                                                       ) -> None:
+    """A paused DAG keeps a triggered run queued (`make run` leaves weekly_reconciliation paused): the page says so
+    and how to let it start, rather than a bare "Triggered"."""
+    client = make_client(replay_transport=httpx.MockTransport(FakeAirflowApi(dag_exists=True, paused=True)))
+    client.cookies.set("_token", tokens["operator"])
+    resp = client.post(f"{PREFIX}/drift/reconcile", data={"apply_deletions": "false"},
+                       headers={"Origin": "http://testserver"})
+    assert resp.status_code == 200, resp.text
+    assert "weekly_reconciliation is paused in Airflow, so the run waits in the queue: unpause the DAG" in resp.text
 
 
 def test_drift_page_lists_the_storefronts_showable_drift_and_its_repair(admin: Any, seeded_hub: dict[str, Any]
