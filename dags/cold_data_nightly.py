@@ -11,6 +11,9 @@ Moves the slow-changing product data through the PIM once a day, inside the run'
    flag is refused by the ownership rules and dead-lettered, never written.
 4. **PIM -> storefront**: every changed product family through the **business-rules gate** (layer 1, soft), then
    published (content from the PIM, status from the ERP); images follow in separate chunked tasks.
+   **PIM -> each declared sales channel** (`governance/channels.yaml`, today Adobe Commerce): one task per enabled
+   channel, `publish_channel_<name>`, beside `publish_products`, from the same gated content, in the channel's own
+   pool; a channel that is down dead-letters its records (kind `channel`) and never holds the storefront back.
 5. **Consistency gate** (layer 2, soft): ERP, PIM and storefront agree for what was published.
 6. Cursors commit only in `finish`, after every write and gate succeeded; a failed run leaves them where they
    were, so the next run picks the same changes up again.
@@ -32,11 +35,13 @@ whatever happened and sends soft-gate shares past their limit and dead-letter co
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
 from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
+from catalog_sync.governance.channels import load_channels
 from catalog_sync.quality.policy import load_alert_rules
 
 IMAGE_CHUNK = 200
@@ -120,6 +125,16 @@ def cold_data_nightly():
 
         return resumable(cold.publish_products, load_id, systems())
 
+    def publish_channel(name: str, pool_name: str) -> Any:
+        @task(task_id=f"publish_channel_{name}", **pool(pool_name))
+        def publish(load_id: str) -> dict:
+            from catalog_sync.airflow.tasks import channel_client, resumable, systems
+            from catalog_sync.flows import channels
+
+            return resumable(channels.publish_channel, load_id, name, systems(), channel_client(name))
+
+        return publish
+
     @task
     def plan_image_chunks(load_id: str) -> list[int]:
         from catalog_sync.airflow.tasks import resumable
@@ -177,6 +192,10 @@ def cold_data_nightly():
     consistency = gate_consistency(load_id)
     done = finish(load_id)
     erp >> gated >> pim >> assets >> supplier >> changed >> content >> products >> chunks >> images >> consistency >> done
+    # each declared sales channel beside the storefront: same gated content, its own pool; it succeeds when the
+    # channel is down (its records dead-lettered), so the consistency gate and finish still run
+    for channel in load_channels().enabled():
+        content >> publish_channel(channel.name, channel.pool)(load_id) >> consistency
     done >> build_data_docs(load_id).as_teardown()
     # a teardown too: it runs whatever happened, and like Data Docs never decides the run's state
     done >> check_alerts(load_id).as_teardown()

@@ -31,8 +31,8 @@ from catalog_sync.hub.models import DeadLetter
 
 #: The cold flow's tasks in DAG order (images are mapped chunks after ``publish_products``).
 COLD_STEPS: tuple[str, ...] = ("extract_erp", "gate_master_data", "load_pim", "link_assets", "writeback_supplier",
-                               "extract_pim", "gate_channel_content", "publish_products", "publish_images",
-                               "check_consistency", "finish")
+                               "extract_pim", "gate_channel_content", "publish_products", "publish_channels",
+                               "publish_images", "check_consistency", "finish")
 _NO_SYSTEMS = {"gate_master_data", "gate_channel_content", "finish"}
 #: Storefront fields compared between runs (ids and timestamps differ by construction).
 _SHOP_FIELDS = ("title", "body_html", "vendor", "product_type", "status", "tags")
@@ -106,6 +106,12 @@ def run_step(step: str, load_id: str, systems: Systems) -> Any:
     """One cold task by name (``publish_images`` runs every planned chunk)."""
     if step == "publish_images":
         return [cold.publish_images(load_id, chunk, systems) for chunk in cold.plan_image_chunks(load_id)]
+    if step == "publish_channels":  # the DAG's publish_channel_<name> tasks: each enabled channel configured here
+        from catalog_sync.flows.channels import publish_channel
+        from catalog_sync.governance.channels import load_channels
+
+        return {c.name: publish_channel(load_id, c.name, systems, systems.channels[c.name])
+                for c in load_channels().enabled() if c.name in systems.channels}
     fn: Callable[..., Any] = getattr(cold, step)
     return fn(load_id) if step in _NO_SYSTEMS else fn(load_id, systems)
 

@@ -9,6 +9,10 @@ whose write-backs can re-break a chain that was fixed. The first link that fails
 read as shoppers get it, through the CDN (``Systems.cdn``; the storefront's own page in a deployment without
 one), so the one side effect is that a cache miss fills the CDN's cache, as any shopper's visit would.
 
+Beside the chain, ``channels`` gives the SKU's state on each declared sales channel beyond the storefront
+(``governance/channels.yaml``): its last write there as the hub audited it, its open letters for that channel, and
+the product the channel shows now when its client is configured.
+
 Boundary: no Airflow here, and nothing a connector was configured with (keys, tokens) reaches the result.
 """
 
@@ -610,7 +614,53 @@ def explain_sku(sku: str, systems: Systems, hub_url: str | None = None) -> dict[
     state = read_sku(Reader(systems, now), sku)
     if not state.known:
         raise UnknownSku(f"no system knows SKU {sku!r} (not in the ERP, the PIM, the DAM or the storefront)")
-    return explain(state, now, hub_url)
+    result = explain(state, now, hub_url)
+    result["channels"] = scrub(channel_states(sku, systems, hub_url, result["dead_letters"]))
+    return result
+
+
+def channel_states(sku: str, systems: Systems, hub_url: str | None = None,
+                   letters: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The SKU on each declared sales channel: ``state`` is ``published`` (its last write there was delivered or
+    found unchanged), ``dead_lettered`` (an open letter for that channel), or ``never published``; with the last
+    write audited (run, outcome, message) and, when the channel's client is configured, what the channel shows
+    (``live``: name and status, None when it has no such product, or the error when it does not answer)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from catalog_sync.connectors import ConnectorError
+    from catalog_sync.engine.run import json_safe
+    from catalog_sync.governance.channels import load_channels
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import AuditEvent
+
+    out = []
+    for channel in load_channels().channels.values():
+        last = None
+        try:
+            with session_scope(hub_url) as s:
+                row = s.scalars(select(AuditEvent).where(
+                    AuditEvent.system == channel.name, AuditEvent.record_key == sku, AuditEvent.action == "write")
+                    .order_by(AuditEvent.ended_at.desc(), AuditEvent.id.desc()).limit(1)).first()
+                if row is not None:
+                    last = {"load_id": row.load_id, "outcome": row.outcome, "at": row.ended_at,
+                            "message": (row.response or {}).get("message") if isinstance(row.response, dict) else None}
+        except SQLAlchemyError as exc:
+            log.warning("hub unavailable for the channel state of %s: %s", sku, type(exc).__name__)
+        open_here = [d for d in letters if d.get("target_system") == channel.name]
+        state = ("dead_lettered" if open_here else "published" if last and last["outcome"] in ("ok", "unchanged")
+                 else "never published")
+        live: Any = None
+        client = systems.channels.get(channel.name)
+        if client is not None:
+            try:
+                product = client.get_product(sku)
+                live = None if product is None else {"name": product.get("name"), "status": product.get("status")}
+            except ConnectorError as exc:
+                live = {"error": str(exc)}
+        out.append({"channel": channel.name, "enabled": channel.enabled, "state": state, "last_write": json_safe(last),
+                    "open_letters": len(open_here), "configured": client is not None, "live": live})
+    return out
 
 
 __all__ = ["CHAIN", "LINK_SYSTEM", "REPAIRS", "Finding", "Reader", "SkuState", "UnknownSku", "eligible",

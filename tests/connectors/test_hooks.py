@@ -64,14 +64,27 @@ def test_hook_reads_the_connection_through_airflow(monkeypatch: pytest.MonkeyPat
 
 
 def test_every_system_has_a_hook_and_a_connection_in_airflow_settings() -> None:
+    from catalog_sync.airflow.hooks import adobe_commerce_client_from_connection
+    from catalog_sync.governance.channels import load_channels
+
     settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
     conn_ids = {c["conn_id"] for c in settings["connections"]}
-    assert conn_ids == {h.default_conn_name for h in HOOKS.values()}
+    # the systems' connections, and each declared sales channel's (governance/channels.yaml)
+    declared = {c.connection_id: c for c in load_channels().channels.values()}
+    assert conn_ids == {h.default_conn_name for h in HOOKS.values()} | set(declared)
     assert set(HOOKS) == set(System)
     pools = {p["pool_name"]: p["pool_slot"] for p in settings["pools"]}
     assert pools["pim_api"] == 4  # Akeneo's calls in flight per connection
-    assert set(pools) == {"erp_api", "pim_api", "dam_api", "storefront_api", "storefront_hot"}
+    assert set(pools) == {"erp_api", "pim_api", "dam_api", "storefront_api", "storefront_hot",
+                          *(c.pool for c in declared.values())}
     for conn in settings["connections"]:
+        if conn["conn_id"] in declared:
+            channel = declared[conn["conn_id"]]
+            built = Connection(conn_id=conn["conn_id"], conn_type=conn["conn_type"], host=conn["conn_host"],
+                               port=conn["conn_port"], schema=conn["conn_schema"], password=conn["conn_password"],
+                               extra=json.dumps(conn.get("conn_extra") or {}))
+            assert adobe_commerce_client_from_connection(built).base_url == f"http://127.0.0.1:8765/{channel.name}/"
+            continue
         hook = next(h for h in HOOKS.values() if h.default_conn_name == conn["conn_id"])
         built = Connection(conn_id=conn["conn_id"], conn_type=conn["conn_type"], host=conn["conn_host"],
                            port=conn["conn_port"], schema=conn["conn_schema"], login=conn.get("conn_login"),
@@ -87,6 +100,11 @@ def test_airflow_settings_carry_the_sandbox_default_credentials() -> None:
     settings = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
     by_system = {}
     for conn in settings["connections"]:
+        if conn["conn_id"] == "catalog_sync_adobe_commerce":  # a declared channel: its token is the sandbox's
+            from catalog_sync_sandbox.state import CHANNEL_CREDENTIALS
+
+            assert conn["conn_password"] == CHANNEL_CREDENTIALS["adobe_commerce"]["access_token"]
+            continue
         hook = next(h for h in HOOKS.values() if h.default_conn_name == conn["conn_id"])
         built = Connection(conn_id=conn["conn_id"], conn_type="http", host="h", login=conn.get("conn_login"),
                            password=conn.get("conn_password"), extra=json.dumps(conn.get("conn_extra") or {}))

@@ -44,7 +44,11 @@ def test_provider_info_validates_against_airflows_schemas() -> None:
 
 def test_each_connection_type_maps_to_its_hook() -> None:
     types = _by_type()
-    assert set(types) == {hook.conn_type for hook in hooks.HOOKS.values()}
+    # the five systems and the CDN, and the declared sales channel's (governance/channels.yaml)
+    assert set(types) == {hook.conn_type for hook in hooks.HOOKS.values()} | {hooks.AdobeCommerceHook.conn_type}
+    channel = types[hooks.AdobeCommerceHook.conn_type]
+    assert channel["hook-class-name"] == "catalog_sync.airflow.hooks.AdobeCommerceHook"
+    assert channel["hook-name"] == hooks.AdobeCommerceHook.hook_name and "source_map" in channel["conn-fields"]
     for hook in hooks.HOOKS.values():
         entry = types[hook.conn_type]
         assert entry["hook-class-name"] == f"{hook.__module__}.{hook.__qualname__}"
@@ -78,7 +82,9 @@ def test_airflow_settings_only_name_registered_connection_types() -> None:
     unknown = {c["conn_id"]: c["conn_type"] for c in settings["connections"] if c["conn_type"] not in registered}
     assert unknown == {}, f"airflow_settings.yaml names connection types no provider registers: {unknown}"
     by_id = {c["conn_id"]: c["conn_type"] for c in settings["connections"]}
-    assert by_id == {h.default_conn_name: h.conn_type for h in hooks.HOOKS.values()}
+    channel = hooks.AdobeCommerceHook
+    assert by_id == {h.default_conn_name: h.conn_type
+                     for h in (*hooks.HOOKS.values(), channel)}  # type: ignore[attr-defined]
 
 
 def test_pyproject_entry_point_names_get_provider_info() -> None:

@@ -116,6 +116,10 @@ def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox:
         assert hoodie["status"] == "active" and hoodie["images"]
         page = systems.storefront.shopper_page(hoodie["handle"])
         assert page.status == 200 and hoodie["title"] in page.html
+        # ... and to the declared second channel (governance/channels.yaml): Adobe Commerce sells the Gear and Women
+        # trees, in its own task and pool; the men's hoodie is the storefront's only
+        adobe = systems.channels["adobe_commerce"]
+        assert (adobe.get_product("24-MB01") or {}).get("status") == 1 and adobe.get_product("MH01") is None
 
         # 2. hot_data_sync: an ERP stock change reaches the storefront's inventory.
         sku = "MH01-XS-Black"

@@ -21,7 +21,7 @@ from catalog_sync.trace import CHAIN, UnknownSku, explain_sku
 from tests.integration.test_republish import published_baseline
 
 SHAPE = {"sku", "systems", "chain", "broken_link", "verdict", "last_diagnosis", "dead_letters",
-         "held_changes"}
+         "held_changes", "channels"}
 SYSTEMS = {"erp", "pim", "dam", "supplier", "storefront", "shopper_page"}
 
 

@@ -37,12 +37,16 @@ class Limit:
 LIMITS: Final[Mapping[str, Limit]] = {
     "pim": Limit(4, "Akeneo: at most 4 API calls at once per PIM connection (10 per instance), 429 beyond "
                     "(api.akeneo.com/documentation/good-practices.html); every worker uses the one connection"),
-    "erp": Limit(12, "the ERP publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
+    "erp": Limit(14, "the ERP publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
     "dam": Limit(8, "the DAM publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
     "supplier": Limit(4, "the supplier portal publishes no limit: the most Catalog Sync sends it"),
     "storefront": Limit(None, "Shopify meters points, not requests at once: one bucket per app and shop, which every "
                               "client follows from the throttleStatus of each answer"),
     "cdn": Limit(None, "Fastly's purge API sets no limit on requests at once"),
+    "adobe_commerce": Limit(6, "Adobe Commerce publishes no limit on requests at once (its REST rate limiting is a "
+                               "store setting, off by default): the most Catalog Sync sends the channel, for the "
+                               "store's owners to agree to: one request in flight per task (products go in bulks "
+                               "polled to the end), from its own pool and from a dead-letter replay"),
 }
 
 
@@ -68,7 +72,8 @@ class Pool:
 POOLS: Final[Mapping[str, Pool]] = {p.name: p for p in (
     Pool("pim_api", "pim", 4, 1, "Akeneo PIM: 4 API calls at once per connection (a fifth gets 429); a slot is "
          "one call in flight; every task that calls the PIM runs here",
-         also={"erp": 1, "dam": 1, "storefront": 1, "supplier": 1, "cdn": 1}),
+         # adobe_commerce: a replay of a channel's letters re-reads the PIM and publishes to the channel
+         also={"erp": 1, "dam": 1, "storefront": 1, "supplier": 1, "cdn": 1, "adobe_commerce": 1}),
     Pool("erp_api", "erp", 2, 1, "ERP REST API; a slot is one call in flight"),
     Pool("dam_api", "dam", 2, 1, "DAM API; a slot is one call in flight"),
     Pool("storefront_api", "storefront", 2, 1, "Shopify GraphQL Admin API; a slot is one request in flight, and "
@@ -77,6 +82,10 @@ POOLS: Final[Mapping[str, Pool]] = {p.name: p for p in (
     Pool("storefront_hot", "storefront", 2, 2, "The hot path's own slots on the Shopify Admin API (stock, live "
          "prices), so a nightly publish holding storefront_api never delays it; same cost bucket",
          also={"erp": 4, "cdn": 1}),
+    # a declared sales channel (catalog_sync/governance/channels.yaml) publishes in its own pool, so a channel that
+    # is slow or down never holds the storefront's slots; its task reads status and live prices from the ERP
+    Pool("adobe_commerce_api", "adobe_commerce", 2, 1, "Adobe Commerce admin REST API (a declared sales "
+         "channel); a slot is one request in flight", also={"erp": 1}),
 )}
 
 

@@ -20,7 +20,9 @@ connection type                 hook                         credential fields
 The CDN is optional: without a ``catalog_sync_cdn`` connection the flows record each page purge as skipped.
 
 Adobe Commerce, the second sales channel (``catalog_sync_adobe_commerce``, :class:`AdobeCommerceHook`: password =
-the integration's access token; ``source_map``), is not one of the systems above: no flow publishes to it yet.
+the integration's access token; ``source_map``), is not one of the systems above: it is a declared channel
+(``governance/channels.yaml`` names its connection), which the nightly's ``publish_channel_<name>`` task builds
+through ``catalog_sync.airflow.tasks.channel_client``.
 
 Fields (``extra.*`` are keys of the connection's extra JSON):
 
@@ -297,9 +299,11 @@ def adobe_commerce_source_map_of(conn: Any) -> dict[str, str]:
     return found
 
 
-def adobe_commerce_client_from_connection(conn: Any, on_attempt: AttemptCallback | None = None) -> Any:
+def adobe_commerce_client_from_connection(conn: Any, on_attempt: AttemptCallback | None = None,
+                                          max_concurrency: int | None = None) -> Any:
     """An ``AdobeCommerceClient`` from an Airflow ``Connection``: password = the integration's access token; host,
-    port, schema and ``extra.path_prefix`` as for the five systems; the tuning keys of ``extra`` likewise."""
+    port, schema and ``extra.path_prefix`` as for the five systems; the tuning keys of ``extra`` likewise.
+    ``max_concurrency`` (a task's request budget) caps the connection's own figure."""
     from catalog_sync.connectors.adobe_commerce import AdobeCommerceClient
     from catalog_sync.connectors.credentials import AdobeCommerceCredentials
 
@@ -308,16 +312,19 @@ def adobe_commerce_client_from_connection(conn: Any, on_attempt: AttemptCallback
                                  "access token)")
     adobe_commerce_source_map_of(conn)  # refuse a malformed map before any request
     options = options_of(conn.extra_dejson, on_attempt, max_concurrency=4)
+    if max_concurrency is not None:
+        options = dataclasses.replace(options, max_concurrency=min(options.max_concurrency, max_concurrency))
     return AdobeCommerceClient(base_url_of(conn), AdobeCommerceCredentials(conn.password), options)
 
 
 class AdobeCommerceHook(BaseHook):
-    """Adobe Commerce as a sales channel, from the connection ``catalog_sync_adobe_commerce``. Not in :data:`HOOKS`:
-    the flows do not publish to it yet (docs/adr/0014-adobe-commerce-channel.md)."""
+    """Adobe Commerce as a sales channel, from the connection ``catalog_sync_adobe_commerce`` (or the one
+    ``governance/channels.yaml`` names). Not in :data:`HOOKS`: a channel is declared data, not one of the systems
+    every task builds (docs/adr/0017-channels-as-data.md)."""
 
     conn_name_attr = "conn_id"
     default_conn_name = "catalog_sync_adobe_commerce"
-    conn_type = "http"
+    conn_type = "catalog_sync_adobe_commerce"
     hook_name = "Catalog Sync sales channel (Adobe Commerce)"
 
     def __init__(self, conn_id: str | None = None, on_attempt: AttemptCallback | None = None) -> None:
@@ -325,8 +332,9 @@ class AdobeCommerceHook(BaseHook):
         self.conn_id = conn_id or self.default_conn_name
         self.on_attempt = on_attempt
 
-    def get_conn(self) -> Any:
-        return adobe_commerce_client_from_connection(self.get_connection(self.conn_id), self.on_attempt)
+    def get_conn(self, max_concurrency: int | None = None) -> Any:
+        return adobe_commerce_client_from_connection(self.get_connection(self.conn_id), self.on_attempt,
+                                                     max_concurrency)
 
     def source_map(self) -> dict[str, str]:
         return adobe_commerce_source_map_of(self.get_connection(self.conn_id))

@@ -132,6 +132,21 @@ CONNECTION_TYPES: Final[list[dict[str, Any]]] = [
             },
         },
     ),
+    # a declared sales channel (governance/channels.yaml names the connection), not one of the five systems
+    _connection_type(
+        "adobe_commerce",
+        "AdobeCommerceHook",
+        "Catalog Sync sales channel (Adobe Commerce)",
+        password_label="Integration access token",
+        fields={
+            "source_map": {
+                "label": "Source map",
+                "description": "JSON object: ERP location code -> Adobe Commerce inventory (MSI) source code, e.g. "
+                               '{"DC-EAST": "dc_east"}. Stock of an unmapped ERP location is dead-lettered.',
+                "schema": {"type": _NULLABLE_STRING},
+            },
+        },
+    ),
 ]
 
 

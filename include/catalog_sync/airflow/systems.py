@@ -75,13 +75,34 @@ def systems_from_connections(on_attempt: AttemptCallback | None = None, *, comma
                 "CATALOG_SYNC_SYSTEMS_URL and CATALOG_SYNC_CREDENTIALS_FILE") from None
         clients.append(client_from_connection(system, conn, on_attempt))
     erp, pim, dam, storefront, supplier = clients
+    channels = _channel_clients(on_attempt)
     try:
         cdn = Connection.get_connection_from_secrets(HOOKS[System.CDN].default_conn_name)
     except AirflowNotFoundException:
         log.info("no Airflow connection %r: pages are read from the storefront and purges are skipped",
                  HOOKS[System.CDN].default_conn_name)
-        return Systems(erp, pim, dam, storefront, supplier)
-    return Systems(erp, pim, dam, storefront, supplier, client_from_connection(System.CDN, cdn, on_attempt))
+        return Systems(erp, pim, dam, storefront, supplier, channels=channels)
+    return Systems(erp, pim, dam, storefront, supplier, client_from_connection(System.CDN, cdn, on_attempt),
+                   channels=channels)
+
+
+def _channel_clients(on_attempt: AttemptCallback | None) -> dict[str, Any]:
+    """The declared sales channels whose Airflow connection exists, by name (a channel without one is left out:
+    the trace then says it is not configured here)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    from catalog_sync.airflow.hooks import adobe_commerce_client_from_connection
+    from catalog_sync.governance.channels import load_channels
+
+    out: dict[str, Any] = {}
+    for channel in load_channels().channels.values():
+        try:
+            conn = Connection.get_connection_from_secrets(channel.connection_id)
+        except AirflowNotFoundException:
+            continue
+        out[channel.name] = adobe_commerce_client_from_connection(conn, on_attempt)
+    return out
 
 
 def _airflow_logs_to_stderr() -> None:

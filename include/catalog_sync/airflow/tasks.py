@@ -46,7 +46,42 @@ def systems() -> Systems:
     except AirflowNotFoundException:
         cdn = None
     return Systems(clients[System.ERP], clients[System.PIM], clients[System.DAM], clients[System.STOREFRONT],
-                   clients[System.SUPPLIER], cdn=cdn)
+                   clients[System.SUPPLIER], cdn=cdn, channels=_channels_in_budget(budget))
+
+
+def _channels_in_budget(budget: dict[str, int] | None) -> dict[str, Any]:
+    """The declared channels the running task's pool has a budget for (all of them outside a task) whose
+    connection exists, by name."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    from catalog_sync.governance.channels import load_channels
+
+    out: dict[str, Any] = {}
+    for channel in load_channels().channels.values():
+        if budget is not None and channel.name not in budget:
+            continue
+        try:
+            out[channel.name] = channel_client(channel.name)
+        except AirflowNotFoundException:
+            continue
+    return out
+
+
+def channel_client(name: str) -> Any:
+    """The client of the declared sales channel ``name`` (``governance/channels.yaml``), from its Airflow connection.
+    In a running task it keeps the requests in flight its pool's budget gives the channel (``pool_slots`` in the
+    channel's own pool); from a pool without a budget for it, it is :class:`OutsideBudget`."""
+    from catalog_sync.airflow.hooks import AdobeCommerceHook
+    from catalog_sync.governance.channels import load_channels
+
+    channel = load_channels().channel(name)
+    running = running_task()
+    if running is None:
+        return AdobeCommerceHook(channel.connection_id).get_conn()
+    budget = budgets.concurrency(running[1], running[2])
+    if name not in budget:
+        return OutsideBudget(name, *running)
+    return AdobeCommerceHook(channel.connection_id).get_conn(max_concurrency=budget[name])
 
 
 def running_task() -> tuple[str, str | None, int] | None:

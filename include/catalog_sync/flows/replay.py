@@ -20,6 +20,7 @@ from catalog_sync.connectors.mapping import erp_item_to_canonical
 from catalog_sync.engine.run import RunContext
 from catalog_sync.flows import cold, steps
 from catalog_sync.flows.systems import Systems
+from catalog_sync.governance.channels import load_channels
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter
@@ -33,10 +34,13 @@ class ReplayError(ValueError):
 
 #: (target system, entity) of a dead letter -> the hop that replays it. A gate's letters name the gate's entity
 #: ("products", "assets": ``steps.gate``), the hops' own letters the record's ("product", "asset"): both replay.
+#: Each declared sales channel's products are replayed on its own hop (re-read from the PIM, gated, published to
+#: that channel only).
 HOPS = {("pim", "product"): "erp->pim", ("storefront", "product"): "pim->storefront",
         ("pim", "asset"): "dam->pim",
         ("pim", "products"): "erp->pim", ("storefront", "products"): "pim->storefront",
-        ("pim", "assets"): "dam->pim"}
+        ("pim", "assets"): "dam->pim",
+        **{(c.name, "product"): c.hop for c in load_channels().channels.values()}}
 
 
 def select_letters(ids: Sequence[int], hub_url: str | None = None) -> list[dict[str, Any]]:
@@ -67,6 +71,11 @@ def replay(ids: Sequence[int], systems: Systems, *, by: str, dag_id: str | None 
     by_hop: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for letter in letters:
         by_hop[HOPS[(letter["target_system"], letter["entity"])]].append(letter)
+    channels = {c.hop: c for c in load_channels().channels.values() if c.hop in by_hop}
+    missing = sorted(c.name for c in channels.values() if c.name not in systems.channels)
+    if missing:
+        raise ReplayError(f"no client for the channel(s) {missing} here: configure their Airflow connection "
+                          "(governance/channels.yaml names it)")
     load_id = cold.open_run(dag_id=dag_id, run_id=f"replay:{run_id}" if run_id else None, window_start=None,
                             window_end=None, hub_url=hub_url)
     ctx = RunContext.attach(load_id, hub_url)
@@ -76,6 +85,8 @@ def replay(ids: Sequence[int], systems: Systems, *, by: str, dag_id: str | None 
         _replay_assets(ctx, systems, sorted({x["record_key"] for x in by_hop["dam->pim"]}))
     if "pim->storefront" in by_hop:
         _replay_storefront(ctx, systems, sorted({x["record_key"] for x in by_hop["pim->storefront"]}))
+    for hop, channel in sorted(channels.items()):
+        _replay_channel(ctx, systems, channel.name, sorted({x["record_key"] for x in by_hop[hop]}))
     delivered = _delivered_keys(load_id, hub_url)
     done = [x["id"] for x in letters if (x["target_system"], x["record_key"]) in delivered]
     with session_scope(hub_url) as s:
@@ -191,3 +202,27 @@ def _replay_storefront(ctx: RunContext, systems: Systems, skus: Sequence[str]) -
                 ctx.audit("storefront", "product", str(row["sku"]), "write", "ok",
                           response={"message": f"published with family {fam['sku']}"})
     ctx.flush_audit()
+
+
+def _replay_channel(ctx: RunContext, systems: Systems, channel: str, skus: Sequence[str]) -> None:
+    """Re-read the families of ``skus`` from the PIM, through the business-rules gate, and publish them to the
+    declared ``channel`` again (its fingerprints forgotten, so they are re-sent). The storefront is not this
+    replay's target: the families the gate lets through are counted unchanged on its hop."""
+    from catalog_sync.flows.channels import publish_channel
+
+    roots = sorted({str((systems.pim.get_product(sku) or {}).get("parent") or sku) for sku in skus})
+    families = cold._families(systems, roots)
+    ctx.count(cold.PIM_STOREFRONT, read=len(families))
+    ctx.stage("families", families)
+    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
+                                                       for c in (r.get("categories") or [])})])
+    cold.gate_channel_content(ctx.load_id)
+    ctx.count(cold.PIM_STOREFRONT, unchanged=ctx.count_staged("families_ready"))
+    with session_scope(ctx.hub_url) as s:
+        from sqlalchemy import delete
+
+        from catalog_sync.hub.models import RecordFingerprint
+
+        s.execute(delete(RecordFingerprint).where(RecordFingerprint.system == channel,
+                                                  RecordFingerprint.record_key.in_(roots)))
+    publish_channel(ctx.load_id, channel, systems, systems.channels[channel])

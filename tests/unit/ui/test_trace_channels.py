@@ -1,0 +1,36 @@
+"""The SKU trace page shows the SKU's state on each declared sales channel (``explain_sku``'s ``channels``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.ui.test_pages import trace_result
+
+PREFIX = "/catalog-sync"
+
+
+@pytest.fixture
+def admin(client: Any, tokens: dict[str, str]) -> Any:
+    client.cookies.set("_token", tokens["admin"])
+    return client
+
+
+def test_the_trace_page_shows_each_channels_state(admin: Any, hub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = trace_result("WJ01-S-Red")
+    result["channels"] = [
+        {"channel": "adobe_commerce", "enabled": True, "state": "dead_lettered", "open_letters": 1,
+         "last_write": {"load_id": "cold_data_nightly:n2", "outcome": "dead_lettered",
+                        "message": "adobe_commerce was unavailable during the nightly"},
+         "configured": True, "live": {"name": "Stellar Solar Jacket", "status": 1}},
+    ]
+    monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: result)
+    html = admin.get(f"{PREFIX}/trace", params={"sku": "WJ01-S-Red"}).text
+    table = html.split('id="trace-channels"', 1)[1].split("</table>", 1)[0]
+    assert "adobe_commerce" in table and "dead_lettered (1 open letter)" in table
+    assert "dead_lettered in cold_data_nightly:n2: adobe_commerce was unavailable during the nightly" in table
+    assert "Stellar Solar Jacket (status 1)" in table
+    # a trace without channels (an older result) shows no table
+    del result["channels"]
+    assert 'id="trace-channels"' not in admin.get(f"{PREFIX}/trace", params={"sku": "WJ01-S-Red"}).text
