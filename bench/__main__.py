@@ -26,6 +26,7 @@ BENCHMARKS = {
     "cold_delta": "bench.b2_cold",  # benchmarks 2 and 3 share one sandbox and one baseline run
     "pacing": "bench.b8_pacing",
     "task_memory": "bench.b11_task_memory",  # a first nightly with each task in its own process
+    "distributed": "bench.b12_distributed",  # the nightly through Airflow, standalone beside two Celery workers
 }
 
 

@@ -2,8 +2,9 @@
 PostgreSQL (Airflow's metadata, Celery's results, the hub), Redis (the broker) and the object store.
 
 ``celery_airflow(root, dag_files, sandbox_url)`` creates throw-away databases ``dist_airflow_<hex>`` and
-``dist_hub_<hex>`` in the local PostgreSQL (``CATALOG_SYNC_TEST_PG_URL`` names another server; its database part is
-ignored), empties the Redis database ``CATALOG_SYNC_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/3``),
+``dist_hub_<hex>`` (``prefix`` changes ``dist``) in the local PostgreSQL (``CATALOG_SYNC_TEST_PG_URL`` names another server; its database part is
+ignored), empties the Redis database ``CATALOG_SYNC_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/3``;
+``redis_url`` names another),
 migrates the hub, starts a ``LiveAirflow`` (tests/integration/airflow_live.py) with a ``CeleryDeployment`` of two
 workers ``worker-a`` and ``worker-b``, and yields a ``Distributed``. Everything is stopped, dropped and emptied
 afterwards. Every component and task sees ``CATALOG_SYNC_HUB_URL`` (the hub database) and
@@ -69,18 +70,19 @@ def _dsn(url: str) -> str:
 
 
 @contextmanager
-def databases(prefix: str = "dist") -> Iterator[tuple[str, str]]:
-    """Two new, empty PostgreSQL databases (Airflow's metadata and the hub): their URLs; dropped afterwards."""
+def databases(prefix: str = "dist", kinds: tuple[str, ...] = ("airflow", "hub")) -> Iterator[tuple[str, ...]]:
+    """New, empty PostgreSQL databases ``<prefix>_<kind>_<hex>`` (by default Airflow's metadata and the hub): their
+    URLs, in the order of ``kinds``; dropped afterwards."""
     import psycopg
 
     tag = uuid.uuid4().hex[:10]
-    names = (f"{prefix}_airflow_{tag}", f"{prefix}_hub_{tag}")
+    names = tuple(f"{prefix}_{kind}_{tag}" for kind in kinds)
     admin = _dsn(_pg_url("postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in names:
             conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _pg_url(names[0]), _pg_url(names[1])
+        yield tuple(_pg_url(name) for name in names)
     finally:
         from catalog_sync.hub.db import _engine
 
@@ -104,6 +106,25 @@ def redis_database(url: str = REDIS_URL) -> Iterator[str]:
         client.close()
 
 
+def hub_run(hub: str, dag_id: str, run_id: str) -> Any:
+    """The hub's ``SyncRun`` of one Airflow run."""
+    from sqlalchemy import select
+
+    from catalog_sync.hub.db import session_scope
+    from catalog_sync.hub.models import SyncRun
+
+    with session_scope(hub) as s:
+        return s.scalars(select(SyncRun).where(SyncRun.dag_id == dag_id, SyncRun.run_id == run_id)).one()
+
+
+def scheduled_run(airflow: LiveAirflow, dag_id: str) -> str:
+    """Unpause ``dag_id`` once it is parsed; the run the scheduler then creates (catchup is off: one)."""
+    airflow.wait(lambda: airflow._query("SELECT 1 FROM dag WHERE dag_id = ?", dag_id), 180, f"{dag_id} parsed")
+    airflow.cli("dags", "unpause", dag_id)
+    (run_id, _, _), *_ = airflow.wait(lambda: airflow.runs(dag_id), 120, f"the scheduled {dag_id} run")
+    return str(run_id)
+
+
 @dataclass
 class Distributed:
     """A running distributed deployment: the Airflow (``airflow.url`` is the api-server), the hub's URL, the shared
@@ -118,13 +139,16 @@ class Distributed:
 def celery_airflow(root: Path, dag_files: list[str], sandbox_url: str, extra_env: dict[str, str] | None = None,
                    *, workers: tuple[str, ...] = WORKERS, concurrency: int = 1,
                    connection_extras: dict[str, dict[str, Any]] | None = None,
-                   pools: dict[str, int] | None = None) -> Iterator[Distributed]:
-    """See the module docstring. ``pools`` default to the production sizes (``airflow_live.POOLS``)."""
+                   pools: dict[str, int] | None = None, prefix: str = "dist",
+                   redis_url: str = REDIS_URL) -> Iterator[Distributed]:
+    """See the module docstring. ``pools`` default to the production sizes (``airflow_live.POOLS``); ``prefix``
+    names the throw-away databases (``<prefix>_airflow_<hex>``, ``<prefix>_hub_<hex>``) and ``redis_url`` the Redis
+    database used as the broker (emptied before and after)."""
     from catalog_sync.hub.db import _engine, migrate
 
     store = root / "shared-store"
     store.mkdir(parents=True, exist_ok=True)
-    with databases() as (metadata_url, hub_url), redis_database() as broker_url:
+    with databases(prefix) as (metadata_url, hub_url), redis_database(redis_url) as broker_url:
         migrate(hub_url)
         _engine.cache_clear()
         env = {"CATALOG_SYNC_HUB_URL": hub_url, "CATALOG_SYNC_STORE_URL": store.as_uri(), **(extra_env or {})}

@@ -18,12 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import SyncRun
 from catalog_sync_sandbox.state import STOREFRONT_PLANS
-from tests.distributed.harness import WORKERS, celery_airflow
+from tests.distributed.harness import WORKERS, celery_airflow, hub_run, scheduled_run
 
 pytestmark = [pytest.mark.airflow_live, pytest.mark.distributed]
 
@@ -35,19 +32,6 @@ A, B = WORKERS
 #: runs, reads frames staged on the other machine. Every other task goes wherever Celery puts it.
 PINNED = {f"{NIGHTLY}.gate_master_data": A, f"{NIGHTLY}.build_data_docs": B,
           f"{WEEKLY}.read_erp": A, f"{WEEKLY}.read_pim": A, f"{WEEKLY}.read_dam": B, f"{WEEKLY}.read_storefront": B}
-
-
-def hub_run(hub: str, dag_id: str, run_id: str) -> SyncRun:
-    with session_scope(hub) as s:
-        return s.scalars(select(SyncRun).where(SyncRun.dag_id == dag_id, SyncRun.run_id == run_id)).one()
-
-
-def scheduled_run(airflow: Any, dag_id: str) -> str:
-    """Unpause ``dag_id`` once it is parsed; the run the scheduler then creates (catchup is off: one)."""
-    airflow.wait(lambda: airflow._query("SELECT 1 FROM dag WHERE dag_id = ?", dag_id), 180, f"{dag_id} parsed")
-    airflow.cli("dags", "unpause", dag_id)
-    (run_id, _, _), *_ = airflow.wait(lambda: airflow.runs(dag_id), 120, f"the scheduled {dag_id} run")
-    return str(run_id)
 
 
 def test_nightly_and_reconciliation_on_two_celery_workers(

@@ -297,6 +297,23 @@ class LiveAirflow:
                            "WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
         return {(t if m < 0 else f"{t}[{m}]"): (h or None) for t, m, h in rows}
 
+    def task_timings(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """``{task_id or task_id[map_index]: {state, try_number, hostname, queue, pool, start_date, end_date,
+        duration}}`` of one run, as the metadata database holds them (dates as text, ``duration`` in seconds)."""
+        rows = self._query("SELECT task_id, map_index, state, try_number, hostname, queue, pool, start_date, "
+                           "end_date, duration FROM task_instance WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
+        keys = ("state", "try_number", "hostname", "queue", "pool", "start_date", "end_date", "duration")
+        return {(t if m < 0 else f"{t}[{m}]"): dict(zip(keys, (s, n, h, q, p, str(b) if b else None,
+                                                                   str(e) if e else None, d), strict=True))
+                for t, m, s, n, h, q, p, b, e, d in rows}
+
+    def run_times(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """``queued_at``, ``start_date`` and ``end_date`` of one run (text), as the metadata database holds them."""
+        rows = self._query("SELECT queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?",
+                           dag_id, run_id)
+        return dict(zip(("queued_at", "start_date", "end_date"), (str(v) if v else None for v in rows[0]),
+                        strict=True)) if rows else {}
+
     # --- waiting ------------------------------------------------------------------------------------------------
 
     def wait(self, condition: Callable[[], Any], within: float, what: str) -> Any:
