@@ -169,9 +169,15 @@ def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
 
 
 def gate_master_data(load_id: str) -> dict[str, int]:
-    """Normalise units, vendors and countries, refuse duplicates, and pass the syntax gate (layer 0)."""
+    """Normalise units, vendors and countries, refuse duplicates, and pass the syntax gate (layer 0).
+
+    Batched (``quality.batching``): a first pass over the staged delta keeps only the hashes of each record's SKU
+    and UPC, so records that could be each other's duplicates are checked in one batch; the second pass normalises,
+    refuses duplicates and gates one batch at a time, staging what passed as it goes."""
     from catalog_sync import refdata
+    from catalog_sync.quality.batching import gate_batch_size, plan_batches
     from catalog_sync.transforms import (
+        duplicate_links,
         duplicates_to_dead_letters,
         find_duplicates,
         issues_to_dead_letters,
@@ -179,34 +185,51 @@ def gate_master_data(load_id: str) -> dict[str, int]:
     )
 
     ctx = RunContext.attach(load_id)
-    records = ctx.staged("erp_items")
     reference = refdata.applied(ctx.hub_url)  # the approved unit and country tables, read once for the batch
     ref = reference.reference_data()
-    clean: list[dict[str, Any]] = []
-    letters: list[dict[str, Any]] = []
-    for record in records:
-        normalised, issues = normalise_record(record, ref=ref)
-        if issues:
-            letters += issues_to_dead_letters(record, issues, load_id=load_id, flow=FLOW, entity="product",
-                                              source_system="erp", target_system="pim")
-        else:
-            clean.append(normalised)
-    ctx.dead_letter(letters, hop=ERP_PIM)
-    unique, duplicates = find_duplicates(clean)
-    unique = list(unique)
-    dup_positions = {d.position for d in duplicates}
-    silently_merged = len(clean) - len(unique) - len(dup_positions)
-    if duplicates:
-        ctx.dead_letter(duplicates_to_dead_letters(duplicates, load_id=load_id, flow=FLOW, entity="product",
-                                                   source_system="erp", target_system="pim"), hop=None)
-        ctx.count(ERP_PIM, dead_lettered=len(dup_positions))
-    ctx.count(ERP_PIM, unchanged=silently_merged)  # an exact repeat of a record already in the batch
-    passed = steps.gate(ctx, unique, "products.l0", layer=0, entity="products", hop=ERP_PIM,
-                        source_system="erp", target_system="pim", now=_window_end(ctx),
-                        unit_codes=reference.unit_value_sets())
-    ctx.stage("erp_ready", passed)
-    return {"in": len(records), "transform_failed": len({letter["record_key"] for letter in letters}),
-            "duplicates": len(dup_positions), "passed": len(passed)}
+
+    def normalised() -> Iterator[tuple[dict[str, Any], dict[str, Any], list[Any]]]:
+        for page in ctx.iter_staged("erp_items"):
+            for record in page:
+                yield (record, *normalise_record(record, ref=ref))
+
+    plan = plan_batches(([n] if not issues else [] for _, n, issues in normalised()), duplicate_links,
+                        gate_batch_size())
+    gate = steps.BatchedGate(ctx, "products.l0", layer=0, entity="products", hop=ERP_PIM, source_system="erp",
+                             target_system="pim", now=_window_end(ctx), columns=plan.columns,
+                             unit_codes=reference.unit_value_sets())
+    totals = {"in": 0, "transform_failed": 0, "duplicates": 0, "passed": 0}
+
+    def passing() -> Iterator[dict[str, Any]]:
+        for batch in plan.batches(normalised(), lambda unit: 0 if unit[2] else 1):
+            clean: list[dict[str, Any]] = []
+            letters: list[dict[str, Any]] = []
+            for record, normal, issues in batch:
+                if issues:
+                    letters += issues_to_dead_letters(record, issues, load_id=load_id, flow=FLOW, entity="product",
+                                                      source_system="erp", target_system="pim")
+                else:
+                    clean.append(normal)
+            ctx.dead_letter(letters, hop=ERP_PIM)
+            unique, duplicates = find_duplicates(clean)
+            unique = list(unique)
+            dup_positions = {d.position for d in duplicates}
+            if duplicates:
+                ctx.dead_letter(duplicates_to_dead_letters(duplicates, load_id=load_id, flow=FLOW, entity="product",
+                                                           source_system="erp", target_system="pim"), hop=None)
+                ctx.count(ERP_PIM, dead_lettered=len(dup_positions))
+            # an exact repeat of a record already in the delta
+            ctx.count(ERP_PIM, unchanged=len(clean) - len(unique) - len(dup_positions))
+            passed = gate.check(unique)
+            totals["in"] += len(batch)
+            totals["transform_failed"] += len({letter["record_key"] for letter in letters})
+            totals["duplicates"] += len(dup_positions)
+            totals["passed"] += len(passed)
+            yield from passed
+        gate.close()  # the gate's policy over the whole delta: a hard gate breached fails the run here
+
+    ctx.stage("erp_ready", passing())
+    return totals
 
 
 def _pim_values(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -744,40 +767,67 @@ def _refuse_kits(ctx: RunContext, families: list[dict[str, Any]]) -> list[dict[s
 def gate_channel_content(load_id: str) -> dict[str, int]:
     """Business rules (layer 1) on every record of every staged family; a family with a quarantined parent is
     held back whole, a quarantined variant is left out of its family (but see :data:`WITHDRAWALS`). A kit the
-    channel cannot carry (:func:`kit_refusal`) is dead-lettered with its reason before the rules run."""
-    ctx = RunContext.attach(load_id)
-    staged = ctx.staged("families")
-    families = _refuse_kits(ctx, staged)
-    # the approved category table (catalog_sync.refdata); before any approval, the categories read in this run
-    from catalog_sync import refdata
+    channel cannot carry (:func:`kit_refusal`) is dead-lettered with its reason before the rules run.
 
+    Batched (``quality.batching``): a first pass keeps only the hashes of each family's SKUs, parent SKUs and UPCs,
+    so families a cross-row rule compares (a SKU or UPC on two families, a variant whose parent is in another
+    family) are checked in one batch; the second pass gates whole families one batch at a time."""
+    from catalog_sync import refdata
+    from catalog_sync.quality.batching import gate_batch_size, plan_batches
+
+    ctx = RunContext.attach(load_id)
+    # the approved category table (catalog_sync.refdata); before any approval, the categories read in this run
     approved_categories = refdata.applied(ctx.hub_url).categories()
     taxonomy = sorted(approved_categories) if approved_categories is not None else [
         r["sku"] for r in ctx.staged("taxonomy")]
-    rows = []
-    for fam in families:
-        rows.append({**fam["parent"], "_family": fam["sku"]})
-        rows.extend({**r, "_family": fam["sku"]} for r in fam["rows"])
-    failures: dict[str, list[str]] = {}
-    passed = steps.gate(ctx, rows, "products.l1", layer=1, entity="products", hop=None, source_system="pim",
-                        target_system="storefront", now=_window_end(ctx), failures=failures, taxonomy=taxonomy)
-    ok = {str(r["sku"]) for r in passed}
-    live = steps.external_ids("storefront", "product", [fam["sku"] for fam in families], ctx.hub_url)
-    withdrawn = {sku for fam in families if fam["sku"] in live
-                 for sku in [str(fam["sku"]), *(str(r["sku"]) for r in fam["rows"])]
-                 if failures.get(sku) and set(failures[sku]) <= WITHDRAWALS}
-    ok |= withdrawn
-    ready, held = [], 0
-    for fam in families:
-        if fam["sku"] not in ok:
-            held += 1
-            continue
-        fam["rows"] = [r for r in fam["rows"] if str(r["sku"]) in ok]
-        ready.append(fam)
-    ctx.count(PIM_STOREFRONT, dead_lettered=held)
-    ctx.stage("families_ready", ready)
-    return {"families": len(staged), "kits_refused": len(staged) - len(families), "held": held, "ready": len(ready),
-            "withdrawn_content": len(withdrawn)}
+
+    def rows_of(fam: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [{**fam["parent"], "_family": fam["sku"]}, *({**r, "_family": fam["sku"]} for r in fam["rows"])]
+
+    carried = (fam for page in ctx.iter_staged("families") for fam in page if kit_refusal(fam["parent"]) is None)
+    plan = plan_batches((rows_of(fam) for fam in carried), _family_links, gate_batch_size())
+    gate = steps.BatchedGate(ctx, "products.l1", layer=1, entity="products", hop=None, source_system="pim",
+                             target_system="storefront", now=_window_end(ctx), columns=plan.columns,
+                             taxonomy=taxonomy)
+    totals = {"families": 0, "kits_refused": 0, "held": 0, "ready": 0, "withdrawn_content": 0}
+
+    def families() -> Iterator[dict[str, Any]]:
+        for page in ctx.iter_staged("families"):
+            kept = _refuse_kits(ctx, page)
+            totals["families"] += len(page)
+            totals["kits_refused"] += len(page) - len(kept)
+            yield from kept
+
+    def ready() -> Iterator[dict[str, Any]]:
+        for batch in plan.batches(families(), lambda fam: 1 + len(fam["rows"])):
+            failures: dict[str, list[str]] = {}
+            passed = gate.check([row for fam in batch for row in rows_of(fam)], failures=failures)
+            ok = {str(r["sku"]) for r in passed}
+            live = steps.external_ids("storefront", "product", [fam["sku"] for fam in batch], ctx.hub_url)
+            withdrawn = {sku for fam in batch if fam["sku"] in live
+                         for sku in [str(fam["sku"]), *(str(r["sku"]) for r in fam["rows"])]
+                         if failures.get(sku) and set(failures[sku]) <= WITHDRAWALS}
+            ok |= withdrawn
+            totals["withdrawn_content"] += len(withdrawn)
+            for fam in batch:
+                if fam["sku"] not in ok:
+                    totals["held"] += 1
+                    continue
+                fam["rows"] = [r for r in fam["rows"] if str(r["sku"]) in ok]
+                totals["ready"] += 1
+                yield fam
+        gate.close()
+
+    ctx.stage("families_ready", ready())
+    ctx.count(PIM_STOREFRONT, dead_lettered=totals["held"])
+    return totals
+
+
+def _family_links(row: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """What the products layer-1 rules compare a row with other rows by: its SKU (unique; a parent's children and
+    axes), its parent SKU (the parent present) and its UPC (unique). See ``quality.batching``."""
+    links = [("sku", row.get("sku")), ("sku", row.get("parent_sku")), ("upc", row.get("upc"))]
+    return [(kind, v) for kind, v in links if v is not None and not (isinstance(v, float) and v != v)]
 
 
 def _defer_creates(ctx: RunContext, systems: Systems, outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]],
