@@ -191,7 +191,8 @@ def gate_master_data(load_id: str) -> dict[str, int]:
     def normalised() -> Iterator[tuple[dict[str, Any], dict[str, Any], list[Any]]]:
         for page in ctx.iter_staged("erp_items"):
             for record in page:
-                yield (record, *normalise_record(record, ref=ref))
+                normal, issues = normalise_record(record, ref=ref)
+                yield (record if issues else {}, normal, issues)  # the raw record only for a dead letter
 
     plan = plan_batches(([n] if not issues else [] for _, n, issues in normalised()), duplicate_links,
                         gate_batch_size())

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -462,7 +462,9 @@ class GateTotals:
         if result.gate != self.gate:
             raise ValueError(f"gate {result.gate!r} added to the totals of {self.gate!r}")
         self.batches += 1
-        self._first = self._first or result
+        if self._first is None:  # its metadata only: a batch's rows are not kept past the batch
+            self._first = replace(result, passed=result.passed.iloc[0:0].copy(), failed=result.failed.iloc[0:0].copy(),
+                                  validation=None)
         self._checked += result.rows_checked
         self._quarantined += result.rows_quarantined
         for name, failing in result.failing_expectations.items():
