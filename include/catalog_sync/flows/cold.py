@@ -227,6 +227,7 @@ def gate_master_data(load_id: str) -> dict[str, int]:
             totals["duplicates"] += len(dup_positions)
             totals["passed"] += len(passed)
             yield from passed
+            del batch, clean, unique, duplicates, passed  # not held while the next batch is read
         gate.close()  # the gate's policy over the whole delta: a hard gate breached fails the run here
 
     ctx.stage("erp_ready", passing())
@@ -817,6 +818,7 @@ def gate_channel_content(load_id: str) -> dict[str, int]:
                 fam["rows"] = [r for r in fam["rows"] if str(r["sku"]) in ok]
                 totals["ready"] += 1
                 yield fam
+            del batch, passed, failures, fam  # not held while the next batch is read
         gate.close()
 
     ctx.stage("families_ready", ready())
@@ -1421,6 +1423,7 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
                 })
         checked += len(rows)
         consistent += len(gate.check(rows))
+        del batch, rows, erp, shown  # not held while the next batch is read
     gate.close()
     return {"checked": checked, "consistent": consistent}
 

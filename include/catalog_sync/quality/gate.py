@@ -296,6 +296,11 @@ def run_gate(
             },
         )
         failures, notes = _unexpected_rows(validation, by_name, work, n)
+        # GX's execution engine keeps the last batch's data (the working frame) until the next batch replaces it:
+        # let it go now, so a task validating batch after batch holds one batch, not two
+        batch.data.execution_engine.batch_manager.batch_data_cache.pop(batch.id, None)
+        batch.data.execution_engine.batch_manager.reset_batch_cache()
+        del batch, work
 
     result = _assemble(frame, gate, entity, layer, key, policy, by_name, critical, failures, notes, missing)
     result.validation = validation
