@@ -360,7 +360,7 @@ def duplicate_links(record: Mapping[str, Any], *, key: str = "sku", upc_field: s
     independently of each other (so a delta checked in batches that keep records sharing one together gives the
     same duplicates as the whole delta; see ``quality.batching``)."""
     sku, upc = _normal_key(record.get(key)), _normal_upc(record.get(upc_field))
-    return [link for link in (("sku", sku), ("upc", upc)) if link[1] is not None]
+    return [(kind, value) for kind, value in (("sku", sku), ("upc", upc)) if value is not None]
 
 
 def _normal_key(value: Any) -> str | None:
