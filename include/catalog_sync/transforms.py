@@ -355,6 +355,14 @@ def issues_to_dead_letters(
 # --- duplicates within a batch ------------------------------------------------------------------------------------
 
 
+def duplicate_links(record: Mapping[str, Any], *, key: str = "sku", upc_field: str = "upc") -> list[tuple[str, str]]:
+    """The values :func:`find_duplicates` compares a record by: two records sharing none of them are judged
+    independently of each other (so a delta checked in batches that keep records sharing one together gives the
+    same duplicates as the whole delta; see ``quality.batching``)."""
+    sku, upc = _normal_key(record.get(key)), _normal_upc(record.get(upc_field))
+    return [(kind, value) for kind, value in (("sku", sku), ("upc", upc)) if value is not None]
+
+
 def _normal_key(value: Any) -> str | None:
     if _blank(value):
         return None

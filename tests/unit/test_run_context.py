@@ -58,6 +58,15 @@ def test_staging_replaces_and_reads_back(hub_url: str) -> None:
         RunContext.attach("no-such-run", hub_url=hub_url)
 
 
+def test_staged_records_are_dropped_by_key(hub_url: str) -> None:
+    ctx = RunContext.open("cold_nightly", hub_url=hub_url)
+    ctx.stage("plan", ({"sku": f"S{i:03d}"} for i in range(10)))
+    ctx.stage("other", [{"sku": "S001"}])
+    ctx.drop_staged("plan", ["S001", "S005", "S999"])
+    assert [r["sku"] for r in ctx.staged("plan")] == [f"S{i:03d}" for i in range(10) if i not in (1, 5)]
+    assert ctx.staged("other") == [{"sku": "S001"}]
+
+
 def test_deltas_only_for_changed_fields(hub_url: str) -> None:
     ctx = RunContext.open("cold_nightly", hub_url=hub_url)
     changed = ctx.record_deltas("pim", "product", "MH01", {"name": "A", "weight": 1}, {"name": "B", "weight": 1})

@@ -286,6 +286,13 @@ class RunContext:
             n += len(rows)
         return n
 
+    def drop_staged(self, stage: str, keys: Iterable[str]) -> None:
+        """Remove the records under ``keys`` from a stage (``STAGE_BATCH`` keys to a statement)."""
+        for batch in chunked_iter(sorted({str(k) for k in keys}), STAGE_BATCH):
+            with session_scope(self.hub_url) as s:
+                s.execute(delete(StagedRecord).where(StagedRecord.load_id == self.load_id,
+                                                     StagedRecord.stage == stage, StagedRecord.record_key.in_(batch)))
+
     def clear_stage(self, stage: str) -> None:
         with session_scope(self.hub_url) as s:
             s.execute(delete(StagedRecord).where(StagedRecord.load_id == self.load_id, StagedRecord.stage == stage))

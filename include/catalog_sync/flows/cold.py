@@ -40,7 +40,7 @@ from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, is_kit, item_type_of, ships
 from catalog_sync.engine import run as engine_run
-from catalog_sync.engine.run import RunContext, chunked, json_safe, run_task
+from catalog_sync.engine.run import RunContext, chunked, chunked_iter, json_safe, run_task
 from catalog_sync.flows import freeze, steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.governance.loops import detect as detect_loops
@@ -169,9 +169,15 @@ def extract_erp(load_id: str, systems: Systems) -> dict[str, int]:
 
 
 def gate_master_data(load_id: str) -> dict[str, int]:
-    """Normalise units, vendors and countries, refuse duplicates, and pass the syntax gate (layer 0)."""
+    """Normalise units, vendors and countries, refuse duplicates, and pass the syntax gate (layer 0).
+
+    Batched (``quality.batching``): a first pass over the staged delta keeps only the hashes of each record's SKU
+    and UPC, so records that could be each other's duplicates are checked in one batch; the second pass normalises,
+    refuses duplicates and gates one batch at a time, staging what passed as it goes."""
     from catalog_sync import refdata
+    from catalog_sync.quality.batching import gate_batch_size, plan_batches
     from catalog_sync.transforms import (
+        duplicate_links,
         duplicates_to_dead_letters,
         find_duplicates,
         issues_to_dead_letters,
@@ -179,34 +185,53 @@ def gate_master_data(load_id: str) -> dict[str, int]:
     )
 
     ctx = RunContext.attach(load_id)
-    records = ctx.staged("erp_items")
     reference = refdata.applied(ctx.hub_url)  # the approved unit and country tables, read once for the batch
     ref = reference.reference_data()
-    clean: list[dict[str, Any]] = []
-    letters: list[dict[str, Any]] = []
-    for record in records:
-        normalised, issues = normalise_record(record, ref=ref)
-        if issues:
-            letters += issues_to_dead_letters(record, issues, load_id=load_id, flow=FLOW, entity="product",
-                                              source_system="erp", target_system="pim")
-        else:
-            clean.append(normalised)
-    ctx.dead_letter(letters, hop=ERP_PIM)
-    unique, duplicates = find_duplicates(clean)
-    unique = list(unique)
-    dup_positions = {d.position for d in duplicates}
-    silently_merged = len(clean) - len(unique) - len(dup_positions)
-    if duplicates:
-        ctx.dead_letter(duplicates_to_dead_letters(duplicates, load_id=load_id, flow=FLOW, entity="product",
-                                                   source_system="erp", target_system="pim"), hop=None)
-        ctx.count(ERP_PIM, dead_lettered=len(dup_positions))
-    ctx.count(ERP_PIM, unchanged=silently_merged)  # an exact repeat of a record already in the batch
-    passed = steps.gate(ctx, unique, "products.l0", layer=0, entity="products", hop=ERP_PIM,
-                        source_system="erp", target_system="pim", now=_window_end(ctx),
-                        unit_codes=reference.unit_value_sets())
-    ctx.stage("erp_ready", passed)
-    return {"in": len(records), "transform_failed": len({letter["record_key"] for letter in letters}),
-            "duplicates": len(dup_positions), "passed": len(passed)}
+
+    def normalised() -> Iterator[tuple[dict[str, Any], dict[str, Any], list[Any]]]:
+        for page in ctx.iter_staged("erp_items"):
+            for record in page:
+                normal, issues = normalise_record(record, ref=ref)
+                yield (record if issues else {}, normal, issues)  # the raw record only for a dead letter
+
+    plan = plan_batches(([n] if not issues else [] for _, n, issues in normalised()), duplicate_links,
+                        gate_batch_size())
+    gate = steps.BatchedGate(ctx, "products.l0", layer=0, entity="products", hop=ERP_PIM, source_system="erp",
+                             target_system="pim", now=_window_end(ctx), columns=plan.columns,
+                             unit_codes=reference.unit_value_sets())
+    totals = {"in": 0, "transform_failed": 0, "duplicates": 0, "passed": 0}
+
+    def passing() -> Iterator[dict[str, Any]]:
+        for batch in plan.batches(normalised(), lambda unit: 0 if unit[2] else 1):
+            clean: list[dict[str, Any]] = []
+            letters: list[dict[str, Any]] = []
+            for record, normal, issues in batch:
+                if issues:
+                    letters += issues_to_dead_letters(record, issues, load_id=load_id, flow=FLOW, entity="product",
+                                                      source_system="erp", target_system="pim")
+                else:
+                    clean.append(normal)
+            ctx.dead_letter(letters, hop=ERP_PIM)
+            unique, duplicates = find_duplicates(clean)
+            unique = list(unique)
+            dup_positions = {d.position for d in duplicates}
+            if duplicates:
+                ctx.dead_letter(duplicates_to_dead_letters(duplicates, load_id=load_id, flow=FLOW, entity="product",
+                                                           source_system="erp", target_system="pim"), hop=None)
+                ctx.count(ERP_PIM, dead_lettered=len(dup_positions))
+            # an exact repeat of a record already in the delta
+            ctx.count(ERP_PIM, unchanged=len(clean) - len(unique) - len(dup_positions))
+            passed = gate.check(unique)
+            totals["in"] += len(batch)
+            totals["transform_failed"] += len({letter["record_key"] for letter in letters})
+            totals["duplicates"] += len(dup_positions)
+            totals["passed"] += len(passed)
+            yield from passed
+            del batch, clean, unique, duplicates, passed  # not held while the next batch is read
+        gate.close()  # the gate's policy over the whole delta: a hard gate breached fails the run here
+
+    ctx.stage("erp_ready", passing())
+    return totals
 
 
 def _pim_values(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -744,86 +769,135 @@ def _refuse_kits(ctx: RunContext, families: list[dict[str, Any]]) -> list[dict[s
 def gate_channel_content(load_id: str) -> dict[str, int]:
     """Business rules (layer 1) on every record of every staged family; a family with a quarantined parent is
     held back whole, a quarantined variant is left out of its family (but see :data:`WITHDRAWALS`). A kit the
-    channel cannot carry (:func:`kit_refusal`) is dead-lettered with its reason before the rules run."""
-    ctx = RunContext.attach(load_id)
-    staged = ctx.staged("families")
-    families = _refuse_kits(ctx, staged)
-    # the approved category table (catalog_sync.refdata); before any approval, the categories read in this run
-    from catalog_sync import refdata
+    channel cannot carry (:func:`kit_refusal`) is dead-lettered with its reason before the rules run.
 
+    Batched (``quality.batching``): a first pass keeps only the hashes of each family's SKUs, parent SKUs and UPCs,
+    so families a cross-row rule compares (a SKU or UPC on two families, a variant whose parent is in another
+    family) are checked in one batch; the second pass gates whole families one batch at a time."""
+    from catalog_sync import refdata
+    from catalog_sync.quality.batching import gate_batch_size, plan_batches
+
+    ctx = RunContext.attach(load_id)
+    # the approved category table (catalog_sync.refdata); before any approval, the categories read in this run
     approved_categories = refdata.applied(ctx.hub_url).categories()
     taxonomy = sorted(approved_categories) if approved_categories is not None else [
         r["sku"] for r in ctx.staged("taxonomy")]
-    rows = []
-    for fam in families:
-        rows.append({**fam["parent"], "_family": fam["sku"]})
-        rows.extend({**r, "_family": fam["sku"]} for r in fam["rows"])
-    failures: dict[str, list[str]] = {}
-    passed = steps.gate(ctx, rows, "products.l1", layer=1, entity="products", hop=None, source_system="pim",
-                        target_system="storefront", now=_window_end(ctx), failures=failures, taxonomy=taxonomy)
-    ok = {str(r["sku"]) for r in passed}
-    live = steps.external_ids("storefront", "product", [fam["sku"] for fam in families], ctx.hub_url)
-    withdrawn = {sku for fam in families if fam["sku"] in live
-                 for sku in [str(fam["sku"]), *(str(r["sku"]) for r in fam["rows"])]
-                 if failures.get(sku) and set(failures[sku]) <= WITHDRAWALS}
-    ok |= withdrawn
-    ready, held = [], 0
-    for fam in families:
-        if fam["sku"] not in ok:
-            held += 1
-            continue
-        fam["rows"] = [r for r in fam["rows"] if str(r["sku"]) in ok]
-        ready.append(fam)
-    ctx.count(PIM_STOREFRONT, dead_lettered=held)
-    ctx.stage("families_ready", ready)
-    return {"families": len(staged), "kits_refused": len(staged) - len(families), "held": held, "ready": len(ready),
-            "withdrawn_content": len(withdrawn)}
+
+    def rows_of(fam: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [{**fam["parent"], "_family": fam["sku"]}, *({**r, "_family": fam["sku"]} for r in fam["rows"])]
+
+    carried = (fam for page in ctx.iter_staged("families") for fam in page if kit_refusal(fam["parent"]) is None)
+    plan = plan_batches((rows_of(fam) for fam in carried), _family_links, gate_batch_size())
+    gate = steps.BatchedGate(ctx, "products.l1", layer=1, entity="products", hop=None, source_system="pim",
+                             target_system="storefront", now=_window_end(ctx), columns=plan.columns,
+                             taxonomy=taxonomy)
+    totals = {"families": 0, "kits_refused": 0, "held": 0, "ready": 0, "withdrawn_content": 0}
+
+    def families() -> Iterator[dict[str, Any]]:
+        for page in ctx.iter_staged("families"):
+            kept = _refuse_kits(ctx, page)
+            totals["families"] += len(page)
+            totals["kits_refused"] += len(page) - len(kept)
+            yield from kept
+
+    def ready() -> Iterator[dict[str, Any]]:
+        for batch in plan.batches(families(), lambda fam: 1 + len(fam["rows"])):
+            failures: dict[str, list[str]] = {}
+            passed = gate.check([row for fam in batch for row in rows_of(fam)], failures=failures)
+            ok = {str(r["sku"]) for r in passed}
+            live = steps.external_ids("storefront", "product", [fam["sku"] for fam in batch], ctx.hub_url)
+            withdrawn = {sku for fam in batch if fam["sku"] in live
+                         for sku in [str(fam["sku"]), *(str(r["sku"]) for r in fam["rows"])]
+                         if failures.get(sku) and set(failures[sku]) <= WITHDRAWALS}
+            ok |= withdrawn
+            totals["withdrawn_content"] += len(withdrawn)
+            for fam in batch:
+                if fam["sku"] not in ok:
+                    totals["held"] += 1
+                    continue
+                fam["rows"] = [r for r in fam["rows"] if str(r["sku"]) in ok]
+                totals["ready"] += 1
+                yield fam
+            del batch, passed, failures, fam  # not held while the next batch is read
+        gate.close()
+
+    ctx.stage("families_ready", ready())
+    ctx.count(PIM_STOREFRONT, dead_lettered=totals["held"])
+    return totals
 
 
-def _defer_creates(ctx: RunContext, systems: Systems, outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]],
-                   ids: Mapping[str, Any], erp_status: Mapping[str, Any], counts: dict[str, int],
-                   ) -> list[tuple[Mapping[str, Any], dict[str, Any], str]]:
+def _family_links(row: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """What the products layer-1 rules compare a row with other rows by: its SKU (unique; a parent's children and
+    axes), its parent SKU (the parent present) and its UPC (unique). See ``quality.batching``."""
+    links = [("sku", row.get("sku")), ("sku", row.get("parent_sku")), ("upc", row.get("upc"))]
+    return [(kind, v) for kind, v in links if v is not None and not (isinstance(v, float) and v != v)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Create:
+    """A planned product new to the storefront, in the few fields the variant creation throttle ranks it by."""
+
+    position: str  # its key in the stage ``publish_plan``
+    sku: str
+    handle: str
+    status: str | None
+    variant_skus: tuple[str, ...]
+
+    def stand_in(self) -> dict[str, Any]:
+        return {"handle": self.handle, "status": self.status, "variants": [{"sku": v} for v in self.variant_skus]}
+
+
+def _defer_creates(ctx: RunContext, systems: Systems, creates: Sequence[_Create], erp_status: Mapping[str, Any],
+                   ) -> set[str]:
     """Shopify's variant creation throttle (past 50,000 variants, 1,000 new a day): when this run's creates would
     meet it, they are ranked (active first, then in stock, then in season) and only what today allows goes out; the
     rest is counted unchanged and audited ``pending`` with the day it can go (it is sent again on a later run,
-    having no fingerprint yet). Neither a dead letter nor a failure: nothing is wrong with those products."""
-    creates = [o for o in outgoing if o[0]["sku"] not in ids]
-    needed = sum(max(1, len(product.get("variants") or [])) for _, product, _ in creates)
+    having no fingerprint yet). Neither a dead letter nor a failure: nothing is wrong with those products.
+
+    Judged over the whole run's creates, held as their keys and variant SKUs only; returns the plan positions of
+    the creates that wait."""
+    needed = sum(max(1, len(c.variant_skus)) for c in creates)
     if not creates:
-        return outgoing
+        return set()
     shop = systems.storefront
     held = shop.variant_count()
     if held + needed <= shop.variant_threshold:
-        return outgoing
-    from catalog_sync.flows.hot import _erp_stock
-
-    stock = _erp_stock(systems, [str(v.get("sku")) for _, product, _ in creates for v in product.get("variants") or []])
+        return set()
+    in_stock = _in_stock(systems, [v for c in creates for v in c.variant_skus])
     season = {LifecycleStatus.ACTIVE.value: 0, LifecycleStatus.SEASONAL_HOLD.value: 1}
-    by_handle = {product["handle"]: fam for fam, product, _ in creates}
+    by_handle = {c.handle: c for c in creates}
 
     def rank(product: Mapping[str, Any]) -> tuple[bool, bool, int]:
-        in_stock = any(int(q or 0) > 0 for v in product.get("variants") or []
-                       for q in stock.get(str(v.get("sku")), {}).values())
-        lifecycle = str(erp_status.get(by_handle[product["handle"]]["sku"]))
-        return (product.get("status") != "active", not in_stock, season.get(lifecycle, 2))
+        stocked = any(str(v.get("sku")) in in_stock for v in product.get("variants") or [])
+        lifecycle = str(erp_status.get(by_handle[product["handle"]].sku))
+        return (product.get("status") != "active", not stocked, season.get(lifecycle, 2))
 
     today = datetime.now(UTC).date()
-    plan = creation_schedule([product for _, product, _ in creates], held, today, rank=rank,
+    plan = creation_schedule([c.stand_in() for c in creates], held, today, rank=rank,
                              threshold=shop.variant_threshold, daily_limit=shop.variant_daily_limit)
-    going = {product["handle"] for product, day in plan if day == today}
+    waiting: set[str] = set()
     for product, day in plan:
         if day == today:
             continue
-        fam = by_handle[product["handle"]]
+        create = by_handle[product["handle"]]
+        waiting.add(create.position)
         when = "never in one piece: more variants than a day allows" if day is None else day.isoformat()
-        counts["pending"] = counts.get("pending", 0) + 1
         ctx.count(PIM_STOREFRONT, unchanged=1)
-        ctx.audit("storefront", "product", fam["sku"], "write", "pending",
+        ctx.audit("storefront", "product", create.sku, "write", "pending",
                   response={"message": f"pending: Shopify's variant creation limit; goes {when}",
                             "scheduled_for": None if day is None else day.isoformat(),
                             "variants": len(product.get("variants") or [])})
     ctx.flush_audit()
-    return [o for o in outgoing if o[0]["sku"] in ids or o[1]["handle"] in going]
+    return waiting
+
+
+def _in_stock(systems: Systems, skus: Sequence[str]) -> set[str]:
+    """Which of ``skus`` the ERP holds a positive quantity of, somewhere (read as the ERP's stock is paged)."""
+    from catalog_sync.flows.hot import _erp_pages
+
+    wanted = set(skus)
+    return {str(level["sku"]) for page in _erp_pages(systems.erp.iter_stock, wanted) for level in page.records
+            if level.get("sku") in wanted and int(level.get("quantity") or 0) > 0}
 
 
 def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
@@ -842,13 +916,9 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
     if not ctx.committed("plan"):
         with ctx.part("plan"):
-            families = ctx.staged("families_ready")
-            plan = _publish_plan(ctx, systems, families)
-            ctx.stage("publish_plan", ({"position": f"{i:08d}", **entry} for i, entry in enumerate(plan)),
-                      key="position")
+            families, planned = _publish_plan(ctx, systems)
             bundles = ctx.count_staged("publish_bundles")
-            counts["unchanged"] += len(families) - len(plan) - bundles - suppressed
-            del families, plan
+            counts["unchanged"] += families - planned - bundles - suppressed
 
     # Bulk writes (the storefront's productSet, PRODUCTS_PER_REQUEST to a request), committed slice by slice: a task
     # killed mid-way leaves at most one slice written but uncommitted, which its retry writes again and the
@@ -874,26 +944,32 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
             written = _publish_bundles(ctx, systems)
         for name, n in written.items():
             counts[name] += n
-    hashes = {row["sku"]: row["digest"] for number in range(slices) for row in ctx.staged(f"published:{number}")}
-    hashes.update({row["sku"]: row["digest"] for row in ctx.staged("published:bundles")})
+    def published() -> Iterator[dict[str, Any]]:  # {sku, digest} of what this run published, slice by slice
+        for number in range(slices):
+            yield from ctx.staged(f"published:{number}")
+        yield from ctx.staged("published:bundles")
+
     # Opening stock of the variants of every product this run published that still owes it (a product created
-    # now, or by an attempt killed before its stock was written).
-    published_ids = steps.external_ids("storefront", "product", sorted(hashes), ctx.hub_url)
-    owed = {sku: (pid, extra or {}) for sku, (pid, extra) in published_ids.items()
-            if (extra or {}).get("opening_stock") == "owed"}
-    owed_variants = [v for page in ctx.iter_staged("publish_plan") for p in page if p["sku"] in owed
-                     for v in p["variant_skus"]]
-    variant_ids = steps.external_ids("storefront", "variant", owed_variants, ctx.hub_url)
-    _opening_stock(ctx, systems, [(sku, extra or {}) for sku, (_, extra) in sorted(variant_ids.items())])
-    if owed:
-        steps.save_external_ids("storefront", "product", {sku: (pid, {**extra, "opening_stock": "written"})
-                                                          for sku, (pid, extra) in owed.items()}, ctx.hub_url)
+    # now, or by an attempt killed before its stock was written). Held as keys: the owing products' SKUs and their
+    # variants' SKUs; the stock levels are staged as the ERP is read, then written a page at a time.
+    owed: set[str] = set()
+    for batch in chunked_iter((row["sku"] for row in published()), engine_run.STAGE_BATCH):
+        owed.update(sku for sku, (_, extra) in steps.external_ids("storefront", "product", batch, ctx.hub_url).items()
+                    if (extra or {}).get("opening_stock") == "owed")
+    owed_variants = {v for page in ctx.iter_staged("publish_plan") for p in page if p["sku"] in owed
+                     for v in p["variant_skus"]}
+    _opening_stock(ctx, systems, owed_variants)
+    del owed_variants
+    for batch in chunked_iter(sorted(owed), engine_run.STAGE_BATCH):
+        marked = steps.external_ids("storefront", "product", batch, ctx.hub_url)
+        steps.save_external_ids("storefront", "product", {sku: (pid, {**(extra or {}), "opening_stock": "written"})
+                                                          for sku, (pid, extra) in marked.items()}, ctx.hub_url)
     # Last: a product counts as published-as-is only once everything it owed is written (a task killed before
     # here re-sends its stock, which the storefront's idempotency keys make a no-op).
-    for batch in chunked(sorted(hashes), engine_run.STAGE_BATCH):
+    for batch in chunked_iter(published(), engine_run.STAGE_BATCH):
         with session_scope(ctx.hub_url) as s:
-            repo.save_fingerprints(s, "storefront", "product", {k: hashes[k] for k in batch}, load_id)
-    ctx.stage("published", ({"sku": k} for k in sorted(hashes)))
+            repo.save_fingerprints(s, "storefront", "product", {row["sku"]: row["digest"] for row in batch}, load_id)
+    ctx.stage("published", ({"sku": k} for k in sorted({row["sku"] for row in published()})))
     if ctx.task is not None:  # what every attempt of this task counted, resumed slices included
         task_counts = ctx.hop_counts(task_only=True).get(PIM_STOREFRONT, {})
         counts = {name: task_counts.get(name, 0) for name in counts}
@@ -901,66 +977,103 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     return {**counts, "suppressed": suppressed}
 
 
-def _publish_plan(ctx: RunContext, systems: Systems, families: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The products to send, in family order: suppressed families and unchanged ones are counted (and the
-    suppressed audited) here, once; each planned entry holds the product, its digest and its variants' SKUs."""
-    erp_status = _erp_lifecycle(systems, [fam["sku"] for fam in families])
-    # Live prices are hot data owned by the ERP: a republish must show them, never fall back to the reference.
-    from catalog_sync.flows.hot import _erp_prices
+def _publish_plan(ctx: RunContext, systems: Systems) -> tuple[int, int]:
+    """Stage ``publish_plan``, the products to send in family order, and ``publish_bundles``: suppressed families
+    and unchanged ones are counted (and the suppressed audited) here, once; each planned entry holds the product,
+    its digest and its variants' SKUs. Returns (families, entries planned).
 
-    family_skus = [r["sku"] for fam in families for r in [fam["parent"], *fam["rows"]]]
-    live_prices = {sku: float(p["price"]) for sku, p in _erp_prices(systems, family_skus).items()
-                   if p.get("price") is not None} if families else {}
-    stocked = _stocked_unshipped(systems, families)
-    with session_scope(ctx.hub_url) as s:
-        known = repo.fingerprints(s, "storefront", "product", keys=[f["sku"] for f in families])
-    ids = steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url)
-    outgoing: list[tuple[Mapping[str, Any], dict[str, Any], str]] = []
+    Streamed: the families are read a page at a time, twice. What needs the whole run is held as keys and small
+    values: the families' SKUs (their ERP lifecycle, read in one pass), the live price of each SKU, the creates
+    (for Shopify's variant creation throttle, judged over the whole run)."""
+    # Live prices are hot data owned by the ERP: a republish must show them, never fall back to the reference.
+    from catalog_sync.flows.hot import _erp_pages
+
+    roots: list[str] = []
+    skus: set[str] = set()
+    unshipped: list[str] = []
+    for page in ctx.iter_staged("families_ready"):
+        for fam in page:
+            roots.append(fam["sku"])
+            skus.update(str(r["sku"]) for r in [fam["parent"], *fam["rows"]])
+            unshipped.extend(str(r["sku"]) for r in (fam["rows"] or [fam["parent"]]) if not ships(r))
+    erp_status = _erp_lifecycle(systems, roots)
+    live_prices = {str(p["sku"]): float(p["price"]) for page in (_erp_pages(systems.erp.iter_prices, skus)
+                                                                 if roots else [])
+                   for p in page.records if p.get("sku") in skus and p.get("price") is not None}
+    del roots, skus
+    stocked = _stocked_skus(systems, unshipped)
     bundles: list[dict[str, Any]] = []
-    for fam in families:
-        parent = fam["parent"]
-        if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
-            ctx.count(PIM_STOREFRONT, unchanged=1)
-            ctx.audit("storefront", "product", fam["sku"], "write", "unchanged",
-                      response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
-            continue
-        product = canonical_to_shopify_product({k: v for k, v in parent.items() if k != "lifecycle_status"},
-                                               fam["rows"], prices=live_prices, stocked=stocked)
-        product.pop("images", None)  # images travel in their own chunked step
-        status = erp_status.get(fam["sku"])
-        product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus) else "draft"
-        # The asset links are part of what was published: a family whose gallery changed goes out again, so
-        # its images step runs (a link made by a later try of the same run would otherwise never be shown).
-        digest = repo.content_hash({**product, "asset_links": family_asset_ids(fam)})
-        if is_fixed_bundle(parent):
-            # a Shopify product fixed bundle: written after the slices, once its components are on the shop
-            # the quantities are the ERP's (the PIM's associations hold the SKUs only): one read a bundle
-            item = systems.erp.get_item(str(fam["sku"])) or {}
-            components = [{"sku": str(c.get("sku")), "quantity": c.get("quantity")}
-                          for c in item.get("components") or parent.get("components") or []]
-            digest = repo.content_hash({**product, "components": components})
-        if known.get(fam["sku"]) == digest and fam["sku"] in ids:
-            ctx.count(PIM_STOREFRONT, unchanged=1)
-            continue
-        if is_fixed_bundle(parent):
-            bundles.append({"sku": fam["sku"], "product": json_safe(product), "digest": digest,
-                            "components": components})
-            continue
-        outgoing.append((fam, product, digest))
+    creates: list[_Create] = []
+    families = 0
+
+    def entries() -> Iterator[dict[str, Any]]:
+        nonlocal families
+        position = 0
+        for page in ctx.iter_staged("families_ready"):
+            families += len(page)
+            keys = [f["sku"] for f in page]
+            with session_scope(ctx.hub_url) as s:
+                known = repo.fingerprints(s, "storefront", "product", keys=keys)
+            ids = steps.external_ids("storefront", "product", keys, ctx.hub_url)
+            for fam in page:
+                parent = fam["parent"]
+                if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
+                    ctx.count(PIM_STOREFRONT, unchanged=1)
+                    ctx.audit("storefront", "product", fam["sku"], "write", "unchanged",
+                              response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
+                    continue
+                product = canonical_to_shopify_product({k: v for k, v in parent.items() if k != "lifecycle_status"},
+                                                       fam["rows"], prices=live_prices, stocked=stocked)
+                product.pop("images", None)  # images travel in their own chunked step
+                status = erp_status.get(fam["sku"])
+                product["status"] = (STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus)
+                                     else "draft")
+                # The asset links are part of what was published: a family whose gallery changed goes out again,
+                # so its images step runs (a link made by a later try of the same run would otherwise never be
+                # shown).
+                digest = repo.content_hash({**product, "asset_links": family_asset_ids(fam)})
+                if is_fixed_bundle(parent):
+                    # a Shopify product fixed bundle: written after the slices, once its components are on the
+                    # shop; the quantities are the ERP's (the PIM's associations hold the SKUs only): one read a
+                    # bundle
+                    item = systems.erp.get_item(str(fam["sku"])) or {}
+                    components = [{"sku": str(c.get("sku")), "quantity": c.get("quantity")}
+                                  for c in item.get("components") or parent.get("components") or []]
+                    digest = repo.content_hash({**product, "components": components})
+                if known.get(fam["sku"]) == digest and fam["sku"] in ids:
+                    ctx.count(PIM_STOREFRONT, unchanged=1)
+                    continue
+                if is_fixed_bundle(parent):
+                    bundles.append({"sku": fam["sku"], "product": json_safe(product), "digest": digest,
+                                    "components": components})
+                    continue
+                entry = {"position": f"{position:08d}", "sku": fam["sku"], "product": json_safe(product),
+                         "digest": digest, "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]}
+                position += 1
+                if fam["sku"] not in ids:
+                    creates.append(_Create(entry["position"], fam["sku"], product["handle"], product.get("status"),
+                                           tuple(entry["variant_skus"])))
+                yield entry
+            ctx.flush_audit()
+
+    planned = ctx.stage("publish_plan", entries(), key="position")
     # Shopify's variant creation throttle: creates past what today allows wait (audited pending), counted once here
-    outgoing = _defer_creates(ctx, systems, outgoing, ids, erp_status, {})
-    plan = [{"sku": fam["sku"], "product": json_safe(product), "digest": digest,
-             "variant_skus": [str(v.get("sku")) for v in product.get("variants") or []]}
-            for fam, product, digest in outgoing]
+    waiting = _defer_creates(ctx, systems, creates, erp_status)
+    ctx.drop_staged("publish_plan", waiting)
     ctx.stage("publish_bundles", bundles)
     ctx.flush_audit()
-    return plan
+    return families, planned - len(waiting)
 
 
 def _stocked_unshipped(systems: Systems, families: Sequence[Mapping[str, Any]]) -> set[str]:
     """Which of the families' items with nothing to ship (virtual, downloadable) the ERP keeps stock for: only
     those are stock-tracked in the shop (a licence key pool, say); the rest are sold without a count."""
-    unshipped = [str(r["sku"]) for fam in families for r in (fam["rows"] or [fam["parent"]]) if not ships(r)]
+    return _stocked_skus(systems, [str(r["sku"]) for fam in families for r in (fam["rows"] or [fam["parent"]])
+                                   if not ships(r)])
+
+
+def _stocked_skus(systems: Systems, unshipped: Sequence[str]) -> set[str]:
+    """Which of ``unshipped`` (items with nothing to ship) the ERP keeps stock for (see _stocked_unshipped)."""
     if not unshipped:
         return set()
     from catalog_sync.flows.hot import _erp_stock
@@ -1113,33 +1226,56 @@ def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | Non
     return out
 
 
-def _opening_stock(ctx: RunContext, systems: Systems, variants: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+def _opening_stock(ctx: RunContext, systems: Systems, variant_skus: Collection[str]) -> None:
     """Stock of freshly created storefront variants, straight from the ERP (hot data never passes the PIM):
-    each ERP location's quantity at the storefront location that mirrors it, as the hot path keeps it."""
-    if not variants:
+    each ERP location's quantity at the storefront location that mirrors it, as the hot path keeps it.
+
+    Streamed: the levels of ``variant_skus`` are staged (``opening_levels``, one record a level) as the ERP's
+    stock is read, then written a page of levels at a time with that page's storefront variants."""
+    from catalog_sync.flows.hot import _erp_pages
+
+    ctx.clear_stage("opening_levels")
+    if not variant_skus:
         return
-    from catalog_sync.flows.hot import _erp_stock
+    wanted = set(variant_skus)
+    ctx.stage_more("opening_levels", ({"key": f"{level['sku']}@{level['location']}", "sku": str(level["sku"]),
+                                       "location": str(level["location"]), "quantity": level.get("quantity")}
+                                      for page in _erp_pages(systems.erp.iter_stock, wanted)
+                                      for level in page.records if level.get("sku") in wanted), key="key")
+    mirror: dict[str, Any] | None = None
+    for page in ctx.iter_staged("opening_levels"):
+        variants = steps.external_ids("storefront", "variant", {level["sku"] for level in page}, ctx.hub_url)
+        levels = [level for level in page if level["sku"] in variants]
+        if not levels:
+            continue
+        if mirror is None:
+            mirror = {str(loc.get("erp_location")): loc["id"] for loc in systems.storefront.locations()
+                      if loc.get("erp_location")}
+        _write_opening_levels(ctx, systems, mirror, {sku: extra or {} for sku, (_, extra) in variants.items()},
+                              levels)
 
-    mirror = {str(loc.get("erp_location")): loc["id"] for loc in systems.storefront.locations()
-              if loc.get("erp_location")}
-    stock = _erp_stock(systems, [sku for sku, _ in variants])
-    levels = [(sku, variant, location, quantity) for sku, variant in variants
-              for location, quantity in sorted(stock.get(sku, {}).items()) if location in mirror]
-    ctx.count(STOCK, read=len(levels))
 
+def _write_opening_levels(ctx: RunContext, systems: Systems, mirror: Mapping[str, Any],
+                          variants: Mapping[str, Mapping[str, Any]], levels: Sequence[Mapping[str, Any]]) -> None:
+    """Write one page of opening stock levels ``{sku, location, quantity}`` of the storefront ``variants``."""
+    ctx.count(STOCK, read=sum(1 for level in levels if level["location"] in mirror))
     results: list[WriteResult] = [
-        WriteResult(f"{sku}@{location}", Outcome.FAILED, None,
-                    f"ERP location {location!r} is not in the storefront connection's location_map",
+        WriteResult(f"{level['sku']}@{level['location']}", Outcome.FAILED, None,
+                    f"ERP location {level['location']!r} is not in the storefront connection's location_map",
                     disposition=Disposition.DEAD_LETTER)
-        for sku, _ in variants for location in sorted(stock.get(sku, {})) if location not in mirror]
+        for level in levels if level["location"] not in mirror]
     writes: list[LevelWrite] = []
-    for sku, variant, location, quantity in levels:
+    for level in levels:
+        sku, location = level["sku"], level["location"]
+        if location not in mirror:
+            continue
         key = f"{sku}@{location}"
-        item_id = variant.get("inventory_item_id")
+        item_id = variants[sku].get("inventory_item_id")
         if item_id is None:
             results.append(WriteResult(key, Outcome.FAILED, None, "the storefront gave the variant no inventory item"))
         else:
-            writes.append(LevelWrite(key, sku, mirror[location], item_id, int(quantity or 0), f"opening:{ctx.load_id}"))
+            writes.append(LevelWrite(key, sku, mirror[location], item_id, int(level["quantity"] or 0),
+                                     f"opening:{ctx.load_id}"))
     # 250 levels to a call; each call's idempotency key comes from the levels it sets, so a retried task's
     # identical call changes nothing.
     try:
@@ -1233,45 +1369,86 @@ def publish_images(load_id: str, chunk: int, systems: Systems, chunk_size: int =
 
 def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
     """Cross-system gate (layer 2) on this run's published families: ERP and PIM agree, variants follow their
-    parent, the storefront shows what the PIM published. Findings are alerts on delivered data, not losses."""
+    parent, the storefront shows what the PIM published. Findings are alerts on delivered data, not losses.
+
+    Streamed: a first pass over the staged families keeps their SKUs (keys only) and plans the gate's batches
+    (``quality.batching``); the ERP values of those SKUs are staged as the ERP is read; then each batch of families
+    is joined with its ERP values and its storefront products and gated, one batch at a time."""
+    from catalog_sync.quality.batching import gate_batch_size, plan_batches
+
     ctx = RunContext.attach(load_id)
-    families = ctx.staged("families_ready")
-    skus = [r["sku"] for f in families for r in [f["parent"], *f["rows"]]]
-    if not skus:
+    wanted: set[str] = set()
+
+    def records(fam: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [fam["parent"], *fam["rows"]]
+
+    def keyed(fam: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        wanted.update(str(r["sku"]) for r in records(fam))
+        return records(fam)
+
+    plan = plan_batches((keyed(fam) for page in ctx.iter_staged("families_ready") for fam in page), _family_links,
+                        gate_batch_size())
+    if not plan.rows:
         return {"checked": 0}
-    # On the storefront: written by this run, or already there and unchanged (a cleared run re-executed, or a
-    # family whose content did not change) — the storefront's own answer is what is compared, either way.
-    published = {r["sku"] for r in ctx.staged("published")} | set(
-        steps.external_ids("storefront", "product", [f["sku"] for f in families], ctx.hub_url))
-    erp = {}
-    wanted = set(map(str, skus))
-    for page in (systems.erp.iter_items() if len(skus) > 200 else []):  # only this run's SKUs are kept
-        erp.update({str(i["sku"]): erp_item_to_canonical(i) for i in page.records if str(i.get("sku")) in wanted})
-    if len(skus) <= 200:
-        for sku in skus:
-            item = systems.erp.get_item(sku)
-            if item:
-                erp[sku] = erp_item_to_canonical(item)
-    shown = systems.storefront.find_by_handles([storefront_handle(f["parent"]) for f in families
-                                                if f["sku"] in published])
-    rows = []
-    for fam in families:
-        shop = shown.get(storefront_handle(fam["parent"])) if fam["sku"] in published else None
-        for rec in [fam["parent"], *fam["rows"]]:
-            e = erp.get(str(rec["sku"]), {})
-            rows.append({
-                "sku": rec["sku"], "parent_sku": rec.get("parent_sku"),
-                "erp_lifecycle_status": e.get("lifecycle_status"), "pim_lifecycle_status": rec.get("lifecycle_status"),
-                "erp_weight": e.get("weight"), "pim_weight": rec.get("weight"),
-                "erp_reference_price": e.get("reference_price"), "pim_reference_price": rec.get("reference_price"),
-                "pim_status": "active" if rec.get("lifecycle_status") == "active" else "draft",
-                "storefront_status": (shop or {}).get("status") if shop else None,
-                "pim_name": fam["parent"].get("name") if shop else None,
-                "storefront_title": (shop or {}).get("title") if shop else None,
-            })
-    passed = steps.gate(ctx, rows, "products.l2", layer=2, entity="products", hop=None, source_system="erp",
-                        target_system="pim", now=_window_end(ctx))
-    return {"checked": len(rows), "consistent": len(passed)}
+    ctx.clear_stage("consistency_erp")
+    ctx.stage_more("consistency_erp", _erp_values_of(systems, wanted))
+    wanted.clear()
+    gate = steps.BatchedGate(ctx, "products.l2", layer=2, entity="products", hop=None, source_system="erp",
+                             target_system="pim", now=_window_end(ctx))
+    checked = consistent = 0
+    families = (fam for page in ctx.iter_staged("families_ready") for fam in page)
+    for batch in plan.batches(families, lambda fam: 1 + len(fam["rows"])):
+        skus = [str(r["sku"]) for fam in batch for r in records(fam)]
+        erp = ctx.staged_by_keys("consistency_erp", skus)
+        roots = [fam["sku"] for fam in batch]
+        # On the storefront: written by this run, or already there and unchanged (a cleared run re-executed, or a
+        # family whose content did not change) — the storefront's own answer is what is compared, either way.
+        published = set(ctx.staged_by_keys("published", roots)) | set(
+            steps.external_ids("storefront", "product", roots, ctx.hub_url))
+        shown = systems.storefront.find_by_handles([storefront_handle(f["parent"]) for f in batch
+                                                    if f["sku"] in published])
+        rows = []
+        for fam in batch:
+            shop = shown.get(storefront_handle(fam["parent"])) if fam["sku"] in published else None
+            for rec in records(fam):
+                e = erp.get(str(rec["sku"]), {})
+                rows.append({
+                    "sku": rec["sku"], "parent_sku": rec.get("parent_sku"),
+                    "erp_lifecycle_status": e.get("lifecycle_status"),
+                    "pim_lifecycle_status": rec.get("lifecycle_status"),
+                    "erp_weight": e.get("weight"), "pim_weight": rec.get("weight"),
+                    "erp_reference_price": e.get("reference_price"), "pim_reference_price": rec.get("reference_price"),
+                    "pim_status": "active" if rec.get("lifecycle_status") == "active" else "draft",
+                    "storefront_status": (shop or {}).get("status") if shop else None,
+                    "pim_name": fam["parent"].get("name") if shop else None,
+                    "storefront_title": (shop or {}).get("title") if shop else None,
+                })
+        checked += len(rows)
+        consistent += len(gate.check(rows))
+        del batch, rows, erp, shown  # not held while the next batch is read
+    gate.close()
+    return {"checked": checked, "consistent": consistent}
+
+
+#: The ERP values the consistency gate compares.
+_CONSISTENCY_ERP = ("sku", "lifecycle_status", "weight", "reference_price")
+
+
+def _erp_values_of(systems: Systems, skus: Collection[str]) -> Iterator[dict[str, Any]]:
+    """The ERP's values of ``skus`` as the ERP is read (the whole item list, keeping only these SKUs; a look-up
+    per SKU for a few of them)."""
+    def values(item: Mapping[str, Any]) -> dict[str, Any]:
+        canonical = erp_item_to_canonical(item)
+        return {f: canonical.get(f) for f in _CONSISTENCY_ERP}
+
+    if len(skus) > 200:
+        for page in systems.erp.iter_items():
+            yield from (values(i) for i in page.records if str(i.get("sku")) in skus)
+        return
+    for sku in sorted(skus):
+        item = systems.erp.get_item(sku)
+        if item:
+            yield {**values(item), "sku": sku}
 
 
 def finish(load_id: str) -> dict[str, Any]:
@@ -1297,6 +1474,8 @@ def finish(load_id: str) -> dict[str, Any]:
 
 #: The attributes the completeness KPI counts.
 KPI_REQUIRED = ("name", "description", "category", "upc", "weight", "lifecycle_status")
+#: Families read to a page for the completeness KPI (a family holds its variants: a page of families is many rows).
+KPI_PAGE = 500
 
 
 def _write_kpis(ctx: RunContext) -> None:
@@ -1308,10 +1487,12 @@ def _write_kpis(ctx: RunContext) -> None:
 
     values: dict[str, float] = {}
     # page by page: the share of filled cells over all pages is the pages' shares weighted by their rows
+    # (the counted attributes only, so a page costs its keys, not its content; a missing attribute is empty
+    # either way)
     filled = rows = 0.0
-    for page in ctx.iter_staged("families_ready"):
-        records = [r for f in page for r in [f["parent"], *f["rows"]]]
-        filled += len(records) * completeness(pd.DataFrame([json_safe(r) for r in records]), KPI_REQUIRED)
+    for page in ctx.iter_staged("families_ready", KPI_PAGE):
+        records = [{a: json_safe(r.get(a)) for a in KPI_REQUIRED} for f in page for r in [f["parent"], *f["rows"]]]
+        filled += len(records) * completeness(pd.DataFrame(records, columns=list(KPI_REQUIRED)), KPI_REQUIRED)
         rows += len(records)
     if rows:
         values["completeness"] = filled / rows

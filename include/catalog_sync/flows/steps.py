@@ -88,37 +88,90 @@ def gate(
     top failing expectations), so the task fails with the evidence in the hub. ``hop=None`` marks a post-delivery check whose findings do
     not count against the hop's records. ``failures``, when given, receives each quarantined record's key with
     the names of the expectations it broke, for a caller whose decision depends on which rule failed.
+
+    The records are one batch; a delta too big to hold goes through :class:`BatchedGate` instead.
     """
-    import pandas as pd
+    batched = BatchedGate(ctx, gate_name, layer=layer, entity=entity, hop=hop, source_system=source_system,
+                          target_system=target_system, key=key, now=now, **inputs)
+    passed = batched.check(records, failures=failures)
+    batched.close()
+    return passed
 
-    from catalog_sync.quality.docs import save_validation
-    from catalog_sync.quality.gate import GateFailed, run_gate
 
-    frame = pd.DataFrame([json_safe(dict(r)) for r in records])
-    try:
-        result = run_gate(frame, gate_name, layer=layer, entity=entity, key=key, now=now, **inputs)
-    except GateFailed as exc:
-        _persist(ctx, exc.result, source_system, target_system, hop, key)
-        save_validation(ctx.load_id, exc.result)  # the Data Docs show the gate that stopped the run
-        # The run fails here, once, with the gate's own account; the DAG's failure callback keeps it.
-        ctx.fail(str(exc))
-        raise
-    _persist(ctx, result, source_system, target_system, hop, key)
-    save_validation(ctx.load_id, result)
-    if failures is not None and result.rows_quarantined:
-        for row_key, names in zip(result.failed[key].astype(str), result.failed["dq_expectations"], strict=True):
-            failures.setdefault(row_key, []).extend(names)
-    if result.rows_quarantined == 0:
-        return [dict(r) for r in records]
-    passed = set(result.passed[key].astype(str)) if len(result.passed) else set()
-    return [dict(r) for r in records if str(r.get(key)) in passed]
+class BatchedGate:
+    """One gate over a delta given in batches (``quality.batching`` plans them so that every group of rows a
+    cross-row check compares is in one batch): each batch is validated by GX, its quarantined rows become dead
+    letters and its validation result is saved for the Data Docs as it is checked; :meth:`close` writes the gate's
+    ``dq_result`` row with the totals and applies the gate's policy to the whole delta's failure share (a hard gate
+    breached fails the run and raises ``GateFailed`` there, after the evidence is saved).
+
+    ``columns`` (the delta's columns, ``BatchPlan.columns``) gives every batch's frame every column the whole
+    frame would have had.
+    """
+
+    def __init__(self, ctx: RunContext, gate_name: str, *, layer: int, entity: str, hop: str | None,
+                 source_system: str, target_system: str, key: str = "sku", now: datetime | None = None,
+                 columns: Sequence[str] | None = None, **inputs: Any) -> None:
+        from catalog_sync.quality.gate import GateTotals
+
+        self.ctx, self.gate_name, self.layer, self.entity, self.hop = ctx, gate_name, layer, entity, hop
+        self.source_system, self.target_system, self.key, self.now = source_system, target_system, key, now
+        self.columns = list(columns) if columns is not None else None
+        self.inputs = inputs
+        self.totals = GateTotals(gate_name)
+        self.validations = 0
+
+    def check(self, records: Sequence[Mapping[str, Any]], *,
+              failures: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """Validate one batch; returns its passing records (``failures`` as :func:`gate`)."""
+        import pandas as pd
+
+        from catalog_sync.quality.docs import save_validation
+        from catalog_sync.quality.gate import run_gate
+
+        frame = pd.DataFrame([json_safe(dict(r)) for r in records])
+        if self.columns is not None and len(frame):
+            frame = frame.reindex(columns=self.columns)
+        result = run_gate(frame, self.gate_name, layer=self.layer, entity=self.entity, key=self.key, now=self.now,
+                          enforce=False, **self.inputs)
+        self.totals.add(result)
+        _persist(self.ctx, result, self.source_system, self.target_system, self.hop, self.key)
+        if result.validation is not None:
+            self.validations += 1
+            save_validation(self.ctx.load_id, result, part=self.validations)
+        if failures is not None and result.rows_quarantined:
+            for row_key, names in zip(result.failed[self.key].astype(str), result.failed["dq_expectations"],
+                                      strict=True):
+                failures.setdefault(row_key, []).extend(names)
+        if result.rows_quarantined == 0:
+            return [dict(r) for r in records]
+        passed = set(result.passed[self.key].astype(str)) if len(result.passed) else set()
+        return [dict(r) for r in records if str(r.get(self.key)) in passed]
+
+    def close(self) -> Any:
+        """Write the gate's totals; a hard gate breached over the whole delta fails the run and raises
+        ``GateFailed``. Returns the totals (a ``GateResult`` without rows)."""
+        from catalog_sync.quality.gate import GateFailed
+        from catalog_sync.quality.persist import persist_dq_row
+
+        if not self.totals.batches:
+            self.check([])
+        result = self.totals.result()
+        with session_scope(self.ctx.hub_url) as s:
+            persist_dq_row(s, self.ctx.load_id, result)
+        if result.breached and result.severity == "hard":
+            failed = GateFailed(result)
+            # The run fails here, once, with the gate's own account; the DAG's failure callback keeps it.
+            self.ctx.fail(str(failed))
+            raise failed
+        return result
 
 
 def _persist(ctx: RunContext, result: Any, source: str, target: str, hop: str | None, key: str) -> None:
-    from catalog_sync.quality.persist import persist_gate_result
+    from catalog_sync.quality.persist import persist_dead_letters
 
     with session_scope(ctx.hub_url) as s:
-        persist_gate_result(s, ctx.load_id, result, ctx.flow, source, target)
+        persist_dead_letters(s, ctx.load_id, result, ctx.flow, source, target)
     if hop is not None and result.rows_quarantined:
         ctx.count(hop, dead_lettered=int(result.failed[key].astype(str).nunique()))
 

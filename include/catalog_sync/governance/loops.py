@@ -143,8 +143,10 @@ def detect(ctx: RunContext, *, now: datetime | None = None, rules: AlertRules | 
                 at = at if at.tzinfo else at.replace(tzinfo=UTC)
                 released[(system, entity, key, field)] = max(at, released.get((system, entity, key, field), at))
         wanted = [tuple(c) for c in candidates if tuple(c) not in still_held]
-        rows: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        looping: list[tuple[tuple[str, str, str, str], list[dict[str, Any]], int]] = []
         for batch in chunked(wanted, 200):
+            # a field's deltas are all in its batch: each batch's fields are judged before the next is read
+            rows: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
             found = s.execute(
                 select(*key_cols, FieldDelta.applied_at, FieldDelta.before, FieldDelta.after,
                        FieldDelta.source_system, SyncRun.flow)
@@ -159,11 +161,13 @@ def detect(ctx: RunContext, *, now: datetime | None = None, rules: AlertRules | 
                     continue  # flips before a release were the operator's to judge, and were judged
                 rows[(system, entity, key, field)].append({"applied_at": applied_at, "before": before,
                                                            "after": after, "by": source or flow or "catalog_sync"})
+            for ident, deltas in rows.items():
+                steps, flips = history(deltas)
+                if flips > rules.loop_flips:
+                    looping.append((ident, steps, flips))
     new: list[dict[str, Any]] = []
-    for (system, entity, key, field), deltas in sorted(rows.items()):
-        steps, flips = history(deltas)
-        if flips > rules.loop_flips:
-            new.append(_hold(ctx, system, entity, key, field, flips, steps, rules))
+    for (system, entity, key, field), steps, flips in sorted(looping, key=lambda held: held[0]):
+        new.append(_hold(ctx, system, entity, key, field, flips, steps, rules))
     ctx.flush_audit()
     return new
 

@@ -1,6 +1,6 @@
 """Great Expectations Data Docs for a run, built away from the hot path.
 
-The gate task calls :func:`save_validation` (one JSON object per gate, cheap); a later, separate task calls
+The gate task calls :func:`save_validation` (one JSON object per gate and batch of the delta, cheap); a later, separate task calls
 :func:`build_data_docs` to render every saved result of the run into ``data_docs/<run>/index.html``. Both live in
 the shared state store (:mod:`catalog_sync.store`), never in the local state folder: the gate tasks, the docs task
 and the UI that serves the docs may each run on a different machine.
@@ -13,6 +13,7 @@ then uploaded to the store, ``index.html`` last, so the UI never shows half a si
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from catalog_sync.quality.gate import GateResult
     from catalog_sync.store import StorePath
 
-__all__ = ["run_folder_name", "validations_dir", "docs_dir", "saved_validations", "save_validation",
-           "build_data_docs"]
+__all__ = ["run_folder_name", "validations_dir", "docs_dir", "saved_validations", "validation_counts", "validation_name",
+           "save_validation", "build_data_docs"]
 
 
 def validations_dir(load_id: str, root: StorePath | None = None) -> StorePath:
@@ -47,12 +48,37 @@ def saved_validations(load_id: str, root: StorePath | None = None) -> list[Store
                   key=lambda p: p.name)
 
 
-def save_validation(load_id: str, result: GateResult) -> StorePath | None:
-    """Store the raw GX validation result of ``result`` for the run's Data Docs; None for an empty frame."""
+def validation_name(gate: str, part: int = 1) -> str:
+    """The name a gate's validation result is saved under (without ``.json``), and its Data Docs batch id: the
+    gate's name for the first (often the only) batch of the delta, ``<gate>.partNNNN`` for the batches after it
+    (a gate validates a big delta in batches, ``quality.batching``, each batch one validation result)."""
+    base = run_folder_name(gate)
+    return base if part == 1 else f"{base}.part{part:04d}"
+
+
+def validation_counts(load_id: str, root: StorePath | None = None) -> dict[str, int]:
+    """How many validation results each gate saved for a run (more than one: the gate checked its delta in
+    batches), by the gate's folder-safe name."""
+    counts: dict[str, int] = {}
+    for path in saved_validations(load_id, root):
+        gate = re.sub(r"\.part\d{4}$", "", path.name.removesuffix(".json"))
+        counts[gate] = counts.get(gate, 0) + 1
+    return counts
+
+
+def save_validation(load_id: str, result: GateResult, part: int = 1) -> StorePath | None:
+    """Store the raw GX validation result of ``result`` (batch ``part`` of its gate, counted from 1) for the run's
+    Data Docs; None for an empty frame. Saving part 1 drops the later parts an earlier attempt saved."""
     if result.validation is None:
         return None
-    target = validations_dir(load_id) / f"{run_folder_name(result.gate)}.json"
-    payload = {"gate": result.gate, "validation": result.validation.to_json_dict()}
+    name = validation_name(result.gate, part)
+    if part == 1:
+        later = f"{name}.part"
+        for old in saved_validations(load_id):
+            if old.name.startswith(later):
+                store.remove_tree(old)
+    target = validations_dir(load_id) / f"{name}.json"
+    payload = {"gate": result.gate, "part": part, "validation": result.validation.to_json_dict()}
     # atomic: a docs build running beside a retried gate never reads half an object
     store.write_bytes(target, json.dumps(payload, default=str).encode("utf-8"))
     return target
@@ -118,7 +144,7 @@ def _render(load_id: str, run_time: str | None, files: list[StorePath], out: Pat
         identifier = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=validation.suite_name),
             run_id=run_id,
-            batch_identifier=run_folder_name(stored["gate"]),
+            batch_identifier=validation_name(stored["gate"], int(stored.get("part") or 1)),
         )
         context.validation_results_store.set(identifier, validation)
         identifiers.append(identifier)

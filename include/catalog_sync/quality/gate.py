@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -296,6 +296,11 @@ def run_gate(
             },
         )
         failures, notes = _unexpected_rows(validation, by_name, work, n)
+        # GX's execution engine keeps the last batch's data (the working frame) until the next batch replaces it:
+        # let it go now, so a task validating batch after batch holds one batch, not two
+        batch.data.execution_engine.batch_manager.batch_data_cache.pop(batch.id, None)
+        batch.data.execution_engine.batch_manager.reset_batch_cache()
+        del batch, work
 
     result = _assemble(frame, gate, entity, layer, key, policy, by_name, critical, failures, notes, missing)
     result.validation = validation
@@ -405,12 +410,7 @@ def _assemble(
             failed[col] = pd.Series(dtype="object")
     passed = frame.iloc[np.flatnonzero(~bad)]
     quarantined = int(bad.sum())
-    share = quarantined / n if n else 0.0
-    # Only a systemic failure breaches a gate: a share over the limit where there are enough rows for a share to
-    # mean something, or a frame the suite cannot check at all. One bad row, critical or not, is quarantined.
-    systemic = bool(missing) or (n >= policy.min_rows_to_stop and share > policy.max_failure_share)
-    critical_failed = any(nm in critical for nm in names)
-    breached = systemic
+    breached, alert = _decide(policy, n, quarantined, any(nm in critical for nm in names), missing)
     return GateResult(
         gate=gate,
         entity=entity,
@@ -426,8 +426,74 @@ def _assemble(
         failing_expectations=failing_expectations,
         success=not names,
         breached=breached,
-        alert=(breached and policy.severity == "soft") or (critical_failed and not (breached and policy.severity == "hard")),
+        alert=alert,
         validation=None,
         checks=by_name,
         missing_columns=missing,
     )
+
+
+def _decide(policy: GatePolicy, n: int, quarantined: int, critical_failed: bool, missing: Collection[str],
+            ) -> tuple[bool, bool]:
+    """``(breached, alert)`` of a gate that quarantined ``quarantined`` of ``n`` rows."""
+    share = quarantined / n if n else 0.0
+    # Only a systemic failure breaches a gate: a share over the limit where there are enough rows for a share to
+    # mean something, or a frame the suite cannot check at all. One bad row, critical or not, is quarantined.
+    breached = bool(missing) or (n >= policy.min_rows_to_stop and share > policy.max_failure_share)
+    alert = (breached and policy.severity == "soft") or (critical_failed and not (breached and policy.severity == "hard"))
+    return breached, alert
+
+
+class GateTotals:
+    """One gate over a delta validated in batches (``quality.batching``): the sum of its batches' results.
+
+    Keeps counts and failing expectations, never rows: :meth:`result` is a :class:`GateResult` whose counts,
+    failing expectations, ``success``, ``breached`` and ``alert`` are those the gate gives on the whole delta
+    at once (the share a gate's policy judges is over the whole delta, not a batch), with empty ``passed`` and
+    ``failed`` frames and no ``validation`` (each batch's own is saved for the Data Docs as it is checked).
+    """
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+        self.batches = 0
+        self._first: GateResult | None = None
+        self._checked = self._quarantined = 0
+        self._failing: dict[str, dict[str, Any]] = {}
+        self._missing: set[str] = set()
+        self._success = True
+        self._seconds = 0.0
+
+    def add(self, result: GateResult) -> None:
+        if result.gate != self.gate:
+            raise ValueError(f"gate {result.gate!r} added to the totals of {self.gate!r}")
+        self.batches += 1
+        if self._first is None:  # its metadata only: a batch's rows are not kept past the batch
+            self._first = replace(result, passed=result.passed.iloc[0:0].copy(), failed=result.failed.iloc[0:0].copy(),
+                                  validation=None)
+        self._checked += result.rows_checked
+        self._quarantined += result.rows_quarantined
+        for name, failing in result.failing_expectations.items():
+            total = self._failing.setdefault(name, {**failing, "count": 0})
+            total["count"] += int(failing["count"])
+        self._missing.update(result.missing_columns)
+        self._success = self._success and result.success
+        self._seconds += result.seconds
+
+    def result(self) -> GateResult:
+        if self._first is None:
+            raise ValueError(f"gate {self.gate!r}: no batch was checked")
+        first = self._first
+        policy = load_policy().gate(self.gate)
+        order = {name: i for i, name in enumerate(first.checks)}
+        names = sorted(self._failing, key=lambda nm: (0 if self._failing[nm]["critical"] else 1, order[nm]))
+        missing = sorted(self._missing)
+        breached, alert = _decide(policy, self._checked, self._quarantined,
+                                  any(self._failing[nm]["critical"] for nm in names), missing)
+        failed = first.failed.iloc[0:0].copy()
+        return GateResult(
+            gate=self.gate, entity=first.entity, layer=first.layer, key=first.key, severity=policy.severity,
+            max_failure_share=policy.max_failure_share, rows_checked=self._checked,
+            rows_passed=self._checked - self._quarantined, rows_quarantined=self._quarantined,
+            passed=first.passed.iloc[0:0], failed=failed, failing_expectations={nm: self._failing[nm] for nm in names},
+            success=self._success, breached=breached, alert=alert, validation=None, checks=first.checks,
+            missing_columns=missing, seconds=self._seconds)

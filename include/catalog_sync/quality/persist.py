@@ -117,6 +117,22 @@ def persist_gate_result(
 
     Returns ``{"dq_results": 1, "dead_letters": n}``. The caller owns the transaction.
     """
+    persist_dq_row(session, load_id, result)
+    return {"dq_results": 1, "dead_letters": persist_dead_letters(session, load_id, result, flow, source_system,
+                                                                 target_system)}
+
+
+def persist_dead_letters(session: Session, load_id: str, result: GateResult, flow: str, source_system: str,
+                         target_system: str) -> int:
+    """Open (or bump) a dead letter per quarantined record of ``result`` (one batch of a gate may be given at a
+    time: a record key lives in one batch, see ``quality.batching``); returns how many."""
+    letters = dead_letters(result, load_id, flow, source_system, target_system)
+    repo.dead_letter(session, letters)
+    return len(letters)
+
+
+def persist_dq_row(session: Session, load_id: str, result: GateResult) -> None:
+    """Upsert the gate's ``dq_result`` row of the run (for a batched gate: its totals, ``GateTotals.result``)."""
     repo.upsert(
         session,
         DqResult.__table__,  # type: ignore[arg-type]
@@ -137,6 +153,3 @@ def persist_gate_result(
         ],
         key=["load_id", "gate"],
     )
-    letters = dead_letters(result, load_id, flow, source_system, target_system)
-    repo.dead_letter(session, letters)
-    return {"dq_results": 1, "dead_letters": len(letters)}

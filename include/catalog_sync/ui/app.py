@@ -278,9 +278,14 @@ def create_app(
         if report is None:
             return None
         docs_index = queries.resolve_data_docs_file(get_store_root(), load_id, "index.html")
+        from catalog_sync.quality.docs import validation_counts
+
         report["data_docs"] = {
             "built": docs_index is not None,
             "path": f"/runs/{load_id}/data-docs/index.html",
+            # a gate that checked a big delta in batches saved one validation result per batch: the docs show each
+            "validations": validation_counts(load_id, get_store_root()) if queries.data_docs_root(
+                get_store_root(), load_id) is not None else {},
         }
         return report
 

@@ -223,6 +223,29 @@ def test_data_docs_a_task_built_are_served_from_the_store_alone(admin: Any, seed
             store.remove_tree(store.store_root())
 
 
+def test_the_run_page_shows_every_batch_of_a_gate_checked_in_batches(admin: Any, seeded_hub: dict[str, Any]) -> None:
+    """A gate that checked its delta in batches saved one validation result per batch: the Data Docs render each,
+    and the run page says how many a gate has."""
+    from catalog_sync.quality import docs
+    from catalog_sync.quality.gate import run_gate
+    from tests.unit.quality._quality_cases import NOW, PRODUCTS_L0
+
+    frame = PRODUCTS_L0.frame()
+    for part, rows in enumerate((frame.iloc[:5], frame.iloc[5:10], frame.iloc[10:]), start=1):
+        result = run_gate(rows, "products.l0", layer=0, entity="products", enforce=False, now=NOW)
+        result.gate = "products_l2_content"  # the seeded run's gate
+        docs.save_validation("nightly-1", result, part=part)
+    index = docs.build_data_docs("nightly-1")
+    assert all(docs.validation_name("products_l2_content", n) in index.read_text() for n in (2, 3))
+    data = admin.get(f"{PREFIX}/api/runs/nightly-1").json()
+    assert data["data_docs"]["validations"] == {"products_l2_content": 3}
+    html = admin.get(f"{PREFIX}/runs/nightly-1").text
+    assert "3 validation results" in html and "validated in 3 batches" in html
+    # saving a first batch again (a retried gate) drops the later batches of the attempt before
+    docs.save_validation("nightly-1", result, part=1)
+    assert docs.validation_counts("nightly-1") == {"products_l2_content": 1}
+
+
 @pytest.mark.parametrize(
     "path",
     [
