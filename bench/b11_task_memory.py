@@ -133,21 +133,14 @@ def main() -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cs_bench_mem_"))
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ["CATALOG_SYNC_HOME"] = str(workdir)
-    from bench.sandbox_proc import UNLIMITED_STOREFRONT, SandboxProcess
+    from bench.sandbox_proc import UNLIMITED_STOREFRONT, SandboxProcess, write_template
 
     log = workdir / "tasks.log"
     jsonl = workdir / "tasks.jsonl"
     figures: dict[str, Any] = {}
     template = Path(args.sandbox_template) if args.sandbox_template else None
-    if template is not None and not template.exists():
-        loader = SandboxProcess(workdir, "template").start("plus")
-        try:
-            t = time.perf_counter()
-            loader.load(scale)
-            print(f"sandbox template of {scale:,} SKUs loaded in {time.perf_counter() - t:.0f} s", flush=True)
-        finally:
-            loader.stop()
-        shutil.move(workdir / "template.sqlite", template)
+    if template is not None:
+        write_template(workdir, "sandbox", scale, template)
     if args.prepare_only:
         return 0
     sandbox = SandboxProcess(workdir, "sandbox")

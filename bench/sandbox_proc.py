@@ -74,10 +74,9 @@ class SandboxProcess:
         self.log.close()
 
 
-def from_template(workdir: Path, name: str, scale: int, template: Path) -> SandboxProcess:
-    """A started sandbox ``name`` in ``workdir`` holding the catalog of ``template`` (a loaded sandbox's SQLite
-    file), loaded at ``scale`` and written there first when the file does not exist yet. Every sandbox started
-    from one template holds the same catalog, and copying the file takes seconds where loading takes minutes."""
+def write_template(workdir: Path, name: str, scale: int, template: Path) -> None:
+    """Load a catalog of ``scale`` SKUs into a sandbox of its own (in ``workdir``) and keep its SQLite file as
+    ``template``, unless that file exists already."""
     if not template.exists():
         loader = SandboxProcess(workdir, f"{name}-template").start("plus")
         try:
@@ -88,5 +87,12 @@ def from_template(workdir: Path, name: str, scale: int, template: Path) -> Sandb
             loader.stop()
         template.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(workdir / f"{name}-template.sqlite", template)
+
+
+def from_template(workdir: Path, name: str, scale: int, template: Path) -> SandboxProcess:
+    """A started sandbox ``name`` in ``workdir`` holding the catalog of ``template`` (a loaded sandbox's SQLite
+    file), loaded at ``scale`` and written there first when the file does not exist yet. Every sandbox started
+    from one template holds the same catalog, and copying the file takes seconds where loading takes minutes."""
+    write_template(workdir, name, scale, template)
     shutil.copyfile(template, workdir / f"{name}.sqlite")
     return SandboxProcess(workdir, name).start("plus")
