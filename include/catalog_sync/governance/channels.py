@@ -151,7 +151,7 @@ class Channel:
                 found = store_of_locale.get(locale)
                 if not found:
                     raise ChannelsError(f"channel {self.name!r}: locales.{locale} is {FROM_STORE_CONFIGS}, but the "
-                                        f"channel's store configs give no store view that locale (it has: "
+                                        f"channel's store configs give no store view for that locale (it has: "
                                         f"{dict(store_of_locale)})")
                 out[locale] = found
             else:
