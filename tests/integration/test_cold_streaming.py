@@ -77,7 +77,7 @@ def trace(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trace]:
 
 
 def test_a_first_nightly_stages_in_bounded_batches_and_streams_its_extracts(
-        hub_url: str, fresh_sandbox: Any, trace: Trace) -> None:
+        hub_url: str, fresh_sandbox: Any, trace: Trace, monkeypatch: pytest.MonkeyPatch) -> None:
     fresh_sandbox.settings(storefront_points_max=10_000_000, storefront_points_restore_per_s=10_000_000)
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials,
                                     options=ClientOptions(page_size=100),
@@ -98,6 +98,8 @@ def test_a_first_nightly_stages_in_bounded_batches_and_streams_its_extracts(
         outs = {}
         for name, call in steps:
             trace.task = name
+            # link_assets works a batch of whole SKUs at a time: a small batch makes the Luma assets many batches
+            monkeypatch.setenv("CATALOG_SYNC_GATE_BATCH", str(BATCH) if name == "link_assets" else "50000")
             outs[name] = call()
         trace.task = "publish_images"
         chunks = cold.plan_image_chunks(load_id, 50)  # Luma publishes fewer families than the DAG's 200 a chunk
@@ -128,3 +130,14 @@ def test_a_first_nightly_stages_in_bounded_batches_and_streams_its_extracts(
     assert before == -(-BATCH // 100) and total > 10, (before, total)
     before, total = trace.requests_before_first_stage("extract_pim", "pim", "families")
     assert before < total, (before, total)
+
+    # Invariant: link_assets holds a batch of the DAM's delta, not the delta: it stages the assets as it reads the
+    # DAM's pages, and links a batch of whole SKUs at a time, writing each batch's links before reading the next.
+    before, total = trace.requests_before_first_stage("link_assets", "dam", "dam_approved")
+    assert before < total, (before, total)
+    assert outs["link_assets"]["approved"] > 5 * BATCH
+    linked_batches = [e for e in trace.events if e[0] == "stage" and e[2] == "pim_touched_assets"]
+    first_linked = trace.events.index(linked_batches[0])
+    last_pim_call = max(i for i, e in enumerate(trace.events) if e[0] == "http" and e[1] == "pim"
+                        and e[-1] == "link_assets")
+    assert first_linked < last_pim_call  # the next batch goes to the PIM after the first one's links are written

@@ -412,27 +412,121 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
     Assets still in draft or review are not yet for the PIM (counted unchanged); approved assets that fail the
     gates (outside their window, pointing at no SKU) are dead-lettered with the reason, so an orphan or a
     pre-staged seasonal image is visible instead of silently missing.
+
+    Bounded by batch, not by the delta (issue #19), in three passes:
+
+    1. the DAM's delta is staged page by page as it is read (``dam_approved``, keyed so that one SKU's assets are
+       next to each other in key order, :func:`_asset_stage_key`);
+    2. the hard syntax gate (``assets.l0``) runs over the whole delta a batch at a time, each asset staged again
+       with its verdict (``dam_l0``); a breach fails the task here, before any link is written;
+    3. the rest goes a batch of whole SKUs at a time (:func:`sku_batches`): the window and orphan gates, the
+       SKU's full set of links worked out and written, every asset accounted.
     """
+    from catalog_sync.quality.batching import gate_batch_size
+
     ctx = RunContext.attach(load_id)
     upper = _window_end(ctx)
     since = _cursor(ctx, "dam", "assets")
-    result = ReadResult.collect(systems.dam.iter_assets(updated_since=since))
-    steps.dead_letter_read_errors(ctx, result.errors, hop=DAM_PIM, entity="asset", source="dam", target="pim")
-    assets = [a for a in result.records if (_parse_ts(a.get("updated_at")) or upper) <= upper]
-    ctx.count(DAM_PIM, read=len(assets))
-    approved = [dict(a, asset_id=str(a["id"])) for a in assets if a.get("status") == AssetStatus.APPROVED.value]
-    ctx.count(DAM_PIM, unchanged=len(assets) - len(approved))
-    passed = steps.gate(ctx, approved, "assets.l0", layer=0, entity="assets", key="asset_id", hop=DAM_PIM,
-                        source_system="dam", target_system="pim", now=upper)
-    passed = steps.gate(ctx, passed, "assets.l1", layer=1, entity="assets", key="asset_id", hop=DAM_PIM,
-                        source_system="dam", target_system="pim", now=upper)
+    size = gate_batch_size()
+    totals = {"read": 0, "approved": 0, "linked_products": 0, "dead_lettered_assets": 0}
+
+    def approved_assets() -> Iterator[dict[str, Any]]:
+        position = 0
+        for page in systems.dam.iter_assets(updated_since=since):
+            steps.dead_letter_read_errors(ctx, page.errors, hop=DAM_PIM, entity="asset", source="dam", target="pim")
+            for asset in page.records:
+                if (_parse_ts(asset.get("updated_at")) or upper) > upper:
+                    continue  # changed after the window froze: the next run's
+                totals["read"] += 1
+                if asset.get("status") != AssetStatus.APPROVED.value:
+                    continue
+                totals["approved"] += 1
+                position += 1
+                yield dict(asset, asset_id=str(asset.get("id")), _key=_asset_stage_key(asset, position))
+
+    ctx.stage("dam_approved", approved_assets(), key="_key")
+    ctx.count(DAM_PIM, read=totals["read"], unchanged=totals["read"] - totals["approved"])
+
+    l0 = steps.BatchedGate(ctx, "assets.l0", layer=0, entity="assets", key="asset_id", hop=DAM_PIM,
+                           source_system="dam", target_system="pim", now=upper)
+
+    def syntax_checked() -> Iterator[dict[str, Any]]:
+        for batch in _staged_sku_batches(ctx, "dam_approved", size):
+            # two copies of one asset share their verdict: the gate keys rows by asset id
+            passed = {str(a["asset_id"]) for a in l0.check([_unstaged(a) for a in batch])}
+            yield from (dict(a, _l0=str(a["asset_id"]) in passed) for a in batch)
+        l0.close()  # a hard gate breached over the whole delta fails the task here: nothing is linked yet
+
+    ctx.stage("dam_l0", syntax_checked(), key="_key")
+    l1 = steps.BatchedGate(ctx, "assets.l1", layer=1, entity="assets", key="asset_id", hop=DAM_PIM,
+                           source_system="dam", target_system="pim", now=upper)
+    l2 = steps.BatchedGate(ctx, "assets.l2", layer=2, entity="assets", key="asset_id", hop=DAM_PIM,
+                           source_system="dam", target_system="pim", now=upper, known_skus=frozenset())
+    region = storefront_region()
+    ctx.clear_stage("pim_touched_assets")
+    for batch in _staged_sku_batches(ctx, "dam_l0", size):
+        linked, failed = _link_batch(ctx, systems, batch, l1, l2, upper, region)
+        totals["linked_products"] += linked
+        totals["dead_lettered_assets"] += failed
+    l1.close()
+    l2.close()
+    ctx.clear_stage("dam_approved")
+    ctx.clear_stage("dam_l0")
+    _stage_cursor(ctx, "dam", "assets", upper)
+    return totals
+
+
+def _asset_stage_key(asset: Mapping[str, Any], position: int) -> str:
+    """A staged asset's key: a fixed-width hash of its SKU first, so that key order (the order ``iter_staged``
+    reads in, whatever the database's collation does with punctuation) keeps one SKU's assets together; then its
+    place in the read, so two copies of one asset stay two rows for the gates to judge."""
+    from hashlib import blake2b
+
+    sku = str(asset.get("sku") or "")
+    return f"{blake2b(sku.encode(), digest_size=8).hexdigest()}{position:012d}"
+
+
+def _unstaged(asset: Mapping[str, Any]) -> dict[str, Any]:
+    """A staged asset as the DAM gave it (with ``asset_id``), without the staging's own fields."""
+    return {k: v for k, v in asset.items() if k not in ("_key", "_l0")}
+
+
+def _staged_sku_batches(ctx: RunContext, stage: str, size: int) -> Iterator[list[dict[str, Any]]]:
+    return sku_batches(ctx.iter_staged(stage, min(size, engine_run.STAGE_BATCH)), size)
+
+
+def sku_batches(pages: Iterable[list[dict[str, Any]]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Pages of a stage written with :func:`_asset_stage_key`, read in key order, regrouped into batches of about
+    ``size`` assets that never split a SKU's assets between two batches (a cross-row check, such as one link per
+    asset and SKU, sees the SKU whole; a SKU with more than ``size`` assets is one bigger batch)."""
+    pending: list[dict[str, Any]] = []
+    for page in pages:
+        pending.extend(page)
+        if len(pending) < size:
+            continue
+        last_group = str(pending[-1]["_key"])[:16]
+        cut = len(pending)
+        while cut and str(pending[cut - 1]["_key"])[:16] == last_group:
+            cut -= 1
+        if cut:
+            yield pending[:cut]
+            pending = pending[cut:]
+    if pending:
+        yield pending
+
+
+def _link_batch(ctx: RunContext, systems: Systems, approved: Sequence[Mapping[str, Any]], l1: steps.BatchedGate,
+                l2: steps.BatchedGate, upper: datetime, region: str | None) -> tuple[int, int]:
+    """One batch of whole SKUs' approved assets (with their syntax verdict): gate, link, account. Returns (products
+    whose links were written, assets dead-lettered because the PIM refused their links)."""
+    assets = [_unstaged(a) for a in approved if a.get("_l0")]
+    passed = l1.check(assets)
     linked_skus = {str(a["sku"]) for a in passed if a.get("sku")}
     # an approved asset held back by a gate (its rights ended, its window closed) may still be linked from before:
     # its SKU's links are worked out again below, so the link goes instead of lingering in the PIM
     held_back = {str(a["sku"]) for a in approved if a.get("sku")} - linked_skus
     known = _existing_pim_skus(systems, linked_skus | held_back)
-    passed = steps.gate(ctx, passed, "assets.l2", layer=2, entity="assets", key="asset_id", hop=DAM_PIM,
-                        source_system="dam", target_system="pim", now=upper, known_skus=known)
+    passed = l2.check(passed, known_skus=frozenset(known))
     by_sku: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for asset in passed:
         by_sku[str(asset["sku"])].append(asset)
@@ -444,7 +538,6 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
     earlier = _earlier_assets(systems, {aid for sku in by_sku for aid in current.get(sku, []) if aid not in roles})
     roles.update({aid: (a or {}).get("role") for aid, a in earlier.items()})
     # an earlier link stays only while its asset is still showable: expired rights or a closed window unlink it
-    region = storefront_region()
     hidden = {aid for aid, a in earlier.items() if a is not None and not showable(a, upper, region)}
     products = []
     asset_to_sku: dict[str, str] = {}
@@ -479,10 +572,8 @@ def link_assets(load_id: str, systems: Systems) -> dict[str, int]:
                           "reason_kind": "api", "reason": f"PIM refused the asset links of {asset_to_sku[aid]}"}
                          for aid in failed_assets], hop=DAM_PIM)
     ctx.flush_audit()
-    ctx.stage("pim_touched_assets", [{"sku": s} for s in delivered])
-    _stage_cursor(ctx, "dam", "assets", upper)
-    return {"read": len(assets), "approved": len(approved), "linked_products": len(delivered),
-            "dead_lettered_assets": len(failed_assets)}
+    ctx.stage_more("pim_touched_assets", [{"sku": s} for s in delivered])
+    return len(delivered), len(failed_assets)
 
 
 def _link_order(roles: Mapping[str, Any]) -> Any:

@@ -122,8 +122,10 @@ class BatchedGate:
         self.validations = 0
 
     def check(self, records: Sequence[Mapping[str, Any]], *,
-              failures: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        """Validate one batch; returns its passing records (``failures`` as :func:`gate`)."""
+              failures: dict[str, list[str]] | None = None, **inputs: Any) -> list[dict[str, Any]]:
+        """Validate one batch; returns its passing records (``failures`` as :func:`gate`). ``inputs`` replace the
+        gate's inputs for this batch only (what a batch is judged against may be read per batch, such as the SKUs
+        the catalogue knows of the batch's assets)."""
         import pandas as pd
 
         from catalog_sync.quality.docs import save_validation
@@ -133,7 +135,7 @@ class BatchedGate:
         if self.columns is not None and len(frame):
             frame = frame.reindex(columns=self.columns)
         result = run_gate(frame, self.gate_name, layer=self.layer, entity=self.entity, key=self.key, now=self.now,
-                          enforce=False, **self.inputs)
+                          enforce=False, **{**self.inputs, **inputs})
         self.totals.add(result)
         _persist(self.ctx, result, self.source_system, self.target_system, self.hop, self.key)
         if result.validation is not None:
