@@ -42,12 +42,14 @@ without retry.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
 from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
 from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
+from catalog_sync.governance.channels import load_channels
 from catalog_sync.quality.policy import load_alert_rules
 
 FLOW = "hot_data_sync"
@@ -110,7 +112,36 @@ def hot_data_sync():
             raise AirflowFailException(str(exc)) from exc
         return {**out, "alerts": run_alerts(out["load_ids"])}
 
+    # Each enabled declared sales channel: the same changes from its own cursor, in its own pool, beside the
+    # storefront's task (neither waits on the other). A channel that is down ends its task successfully, its
+    # changes left after its cursor; only a configuration fault or a hard gate fails it, without retry.
+    def sync_channel(name: str, pool_name: str) -> Any:
+        @task(task_id=f"sync_channel_{name}", **pool(pool_name), priority_weight=100, weight_rule="absolute")
+        def sync() -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from catalog_sync.airflow.notifiers import run_alerts
+            from catalog_sync.airflow.tasks import channel_client, channel_source_map, systems
+            from catalog_sync.connectors import AuthError, ConfigurationError
+            from catalog_sync.flows import hot
+            from catalog_sync.quality.gate import GateFailed
+
+            context = get_current_context()
+            dag_run, params = context["dag_run"], context["params"]
+            try:
+                out = hot.drain(systems(), channel=name, client=channel_client(name),
+                                source_map=channel_source_map(name), dag_id=dag_run.dag_id, run_id=dag_run.run_id,
+                                budget_s=float(params["drain_budget_s"]), idle_s=float(params["drain_idle_s"]),
+                                max_changes=int(params["max_batch_changes"]))
+            except (GateFailed, AuthError, ConfigurationError) as exc:  # fails the same way again: alert now
+                raise AirflowFailException(str(exc)) from exc
+            return {**out, "alerts": run_alerts(out["load_ids"])}
+
+        return sync
+
     sync_changes()
+    for channel in load_channels().enabled():
+        sync_channel(channel.name, channel.pool)()
 
 
 hot_data_sync()
