@@ -114,7 +114,7 @@ def hot_data_sync():
 
     # Each enabled declared sales channel: the same changes from its own cursor, in its own pool, beside the
     # storefront's task (neither waits on the other). A channel that is down ends its task successfully, its
-    # changes left after its cursor; only a configuration fault or a hard gate fails it, without retry.
+    # changes left after its cursor, so no retry holds this run (and the next one, max_active_runs=1) open.
     def sync_channel(name: str, pool_name: str) -> Any:
         @task(task_id=f"sync_channel_{name}", **pool(pool_name), priority_weight=100, weight_rule="absolute")
         def sync() -> dict:
@@ -122,7 +122,6 @@ def hot_data_sync():
 
             from catalog_sync.airflow.notifiers import run_alerts
             from catalog_sync.airflow.tasks import channel_client, channel_source_map, systems
-            from catalog_sync.connectors import AuthError, ConfigurationError
             from catalog_sync.flows import hot
             from catalog_sync.quality.gate import GateFailed
 
@@ -133,7 +132,7 @@ def hot_data_sync():
                                 source_map=channel_source_map(name), dag_id=dag_run.dag_id, run_id=dag_run.run_id,
                                 budget_s=float(params["drain_budget_s"]), idle_s=float(params["drain_idle_s"]),
                                 max_changes=int(params["max_batch_changes"]))
-            except (GateFailed, AuthError, ConfigurationError) as exc:  # fails the same way again: alert now
+            except GateFailed as exc:  # as sync_changes: no retry (auth and configuration: the FailFast policy)
                 raise AirflowFailException(str(exc)) from exc
             return {**out, "alerts": run_alerts(out["load_ids"])}
 
