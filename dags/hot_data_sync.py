@@ -1,5 +1,5 @@
 """
-### Hot-data sync (ERP stock, live prices and lifecycle status straight to the storefront)
+### Hot-data sync (ERP stock, live prices and lifecycle status straight to the storefront and the sales channels)
 
 Event-driven, not scheduled: the `erp_changes` asset is watched by `ErpChangeFeedTrigger` in the triggerer,
 which polls the ERP change feed's head against the hub's committed cursor (`erp/changes`) every 2 s and fires
@@ -32,6 +32,13 @@ batches. After the drain, each batch is checked against the alert thresholds (`t
 A run not finished `hot_lag_minutes` after it was queued misses its Airflow deadline and alerts; the change-feed
 watcher alerts when the ERP's head stays ahead of the committed cursor that long, or when it cannot reach the
 ERP or the hub.
+
+Beside it, each enabled declared sales channel (`governance/channels.yaml`, today Adobe Commerce) has its own task,
+`sync_channel_<name>`, in the channel's pool: the same changes from the channel's own cursor (`erp/changes@<name>`),
+for the SKUs the channel has been given by the nightly (the others are counted unchanged), through the same gates,
+written as MSI source items, base prices and product status. A channel still down after its client's retries
+ends its task successfully with its cursor left where it was: the next run reads its changes again, and the
+storefront's task never waits on it (`docs/adr/0018-hot-data-to-every-channel.md`).
 
 `max_active_runs=1`: events that arrive during a run collapse into one follow-up run, which reads everything
 after the cursor. A failed run leaves the cursor; the retry (or the next event) re-reads the same changes and

@@ -20,6 +20,10 @@ Hop ``erp->storefront`` counts ERP changes (``read == delivered + unchanged + de
 The cursor commits to the last change read only after every write was accounted for. A failure after the
 connector's retries (the storefront down) raises and leaves the cursor: the next run re-reads the same changes and
 the deterministic idempotency keys make re-applying them harmless.
+
+Each enabled declared sales channel gets the same changes in a batch of its own (``sync_channel_changes``), from
+its own cursor (``erp/changes@<channel>``) on its own hop (``erp-><channel>``), for the SKUs it sells; a channel
+that is down leaves its cursor and does not raise (docs/adr/0018-hot-data-to-every-channel.md).
 """
 
 from __future__ import annotations
