@@ -17,14 +17,14 @@ import requests
 from sqlalchemy import select
 
 from catalog_sync import reliability as R
-from catalog_sync.connectors import ClientOptions, RetryPolicy
-from catalog_sync.connectors.adobe_commerce import AdobeCommerceClient, PollPolicy
+from catalog_sync.connectors.adobe_commerce import AdobeCommerceClient
 from catalog_sync.flows import hot, steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.hub import repo
 from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, SyncRun
 from tests.conftest import load_sandbox
+from tests.integration.test_channels import adobe_client
 
 CHANNEL = "adobe_commerce"
 #: The sandbox connection's source map (docker-compose.yaml, airflow_settings.yaml): ERP location -> MSI source.
@@ -40,14 +40,6 @@ class Baseline:
     variants: dict[str, dict[str, Any]]
     #: storefront location id per ERP location
     mirror: dict[str, int]
-
-
-def adobe_client(server: Any, attempts: list[Any] | None = None) -> AdobeCommerceClient:
-    """The channel's client with a short retry budget, so an outage is known within a second."""
-    options = ClientOptions(retry=RetryPolicy(max_attempts=2, base=0.01, cap=0.05), read_timeout=10,
-                            on_attempt=attempts.append if attempts is not None else None)
-    return AdobeCommerceClient(f"{server.url}/adobe_commerce", server.credentials["adobe_commerce"], options,
-                               poll=PollPolicy(first=0.02, cap=0.5, timeout=30))
 
 
 @pytest.fixture(scope="module")

@@ -261,23 +261,31 @@ def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[st
                            verify=bool(errors))
     written += _write_products(ctx, systems, [c for c in ready if c.topic != "stock"], variants, products)
 
-    counts = ctx.hop_counts().get(HOP, {})
-    accounted = counts.get("delivered", 0) + counts.get("unchanged", 0) + counts.get("dead_lettered", 0)
-    if accounted == counts.get("read", 0):
-        # Only a fully accounted batch moves the cursor; ctx.finish() below fails the run loudly otherwise.
-        with session_scope(ctx.hub_url) as s:
-            repo.commit_cursor(s, *CURSOR, "seq", str(last), ctx.load_id)
+    if _commit_if_accounted(ctx, HOP, CURSOR, last):
         summary["cursor"] = last
     timeliness = _write_timeliness(ctx, written)
     ctx.finish(details={"after": after, "until": until, "cursor": summary["cursor"],
                         "changes": len(records), "coalesced": len(changes), **timeliness})
     # the summary speaks of changes (the ERP -> storefront hop); the page purges have their own figure
-    hops = ctx.hop_counts()
-    hop, purges = hops.get(HOP, {}), hops.get(PAGES, {})
-    summary.update(read=hop.get("read", 0), coalesced=len(changes), delivered=hop.get("delivered", 0),
-                   unchanged=hop.get("unchanged", 0), dead_lettered=hop.get("dead_lettered", 0),
-                   pages_purged=purges.get("delivered", 0), **timeliness)
+    summary.update(**_hop_summary(ctx, HOP), coalesced=len(changes),
+                   pages_purged=ctx.hop_counts().get(PAGES, {}).get("delivered", 0), **timeliness)
     return summary
+
+
+def _commit_if_accounted(ctx: RunContext, hop: str, cursor: tuple[str, str], last: int) -> bool:
+    """Move ``cursor`` to ``last`` when every change read on ``hop`` is accounted for; ``ctx.finish()`` fails the
+    run loudly otherwise, and the cursor stays for the next run."""
+    counts = _hop_summary(ctx, hop)
+    if counts["delivered"] + counts["unchanged"] + counts["dead_lettered"] != counts["read"]:
+        return False
+    with session_scope(ctx.hub_url) as s:
+        repo.commit_cursor(s, *cursor, "seq", str(last), ctx.load_id)
+    return True
+
+
+def _hop_summary(ctx: RunContext, hop: str) -> dict[str, int]:
+    counts = ctx.hop_counts().get(hop, {})
+    return {k: counts.get(k, 0) for k in ("read", "delivered", "unchanged", "dead_lettered")}
 
 
 def _read_changes(ctx: RunContext, systems: Systems, after: int, until: int, *, hop: str,
@@ -763,25 +771,15 @@ def _sync_channel(ctx: RunContext, systems: Systems, channel: str, client: Any, 
             repo.finish_run(s, ctx.load_id, status="failed", counts=ctx.counts(), error=down[:4000],
                             details={"channel": channel, "after": after, "until": until, "cursor": after,
                                      "down": down, "hops": ctx.hop_counts()})
-        counts = ctx.hop_counts().get(hop, {})
-        summary.update(read=counts.get("read", 0), coalesced=len(changes), delivered=counts.get("delivered", 0),
-                       unchanged=counts.get("unchanged", 0), dead_lettered=counts.get("dead_lettered", 0),
-                       down=down)
+        summary.update(**_hop_summary(ctx, hop), coalesced=len(changes), down=down)
         return summary
 
-    counts = ctx.hop_counts().get(hop, {})
-    accounted = counts.get("delivered", 0) + counts.get("unchanged", 0) + counts.get("dead_lettered", 0)
-    if accounted == counts.get("read", 0):
-        with session_scope(ctx.hub_url) as s:
-            repo.commit_cursor(s, *cursor, "seq", str(last), ctx.load_id)
+    if _commit_if_accounted(ctx, hop, cursor, last):
         summary["cursor"] = last
     timeliness = _write_timeliness(ctx, written)
     ctx.finish(details={"channel": channel, "after": after, "until": until, "cursor": summary["cursor"],
                         "changes": len(records), "coalesced": len(changes), **timeliness})
-    counts = ctx.hop_counts().get(hop, {})
-    summary.update(read=counts.get("read", 0), coalesced=len(changes), delivered=counts.get("delivered", 0),
-                   unchanged=counts.get("unchanged", 0), dead_lettered=counts.get("dead_lettered", 0),
-                   **timeliness)
+    summary.update(**_hop_summary(ctx, hop), coalesced=len(changes), **timeliness)
     return summary
 
 
