@@ -186,3 +186,18 @@ def test_adobe_down_leaves_the_storefront_and_its_cursor_and_the_changes_are_rea
     assert again["after"] == channel_before and again["cursor"] == erp.last_seq() and again["down"] is None
     assert again["delivered"] == 2 and adobe_quantity(b, sku, "dc_west") == 31
     assert (b.adobe.get_product(sku) or {})["price"] == 44.5
+
+
+def test_stock_of_an_erp_location_without_a_source_is_dead_lettered_naming_it(baseline: Baseline) -> None:
+    b, erp = baseline, baseline.systems.erp
+    assert erp.set_stock(BOTH, "STORE-NYC", 5).ok and erp.set_stock(BOTH, "DC-EAST", 6).ok
+    hot.sync_changes(b.systems)
+    adobe = hot.sync_channel_changes(b.systems, CHANNEL, b.adobe, {"DC-EAST": "dc_east"})  # no STORE-NYC source
+    assert adobe["delivered"] == 1 and adobe["dead_lettered"] == 1 and balanced(adobe)
+    assert adobe_quantity(b, BOTH, "dc_east") == 6
+    with session_scope() as s:
+        (letter,) = s.scalars(select(DeadLetter).where(DeadLetter.load_id == adobe["load_id"])).all()
+    assert letter.record_key == f"stock:{BOTH}@STORE-NYC" and letter.reason_kind == "channel"
+    assert letter.target_system == CHANNEL and "'STORE-NYC'" in letter.reason
+    # the letter is the change's account: the channel's cursor moved past it
+    assert cursors()[1] == erp.last_seq() == adobe["cursor"]
