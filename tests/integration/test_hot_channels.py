@@ -17,6 +17,7 @@ import requests
 from sqlalchemy import select
 
 from catalog_sync import reliability as R
+from catalog_sync.airflow.triggers import _poll
 from catalog_sync.connectors.adobe_commerce import AdobeCommerceClient
 from catalog_sync.flows import hot, steps
 from catalog_sync.flows.systems import Systems
@@ -60,7 +61,8 @@ def baseline(_mutable_sandbox: Any, tmp_path_factory: pytest.TempPathFactory) ->
         assert night.status == "success" and night.hops[f"pim->{CHANNEL}"]["delivered"] > 500
         variants = {sku: extra or {} for sku, (_id, extra) in steps.external_ids("storefront", "variant").items()}
         mirror = {loc["erp_location"]: loc["id"] for loc in systems.storefront.locations()}
-        # both cursors at the feed head before the tests' own changes
+        # both cursors committed at the feed head before the tests' own changes (one change, so each has a row)
+        assert systems.erp.set_stock("MH01-XS-Black", "DC-WEST", 3).ok
         hot.sync_changes(systems)
         hot.sync_channel_changes(systems, CHANNEL, adobe, SOURCES)
         try:
@@ -181,11 +183,16 @@ def test_adobe_down_leaves_the_storefront_and_its_cursor_and_the_changes_are_rea
         # no change was dead-lettered for the outage: they stay after the cursor
         assert not s.scalars(select(DeadLetter).where(DeadLetter.load_id == adobe["load_id"])).all()
 
+    # the change-feed watcher sees the channel's cursor behind the head: a run is started for it (and, should the
+    # channel stay down, the lag alert follows), though the storefront has applied everything
+    assert _poll(erp) == (channel_before, erp.last_seq())
+
     # Adobe answers again: the next run re-reads the same changes from the channel's cursor and applies them
     again = hot.drain(b.systems, channel=CHANNEL, client=b.adobe, source_map=SOURCES, idle_s=0, poll_s=0)
     assert again["after"] == channel_before and again["cursor"] == erp.last_seq() and again["down"] is None
     assert again["delivered"] == 2 and adobe_quantity(b, sku, "dc_west") == 31
     assert (b.adobe.get_product(sku) or {})["price"] == 44.5
+    assert _poll(erp) == (erp.last_seq(), erp.last_seq())  # nothing left to signal
 
 
 def test_stock_of_an_erp_location_without_a_source_is_dead_lettered_naming_it(baseline: Baseline) -> None:
