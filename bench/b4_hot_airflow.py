@@ -91,6 +91,10 @@ class Airflow:
     def start(self) -> Airflow:
         self._cli("db", "migrate")
         self._cli("pools", "set", "storefront_hot", str(POOLS["storefront_hot"].size), "Shopify Admin API, hot path")
+        # the hot DAG's channel task (sync_channel_adobe_commerce) runs in the channel's pool: without it that task
+        # never starts, and with max_active_runs=1 no later run would either
+        self._cli("pools", "set", "adobe_commerce_api", str(POOLS["adobe_commerce_api"].size),
+                  "Adobe Commerce admin REST API")
         for name, args in (("api-server", ["api-server", "--port", str(self.port)]),
                            ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"]),
                            ("triggerer", ["triggerer"])):

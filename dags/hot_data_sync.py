@@ -1,5 +1,5 @@
 """
-### Hot-data sync (ERP stock, live prices and lifecycle status straight to the storefront)
+### Hot-data sync (ERP stock, live prices and lifecycle status straight to the storefront and the sales channels)
 
 Event-driven, not scheduled: the `erp_changes` asset is watched by `ErpChangeFeedTrigger` in the triggerer,
 which polls the ERP change feed's head against the hub's committed cursor (`erp/changes`) every 2 s and fires
@@ -33,6 +33,13 @@ A run not finished `hot_lag_minutes` after it was queued misses its Airflow dead
 watcher alerts when the ERP's head stays ahead of the committed cursor that long, or when it cannot reach the
 ERP or the hub.
 
+Beside it, each enabled declared sales channel (`governance/channels.yaml`, today Adobe Commerce) has its own task,
+`sync_channel_<name>`, in the channel's pool: the same changes from the channel's own cursor (`erp/changes@<name>`),
+for the SKUs the channel has been given by the nightly (the others are counted unchanged), through the same gates,
+written as MSI source items, base prices and product status. A channel still down after its client's retries
+ends its task successfully with its cursor left where it was: the next run reads its changes again, and the
+storefront's task never waits on it (`docs/adr/0018-hot-data-to-every-channel.md`).
+
 `max_active_runs=1`: events that arrive during a run collapse into one follow-up run, which reads everything
 after the cursor. A failed run leaves the cursor; the retry (or the next event) re-reads the same changes and
 the idempotency keys make re-applying them harmless. A breached hard gate (if one is configured) fails
@@ -42,12 +49,14 @@ without retry.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.sdk import Asset, AssetWatcher, Param, dag, get_current_context, task
 
 from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args, freshness_deadline
 from catalog_sync.airflow.triggers import ErpChangeFeedTrigger
+from catalog_sync.governance.channels import load_channels
 from catalog_sync.quality.policy import load_alert_rules
 
 FLOW = "hot_data_sync"
@@ -110,7 +119,35 @@ def hot_data_sync():
             raise AirflowFailException(str(exc)) from exc
         return {**out, "alerts": run_alerts(out["load_ids"])}
 
+    # Each enabled declared sales channel: the same changes from its own cursor, in its own pool, beside the
+    # storefront's task (neither waits on the other). A channel that is down ends its task successfully, its
+    # changes left after its cursor, so no retry holds this run (and the next one, max_active_runs=1) open.
+    def sync_channel(name: str, pool_name: str) -> Any:
+        @task(task_id=f"sync_channel_{name}", **pool(pool_name), priority_weight=100, weight_rule="absolute")
+        def sync() -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from catalog_sync.airflow.notifiers import run_alerts
+            from catalog_sync.airflow.tasks import channel_client, channel_source_map, systems
+            from catalog_sync.flows import hot
+            from catalog_sync.quality.gate import GateFailed
+
+            context = get_current_context()
+            dag_run, params = context["dag_run"], context["params"]
+            try:
+                out = hot.drain(systems(), channel=name, client=channel_client(name),
+                                source_map=channel_source_map(name), dag_id=dag_run.dag_id, run_id=dag_run.run_id,
+                                budget_s=float(params["drain_budget_s"]), idle_s=float(params["drain_idle_s"]),
+                                max_changes=int(params["max_batch_changes"]))
+            except GateFailed as exc:  # as sync_changes: no retry (auth and configuration: the FailFast policy)
+                raise AirflowFailException(str(exc)) from exc
+            return {**out, "alerts": run_alerts(out["load_ids"])}
+
+        return sync
+
     sync_changes()
+    for channel in load_channels().enabled():
+        sync_channel(channel.name, channel.pool)()
 
 
 hot_data_sync()

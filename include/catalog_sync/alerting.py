@@ -148,8 +148,9 @@ def hot_lag_alert(cursor: int, head: int, lag_s: float, rules: AlertRules | None
         severity="critical",
         subject=f"Hot path behind: ERP changes {cursor + 1}..{head} waiting {lag_s / 60:.1f} min "
                 f"(limit {rules.hot_lag_minutes:g} min)",
-        body="Stock and live prices on the storefront are stale: the committed cursor has not reached the ERP "
-             "change feed's head. Check the hot_data_sync runs and the storefront connection.",
+        body="Stock and live prices on the storefront or a sales channel are stale: a committed cursor (the "
+             "storefront's, or a channel's erp/changes@<channel>) has not reached the ERP change feed's head. "
+             "Check the hot_data_sync runs and the connection of the system they fail on.",
         facts={"cursor": cursor, "head": head, "pending": head - cursor, "lag_minutes": round(lag_s / 60, 1),
                "limit_minutes": rules.hot_lag_minutes},
     )

@@ -11,6 +11,9 @@ behaviour follows Adobe's REST documentation:
 * products by SKU (``POST /V1/products``, ``PUT/GET /V1/products/{sku}``), configurable children
   (``POST /V1/configurable-products/{sku}/child``), attribute options, media gallery entries with base64 content
   (developer.adobe.com/commerce/webapi/rest/tutorials/image/new/), store views and store configs;
+* base prices, ``POST /V1/products/base-prices`` (``BasePriceStorage``): the valid items are saved and the failed
+  ones answered as a list of ``{"message", "parameters"}`` (an unknown SKU or one without a price of its own, a
+  negative price, an unknown store);
 * Inventory (MSI) source items, ``POST /V1/inventory/source-items`` and ``source-items-delete``
   (developer.adobe.com/commerce/webapi/rest/inventory/manage-source-items/): the whole request is validated and
   refused with ``"Validation Failed"`` and one error per bad item;
@@ -520,6 +523,91 @@ async def configurable_child(sku: str, request: Request, state: State) -> Any:
             return add_child(conn, sku, (body or {}).get("childSku") if isinstance(body, dict) else None)
     except MagentoError as exc:
         raise exc.http() from None
+
+
+# ------------------------------------------------------------------------------------------ routes: base prices
+#: Product types whose price BasePriceStorage writes (the ``allowedProductTypes`` Magento's di.xml gives it; a
+#: configurable product has no price of its own, its children do).
+PRICED_TYPES: Final[frozenset[str]] = frozenset({"simple", "virtual", "bundle", "downloadable"})
+STORE_IDS: Final[frozenset[int]] = frozenset(int(s["id"]) for s in STORES)
+INVALID_ATTRIBUTE: Final = "Invalid attribute %fieldName = %fieldValue."
+
+
+def _php_text(value: Any) -> str:
+    """A value as PHP casts it into a message parameter: integral floats without a decimal part, None as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _base_price(raw: Any) -> dict[str, Any]:
+    """One ``catalog-data-base-price-interface`` as Magento's deserializer reads it: an object whose ``price`` is a
+    number (a numeric string is cast), ``store_id`` an integer and ``sku`` a string; a type it cannot cast refuses
+    the whole request."""
+    if not isinstance(raw, dict):
+        raise _required("prices")
+    item = {"sku": raw.get("sku"), "price": raw.get("price"), "store_id": raw.get("store_id")}
+    for name, cast in (("price", float), ("store_id", int)):
+        value = item[name]
+        if value is None:
+            continue
+        try:
+            if isinstance(value, bool) or (cast is int and isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            item[name] = cast(value)
+        except (TypeError, ValueError):
+            raise MagentoError(400, 'The "%value" value\'s type is invalid. The "%type" type was expected. '
+                               "Verify and try again.",
+                               {"value": value, "type": "float" if cast is float else "int"}) from None
+    if item["sku"] is not None and not isinstance(item["sku"], str):
+        raise MagentoError(400, 'The "%value" value\'s type is invalid. The "%type" type was expected. '
+                           "Verify and try again.", {"value": item["sku"], "type": "string"})
+    return item
+
+
+@_route("POST", "/V1/products/base-prices", summary="Add or update product base prices; answers the failed items")
+async def save_base_prices(request: Request, state: State) -> Any:
+    """BasePriceStorage::update: every item is checked (its SKU exists and is of a type that has a price of its
+    own, its price is not negative, its store exists); the failed ones are left out and listed, each as
+    ``{"message", "parameters"}`` with the parameters a list of strings, and the others saved. The price
+    attribute has Magento's default global scope, so a price saved for any store is the product's price."""
+    _store(request)
+    _authorize(request, state, "products")
+    body = await _json_body(request)
+    try:
+        if not isinstance(body, dict) or not isinstance(body.get("prices"), list):
+            raise _required("prices")
+        prices = [_base_price(raw) for raw in body["prices"]]
+        failed: list[dict[str, Any]] = []
+        with state.write_lock, state.engine.begin() as conn:
+            valid: dict[str, float] = {}
+            for item in prices:
+                sku, price, store_id = item["sku"], item["price"], item["store_id"]
+                row = _load(conn, sku) if sku else None
+                bad = False
+                if row is None or row["type_id"] not in PRICED_TYPES:
+                    failed.append({"message": INVALID_ATTRIBUTE, "parameters": ["SKU", _php_text(sku)]})
+                    bad = True
+                if price is None or price < 0:
+                    failed.append({"message": INVALID_ATTRIBUTE, "parameters": ["Price", _php_text(price)]})
+                    bad = True
+                if store_id not in STORE_IDS:
+                    failed.append({"message": f"Requested store is not found. Row ID: SKU = {_php_text(sku)}, "
+                                              f"Store ID: {_php_text(store_id)}.",
+                                   "parameters": [_php_text(sku), _php_text(store_id)]})
+                    bad = True
+                if not bad:
+                    valid[str(sku)] = float(price)
+            for sku, price in valid.items():
+                row = _load(conn, sku)
+                assert row is not None
+                conn.execute(db.adobe_product.update().where(db.adobe_product.c.sku == sku)
+                             .values(data={**row["data"], "price": price}, updated_at=_now()))
+    except MagentoError as exc:
+        raise exc.http() from None
+    return failed
 
 
 # ------------------------------------------------------------------------------------------------ routes: media

@@ -34,7 +34,9 @@ import requests
 from catalog_sync.connectors import ClientOptions, RetryPolicy
 from catalog_sync.connectors.adobe_commerce import AdobeCommerceClient, PollPolicy
 from catalog_sync.connectors.adobe_mapping import (
+    base_price,
     magento_media_entry,
+    magento_status,
     magento_store_values,
     stock_to_source_items,
 )
@@ -164,6 +166,8 @@ class Exchange:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, Any, int, Any]] = []
+        #: what the connector returned for some calls, by a name the tests use
+        self.returned: dict[str, Any] = {}
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         body = response.request.body
@@ -213,6 +217,18 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
                                               {"sku": "NOPE", "location": "DC-EAST", "quantity": 1}], cat)
             client.save_source_items(items)
             client.delete_source_items(items[:1])
+            # hot data: live prices (a configurable parent has no price of its own) and lifecycle status
+            seen.returned["prices"] = [
+                *client.save_base_prices([base_price("MJ01-S", 39.5), base_price("MJ01", 40), base_price("NOPE", 1)]),
+                *client.save_base_prices([base_price("MJ01-M", -1), base_price("MJ01-S", 38)])]
+            client.set_status("MJ01-M", magento_status("discontinued"))
+            client.get_product("MJ01-S")
+        # Magento's own functional test of base prices (BasePriceStorageTest::testUpdateWithInvalidParameters)
+        seen(requests.post(f"{server.url}{ROOT}/all/V1/products/base-prices", timeout=10, json=MAGENTO_PRICE_CASE,
+                           headers=_bearer(server)))
+        seen(requests.post(f"{server.url}{ROOT}/all/V1/products/base-prices", timeout=10,
+                           json={"prices": [{"sku": "MJ01-S", "price": "cheap", "store_id": 0}]},
+                           headers=_bearer(server)))
         # refusals the connector never provokes on purpose: no token, an unknown store, an unknown bulk
         for url in (f"{server.url}{ROOT}/V1/store/storeViews", f"{server.url}{ROOT}/V1/bulk/nope/status"):
             response = requests.get(url, timeout=10, headers={} if "store" in url else {
@@ -221,6 +237,22 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
         yield seen
     finally:
         server.stop()
+
+
+#: The request of Magento's functional test of a refused base price (dev/tests/api-functional/.../Catalog/Api/
+#: BasePriceStorageTest.php), and the answer that test expects: every check of an item is reported, in order,
+#: each message's parameters a list of strings, and the item is not saved.
+MAGENTO_PRICE_CASE: dict[str, Any] = {"prices": [{"sku": "not_existing_sku", "price": -9999, "store_id": 9999}]}
+MAGENTO_PRICE_ANSWER: list[dict[str, Any]] = [
+    {"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["SKU", "not_existing_sku"]},
+    {"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["Price", "-9999"]},
+    {"message": "Requested store is not found. Row ID: SKU = not_existing_sku, Store ID: 9999.",
+     "parameters": ["not_existing_sku", "9999"]},
+]
+
+
+def _bearer(server: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.credentials['adobe_commerce']['access_token']}"}
 
 
 def test_the_published_file_is_the_one_read() -> None:
@@ -246,14 +278,15 @@ def test_every_request_names_a_published_route_and_its_body_fits(exchange: Excha
                 assert not found or "MJ03" in json.dumps(item), f"{method} {path} #{i}: {found[:3]}"
         else:
             found = problems(sent, body_schema(template, verb))
-            assert not found, f"{method} {path}: {found[:3]}"
+            # the one body sent on purpose against the schema: a price that is no number, refused whole
+            assert not found or '"cheap"' in json.dumps(sent), f"{method} {path}: {found[:3]}"
     assert {(v, t) for v, t, _ in routes} >= {
         ("get", "/V1/store/storeViews"), ("get", "/V1/store/storeConfigs"),
         ("get", "/V1/products/attributes/{attributeCode}"), ("post", "/V1/products"),
         ("post", "/V1/configurable-products/{sku}/child"), ("get", "/V1/bulk/{bulkUuid}/status"),
         ("put", "/V1/products/{sku}"), ("get", "/V1/products/{sku}"), ("get", "/V1/products/{sku}/media"),
         ("post", "/V1/products/{sku}/media"), ("post", "/V1/inventory/source-items"),
-        ("post", "/V1/inventory/source-items-delete")}
+        ("post", "/V1/inventory/source-items-delete"), ("post", "/V1/products/base-prices")}
 
 
 def test_every_answer_fits_the_published_answer(exchange: Exchange) -> None:
@@ -304,3 +337,40 @@ def test_a_drifted_answer_or_request_fails_validation(exchange: Exchange) -> Non
     error = answer_schema("/V1/products", "post", 401)
     assert error is not None and problems({"message": "x", "parameters": {"resources": "y"}}, error) == []
     assert problems({"parameters": ["x"]}, error) and problems({"message": 3}, error)
+
+
+def test_base_prices_are_saved_and_refused_as_magento_answers(exchange: Exchange) -> None:
+    posts = [(sent, status, answer) for m, p, sent, status, answer in exchange.seen
+             if m == "POST" and p.endswith("/V1/products/base-prices")]
+    schema = answer_schema("/V1/products/base-prices", "post", 200)
+    assert schema is not None
+    # Magento's own case, answered as its functional test expects, and to the published shape
+    (case,) = [(status, answer) for sent, status, answer in posts if sent == MAGENTO_PRICE_CASE]
+    assert case == (200, MAGENTO_PRICE_ANSWER) and problems(case[1], schema) == []
+    # a configurable parent and an unknown SKU refused by SKU, the simple variant saved alongside them
+    first = posts[0]
+    assert first[1] == 200 and [e["parameters"] for e in first[2]] == [["SKU", "MJ01"], ["SKU", "NOPE"]]
+    # a refusal naming no SKU (a negative price) made the connector send each item of that request alone
+    alone = [sent["prices"] for sent, _, _ in posts[2:4]]
+    assert alone == [[{"sku": "MJ01-M", "price": -1.0, "store_id": 0}], [{"sku": "MJ01-S", "price": 38.0,
+                                                                           "store_id": 0}]]
+    # a price that is no number refuses the whole request before any item is looked at
+    assert any(status == 400 and "type is invalid" in answer["message"] for _, status, answer in posts)
+    # what the store holds now: the last valid price, and the status the lifecycle gave
+    saved = [a for m, p, _, s, a in exchange.seen if m == "PUT" and p.endswith("/V1/products/MJ01-M") and s == 200]
+    assert saved and saved[-1]["status"] == 2 and saved[-1]["price"] == 42.0  # the refused -1 was not saved
+    variant = [a for m, p, _, s, a in exchange.seen if m == "GET" and p.endswith("/V1/products/MJ01-S") and s == 200]
+    assert variant and variant[-1]["price"] == 38.0
+
+
+def test_the_connector_maps_each_price_refusal_to_its_sku(exchange: Exchange) -> None:
+    """The connector's results for the exchange's two base-price calls: one per SKU sent, each refusal on its own
+    SKU with Magento's message filled in, the negative price's too (it names no SKU: found by sending alone)."""
+    results = [(r.key, r.ok, r.message) for r in exchange.returned["prices"]]
+    assert results == [
+        ("MJ01-S", True, None),
+        ("MJ01", False, "Invalid attribute SKU = MJ01."),
+        ("NOPE", False, "Invalid attribute SKU = NOPE."),
+        ("MJ01-M", False, "Invalid attribute Price = -1."),
+        ("MJ01-S", True, None),
+    ]

@@ -1,4 +1,5 @@
-"""The hot path with Airflow really running: an ERP stock change reaches the storefront through the asset watcher.
+"""The hot path with Airflow really running: an ERP stock change reaches the storefront through the asset watcher,
+and a change of a SKU Adobe Commerce sells reaches that channel through the DAG's channel task.
 
 Starts the Airflow 3 components as subprocesses on a throw-away home (SQLite, LocalExecutor, as `airflow
 standalone` configures them): the API server (task workers report through its execution API), the DAG processor
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from catalog_sync.airflow.budgets import POOLS
 from catalog_sync.flows import steps
 from catalog_sync.flows.systems import Systems
+from catalog_sync.hub import repo
 from catalog_sync.hub.db import migrate, session_scope
 from catalog_sync.hub.models import AuditEvent, DqKpi, SyncRun
 from tests.conftest import airflow_connection_env
@@ -38,6 +41,8 @@ pytestmark = pytest.mark.airflow_live
 
 REPO = Path(__file__).resolve().parents[2]
 SKU = "MH01-XS-Black"
+#: A simple product of Adobe Commerce's category trees, published there before the hot changes.
+ADOBE_SKU = "24-MB01"
 FIRST_WITHIN_S = 120.0  # includes Airflow's start-up
 NEXT_WITHIN_S = 45.0
 
@@ -83,6 +88,9 @@ def airflow(tmp_path: Path, fresh_sandbox: Any) -> Iterator[dict[str, Any]]:
     setup_log = logs / "setup.log"
     _run([*airflow_cli, "db", "migrate"], env, setup_log)
     _run([*airflow_cli, "pools", "set", "storefront_hot", str(POOLS["storefront_hot"].size), "Shopify Admin API, hot path"], env, setup_log)
+    # the hot DAG's channel task (sync_channel_adobe_commerce) runs in the channel's pool
+    _run([*airflow_cli, "pools", "set", "adobe_commerce_api", str(POOLS["adobe_commerce_api"].size),
+          "Adobe Commerce admin REST API"], env, setup_log)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in (("api-server", ["api-server", "--port", str(port)]), ("dag-processor", ["dag-processor"]),
@@ -129,6 +137,27 @@ def _publish_one(systems: Systems, hub: str) -> dict[str, Any]:
     return extra
 
 
+def _publish_one_to_adobe(systems: Systems, hub: str) -> None:
+    """What the nightly's channel publish leaves for one simple product sold on Adobe Commerce (a Gear bag): the
+    product on the channel and the hub's fingerprint of it under the channel's name."""
+    price = next(p["price"] for page in systems.erp.iter_prices() for p in page.records if p["sku"] == ADOBE_SKU)
+    client = systems.channels["adobe_commerce"]
+    (result,) = client.publish([{"sku": ADOBE_SKU, "name": "Joust Duffle Bag", "reference_price": price,
+                                 "lifecycle_status": "active"}], client.catalog())
+    assert result.ok, result
+    with session_scope(hub) as s:
+        repo.save_fingerprints(s, "adobe_commerce", "product", {ADOBE_SKU: "published by hand"}, "hot-live-setup")
+
+
+def _adobe_quantity(fresh_sandbox: Any, source: str) -> Any:
+    answer = requests.get(f"{fresh_sandbox.url}/adobe_commerce/rest/all/V1/inventory/source-items", timeout=10,
+                          params={"searchCriteria[filter_groups][0][filters][0][value]": ADOBE_SKU},
+                          headers={"Authorization": "Bearer "
+                                   f"{fresh_sandbox.credentials['adobe_commerce']['access_token']}"})
+    answer.raise_for_status()
+    return next((i["quantity"] for i in answer.json()["items"] if i["source_code"] == source), None)
+
+
 def _wait(condition: Callable[[], bool], within: float, what: str, logs: Path) -> float:
     start = time.monotonic()
     while time.monotonic() - start < within:
@@ -145,6 +174,7 @@ def test_an_erp_stock_change_reaches_the_storefront_through_airflow(fresh_sandbo
     systems = Systems.from_base_url(fresh_sandbox.url, fresh_sandbox.credentials)
     try:
         extra = _publish_one(systems, airflow["hub"])
+        _publish_one_to_adobe(systems, airflow["hub"])
         location = next(loc["id"] for loc in systems.storefront.locations() if loc["erp_location"] == "DC-EAST")
 
         def shows(quantity: int) -> Callable[[], bool]:
@@ -174,6 +204,21 @@ def test_an_erp_stock_change_reaches_the_storefront_through_airflow(fresh_sandbo
             kpi = s.get(DqKpi, (last.load_id, "timeliness"))
         assert kpi is not None and 0 <= kpi.value <= latency + 1
         print(f"timeliness KPI of that run: {kpi.value:.1f} s")
+
+        # Adobe Commerce, through its own task (sync_channel_adobe_commerce) and cursor: stock of a SKU it sells
+        assert systems.erp.set_stock(ADOBE_SKU, "DC-EAST", 17).ok
+        to_adobe = _wait(lambda: _adobe_quantity(fresh_sandbox, "dc_east") == 17, NEXT_WITHIN_S,
+                         "the change on Adobe Commerce", airflow["logs"])
+        print(f"hot path to Adobe Commerce through Airflow: {to_adobe:.1f} s from ERP commit")
+        with session_scope(airflow["hub"]) as s:
+            delivered = [r for r in s.scalars(select(SyncRun).where(SyncRun.dag_id == "hot_data_sync"))
+                         if ((r.details or {}).get("hops") or {}).get("erp->adobe_commerce", {}).get("delivered")]
+            assert delivered and all(r.status == "success" for r in delivered)
+            # the men's hoodie (not sold on Adobe) was read on Adobe's hop and never sent there
+            skipped = s.scalars(select(AuditEvent).where(AuditEvent.system == "adobe_commerce",
+                                                         AuditEvent.record_key == f"stock:{SKU}@DC-EAST")).all()
+            assert skipped and {a.outcome for a in skipped} == {"unchanged"}
+        assert any("task_id=sync_channel_adobe_commerce" in str(f) for f in airflow["logs"].rglob("*"))
 
         # The connections' secrets were used on every request of those runs, and reach no log or report.
         secrets = [json.loads(v) for v in airflow_connection_env(fresh_sandbox.url).values()]

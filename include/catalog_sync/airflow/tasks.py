@@ -84,6 +84,14 @@ def channel_client(name: str) -> Any:
     return AdobeCommerceHook(channel.connection_id).get_conn(max_concurrency=budget[name])
 
 
+def channel_source_map(name: str) -> dict[str, str]:
+    """The declared channel ``name``'s ERP location -> inventory source map (its connection's ``source_map``)."""
+    from catalog_sync.airflow.hooks import AdobeCommerceHook
+    from catalog_sync.governance.channels import load_channels
+
+    return AdobeCommerceHook(load_channels().channel(name).connection_id).source_map()
+
+
 def running_task() -> tuple[str, str | None, int] | None:
     """(``dag_id.task_id``, pool, pool_slots) of the Airflow task this process runs; None outside a task."""
     from airflow.sdk import get_current_context

@@ -2,7 +2,8 @@
 
 ``ErpChangeFeedTrigger`` runs in the triggerer as the trigger of an ``AssetWatcher`` (``dags/hot_data_sync.py``).
 It polls two cheap things, both off the event loop: the ERP change feed's head (``GET /erp/changes?limit=1``,
-through the ERP connector) and the hub's committed cursor (``erp/changes``). When the head is ahead of the cursor
+through the ERP connector) and the hub's committed cursor (``erp/changes``, or the cursor of a declared sales
+channel's hot hop when that one is further behind). When the head is ahead of the cursor
 it yields a ``TriggerEvent``; the triggerer turns each event into an asset event (``Trigger.submit_event`` ->
 ``AssetManager.register_asset_change``) and the scheduler queues a run of every DAG scheduled on the asset.
 
@@ -170,13 +171,23 @@ def _erp_client(conn: Any) -> Any:
 
 
 def _poll(erp: Any) -> tuple[int, int]:
-    """(committed cursor, feed head). Blocking: runs in a worker thread, never on the triggerer's loop."""
-    from catalog_sync.flows.hot import CURSOR
+    """(committed cursor, feed head). Blocking: runs in a worker thread, never on the triggerer's loop.
+
+    The cursor is the one furthest behind among the storefront's (``erp/changes``) and those of the enabled declared
+    channels that have one (``erp/changes@<channel>``, docs/adr/0018): a channel's changes left by an outage start
+    a run of their own (re-signalled every ``resignal_after`` while it stays down), and a channel that stays behind
+    raises the lag alert. A channel without a cursor yet is left out: its first batch runs with the next run."""
+    from catalog_sync.flows.hot import CURSOR, channel_cursor
+    from catalog_sync.governance.channels import load_channels
     from catalog_sync.hub import repo
     from catalog_sync.hub.db import session_scope
 
     with session_scope() as s:
         cursor = int(repo.get_cursor(s, *CURSOR) or 0)
+        for channel in load_channels().enabled():
+            found = repo.get_cursor(s, *channel_cursor(channel.name))
+            if found is not None:
+                cursor = min(cursor, int(found))
     return cursor, int(erp.last_seq())
 
 

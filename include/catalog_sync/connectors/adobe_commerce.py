@@ -155,6 +155,26 @@ def _status_answer(result: HttpResult) -> None:
         raise MalformedResponse("a bulk status without operations_list")
 
 
+def _price_answer(result: HttpResult) -> None:
+    body = result.body
+    if not isinstance(body, list) or not all(isinstance(e, dict) and "message" in e for e in body):
+        raise MalformedResponse("a base-prices answer that is not a list of price update results")
+
+
+def _price_error(error: Mapping[str, Any]) -> str:
+    """A price update result's message with its placeholders filled in order from its ``parameters`` list."""
+    text = str(error.get("message") or "refused")
+    for value in error.get("parameters") or []:
+        start = text.find("%")
+        if start < 0:
+            break
+        end = start + 1
+        while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+            end += 1
+        text = text[:start] + str(value) + text[end:]
+    return text
+
+
 class AdobeCommerceClient(HttpClient):
     """Adobe Commerce admin REST client. ``base_url`` is the store's root (``https://shop.example.com``; the
     sandbox's ``http://127.0.0.1:8765/adobe_commerce``); every path starts with ``rest/``."""
@@ -400,6 +420,53 @@ class AdobeCommerceClient(HttpClient):
             return result
         sent = {"entry": {**entry, "content": {**(entry.get("content") or {}), "base64_encoded_data": "<image>"}}}
         return WriteResult(sku, Outcome.OK, result.status, f"gallery entry {result.body}", sent, None, result.body)
+
+    # ------------------------------------------------------------------------------------- live prices and status
+    def save_base_prices(self, prices: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Upsert base prices (``POST /V1/products/base-prices``; items ``sku``, ``price``, ``store_id``), one
+        result per SKU.
+
+        Magento saves the valid items and answers 200 with a list of the failed ones (empty when all were saved):
+        each a ``message`` with ``%name`` placeholders and its ``parameters`` as a list of strings, in placeholder
+        order, and no row number (magento/magento2 ``BasePriceStorageTest::testUpdateWithInvalidParameters``). A
+        failure is matched to a SKU by the SKU among its parameters; one naming no SKU of the request (a negative
+        price names only the price) sends each item of that request again alone, so every refusal gets its SKU.
+        """
+        size = self.options.batch_size or 500
+        out: list[WriteResult] = []
+        for start in range(0, len(prices), size):
+            out.extend(self._price_batch(prices[start:start + size]))
+        return out
+
+    def _price_batch(self, batch: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        result = self.request("POST", f"rest/{ADMIN}/V1/products/base-prices",
+                              json_body={"prices": [dict(p) for p in batch]}, validate=_price_answer)
+        failed: dict[str, list[str]] = {}
+        skus = {str(p.get("sku")) for p in batch}
+        for error in result.body:
+            params = [str(v) for v in error.get("parameters") or []]
+            named = [v for v in params if v in skus]
+            if not named:
+                if len(batch) == 1:
+                    named = [str(batch[0].get("sku"))]
+                else:  # which item it is only a request of that item alone can say
+                    return [r for item in batch for r in self._price_batch([item])]
+            failed.setdefault(named[0], []).append(_price_error(error))
+        return [WriteResult(str(p.get("sku")), Outcome.OK, 200, None, dict(p)) if str(p.get("sku")) not in failed
+                else WriteResult(str(p.get("sku")), Outcome.FAILED, 200, "; ".join(failed[str(p.get("sku"))]),
+                                 dict(p), Disposition.DEAD_LETTER, result.body)
+                for p in batch]
+
+    def set_status(self, sku: str, status: int) -> WriteResult:
+        """A product's status at the admin scope (``PUT /rest/all/V1/products/{sku}`` with only ``sku`` and
+        ``status``: Magento's repository keeps every value the body leaves out of an existing product). A 400 or
+        404 is the record's refusal."""
+        body = {"product": {"sku": sku, "status": int(status)}}
+        result = self._record_write(sku, "PUT", f"rest/{ADMIN}/V1/products/{path_segment(sku)}", body)
+        if isinstance(result, WriteResult):
+            return result
+        return WriteResult(sku, Outcome.OK, result.status, None, body, None,
+                           {"sku": sku, "status": (result.body or {}).get("status")})
 
     # ------------------------------------------------------------------------------------------- inventory (MSI)
     def save_source_items(self, items: Sequence[Mapping[str, Any]]) -> list[WriteResult]:

@@ -110,7 +110,7 @@ def canonical_to_magento_product(record: Mapping[str, Any], catalog: MagentoCata
         "name": record.get("name") or sku,
         "attribute_set_id": catalog.attribute_set_id,
         "type_id": type_id,
-        "status": ENABLED if lifecycle == LifecycleStatus.ACTIVE.value else DISABLED,
+        "status": magento_status(lifecycle),
         "visibility": NOT_VISIBLE_INDIVIDUALLY if record.get("parent_sku") else CATALOG_AND_SEARCH,
     }
     if type_id != "configurable":
@@ -162,6 +162,22 @@ def magento_store_values(record: Mapping[str, Any], locale: str) -> dict[str, An
         product["name"] = values.pop("name")
     product["custom_attributes"] = [{"attribute_code": k, "value": str(v)} for k, v in values.items()]
     return product
+
+
+def magento_status(lifecycle_status: Any) -> int:
+    """Magento's product status for an ERP lifecycle: enabled only when the item is ``active``."""
+    return ENABLED if lifecycle_status == LifecycleStatus.ACTIVE.value else DISABLED
+
+
+#: Store id of the admin scope: a base price saved there is the price of every store view while the price
+#: attribute has Magento's default global scope (``BasePriceStorage`` saves any store id as 0 then).
+ADMIN_STORE_ID: Final = 0
+
+
+def base_price(sku: str, price: Any) -> dict[str, Any]:
+    """An item of ``POST /V1/products/base-prices`` (``catalog-data-base-price-interface``): the ERP's live price of
+    ``sku`` at the admin scope."""
+    return {"sku": str(sku), "price": float(price), "store_id": ADMIN_STORE_ID}
 
 
 def stock_to_source_items(rows: Iterable[Mapping[str, Any]],

@@ -20,6 +20,10 @@ Hop ``erp->storefront`` counts ERP changes (``read == delivered + unchanged + de
 The cursor commits to the last change read only after every write was accounted for. A failure after the
 connector's retries (the storefront down) raises and leaves the cursor: the next run re-reads the same changes and
 the deterministic idempotency keys make re-applying them harmless.
+
+Each enabled declared sales channel gets the same changes in a batch of its own (``sync_channel_changes``), from
+its own cursor (``erp/changes@<channel>``) on its own hop (``erp-><channel>``), for the SKUs it sells; a channel
+that is down leaves its cursor and does not raise (docs/adr/0018-hot-data-to-every-channel.md).
 """
 
 from __future__ import annotations
@@ -171,8 +175,15 @@ def drain(
     max_changes: int | None = MAX_BATCH_CHANGES,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    channel: str | None = None,
+    client: Any = None,
+    source_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """``sync_changes`` batch after batch while the ERP keeps committing changes; returns the batches' totals.
+
+    With ``channel`` (a declared sales channel, its ``client`` and its connection's ``source_map``) the batches are
+    ``sync_channel_changes`` from that channel's own cursor instead, and the drain stops at the first batch that
+    found the channel down (its changes stay after the cursor for the next run).
 
     A fresh Airflow task process costs seconds before the first change is read (process start, imports, the GX
     context: docs/adr/0004). Under a steady stream that start-up would be paid once per run and changes would wait
@@ -189,16 +200,24 @@ def drain(
         ``{"batches", "read", "coalesced", "delivered", "unchanged", "dead_lettered", "after", "cursor",
         "load_ids", "timeliness_max_s"}``
     """
-    base = steps.run_load_id(FLOW, run_id)
+    base = steps.run_load_id(FLOW, run_id) + (f"~{channel}" if channel else "")
+    cursor = channel_cursor(channel) if channel else CURSOR
     started = last_work = clock()
     batches: list[dict[str, Any]] = []
     while True:
         with session_scope(hub_url) as s:
-            after = int(repo.get_cursor(s, *CURSOR) or 0)
+            after = int(repo.get_cursor(s, *cursor) or 0)
         if not batches or systems.erp.last_seq() > after:
             load_id = steps.batch_load_id(base, after)
-            batches.append(sync_changes(systems, load_id=load_id, max_changes=max_changes, dag_id=dag_id,
-                                        run_id=run_id, hub_url=hub_url))
+            if channel:
+                batches.append(sync_channel_changes(systems, channel, client, source_map or {}, load_id=load_id,
+                                                    max_changes=max_changes, dag_id=dag_id, run_id=run_id,
+                                                    hub_url=hub_url))
+                if batches[-1].get("down"):
+                    break
+            else:
+                batches.append(sync_changes(systems, load_id=load_id, max_changes=max_changes, dag_id=dag_id,
+                                            run_id=run_id, hub_url=hub_url))
             if batches[-1]["read"]:
                 last_work = clock()
                 b = batches[-1]
@@ -213,7 +232,8 @@ def drain(
     totals: dict[str, Any] = {k: sum(b[k] for b in batches)
                               for k in ("read", "coalesced", "delivered", "unchanged", "dead_lettered")}
     return {"batches": len(batches), **totals, "after": batches[0]["after"], "cursor": batches[-1]["cursor"],
-            "load_ids": [b["load_id"] for b in batches], "timeliness_max_s": max(worst) if worst else None}
+            "load_ids": [b["load_id"] for b in batches], "timeliness_max_s": max(worst) if worst else None,
+            **({"channel": channel, "down": batches[-1].get("down")} if channel else {})}
 
 
 def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[str, Any]:
@@ -228,22 +248,7 @@ def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[st
         ctx.finish(details={"after": after, "until": until})
         return summary
 
-    pages = systems.erp.iter_changes(after=after, until=until)
-    records, errors, last = [], [], after
-    for page in pages:
-        records.extend(page.records)
-        errors.extend(page.errors)
-        if page.cursor is not None:
-            last = max(last, int(page.cursor))
-    ctx.count(HOP, read=len(records))
-    steps.dead_letter_read_errors(ctx, errors, hop=HOP, entity="change", source="erp", target="storefront")
-    changes = coalesce(records)
-    superseded = sum(len(c.superseded) for c in changes)
-    for change in changes:
-        for seq in change.superseded:
-            ctx.audit("erp", change.entity, change.key, "read", "unchanged",
-                      request={"seq": seq}, response={"message": f"superseded by seq {change.seq}"})
-    ctx.count(HOP, unchanged=superseded)
+    records, errors, last, changes = _read_changes(ctx, systems, after, until, hop=HOP, target="storefront")
 
     # Publication first: a change that cannot be written yet is neither gated nor held against the batch.
     skus = sorted({c.sku for c in changes})
@@ -256,32 +261,66 @@ def _sync(ctx: RunContext, systems: Systems, max_changes: int | None) -> dict[st
                            verify=bool(errors))
     written += _write_products(ctx, systems, [c for c in ready if c.topic != "stock"], variants, products)
 
-    counts = ctx.hop_counts().get(HOP, {})
-    accounted = counts.get("delivered", 0) + counts.get("unchanged", 0) + counts.get("dead_lettered", 0)
-    if accounted == counts.get("read", 0):
-        # Only a fully accounted batch moves the cursor; ctx.finish() below fails the run loudly otherwise.
-        with session_scope(ctx.hub_url) as s:
-            repo.commit_cursor(s, *CURSOR, "seq", str(last), ctx.load_id)
+    if _commit_if_accounted(ctx, HOP, CURSOR, last):
         summary["cursor"] = last
     timeliness = _write_timeliness(ctx, written)
     ctx.finish(details={"after": after, "until": until, "cursor": summary["cursor"],
                         "changes": len(records), "coalesced": len(changes), **timeliness})
     # the summary speaks of changes (the ERP -> storefront hop); the page purges have their own figure
-    hops = ctx.hop_counts()
-    hop, purges = hops.get(HOP, {}), hops.get(PAGES, {})
-    summary.update(read=hop.get("read", 0), coalesced=len(changes), delivered=hop.get("delivered", 0),
-                   unchanged=hop.get("unchanged", 0), dead_lettered=hop.get("dead_lettered", 0),
-                   pages_purged=purges.get("delivered", 0), **timeliness)
+    summary.update(**_hop_summary(ctx, HOP), coalesced=len(changes),
+                   pages_purged=ctx.hop_counts().get(PAGES, {}).get("delivered", 0), **timeliness)
     return summary
+
+
+def _commit_if_accounted(ctx: RunContext, hop: str, cursor: tuple[str, str], last: int) -> bool:
+    """Move ``cursor`` to ``last`` when every change read on ``hop`` is accounted for; ``ctx.finish()`` fails the
+    run loudly otherwise, and the cursor stays for the next run."""
+    counts = _hop_summary(ctx, hop)
+    if counts["delivered"] + counts["unchanged"] + counts["dead_lettered"] != counts["read"]:
+        return False
+    with session_scope(ctx.hub_url) as s:
+        repo.commit_cursor(s, *cursor, "seq", str(last), ctx.load_id)
+    return True
+
+
+def _hop_summary(ctx: RunContext, hop: str) -> dict[str, int]:
+    counts = ctx.hop_counts().get(hop, {})
+    return {k: counts.get(k, 0) for k in ("read", "delivered", "unchanged", "dead_lettered")}
+
+
+def _read_changes(ctx: RunContext, systems: Systems, after: int, until: int, *, hop: str,
+                  target: str) -> tuple[list[dict[str, Any]], list[RecordError], int, list[Change]]:
+    """The feed's changes in ``(after, until]``, counted read on ``hop``: the unreadable ones dead-lettered, the
+    rest coalesced (a superseded change counted unchanged). Returns the records, the read errors, the last seq
+    read and the coalesced changes."""
+    records: list[dict[str, Any]] = []
+    errors: list[RecordError] = []
+    last = after
+    for page in systems.erp.iter_changes(after=after, until=until):
+        records.extend(page.records)
+        errors.extend(page.errors)
+        if page.cursor is not None:
+            last = max(last, int(page.cursor))
+    ctx.count(hop, read=len(records))
+    steps.dead_letter_read_errors(ctx, errors, hop=hop, entity="change", source="erp", target=target)
+    changes = coalesce(records)
+    superseded = sum(len(c.superseded) for c in changes)
+    for change in changes:
+        for seq in change.superseded:
+            ctx.audit("erp", change.entity, change.key, "read", "unchanged",
+                      request={"seq": seq}, response={"message": f"superseded by seq {change.seq}"})
+    ctx.count(hop, unchanged=superseded)
+    return records, errors, last, changes
 
 
 # --- gates ---------------------------------------------------------------------------------------------------
 
 
-def _gate(ctx: RunContext, systems: Systems, changes: Sequence[Change]) -> list[Change]:
+def _gate(ctx: RunContext, systems: Systems, changes: Sequence[Change], *, hop: str = HOP,
+          target: str = "storefront") -> list[Change]:
     """Stock and price changes through ``stock_prices.l0`` and ``.l1``; lifecycle changes through their enum.
 
-    The gates check the state of each (SKU, location) the storefront will show after this run: quantity and
+    The gates check the state of each (SKU, location) the target (the storefront, or a channel on its ``hop``) will show after this run: quantity and
     price together (the suite's row shape), the changed value from the feed and the other one from the ERP as it
     is now. A change is held back when any row it contributes to fails; the failing rows are dead-lettered by the
     gate with the expectations they broke.
@@ -297,21 +336,21 @@ def _gate(ctx: RunContext, systems: Systems, changes: Sequence[Change]) -> list[
             bad_items.append(change)
     if bad_items:
         ctx.dead_letter([{
-            "entity": c.entity, "record_key": c.key, "source_system": "erp", "target_system": "storefront",
+            "entity": c.entity, "record_key": c.key, "source_system": "erp", "target_system": target,
             "reason_kind": "gate", "gate_layer": 0, "expectation": "lifecycle_status_known",
             "reason": f"lifecycle_status {c.value!r} is none of the ERP's lifecycle codes", "payload": c.data,
-        } for c in bad_items], hop=HOP)
+        } for c in bad_items], hop=hop)
         for c in bad_items:
-            ctx.audit("storefront", c.entity, c.key, "write", "dead_lettered", request=c.data)
+            ctx.audit(target, c.entity, c.key, "write", "dead_lettered", request=c.data)
     if not hot:
         ctx.flush_audit()
         return ready
 
     rows, contributes = _gate_rows(systems, hot)
     passed = steps.gate(ctx, rows, "stock_prices.l0", layer=0, entity="stock_prices", key="row_key", hop=None,
-                        source_system="erp", target_system="storefront")
+                        source_system="erp", target_system=target)
     passed = steps.gate(ctx, passed, "stock_prices.l1", layer=1, entity="stock_prices", key="row_key",
-                        hop=None, source_system="erp", target_system="storefront")
+                        hop=None, source_system="erp", target_system=target)
     ok_rows = {r["row_key"] for r in passed}
     held = []
     for change in hot:
@@ -320,10 +359,10 @@ def _gate(ctx: RunContext, systems: Systems, changes: Sequence[Change]) -> list[
         else:
             held.append(change)
             failed = sorted(row for row in contributes[change.key] if row not in ok_rows)
-            ctx.audit("storefront", change.entity, change.key, "write", "dead_lettered", request=change.data,
+            ctx.audit(target, change.entity, change.key, "write", "dead_lettered", request=change.data,
                       response={"message": f"held back by the stock/price gates (rows {', '.join(failed)})"})
     # The gate dead-lettered the failing rows; each held-back change counts once on the hop.
-    ctx.count(HOP, dead_lettered=len(held))
+    ctx.count(hop, dead_lettered=len(held))
     ctx.flush_audit()
     return sorted(ready, key=lambda c: c.seq)
 
@@ -417,18 +456,22 @@ def _erp_stock(systems: Systems, skus: Sequence[str]) -> dict[str, dict[str, Any
     return out
 
 
-def _check_ownership(ctx: RunContext, changes: Sequence[Change]) -> list[Change]:
-    """Only attributes the ERP may write into the storefront go out; a refused change is dead-lettered."""
+def _check_ownership(ctx: RunContext, changes: Sequence[Change], *, hop: str = HOP,
+                     system: str = "storefront") -> list[Change]:
+    """Only attributes the ERP may write into the storefront go out; a refused change is dead-lettered.
+
+    A declared sales channel (``system``) takes the storefront's role in ``ownership.yaml``: the rules name the
+    systems that own and read each attribute, and a channel reads what the storefront reads."""
     records = [{"sku": c.sku, c.attribute: c.value} for c in changes]
-    allowed = steps.check_ownership(ctx, records, writer="erp", target="storefront", hop=HOP)
+    allowed = steps.check_ownership(ctx, records, writer="erp", target="storefront", hop=hop)
     ready, refused = [], 0
     for change, record in zip(changes, allowed, strict=True):
         if change.attribute in record:
             ready.append(change)
         else:
             refused += 1  # check_ownership dead-lettered the refusal without counting it on the hop
-            ctx.audit("storefront", change.entity, change.key, "write", "refused", request=change.data)
-    ctx.count(HOP, dead_lettered=refused)
+            ctx.audit(system, change.entity, change.key, "write", "refused", request=change.data)
+    ctx.count(hop, dead_lettered=refused)
     return ready
 
 
@@ -629,6 +672,222 @@ def _money(value: Any) -> str:
     return f"{float(value):.2f}"
 
 
+# --- the declared sales channels ------------------------------------------------------------------------------
+#
+# Each enabled channel of governance/channels.yaml gets the same ERP changes on its own hop (erp-><channel>), from
+# its own cursor, in its own task: docs/adr/0018-hot-data-to-every-channel.md.
+
+
+def channel_cursor(channel_name: str) -> tuple[str, str]:
+    """The cursor of a declared channel's hot hop: the ``seq`` of the last ERP change applied to that channel."""
+    return ("erp", f"changes@{channel_name}")
+
+
+def channel_hop(channel_name: str) -> str:
+    return f"erp->{channel_name}"
+
+
+def not_published_to(channel_name: str) -> str:
+    return f"not published to {channel_name} yet; applied at its first publish"
+
+
+#: A variant's own lifecycle change: the nightly gives a channel's variants the status of their family's root.
+FOLLOWS_PARENT: Final = "the channel's status follows the parent product's lifecycle"
+
+
+def sync_channel_changes(
+    systems: Systems,
+    channel_name: str,
+    client: Any,
+    source_map: Mapping[str, str],
+    *,
+    load_id: str | None = None,
+    max_changes: int | None = None,
+    hub_url: str | None = None,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Apply every ERP change after the channel's own cursor to the declared channel ``channel_name``.
+
+    The batch reads the feed up to the head frozen at its start, coalesces, keeps the SKUs the channel sells (a
+    SKU the hub holds no fingerprint of for this channel, itself or its family's root, is unchanged "not
+    published to <channel> yet": the nightly's channel publish gives it the ERP's values), gates them as the
+    storefront's batch does, and writes stock as MSI source items (ERP location -> source through
+    ``source_map``), live prices as base prices, lifecycle as the product's status (enabled only when active).
+
+    When the channel stays unavailable past its client's retries (a ``TransientError``) the batch stops: the run
+    is closed ``failed`` with the outage, the channel's cursor does not move (the next run re-reads the same
+    changes; every write is an idempotent upsert by SKU), and the call returns normally with ``down`` set, so the
+    task succeeds and the DAG's next run, the storefront's included, is not held. Anything else raises.
+
+    Returns:
+        ``{"load_id", "channel", "after", "until", "read", "coalesced", "delivered", "unchanged",
+        "dead_lettered", "cursor", "down", "timeliness_s", "timeliness_max_s"}``
+    """
+    from catalog_sync.governance.channels import load_channels
+
+    channel = load_channels().channel(channel_name)
+    ctx = RunContext.open(FLOW, load_id=load_id or steps.run_load_id(FLOW, run_id), dag_id=dag_id,
+                          run_id=run_id, hub_url=hub_url)
+    try:
+        return _sync_channel(ctx, systems, channel.name, client, source_map, max_changes)
+    except BaseException as exc:
+        ctx.fail(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _sync_channel(ctx: RunContext, systems: Systems, channel: str, client: Any, source_map: Mapping[str, str],
+                  max_changes: int | None) -> dict[str, Any]:
+    from catalog_sync.connectors import TransientError
+
+    hop, cursor = channel_hop(channel), channel_cursor(channel)
+    with session_scope(ctx.hub_url) as s:
+        after = int(repo.get_cursor(s, *cursor) or 0)
+    head = systems.erp.last_seq()
+    until = min(head, after + max_changes) if max_changes else head
+    summary: dict[str, Any] = {"load_id": ctx.load_id, "channel": channel, "after": after, "until": until,
+                               "read": 0, "coalesced": 0, "delivered": 0, "unchanged": 0, "dead_lettered": 0,
+                               "cursor": after, "down": None, "timeliness_s": None, "timeliness_max_s": None}
+    if until <= after:
+        ctx.finish(details={"channel": channel, "after": after, "until": until})
+        return summary
+
+    records, errors, last, changes = _read_changes(ctx, systems, after, until, hop=hop, target=channel)
+    ready = _sold_on_channel(ctx, systems, channel, changes)
+    ready = _gate(ctx, systems, ready, hop=hop, target=channel)
+    ready = _check_ownership(ctx, ready, hop=hop, system=channel)
+    written: list[Written] = []
+    try:
+        written += _write_source_items(ctx, systems, channel, client, source_map,
+                                       [c for c in ready if c.topic == "stock"], verify=bool(errors))
+        written += _write_base_prices(ctx, channel, client, [c for c in ready if c.topic == "price"])
+        written += _write_statuses(ctx, channel, client, [c for c in ready if c.topic == "item"])
+    except TransientError as exc:
+        down = (f"{channel} was unavailable ({exc}); its changes after seq {after} stay after its cursor and are "
+                "read again by the next run; the storefront was not held back")
+        log.warning("%s", down)
+        ctx.flush_audit()
+        with session_scope(ctx.hub_url) as s:
+            repo.finish_run(s, ctx.load_id, status="failed", counts=ctx.counts(), error=down[:4000],
+                            details={"channel": channel, "after": after, "until": until, "cursor": after,
+                                     "down": down, "hops": ctx.hop_counts()})
+        summary.update(**_hop_summary(ctx, hop), coalesced=len(changes), down=down)
+        return summary
+
+    if _commit_if_accounted(ctx, hop, cursor, last):
+        summary["cursor"] = last
+    timeliness = _write_timeliness(ctx, written)
+    ctx.finish(details={"channel": channel, "after": after, "until": until, "cursor": summary["cursor"],
+                        "changes": len(records), "coalesced": len(changes), **timeliness})
+    summary.update(**_hop_summary(ctx, hop), coalesced=len(changes), **timeliness)
+    return summary
+
+
+def _sold_on_channel(ctx: RunContext, systems: Systems, channel: str, changes: Sequence[Change]) -> list[Change]:
+    """Changes for SKUs the channel has been given; the others are unchanged, "not published to <channel> yet".
+
+    The nightly's channel publish saves one fingerprint per family it delivered whole, keyed by the family's root
+    (a configurable parent, or the simple product itself), under the channel's name. A SKU without one of its own
+    is a variant or unknown: its root is the ERP item's ``parent_sku`` (the ERP owns it; the PIM is never asked).
+    A variant's own lifecycle change is unchanged too: the channel's variants carry their root's status.
+    """
+    skus = sorted({c.sku for c in changes})
+    with session_scope(ctx.hub_url) as s:
+        known = set(repo.fingerprints(s, channel, "product", keys=skus))
+    parent_of: dict[str, str] = {}
+    unknown = [sku for sku in skus if sku not in known]
+    if unknown:
+        parent_of = {sku: str(item["parent_sku"]) for sku, item in _erp_items(systems, unknown).items()
+                     if item.get("parent_sku")}
+        with session_scope(ctx.hub_url) as s:
+            known |= set(repo.fingerprints(s, channel, "product", keys=sorted(set(parent_of.values()))))
+    ready: list[Change] = []
+    hop = channel_hop(channel)
+    for change in changes:
+        root = change.sku if change.sku in known else parent_of.get(change.sku)
+        if root in known and (change.topic != "item" or root == change.sku):
+            ready.append(change)
+            continue
+        message = not_published_to(channel) if root not in known else FOLLOWS_PARENT
+        ctx.count(hop, unchanged=1)
+        ctx.audit(channel, change.entity, change.key, "write", "unchanged", request=change.data,
+                  response={"message": message})
+    ctx.flush_audit()
+    return ready
+
+
+def _written(results: Sequence[WriteResult], by_key: Mapping[str, Change]) -> list[Written]:
+    at = utcnow()
+    return [Written(r.key, by_key[r.key].committed_at, at) for r in results if r.outcome is Outcome.OK]
+
+
+def _deliver_channel(ctx: RunContext, channel: str, results: Sequence[WriteResult], entity: str) -> None:
+    """The channel's answers on its hop. No field deltas: a rollback does not reach a channel (ADR 0017)."""
+    steps.deliver(ctx, results, hop=channel_hop(channel), system=channel, entity=entity, source_system="erp")
+
+
+def _write_source_items(ctx: RunContext, systems: Systems, channel: str, client: Any,
+                        source_map: Mapping[str, str], changes: Sequence[Change], *, verify: bool) -> list[Written]:
+    """Stock as MSI source items, one per change (SKU and ERP location), in ``save_source_items`` requests.
+
+    A location without a source in the connection's ``source_map`` is dead-lettered naming it (reason kind
+    ``channel``). ``verify``: as for the storefront, the ERP's current figure wins when the batch had unreadable
+    changes."""
+    from catalog_sync.connectors.adobe_mapping import MagentoCatalog, stock_to_source_items
+
+    if not changes:
+        return []
+    now = _erp_stock(systems, sorted({c.sku for c in changes})) if verify else {}
+    rows = []
+    for change in changes:
+        quantity = change.data.get("quantity")
+        current = now.get(change.sku, {}).get(str(change.location))
+        if isinstance(current, int) and current >= 0 and current != quantity:
+            quantity = current
+        rows.append({"sku": change.sku, "location": change.location, "quantity": quantity})
+    items, refused = stock_to_source_items(rows, MagentoCatalog(source_of_location=dict(source_map)))
+    by_item = {f"{c.sku}/{c.location}": c for c in changes}
+    if refused:
+        ctx.dead_letter([{
+            "entity": "inventory", "record_key": by_item[e.record_key].key, "source_system": "erp",
+            "target_system": channel, "reason_kind": "channel", "expectation": "location_mapped",
+            "reason": e.reason, "payload": by_item[e.record_key].data} for e in refused], hop=channel_hop(channel))
+        for e in refused:
+            ctx.audit(channel, "inventory", by_item[e.record_key].key, "write", "dead_lettered",
+                      request=by_item[e.record_key].data, response={"message": e.reason})
+    if not items:
+        return []
+    # the client keys a result "sku/source_code"; the hop's key is the change's (stock:SKU@LOCATION)
+    change_of = {f"{c.sku}/{source_map[str(c.location)]}": c for c in changes if str(c.location) in source_map}
+    results = [dataclasses.replace(r, key=change_of[r.key].key) for r in client.save_source_items(items)]
+    _deliver_channel(ctx, channel, results, "inventory")
+    return _written(results, {c.key: c for c in changes})
+
+
+def _write_base_prices(ctx: RunContext, channel: str, client: Any, changes: Sequence[Change]) -> list[Written]:
+    """Live prices as the channel's base prices (``POST /V1/products/base-prices``), one item per SKU."""
+    from catalog_sync.connectors.adobe_mapping import base_price
+
+    if not changes:
+        return []
+    by_sku = {c.sku: c for c in changes}
+    results = [dataclasses.replace(r, key=by_sku[r.key].key)
+               for r in client.save_base_prices([base_price(c.sku, c.data["price"]) for c in changes])]
+    _deliver_channel(ctx, channel, results, "price")
+    return _written(results, {c.key: c for c in changes})
+
+
+def _write_statuses(ctx: RunContext, channel: str, client: Any, changes: Sequence[Change]) -> list[Written]:
+    """Lifecycle as the product's status on the channel (enabled only when active), one request per product."""
+    from catalog_sync.connectors.adobe_mapping import magento_status
+
+    if not changes:
+        return []
+    results = [dataclasses.replace(client.set_status(c.sku, magento_status(c.value)), key=c.key) for c in changes]
+    _deliver_channel(ctx, channel, results, "product")
+    return _written(results, {c.key: c for c in changes})
+
+
 # --- timeliness ----------------------------------------------------------------------------------------------
 
 
@@ -655,4 +914,5 @@ def _parse_ts(value: str) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-__all__ = ["FLOW", "HOP", "CURSOR", "Change", "ConnectorError", "coalesce", "sync_changes"]
+__all__ = ["FLOW", "HOP", "CURSOR", "Change", "ConnectorError", "channel_cursor", "channel_hop", "coalesce",
+           "sync_changes", "sync_channel_changes"]
