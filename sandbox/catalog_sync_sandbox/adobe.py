@@ -10,7 +10,8 @@ behaviour follows Adobe's REST documentation:
   admin scope); an unknown store code is left in the path by Magento and so matches no route (404);
 * products by SKU (``POST /V1/products``, ``PUT/GET /V1/products/{sku}``), configurable children
   (``POST /V1/configurable-products/{sku}/child``), attribute options, media gallery entries with base64 content
-  (developer.adobe.com/commerce/webapi/rest/tutorials/image/new/), store views and store configs;
+  (developer.adobe.com/commerce/webapi/rest/tutorials/image/new/) and their removal
+  (``DELETE /V1/products/{sku}/media/{entryId}``), store views and store configs;
 * Inventory (MSI) source items, ``POST /V1/inventory/source-items`` and ``source-items-delete``
   (developer.adobe.com/commerce/webapi/rest/inventory/manage-source-items/): the whole request is validated and
   refused with ``"Validation Failed"`` and one error per bad item;
@@ -84,6 +85,8 @@ IMAGE_ROLES: Final[frozenset[str]] = frozenset({"image", "small_image", "thumbna
 IMAGE_MIME: Final[frozenset[str]] = frozenset({"image/jpeg", "image/png", "image/gif"})
 
 NOT_FOUND: Final = "The product that was requested doesn't exist. Verify the product and try again."
+NO_IMAGES: Final = "There are no images associated with this product."
+NO_SUCH_IMAGE: Final = "No image with the provided ID was found. Verify the ID and try again."
 EMPTY: Final = 'The "%1" attribute value is empty. Set the attribute and try again.'
 RESOURCES: Final[dict[str, str]] = {
     "products": "Magento_Catalog::products",
@@ -582,6 +585,29 @@ async def create_media(sku: str, request: Request, state: State) -> Any:
             conn.execute(db.adobe_media.insert().values(id=entry_id, sku=sku, entry=stored,
                                                         content_sha256=hashlib.sha256(raw).hexdigest()))
             return entry_id
+    except MagentoError as exc:
+        raise exc.http() from None
+
+
+@_route("DELETE", "/V1/products/{sku}/media/{entryId}", summary="Remove gallery entry")
+def delete_media(sku: str, entryId: str, request: Request, state: State) -> Any:  # noqa: N803
+    """Magento's ``GalleryManagement::remove``: the product must exist, and so must the entry among its own
+    (``NoSuchEntityException``, 404, otherwise); the answer is ``true``."""
+    _store(request)
+    _authorize(request, state, "products")
+    try:
+        with state.write_lock, state.engine.begin() as conn:
+            if _load(conn, sku) is None:
+                raise MagentoError(404, NOT_FOUND)
+            t = db.adobe_media
+            if conn.execute(select(t.c.id).where(t.c.sku == sku).limit(1)).first() is None:
+                raise MagentoError(404, NO_IMAGES)
+            found = entryId.isdigit() and conn.execute(
+                select(t.c.id).where(t.c.sku == sku, t.c.id == int(entryId))).first() is not None
+            if not found:
+                raise MagentoError(404, NO_SUCH_IMAGE)
+            conn.execute(t.delete().where(t.c.sku == sku, t.c.id == int(entryId)))
+            return True
     except MagentoError as exc:
         raise exc.http() from None
 

@@ -83,9 +83,10 @@ POOLS: Final[Mapping[str, Pool]] = {p.name: p for p in (
          "prices), so a nightly publish holding storefront_api never delays it; same cost bucket",
          also={"erp": 4, "cdn": 1}),
     # a declared sales channel (catalog_sync/governance/channels.yaml) publishes in its own pool, so a channel that
-    # is slow or down never holds the storefront's slots; its task reads status and live prices from the ERP
+    # is slow or down never holds the storefront's slots; its task reads status and live prices from the ERP, and
+    # its image task the assets and their renditions from the DAM
     Pool("adobe_commerce_api", "adobe_commerce", 2, 1, "Adobe Commerce admin REST API (a declared sales "
-         "channel); a slot is one request in flight", also={"erp": 1}),
+         "channel); a slot is one request in flight", also={"erp": 1, "dam": 1}),
 )}
 
 
