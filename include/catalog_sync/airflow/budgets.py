@@ -38,7 +38,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     "pim": Limit(4, "Akeneo: at most 4 API calls at once per PIM connection (10 per instance), 429 beyond "
                     "(api.akeneo.com/documentation/good-practices.html); every worker uses the one connection"),
     "erp": Limit(14, "the ERP publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
-    "dam": Limit(8, "the DAM publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
+    "dam": Limit(10, "the DAM publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
     "supplier": Limit(4, "the supplier portal publishes no limit: the most Catalog Sync sends it"),
     "storefront": Limit(None, "Shopify meters points, not requests at once: one bucket per app and shop, which every "
                               "client follows from the throttleStatus of each answer"),
