@@ -127,8 +127,10 @@ def test_an_expired_licence_comes_off_adobe_through_the_window_sweep(hub_url: st
     after = client.media(BAG)
     gone = media_stem(str(expired["id"]), "square", expired["checksum"])
     assert gone in {media_entry_stem(e) for e in before} and gone not in {media_entry_stem(e) for e in after}
-    assert len(after) == len(before) - 1  # the others stay where they are
-    assert {e["id"] for e in after} <= {e["id"] for e in before}
+    assert len(after) == len(before) - 1
+    # the others stay: the same entries, those after the gone one moved up in place (no file sent again)
+    assert {e["id"] for e in after} < {e["id"] for e in before}
+    assert sorted(e["position"] for e in after) == list(range(1, len(after) + 1))
     assert len(shop_images(systems)) == len(after)  # gone from the storefront too, by the same rule
 
 

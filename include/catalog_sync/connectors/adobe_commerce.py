@@ -22,7 +22,8 @@ Relies only on Adobe's published REST reference and guides (the schema is
   complete, 2 failed but retriable (``Disposition.RETRY``), 3 failed and 5 rejected (``DEAD_LETTER``, with
   Magento's ``result_message`` as the reason). Operations are matched by ``id``, never by list position.
 * Media gallery entries with base64 content (https://developer.adobe.com/commerce/webapi/rest/tutorials/image/new/),
-  removed with ``DELETE /V1/products/{sku}/media/{entryId}`` (the schema's ``DeleteV1ProductsSkuMediaEntryId``),
+  changed in place (``PUT /V1/products/{sku}/media/{entryId}``: label, position, roles) and removed with
+  ``DELETE /V1/products/{sku}/media/{entryId}`` (``DeleteV1ProductsSkuMediaEntryId``),
   store views and their locales (``/V1/store/storeViews``, ``/V1/store/storeConfigs``), Inventory source items
   (https://developer.adobe.com/commerce/webapi/rest/inventory/manage-source-items/): one bad item makes Magento
   refuse the whole request ("Validation Failed"), so a refused batch is sent again item by item and only the bad
@@ -409,6 +410,18 @@ class AdobeCommerceClient(HttpClient):
         if isinstance(result, WriteResult):
             return dataclasses.replace(result, sent=sent)
         return WriteResult(sku, Outcome.OK, result.status, f"gallery entry {result.body}", sent, None, result.body)
+
+    def update_media(self, sku: str, entry_id: int | str, entry: Mapping[str, Any]) -> WriteResult:
+        """Change a gallery entry's label, position, disabled flag or roles without sending its file again
+        (``PUT /V1/products/{sku}/media/{entryId}``, the entry's ``id`` in the body too, answered ``true``); an
+        entry that is not there (404) is a failure of that record. Key ``sku/entryId``."""
+        key = f"{sku}/{entry_id}"
+        body = {"entry": {**{k: v for k, v in entry.items() if k != "content"}, "id": int(entry_id)}}
+        result = self._record_write(key, "PUT", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media/"
+                                    f"{path_segment(str(entry_id))}", body)
+        if isinstance(result, WriteResult):
+            return result
+        return WriteResult(key, Outcome.OK, result.status, None, body, None, result.body)
 
     def delete_media(self, sku: str, entry_id: int | str) -> WriteResult:
         """Remove one gallery entry (``DELETE /V1/products/{sku}/media/{entryId}``, answered ``true``). Magento

@@ -288,9 +288,10 @@ def sync_galleries(ctx: RunContext, channel: Channel, systems: Systems, client: 
     asset links, less the assets without the channel's rendition; each image's roles come from the channel's
     mapping (:meth:`ImageRules.types`). The channel's gallery is read back (``client.media``) and compared by file
     stem (``adobe_mapping.media_stem``: asset, rendition, file checksum): an entry already right is left alone, one
-    no longer wanted (rights expired, window ended, not licensed for the channel's region, unlinked) or placed
-    differently is removed, and what is missing is added with the rendition's bytes from the DAM. A re-run or a
-    retried task thus adds nothing twice. Entries made by hand on the channel are never touched.
+    no longer wanted (rights expired, window ended, not licensed for the channel's region, unlinked, an older file)
+    is removed, one in another place or with other roles is changed in place (``update_media``, no bytes sent), and
+    what is missing is added with the rendition's bytes from the DAM. A re-run or a retried task thus adds nothing
+    twice. Entries made by hand on the channel are never touched.
 
     A DAM outage raises (the task retries); a channel outage dead-letters this family and the rest with reason kind
     ``channel`` and no further call goes to the channel (``session.down``)."""
@@ -325,14 +326,14 @@ def sync_galleries(ctx: RunContext, channel: Channel, systems: Systems, client: 
                             exc.reason, {"asset_links": ids})
             continue
         failed = [r for r in done["results"] if not r.ok]
-        request = {"added": done["added"], "removed": done["removed"], "kept": done["kept"]}
+        request = {"added": done["added"], "moved": done["moved"], "removed": done["removed"], "kept": done["kept"]}
         if failed:
             reason = "; ".join(f"{r.key}: {r.message}" for r in failed)
             _gallery_letter(ctx, channel, sku, "channel", "channel_refused", reason, request)
             continue
-        outcome = "ok" if done["added"] or done["removed"] else "unchanged"
+        outcome = "ok" if done["added"] or done["moved"] or done["removed"] else "unchanged"
         ctx.audit(channel.name, "images", sku, "write", outcome, request=request,
-                  response={"gallery": done["kept"] + done["added"]})
+                  response={"gallery": done["kept"] + done["moved"] + done["added"]})
         ctx.count(hop, **{"delivered" if outcome == "ok" else "unchanged": 1})
 
 
@@ -360,28 +361,35 @@ def _sync_gallery(channel: Channel, systems: Systems, client: Any, sku: str, ass
         listed = client.media(sku)
     except TransientError as exc:
         raise _ChannelDown(exc) from None
-    ours = [(media_entry_stem(e), e) for e in listed]
     by_stem = {w.stem: w for w in wanted}
     kept: list[str] = []
+    moved: list[tuple[Mapping[str, Any], _Wanted]] = []
     removals: list[Mapping[str, Any]] = []
-    for stem, entry in ours:
+    for entry in listed:
+        stem = media_entry_stem(entry)
         if stem is None:
             continue  # made by hand on the channel: not ours to change
         want = by_stem.get(stem)
-        if want is not None and stem not in kept and entry.get("position") == want.position \
-                and list(entry.get("types") or []) == list(want.types) and entry.get("label") == want.label \
-                and not entry.get("disabled"):
+        if want is None or stem in kept or any(w.stem == stem for _, w in moved):
+            removals.append(entry)  # hidden now, unlinked, an older file, or a second copy
+        elif (entry.get("position"), list(entry.get("types") or []), entry.get("label"), bool(entry.get("disabled"))
+              ) == (want.position, list(want.types), want.label, False):
             kept.append(stem)
         else:
-            removals.append(entry)
-    additions = [w for w in wanted if w.stem not in kept]
+            moved.append((entry, want))  # the same file in another place or with other roles: changed in place
+    placed = set(kept) | {w.stem for _, w in moved}
+    additions = [w for w in wanted if w.stem not in placed]
     # the bytes first (a DAM outage raises before the channel's gallery is touched)
     files = {w.stem: systems.dam.download_rendition(w.asset, rules.rendition) for w in additions}
     results: list[WriteResult] = []
     try:
-        # removals first: an image taking a role releases it from the others, and a re-added entry keeps its place
+        # removals first, then the moves, then the new files: an image taking a role releases it from the others
         for entry in removals:
             results.append(client.delete_media(sku, entry["id"]))
+        for entry, want in moved:
+            results.append(client.update_media(sku, entry["id"], {
+                "media_type": "image", "label": want.label, "position": want.position, "disabled": False,
+                "types": list(want.types)}))
         for w in additions:
             content, mime = files[w.stem]
             entry = magento_media_entry(content, mime, f"{w.stem}.{IMAGE_EXTENSIONS[mime]}", w.label,
@@ -390,7 +398,7 @@ def _sync_gallery(channel: Channel, systems: Systems, client: Any, sku: str, ass
     except TransientError as exc:
         raise _ChannelDown(exc) from None
     return {"results": results, "kept": kept, "added": [w.stem for w in additions],
-            "removed": [str(e.get("file")) for e in removals]}
+            "moved": [w.stem for _, w in moved], "removed": [str(e.get("file")) for e in removals]}
 
 
 def _gallery_letter(ctx: RunContext, channel: Channel, sku: str, kind: str, expectation: str, reason: str,
