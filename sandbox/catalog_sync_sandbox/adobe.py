@@ -537,6 +537,17 @@ def list_media(sku: str, request: Request, state: State) -> Any:
                                               .order_by(db.adobe_media.c.id))]
 
 
+async def _entry_of(request: Request, state: SandboxState) -> tuple[dict[str, Any], list[str]]:
+    """The request's gallery ``entry``, checked (:func:`_check_entry`), and its roles."""
+    _store(request)
+    _authorize(request, state, "products")
+    body = await _json_body(request)
+    entry = body.get("entry") if isinstance(body, dict) else None
+    types = _check_entry(entry)
+    assert isinstance(entry, dict)  # _check_entry refused anything else
+    return entry, types
+
+
 def _check_entry(entry: Any) -> list[str]:
     """The checks Magento's gallery management makes of an entry's fields; its ``types`` when they pass."""
     if not isinstance(entry, dict):
@@ -587,13 +598,8 @@ def _release_types(conn: Any, sku: str, types: list[str], keep_id: int) -> None:
 
 @_route("POST", "/V1/products/{sku}/media", summary="Create new gallery entry")
 async def create_media(sku: str, request: Request, state: State) -> Any:
-    _store(request)
-    _authorize(request, state, "products")
-    body = await _json_body(request)
-    entry = body.get("entry") if isinstance(body, dict) else None
     try:
-        types = _check_entry(entry)
-        assert isinstance(entry, dict)
+        entry, types = await _entry_of(request, state)
         raw, name = _check_content(entry.get("content"))
         with state.write_lock, state.engine.begin() as conn:
             if _load(conn, sku) is None:
@@ -615,13 +621,8 @@ async def update_media(sku: str, entryId: str, request: Request, state: State) -
     """Magento's ``GalleryManagement::update``: the entry (its ``id`` in the body, else the path's) must be one of
     the product's; its label, position, disabled flag and roles are replaced, and its file when ``content`` comes
     with it. The answer is ``true``."""
-    _store(request)
-    _authorize(request, state, "products")
-    body = await _json_body(request)
-    entry = body.get("entry") if isinstance(body, dict) else None
     try:
-        types = _check_entry(entry)
-        assert isinstance(entry, dict)
+        entry, types = await _entry_of(request, state)
         content = _check_content(entry["content"]) if entry.get("content") is not None else None
         wanted = str(entry.get("id") or entryId)
         with state.write_lock, state.engine.begin() as conn:
