@@ -30,7 +30,8 @@ def test_each_enabled_channel_has_its_task_beside_the_storefronts_publish(nightl
         task = nightly.get_task(channel.task_id)
         assert (task.pool, task.pool_slots) == (channel.pool, POOLS[channel.pool].slots)
         assert task.upstream_task_ids == {"open_run", "gate_channel_content"}  # open_run: the load id's XCom
-        assert task.downstream_task_ids == {"gate_consistency"}
+        # its images follow it (when it takes images), in a task of their own
+        assert task.downstream_task_ids == {"gate_consistency"} | ({channel.image_task_id} if channel.images else set())
         # beside publish_products: neither waits for the other
         assert "publish_products" not in task.upstream_task_ids | task.downstream_task_ids
         assert channel.task_id not in nightly.get_task("publish_products").get_flat_relative_ids(upstream=False)
