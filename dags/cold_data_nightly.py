@@ -14,6 +14,9 @@ Moves the slow-changing product data through the PIM once a day, inside the run'
    **PIM -> each declared sales channel** (`governance/channels.yaml`, today Adobe Commerce): one task per enabled
    channel, `publish_channel_<name>`, beside `publish_products`, from the same gated content, in the channel's own
    pool; a channel that is down dead-letters its records (kind `channel`) and never holds the storefront back.
+   A channel that takes images gets `publish_channel_images_<name>` after its products: each sold product's
+   showable gallery (the channel's DAM rendition, image roles and region), read back so nothing is added twice,
+   and images no longer showable there removed.
 5. **Consistency gate** (layer 2, soft): ERP, PIM and storefront agree for what was published.
 6. Cursors commit only in `finish`, after every write and gate succeeded; a failed run leaves them where they
    were, so the next run picks the same changes up again.
@@ -135,6 +138,16 @@ def cold_data_nightly():
 
         return publish
 
+    def publish_channel_images(name: str, pool_name: str) -> Any:
+        @task(task_id=f"publish_channel_images_{name}", **pool(pool_name))
+        def publish(load_id: str) -> dict:
+            from catalog_sync.airflow.tasks import channel_client, resumable, systems
+            from catalog_sync.flows import channels
+
+            return resumable(channels.publish_channel_images, load_id, name, systems(), channel_client(name))
+
+        return publish
+
     @task
     def plan_image_chunks(load_id: str) -> list[int]:
         from catalog_sync.airflow.tasks import resumable
@@ -195,7 +208,10 @@ def cold_data_nightly():
     # each declared sales channel beside the storefront: same gated content, its own pool; it succeeds when the
     # channel is down (its records dead-lettered), so the consistency gate and finish still run
     for channel in load_channels().enabled():
-        content >> publish_channel(channel.name, channel.pool)(load_id) >> consistency
+        published = publish_channel(channel.name, channel.pool)(load_id)
+        content >> published >> consistency
+        if channel.images is not None:  # its galleries after its products, as the storefront's: separate work
+            published >> publish_channel_images(channel.name, channel.pool)(load_id) >> consistency
     done >> build_data_docs(load_id).as_teardown()
     # a teardown too: it runs whatever happened, and like Data Docs never decides the run's state
     done >> check_alerts(load_id).as_teardown()

@@ -32,7 +32,7 @@ from catalog_sync.hub.models import DeadLetter
 #: The cold flow's tasks in DAG order (images are mapped chunks after ``publish_products``).
 COLD_STEPS: tuple[str, ...] = ("extract_erp", "gate_master_data", "load_pim", "link_assets", "writeback_supplier",
                                "extract_pim", "gate_channel_content", "publish_products", "publish_channels",
-                               "publish_images", "check_consistency", "finish")
+                               "publish_channel_images", "publish_images", "check_consistency", "finish")
 _NO_SYSTEMS = {"gate_master_data", "gate_channel_content", "finish"}
 #: Storefront fields compared between runs (ids and timestamps differ by construction).
 _SHOP_FIELDS = ("title", "body_html", "vendor", "product_type", "status", "tags")
@@ -112,6 +112,12 @@ def run_step(step: str, load_id: str, systems: Systems) -> Any:
 
         return {c.name: publish_channel(load_id, c.name, systems, systems.channels[c.name])
                 for c in load_channels().enabled() if c.name in systems.channels}
+    if step == "publish_channel_images":  # the DAG's publish_channel_images_<name> tasks, after each channel's
+        from catalog_sync.flows.channels import publish_channel_images
+        from catalog_sync.governance.channels import load_channels
+
+        return {c.name: publish_channel_images(load_id, c.name, systems, systems.channels[c.name])
+                for c in load_channels().enabled() if c.name in systems.channels and c.images is not None}
     fn: Callable[..., Any] = getattr(cold, step)
     return fn(load_id) if step in _NO_SYSTEMS else fn(load_id, systems)
 

@@ -624,7 +624,8 @@ def channel_states(sku: str, systems: Systems, hub_url: str | None = None,
     """The SKU on each declared sales channel: ``state`` is ``published`` (its last write there was delivered or
     found unchanged), ``dead_lettered`` (an open letter for that channel), or ``never published``; with the last
     write audited (run, outcome, message) and, when the channel's client is configured, what the channel shows
-    (``live``: name and status, None when it has no such product, or the error when it does not answer)."""
+    (``live``: name, status and gallery size, None when it has no such product, or the error when it does not
+    answer)."""
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -640,7 +641,8 @@ def channel_states(sku: str, systems: Systems, hub_url: str | None = None,
         try:
             with session_scope(hub_url) as s:
                 row = s.scalars(select(AuditEvent).where(
-                    AuditEvent.system == channel.name, AuditEvent.record_key == sku, AuditEvent.action == "write")
+                    AuditEvent.system == channel.name, AuditEvent.record_key == sku, AuditEvent.action == "write",
+                    AuditEvent.entity == "product")
                     .order_by(AuditEvent.ended_at.desc(), AuditEvent.id.desc()).limit(1)).first()
                 if row is not None:
                     last = {"load_id": row.load_id, "outcome": row.outcome, "at": row.ended_at,
@@ -655,7 +657,8 @@ def channel_states(sku: str, systems: Systems, hub_url: str | None = None,
         if client is not None:
             try:
                 product = client.get_product(sku)
-                live = None if product is None else {"name": product.get("name"), "status": product.get("status")}
+                live = None if product is None else {"name": product.get("name"), "status": product.get("status"),
+                                                     "images": len(product.get("media_gallery_entries") or [])}
             except ConnectorError as exc:
                 live = {"error": str(exc)}
         out.append({"channel": channel.name, "enabled": channel.enabled, "state": state, "last_write": json_safe(last),

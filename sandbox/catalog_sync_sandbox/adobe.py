@@ -10,7 +10,8 @@ behaviour follows Adobe's REST documentation:
   admin scope); an unknown store code is left in the path by Magento and so matches no route (404);
 * products by SKU (``POST /V1/products``, ``PUT/GET /V1/products/{sku}``), configurable children
   (``POST /V1/configurable-products/{sku}/child``), attribute options, media gallery entries with base64 content
-  (developer.adobe.com/commerce/webapi/rest/tutorials/image/new/), store views and store configs;
+  (developer.adobe.com/commerce/webapi/rest/tutorials/image/new/), their update and removal
+  (``PUT`` and ``DELETE /V1/products/{sku}/media/{entryId}``), store views and store configs;
 * base prices, ``POST /V1/products/base-prices`` (``BasePriceStorage``): the valid items are saved and the failed
   ones answered as a list of ``{"message", "parameters"}`` (an unknown SKU or one without a price of its own, a
   negative price, an unknown store);
@@ -87,6 +88,8 @@ IMAGE_ROLES: Final[frozenset[str]] = frozenset({"image", "small_image", "thumbna
 IMAGE_MIME: Final[frozenset[str]] = frozenset({"image/jpeg", "image/png", "image/gif"})
 
 NOT_FOUND: Final = "The product that was requested doesn't exist. Verify the product and try again."
+NO_IMAGES: Final = "There are no images associated with this product."
+NO_SUCH_IMAGE: Final = "No image with the provided ID was found. Verify the ID and try again."
 EMPTY: Final = 'The "%1" attribute value is empty. Set the attribute and try again.'
 RESOURCES: Final[dict[str, str]] = {
     "products": "Magento_Catalog::products",
@@ -622,54 +625,134 @@ def list_media(sku: str, request: Request, state: State) -> Any:
                                               .order_by(db.adobe_media.c.id))]
 
 
-@_route("POST", "/V1/products/{sku}/media", summary="Create new gallery entry")
-async def create_media(sku: str, request: Request, state: State) -> Any:
+async def _entry_of(request: Request, state: SandboxState) -> tuple[dict[str, Any], list[str]]:
+    """The request's gallery ``entry``, checked (:func:`_check_entry`), and its roles."""
     _store(request)
     _authorize(request, state, "products")
     body = await _json_body(request)
     entry = body.get("entry") if isinstance(body, dict) else None
+    types = _check_entry(entry)
+    assert isinstance(entry, dict)  # _check_entry refused anything else
+    return entry, types
+
+
+def _check_entry(entry: Any) -> list[str]:
+    """The checks Magento's gallery management makes of an entry's fields; its ``types`` when they pass."""
+    if not isinstance(entry, dict):
+        raise _required("entry")
+    for name in ("media_type", "label", "position", "disabled", "types"):
+        if name not in entry:
+            raise _required(name)
+    if entry["media_type"] != "image":
+        raise MagentoError(400, "The media type is incorrect. Verify the type and try again.")
+    types = entry["types"]
+    if not isinstance(types, list) or any(t not in IMAGE_ROLES for t in types):
+        raise MagentoError(400, 'Invalid value of "%value" provided for the %fieldName field.',
+                           {"value": json.dumps(types), "fieldName": "types"})
+    return list(types)
+
+
+def _check_content(content: Any) -> tuple[bytes, str]:
+    """An entry's ``content`` as Magento's image content validator takes it: (the image, its file name)."""
+    if not isinstance(content, dict):
+        raise MagentoError(400, "The image content is invalid. Verify the content and try again.")
+    for name in ("base64_encoded_data", "type", "name"):
+        if not content.get(name):
+            raise _required(name)
     try:
-        if not isinstance(entry, dict):
-            raise _required("entry")
-        for name in ("media_type", "label", "position", "disabled", "types"):
-            if name not in entry:
-                raise _required(name)
-        if entry["media_type"] != "image":
-            raise MagentoError(400, "The media type is incorrect. Verify the type and try again.")
-        types = entry["types"]
-        if not isinstance(types, list) or any(t not in IMAGE_ROLES for t in types):
-            raise MagentoError(400, 'Invalid value of "%value" provided for the %fieldName field.',
-                               {"value": json.dumps(types), "fieldName": "types"})
-        content = entry.get("content")
-        if not isinstance(content, dict):
-            raise MagentoError(400, "The image content is invalid. Verify the content and try again.")
-        for name in ("base64_encoded_data", "type", "name"):
-            if not content.get(name):
-                raise _required(name)
-        try:
-            raw = base64.b64decode(str(content["base64_encoded_data"]), validate=True)
-        except (binascii.Error, ValueError):
-            raise MagentoError(400, "The image content must be valid base64 encoded data.") from None
-        if content["type"] not in IMAGE_MIME or not _looks_like(raw, str(content["type"])):
-            raise MagentoError(400, "The image MIME type is not valid or not supported.")
-        name = str(content["name"])
+        raw = base64.b64decode(str(content["base64_encoded_data"]), validate=True)
+    except (binascii.Error, ValueError):
+        raise MagentoError(400, "The image content must be valid base64 encoded data.") from None
+    if content["type"] not in IMAGE_MIME or not _looks_like(raw, str(content["type"])):
+        raise MagentoError(400, "The image MIME type is not valid or not supported.")
+    return raw, str(content["name"])
+
+
+def _file_path(name: str) -> str:
+    clean = name.rsplit("/", 1)[-1]
+    return f"/{clean[:1].lower()}/{clean[1:2].lower() or '_'}/{clean}"
+
+
+def _release_types(conn: Any, sku: str, types: list[str], keep_id: int) -> None:
+    """A role names one image: the entry taking it releases it from the product's other entries."""
+    if not types:
+        return
+    for other in conn.execute(select(db.adobe_media).where(db.adobe_media.c.sku == sku)).mappings():
+        kept = [t for t in other["entry"]["types"] if t not in types]
+        if other["id"] != keep_id and kept != other["entry"]["types"]:
+            conn.execute(db.adobe_media.update().where(db.adobe_media.c.id == other["id"])
+                         .values(entry={**other["entry"], "types": kept}))
+
+
+@_route("POST", "/V1/products/{sku}/media", summary="Create new gallery entry")
+async def create_media(sku: str, request: Request, state: State) -> Any:
+    try:
+        entry, types = await _entry_of(request, state)
+        raw, name = _check_content(entry.get("content"))
         with state.write_lock, state.engine.begin() as conn:
             if _load(conn, sku) is None:
                 raise MagentoError(404, NOT_FOUND)
             (entry_id,) = db.next_ids(conn, "adobe_media")
-            clean = name.rsplit("/", 1)[-1]
             stored = {"id": entry_id, "media_type": "image", "label": entry["label"],
-                      "position": int(entry["position"]), "disabled": bool(entry["disabled"]), "types": list(types),
-                      "file": f"/{clean[:1].lower()}/{clean[1:2].lower() or '_'}/{clean}"}
-            if types:  # a role names one image: the entry taking it releases it from the others
-                for other in conn.execute(select(db.adobe_media).where(db.adobe_media.c.sku == sku)).mappings():
-                    kept = [t for t in other["entry"]["types"] if t not in types]
-                    if kept != other["entry"]["types"]:
-                        conn.execute(db.adobe_media.update().where(db.adobe_media.c.id == other["id"])
-                                     .values(entry={**other["entry"], "types": kept}))
+                      "position": int(entry["position"]), "disabled": bool(entry["disabled"]), "types": types,
+                      "file": _file_path(name)}
+            _release_types(conn, sku, types, entry_id)
             conn.execute(db.adobe_media.insert().values(id=entry_id, sku=sku, entry=stored,
                                                         content_sha256=hashlib.sha256(raw).hexdigest()))
             return entry_id
+    except MagentoError as exc:
+        raise exc.http() from None
+
+
+@_route("PUT", "/V1/products/{sku}/media/{entryId}", summary="Update gallery entry")
+async def update_media(sku: str, entryId: str, request: Request, state: State) -> Any:  # noqa: N803
+    """Magento's ``GalleryManagement::update``: the entry (its ``id`` in the body, else the path's) must be one of
+    the product's; its label, position, disabled flag and roles are replaced, and its file when ``content`` comes
+    with it. The answer is ``true``."""
+    try:
+        entry, types = await _entry_of(request, state)
+        content = _check_content(entry["content"]) if entry.get("content") is not None else None
+        wanted = str(entry.get("id") or entryId)
+        with state.write_lock, state.engine.begin() as conn:
+            if _load(conn, sku) is None:
+                raise MagentoError(404, NOT_FOUND)
+            t = db.adobe_media
+            row = conn.execute(select(t).where(t.c.sku == sku, t.c.id == int(wanted))).mappings().first() \
+                if wanted.isdigit() else None
+            if row is None:
+                raise MagentoError(404, NO_SUCH_IMAGE)
+            stored = {**row["entry"], "label": entry["label"], "position": int(entry["position"]),
+                      "disabled": bool(entry["disabled"]), "types": types}
+            values: dict[str, Any] = {}
+            if content is not None:
+                stored["file"] = _file_path(content[1])
+                values["content_sha256"] = hashlib.sha256(content[0]).hexdigest()
+            _release_types(conn, sku, types, row["id"])
+            conn.execute(t.update().where(t.c.id == row["id"]).values(entry=stored, **values))
+            return True
+    except MagentoError as exc:
+        raise exc.http() from None
+
+
+@_route("DELETE", "/V1/products/{sku}/media/{entryId}", summary="Remove gallery entry")
+def delete_media(sku: str, entryId: str, request: Request, state: State) -> Any:  # noqa: N803
+    """Magento's ``GalleryManagement::remove``: the product must exist, and so must the entry among its own
+    (``NoSuchEntityException``, 404, otherwise); the answer is ``true``."""
+    _store(request)
+    _authorize(request, state, "products")
+    try:
+        with state.write_lock, state.engine.begin() as conn:
+            if _load(conn, sku) is None:
+                raise MagentoError(404, NOT_FOUND)
+            t = db.adobe_media
+            if conn.execute(select(t.c.id).where(t.c.sku == sku).limit(1)).first() is None:
+                raise MagentoError(404, NO_IMAGES)
+            found = entryId.isdigit() and conn.execute(
+                select(t.c.id).where(t.c.sku == sku, t.c.id == int(entryId))).first() is not None
+            if not found:
+                raise MagentoError(404, NO_SUCH_IMAGE)
+            conn.execute(t.delete().where(t.c.sku == sku, t.c.id == int(entryId)))
+            return True
     except MagentoError as exc:
         raise exc.http() from None
 

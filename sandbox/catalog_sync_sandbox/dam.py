@@ -1,11 +1,15 @@
 """The DAM: assets linked to SKUs (or orphaned), with rights, validity windows, versions and binaries.
 
-Renditions are links to the original file (the sandbox does not resize); the binary is the real photograph where
-the catalog shipped one and a generated PNG otherwise, with the checksum and pixel size the metadata announces.
+The binary is the real photograph where the catalog shipped one and a generated PNG otherwise, with the checksum
+and pixel size the metadata announces. The ``ecommerce`` and ``thumbnail`` renditions are links to that original
+(the sandbox does not resize); ``square``, the large square image a second sales channel takes, is a generated
+square PNG derived from the asset's checksum (the sandbox has no image library to crop with), so its bytes differ
+from the original's and a test can tell which rendition a channel was sent.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,11 +20,13 @@ from sqlalchemy import func, or_, select
 from catalog_sync.domain import AssetRole, AssetStatus
 from catalog_sync_sandbox import db
 from catalog_sync_sandbox.common import State, api_key_auth, error, iso, parse_ts
-from catalog_sync_sandbox.images import placeholder_png
+from catalog_sync_sandbox.images import ImageBlob, placeholder_png
 from catalog_sync_sandbox.state import SandboxState
 
 router = APIRouter(prefix="/dam/api", tags=["dam"], dependencies=[Depends(api_key_auth("dam"))])
-RENDITIONS = ("ecommerce", "thumbnail")
+RENDITIONS = ("ecommerce", "thumbnail", "square")
+#: Edge of the ``square`` rendition, in pixels.
+SQUARE_EDGE = 400
 
 
 class Asset(BaseModel):
@@ -142,15 +148,26 @@ def _get(state: SandboxState, asset_id: str) -> Any:
 def asset_binary(
     asset_id: str,
     state: State,
-    rendition: Literal["original", "ecommerce", "thumbnail"] = "original",
+    rendition: Literal["original", "ecommerce", "thumbnail", "square"] = "original",
 ) -> Response:
     row = _get(state, asset_id)
+    if rendition == "square":
+        square = _square(row.checksum)
+        return Response(square.data, media_type=square.content_type, headers={
+            "ETag": f'"{square.checksum}"',
+            "Content-Disposition": f'inline; filename="{row.filename.rsplit(".", 1)[0]}-square.png"'})
     with state.engine.connect() as conn:
         blob = conn.execute(select(db.dam_blob).where(db.dam_blob.c.checksum == row.checksum)).first()
     if blob is None:
         raise error(404, f"Asset {asset_id} has no binary.")
     return Response(blob.data, media_type=blob.content_type, headers={
         "ETag": f'"{row.checksum}"', "Content-Disposition": f'inline; filename="{row.filename}"'})
+
+
+@functools.lru_cache(maxsize=256)
+def _square(checksum: str) -> ImageBlob:
+    """The ``square`` rendition of the file whose checksum this is: the same file always gives the same bytes."""
+    return placeholder_png(f"{checksum}/square", (SQUARE_EDGE, SQUARE_EDGE))
 
 
 @router.get("/assets/{asset_id:path}/versions", response_model=list[AssetVersion],

@@ -213,6 +213,14 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
             client.add_media("MJ01", entry)
             client.add_media("MJ01", {**entry, "label": "bad", "content": {**entry["content"],
                                                                             "base64_encoded_data": "AAAA"}})
+            (added,) = client.media("MJ01")
+            client.update_media("MJ01", added["id"], {**added, "position": 2, "types": ["thumbnail"]})  # true
+            client.update_media("MJ01", 999_999, added)  # no such entry: 404
+            client.delete_media("MJ01", added["id"])  # answered true
+            client.delete_media("MJ01", added["id"])  # no images left: 404
+            client.add_media("MJ01", entry)
+            client.delete_media("MJ01", 999_999)  # no such entry: 404
+            client.delete_media("NOPE", 1)  # no such product: 404
             items, _ = stock_to_source_items([{"sku": "MJ01-S", "location": "DC-EAST", "quantity": 4},
                                               {"sku": "NOPE", "location": "DC-EAST", "quantity": 1}], cat)
             client.save_source_items(items)

@@ -113,7 +113,9 @@ def test_luma_goes_to_both_channels_each_in_its_own_shape(hub_url: str, systems:
     assert states["adobe_commerce"]["state"] == "never published" and states["adobe_commerce"]["live"] is None
     states = {c["channel"]: c for c in explain_sku(BAG, systems)["channels"]}
     assert states["adobe_commerce"]["state"] == "published"
-    assert states["adobe_commerce"]["live"] == {"name": "Joust Duffle Bag", "status": 1}
+    assert states["adobe_commerce"]["live"] == {"name": "Joust Duffle Bag", "status": 1,
+                                                "images": len(client.media(BAG))}
+    assert states["adobe_commerce"]["live"]["images"] > 0  # its gallery went out after it
 
     # a second nightly over the same content (the window read again) sends nothing to either channel
     forget_pim_cursor()

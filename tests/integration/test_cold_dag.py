@@ -124,6 +124,8 @@ def test_the_dags_publish_sync_replay_and_roll_back(hub_url: str, fresh_sandbox:
         # trees, in its own task and pool; the men's hoodie is the storefront's only
         adobe = systems.channels["adobe_commerce"]
         assert (adobe.get_product("24-MB01") or {}).get("status") == 1 and adobe.get_product("MH01") is None
+        # its galleries follow in publish_channel_images_adobe_commerce, in the channel's square rendition
+        assert adobe.media("24-MB01") and all("-square-" in e["file"] for e in adobe.media("24-MB01"))
 
         # 2. hot_data_sync: an ERP stock change reaches the storefront's inventory.
         sku = "MH01-XS-Black"

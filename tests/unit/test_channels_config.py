@@ -11,7 +11,9 @@ import yaml
 
 from catalog_sync.governance.channels import (
     DEFAULT_PATH,
+    IMAGE_TYPES,
     ChannelsError,
+    ImageRules,
     clean_html,
     cut_title,
     load_channels,
@@ -44,6 +46,14 @@ def test_the_declared_file_loads() -> None:
     (("formatting", "title_max_length"), 3, "title_max_length must be a whole number of at least 10"),
     (("formatting", "allowed_html"), ["<p>"], "allowed_html must list lower-case HTML tag names"),
     (("formatting", "title_length"), 40, "unknown field(s) ['title_length']"),
+    (("images", "rendition"), "Large Square", "images.rendition must name a DAM rendition"),
+    (("images", "region"), "europe", "images.region must be the sales region"),
+    (("images", "roles"), {}, "images.roles must map DAM roles"),
+    (("images", "roles", "banner"), ["image"], "images.roles.banner is not a DAM role"),
+    (("images", "roles", "hero"), ["main_image"], "images.roles.hero: ['main_image'] are not image roles"),
+    (("images", "roles", "swatch"), "swatch_image", "images.roles.swatch must list image roles"),
+    (("images", "size"), 1200, "unknown field(s) ['size']"),
+    (("images",), "square", "images must say rendition, region and roles"),
 ])
 def test_a_mistake_is_refused_naming_the_channel_and_the_field(path: tuple[str, ...], value: Any,
                                                                message: str) -> None:
@@ -105,3 +115,42 @@ def test_shaping_applies_to_translations_too() -> None:
     assert shaped["name"] == "A name that is far too long for"
     assert shaped["description"] == "<p>ok fine</p>"
     assert shaped["translations"]["fr_FR"]["name"] == "Un nom beaucoup trop long pour"
+
+
+def test_a_channel_declares_its_rendition_region_and_image_roles() -> None:
+    adobe = load_channels().channel("adobe_commerce")
+    assert adobe.images is not None
+    assert (adobe.images.rendition, adobe.images.region) == ("square", "EU")
+    assert adobe.images.roles["hero"] == ("image", "small_image", "thumbnail")
+    assert adobe.image_hop == "dam->adobe_commerce" and adobe.image_task_id == "publish_channel_images_adobe_commerce"
+    # no images section: the channel takes no images
+    doc = declared()
+    del doc["channels"]["adobe_commerce"]["images"]
+    assert parse_channels(doc).channel("adobe_commerce").images is None
+
+
+def test_each_channel_role_goes_to_the_first_image_in_gallery_order() -> None:
+    rules = load_channels().channel("adobe_commerce").images
+    assert rules is not None
+    assert rules.types(["seasonal", "hero", "hero", "gallery", "swatch", None]) == [
+        [], ["image", "small_image", "thumbnail"], [], [], ["swatch_image"], []]
+    wide = ImageRules("square", "EU", {"seasonal": ("image",), "hero": ("image", "small_image", "thumbnail")})
+    assert wide.types(["seasonal", "hero"]) == [["image"], ["small_image", "thumbnail"]]
+
+
+def test_the_image_roles_are_magentos() -> None:
+    from catalog_sync.connectors.adobe_mapping import MAGENTO_IMAGE_TYPES
+    from catalog_sync_sandbox.adobe import IMAGE_ROLES
+
+    assert IMAGE_TYPES["adobe_commerce"] == MAGENTO_IMAGE_TYPES == IMAGE_ROLES
+
+
+def test_an_entry_is_known_again_by_its_file_name() -> None:
+    from catalog_sync.connectors.adobe_mapping import media_entry_stem, media_stem
+
+    stem = media_stem("luma/24-MB01 hero.jpg", "square", "ABCDEF0123456789")
+    assert stem == "cs-luma-24-mb01-hero-jpg-square-abcdef012345"
+    assert media_entry_stem({"file": f"/c/s/{stem}.png"}) == stem
+    assert media_entry_stem({"file": f"/c/s/{stem}_2.png"}) == stem  # Magento renamed it: the name was taken
+    assert media_entry_stem({"file": "/m/b/mb01-hero.jpg"}) is None  # made by hand on the channel
+    assert media_stem("a", "square", "1" * 64) != media_stem("a", "square", "2" * 64)  # a new file, a new entry

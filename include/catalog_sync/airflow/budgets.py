@@ -38,7 +38,7 @@ LIMITS: Final[Mapping[str, Limit]] = {
     "pim": Limit(4, "Akeneo: at most 4 API calls at once per PIM connection (10 per instance), 429 beyond "
                     "(api.akeneo.com/documentation/good-practices.html); every worker uses the one connection"),
     "erp": Limit(14, "the ERP publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
-    "dam": Limit(8, "the DAM publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
+    "dam": Limit(10, "the DAM publishes no limit: the most Catalog Sync sends it, for its owners to agree to"),
     "supplier": Limit(4, "the supplier portal publishes no limit: the most Catalog Sync sends it"),
     "storefront": Limit(None, "Shopify meters points, not requests at once: one bucket per app and shop, which every "
                               "client follows from the throttleStatus of each answer"),
@@ -83,9 +83,10 @@ POOLS: Final[Mapping[str, Pool]] = {p.name: p for p in (
          "prices), so a nightly publish holding storefront_api never delays it; same cost bucket",
          also={"erp": 4, "cdn": 1}),
     # a declared sales channel (catalog_sync/governance/channels.yaml) publishes in its own pool, so a channel that
-    # is slow or down never holds the storefront's slots; its task reads status and live prices from the ERP
+    # is slow or down never holds the storefront's slots; its task reads status and live prices from the ERP, and
+    # its image task the assets and their renditions from the DAM
     Pool("adobe_commerce_api", "adobe_commerce", 2, 1, "Adobe Commerce admin REST API (a declared sales "
-         "channel); a slot is one request in flight", also={"erp": 1}),
+         "channel); a slot is one request in flight", also={"erp": 1, "dam": 1}),
 )}
 
 

@@ -22,6 +22,8 @@ Relies only on Adobe's published REST reference and guides (the schema is
   complete, 2 failed but retriable (``Disposition.RETRY``), 3 failed and 5 rejected (``DEAD_LETTER``, with
   Magento's ``result_message`` as the reason). Operations are matched by ``id``, never by list position.
 * Media gallery entries with base64 content (https://developer.adobe.com/commerce/webapi/rest/tutorials/image/new/),
+  changed in place (``PUT /V1/products/{sku}/media/{entryId}``: label, position, roles) and removed with
+  ``DELETE /V1/products/{sku}/media/{entryId}`` (``DeleteV1ProductsSkuMediaEntryId``),
   store views and their locales (``/V1/store/storeViews``, ``/V1/store/storeConfigs``), Inventory source items
   (https://developer.adobe.com/commerce/webapi/rest/inventory/manage-source-items/): one bad item makes Magento
   refuse the whole request ("Validation Failed"), so a refused batch is sent again item by item and only the bad
@@ -35,6 +37,7 @@ past the retry budget, the client raises :class:`ChannelUnavailable`, a ``Transi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -401,25 +404,58 @@ class AdobeCommerceClient(HttpClient):
         return WriteResult(key, Outcome.OK, result.status, None, body, None, result.body)
 
     def media(self, sku: str) -> list[dict[str, Any]]:
-        """``GET /V1/products/{sku}/media``: the SKU's gallery entries."""
-        body = self.request("GET", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media").body
-        return list(body or [])
+        """``GET /V1/products/{sku}/media``: the SKU's gallery entries. A SKU the channel does not hold (404) is that
+        record's problem: :class:`RecordError`."""
+        result = self.request("GET", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media", expect=(200, 404))
+        if result.status == 404:
+            raise RecordError(sku, f"{SYSTEM}: {_message(result.body)}", system=SYSTEM, status=404)
+        return list(result.body or [])
 
-    def add_media(self, sku: str, entry: Mapping[str, Any]) -> WriteResult:
+    def add_media(self, sku: str, entry: Mapping[str, Any], *, listed: Sequence[Mapping[str, Any]] | None = None
+                  ) -> WriteResult:
         """One gallery entry (``POST /V1/products/{sku}/media``); an entry with the same label and file name is
-        already there (Magento keeps the name as the file's last path segment) and is left UNCHANGED."""
+        already there (Magento keeps the name as the file's last path segment) and is left UNCHANGED. ``listed``:
+        the SKU's entries as the caller just read them (``media``), saving the read."""
         name = str((entry.get("content") or {}).get("name") or "")
-        listed = self.request("GET", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media", expect=(200, 404))
-        for existing in listed.body if listed.status == 200 and isinstance(listed.body, list) else []:
+        if listed is None:
+            answer = self.request("GET", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media", expect=(200, 404))
+            listed = answer.body if answer.status == 200 and isinstance(answer.body, list) else []
+        for existing in listed:
             if existing.get("label") == entry.get("label") and str(existing.get("file", "")).endswith("/" + name):
                 return WriteResult(sku, Outcome.UNCHANGED, 200, f"gallery entry {existing.get('id')} already there",
                                    None, None, existing)
         body = {"entry": dict(entry)}
         result = self._record_write(sku, "POST", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media", body)
+        sent = {"entry": {**entry, "content": {**(entry.get("content") or {}), "base64_encoded_data": "<image>"}}}
+        if isinstance(result, WriteResult):
+            return dataclasses.replace(result, sent=sent)
+        return WriteResult(sku, Outcome.OK, result.status, f"gallery entry {result.body}", sent, None, result.body)
+
+    def update_media(self, sku: str, entry_id: int | str, entry: Mapping[str, Any]) -> WriteResult:
+        """Change a gallery entry's label, position, disabled flag or roles without sending its file again
+        (``PUT /V1/products/{sku}/media/{entryId}``, the entry's ``id`` in the body too, answered ``true``); an
+        entry that is not there (404) is a failure of that record. Key ``sku/entryId``."""
+        key = f"{sku}/{entry_id}"
+        body = {"entry": {**{k: v for k, v in entry.items() if k != "content"}, "id": int(entry_id)}}
+        result = self._record_write(key, "PUT", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media/"
+                                    f"{path_segment(str(entry_id))}", body)
         if isinstance(result, WriteResult):
             return result
-        sent = {"entry": {**entry, "content": {**(entry.get("content") or {}), "base64_encoded_data": "<image>"}}}
-        return WriteResult(sku, Outcome.OK, result.status, f"gallery entry {result.body}", sent, None, result.body)
+        return WriteResult(key, Outcome.OK, result.status, None, body, None, result.body)
+
+    def delete_media(self, sku: str, entry_id: int | str) -> WriteResult:
+        """Remove one gallery entry (``DELETE /V1/products/{sku}/media/{entryId}``, answered ``true``). Magento
+        answers 404 (``NoSuchEntityException``) when the entry, or the product, is not there: nothing is left to
+        remove, so a repeated delete is UNCHANGED. Key ``sku/entryId``."""
+        key = f"{sku}/{entry_id}"
+        result = self.request("DELETE", f"rest/{ADMIN}/V1/products/{path_segment(sku)}/media/"
+                              f"{path_segment(str(entry_id))}", expect=(200, 400, 404), record_key=key)
+        if result.status == 404:
+            return WriteResult(key, Outcome.UNCHANGED, 404, _message(result.body), None, None, result.body)
+        if result.status != 200 or result.body is not True:
+            return WriteResult(key, Outcome.FAILED, result.status, _message(result.body) or "not removed", None,
+                               Disposition.DEAD_LETTER, result.body)
+        return WriteResult(key, Outcome.OK, 200, None, None, None, True)
 
     # ------------------------------------------------------------------------------------- live prices and status
     def save_base_prices(self, prices: Sequence[Mapping[str, Any]]) -> list[WriteResult]:

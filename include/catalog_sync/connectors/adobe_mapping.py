@@ -14,6 +14,7 @@ a variant whose color or size has no option in the channel, a variant axis the c
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -42,6 +43,18 @@ IMAGE_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "gallery": (),
     "seasonal": (),
 }
+
+
+#: Every image role a Magento gallery entry may fill (``types``); channels.yaml maps DAM roles onto these.
+MAGENTO_IMAGE_TYPES: Final = frozenset({"image", "small_image", "thumbnail", "swatch_image"})
+#: File extension Magento gives a stored image, by media type.
+IMAGE_EXTENSIONS: Final[dict[str, str]] = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif"}
+#: The file names of the gallery entries Catalog Sync makes start so; entries made by hand in Adobe Commerce do not,
+#: and are never changed or removed by it.
+MEDIA_PREFIX: Final = "cs-"
+_SLUG = re.compile(r"[^a-z0-9]+")
+#: Magento's ``_1``, ``_2``... when the media folder already holds a file of that name.
+_DEDUP_SUFFIX = re.compile(r"_\d+$")
 
 
 class ChannelRefusal(RecordError):
@@ -199,16 +212,34 @@ def stock_to_source_items(rows: Iterable[Mapping[str, Any]],
     return items, errors
 
 
+def media_stem(asset_id: str, rendition: str, checksum: str) -> str:
+    """The file name (without extension) of the gallery entry holding one version of one asset in one rendition:
+    what identifies Catalog Sync's entry when the gallery is read back (``media_entry_stem``). A new version of the
+    file (another checksum) or another rendition is another entry. Lower-case letters, digits and ``-`` only, and
+    short, since Magento rewrites other characters and refuses long file names."""
+    slug = _SLUG.sub("-", str(asset_id).lower()).strip("-")[:40]
+    return f"{MEDIA_PREFIX}{slug}-{_SLUG.sub('', rendition.lower())[:12]}-{str(checksum).lower()[:12]}"
+
+
+def media_entry_stem(entry: Mapping[str, Any]) -> str | None:
+    """The :func:`media_stem` of a gallery entry as Magento lists it (``file`` ``/c/s/cs-...png``, perhaps with
+    Magento's ``_1`` when the name was taken); None for an entry Catalog Sync did not make."""
+    name = str(entry.get("file") or "").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if not name.startswith(MEDIA_PREFIX):
+        return None
+    return _DEDUP_SUFFIX.sub("", name)
+
+
 def magento_media_entry(content: bytes, mime: str, file_name: str, label: str, role: str,
-                        position: int) -> dict[str, Any]:
+                        position: int, types: Sequence[str] | None = None) -> dict[str, Any]:
     """The ``entry`` of ``POST /V1/products/{sku}/media``: the image itself, base64-encoded, with the Magento image
-    roles its DAM role stands for (a hero fills image, small_image and thumbnail)."""
+    roles ``types`` (by default the ones its DAM role stands for: a hero fills image, small_image and thumbnail)."""
     return {
         "media_type": "image",
         "label": label,
         "position": position,
         "disabled": False,
-        "types": list(IMAGE_ROLES.get(role, ())),
+        "types": list(IMAGE_ROLES.get(role, ()) if types is None else types),
         "content": {"base64_encoded_data": base64.b64encode(content).decode("ascii"), "type": mime,
                     "name": file_name},
     }

@@ -53,6 +53,16 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+#: Leading bytes of the image formats a sales channel takes, by media type.
+_MAGIC: Final[dict[str, tuple[bytes, ...]]] = {"image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",),
+                                              "image/gif": (b"GIF87a", b"GIF89a")}
+
+
+def image_type(content: bytes) -> str | None:
+    """The media type of an image file by its leading bytes (what a channel checks the content against)."""
+    return next((mime for mime, heads in _MAGIC.items() if content.startswith(heads)), None)
+
+
 class DamClient(HttpClient):
     """The DAM's API (``X-Api-Key``). Build with ``DamClient("http://host:8765/dam", "key")``."""
 
@@ -146,6 +156,24 @@ class DamClient(HttpClient):
                                   system=self.system, path=exc.path, status=exc.status) from None
             raise
         return result.content
+
+    def download_rendition(self, asset: Mapping[str, Any], rendition: str) -> tuple[bytes, str]:
+        """The bytes of one of the asset's renditions and their media type. The DAM derives a rendition from the
+        file, so the asset's ``checksum`` (the original's) does not cover it; an answer that is not an image is
+        that asset's problem (:class:`RecordError`)."""
+        asset_id = str(asset["id"])
+        if rendition not in (asset.get("renditions") or {}):
+            raise RecordError(asset_id, f"the DAM offers no {rendition!r} rendition of this asset", system=self.system)
+        result = self.request("GET", f"api/assets/{path_segment(asset_id)}/binary", params={"rendition": rendition},
+                              parse="bytes", expect=(200, 404), record_key=asset_id)
+        if result.status == 404:
+            raise RecordError(asset_id, f"the DAM holds no {rendition!r} file of this asset", system=self.system,
+                              status=404)
+        mime = image_type(result.content)
+        if mime is None:
+            raise RecordError(asset_id, f"the {rendition!r} rendition is not a JPEG, PNG or GIF image",
+                              system=self.system, status=result.status)
+        return result.content, mime
 
     def update_asset(self, asset_id: str | int, fields: Mapping[str, Any]) -> WriteResult:
         """Change an asset's link, status or dates; a refusal of the data is this asset's failure only."""

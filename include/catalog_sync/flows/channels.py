@@ -195,3 +195,227 @@ def _dead_letter_down(ctx: RunContext, channel: Channel, families: Sequence[Mapp
         ctx.audit(channel.name, "product", letter["record_key"], "write", "dead_lettered",
                   response={"message": reason, "disposition": Disposition.RETRY.value})
     ctx.dead_letter(letters, hop=channel.hop)
+
+
+# ------------------------------------------------------------------------------------------------------- images
+#: Families to an image slice: one DAM read of their assets, then each family's gallery read back and written.
+IMAGE_SLICE = 50
+
+
+class _ChannelDown(Exception):
+    """The channel stopped answering while a gallery was being synced (its client's ``TransientError``)."""
+
+    def __init__(self, cause: TransientError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclasses.dataclass(frozen=True)
+class _Wanted:
+    """One image a channel's gallery should hold: its asset, the entry's file stem, position and image roles."""
+
+    asset: Mapping[str, Any]
+    stem: str
+    position: int
+    types: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return str(self.asset.get("filename") or self.asset["id"])
+
+
+def publish_channel_images(load_id: str, channel_name: str, systems: Systems, client: Any) -> dict[str, Any]:
+    """The galleries of the run's ready families to the declared channel ``channel_name``, after its products: the
+    nightly's ``publish_channel_images_<name>`` task. Reads ``families_ready`` :data:`IMAGE_SLICE` families a
+    slice, keeps those the channel sells and holds (its product fingerprint: a family whose product never reached
+    the channel has no page to show images on and is not read on the image hop), and syncs each one's gallery
+    (:func:`sync_galleries`). Each slice is a part, so a retry re-sends nothing committed; a channel that is down
+    dead-letters its galleries and the task succeeds."""
+    channel = load_channels().channel(channel_name)
+    ctx = RunContext.attach(load_id)
+    if not channel.enabled or channel.images is None:
+        return {"channel": channel.name, "images": False}
+    from catalog_sync.flows.cold import _window_end
+
+    now = _window_end(ctx)
+    session = _Session()
+    not_on_channel = 0
+    for number, page in enumerate(ctx.iter_staged("families_ready", IMAGE_SLICE)):
+        sold = [fam for fam in page if channel.sells_family(fam)]
+        if not sold or ctx.committed(f"images:{number}"):
+            continue
+        with ctx.part(f"images:{number}"):
+            held = on_channel(ctx.hub_url, channel, sold)
+            not_on_channel += len(sold) - len(held)
+            sync_galleries(ctx, channel, systems, client, held, now, session)
+    counts = ctx.hop_counts(task_only=ctx.task is not None).get(channel.image_hop, {})
+    return {"channel": channel.name, **{k: counts.get(k, 0) for k in ("read", "delivered", "unchanged",
+                                                                       "dead_lettered")},
+            "not_on_channel": not_on_channel, "down": session.down}
+
+
+def sync_skus(ctx: RunContext, channel_name: str, systems: Systems, client: Any, skus: Sequence[str],
+              now: Any) -> dict[str, Any]:
+    """The galleries of the families of ``skus`` (variants bring their parent) on the channel made the showable
+    ones at ``now``, outside the nightly: the image_windows sweep's per-channel repair and the replay of image
+    letters. Families the channel does not sell or does not hold are not read on its image hop."""
+    from catalog_sync.flows.cold import _families
+
+    channel = load_channels().channel(channel_name)
+    if not channel.enabled or channel.images is None or not skus:
+        return {"channel": channel.name, "families": 0, "down": None}
+    roots = sorted({str((systems.pim.get_product(sku) or {}).get("parent") or sku) for sku in skus})
+    held = on_channel(ctx.hub_url, channel, [f for f in _families(systems, roots) if channel.sells_family(f)])
+    session = _Session()
+    sync_galleries(ctx, channel, systems, client, held, now, session)
+    return {"channel": channel.name, "families": len(held), "down": session.down}
+
+
+def on_channel(hub_url: str | None, channel: Channel, families: Sequence[Mapping[str, Any]]
+               ) -> list[Mapping[str, Any]]:
+    """The ``families`` whose product the channel holds: the hub has a fingerprint of what it last delivered."""
+    with session_scope(hub_url) as s:
+        known = repo.fingerprints(s, channel.name, "product", keys=[str(fam["sku"]) for fam in families])
+    return [fam for fam in families if str(fam["sku"]) in known]
+
+
+def sync_galleries(ctx: RunContext, channel: Channel, systems: Systems, client: Any,
+                   families: Sequence[Mapping[str, Any]], now: Any, session: _Session) -> None:
+    """Make each family's gallery on ``channel`` the showable one, one record per family on the hop
+    ``dam-><channel>`` (read == delivered + unchanged + dead-lettered).
+
+    The gallery is the one rule and order (``showable.gallery`` with the channel's region) over the family's PIM
+    asset links, less the assets without the channel's rendition; each image's roles come from the channel's
+    mapping (:meth:`ImageRules.types`). The channel's gallery is read back (``client.media``) and compared by file
+    stem (``adobe_mapping.media_stem``: asset, rendition, file checksum): an entry already right is left alone, one
+    no longer wanted (rights expired, window ended, not licensed for the channel's region, unlinked, an older file)
+    is removed, one in another place or with other roles is changed in place (``update_media``, no bytes sent), and
+    what is missing is added with the rendition's bytes from the DAM. A re-run or a retried task thus adds nothing
+    twice. Entries made by hand on the channel are never touched.
+
+    A DAM outage raises (the task retries); a channel outage dead-letters this family and the rest with reason kind
+    ``channel`` and no further call goes to the channel (``session.down``)."""
+    hop = channel.image_hop
+    ctx.count(hop, read=len(families))
+    if not families:
+        return
+    if session.down is not None:
+        _dead_letter_galleries(ctx, channel, families, session.down)
+        return
+    from catalog_sync.connectors import RecordError
+    from catalog_sync.flows.cold import family_asset_ids
+
+    assets, malformed = systems.dam.get_assets(aid for fam in families for aid in family_asset_ids(fam))
+    for number, fam in enumerate(families):
+        sku = str(fam["sku"])
+        ids = family_asset_ids(fam)
+        broken = next((malformed[aid] for aid in ids if aid in malformed), None)
+        if broken is not None:  # a gallery with a hole in it is left as the channel has it, as on the storefront
+            _gallery_letter(ctx, channel, sku, "api", "record_schema",
+                            f"asset {broken.record_key}: {broken.reason}", {"asset_links": ids})
+            continue
+        try:
+            done = _sync_gallery(channel, systems, client, sku, [assets[a] for a in ids if a in assets], now)
+        except _ChannelDown as exc:
+            session.down = _outage(channel, exc.cause)
+            _dead_letter_galleries(ctx, channel, families[number:], session.down)
+            return
+        except RecordError as exc:  # the channel does not hold the product, or the DAM has no such rendition
+            kind = "channel" if exc.system == channel.name else "api"
+            _gallery_letter(ctx, channel, sku, kind, "channel_refused" if kind == "channel" else "record_schema",
+                            exc.reason, {"asset_links": ids})
+            continue
+        failed = [r for r in done["results"] if not r.ok]
+        request = {"added": done["added"], "moved": done["moved"], "removed": done["removed"], "kept": done["kept"]}
+        if failed:
+            reason = "; ".join(f"{r.key}: {r.message}" for r in failed)
+            _gallery_letter(ctx, channel, sku, "channel", "channel_refused", reason, request)
+            continue
+        outcome = "ok" if done["added"] or done["moved"] or done["removed"] else "unchanged"
+        ctx.audit(channel.name, "images", sku, "write", outcome, request=request,
+                  response={"gallery": done["kept"] + done["moved"] + done["added"]})
+        ctx.count(hop, **{"delivered" if outcome == "ok" else "unchanged": 1})
+
+
+def _wanted(channel: Channel, assets: Sequence[Mapping[str, Any]], now: Any) -> list[_Wanted]:
+    from catalog_sync.connectors.adobe_mapping import media_stem
+    from catalog_sync.showable import gallery
+
+    rules = channel.images
+    assert rules is not None
+    shown = [a for a in gallery(assets, now, rules.region) if (a.get("renditions") or {}).get(rules.rendition)]
+    types = rules.types(a.get("role") for a in shown)
+    return [_Wanted(a, media_stem(str(a["id"]), rules.rendition, str(a.get("checksum") or "")), position,
+                    tuple(t)) for position, (a, t) in enumerate(zip(shown, types, strict=True), start=1)]
+
+
+def _sync_gallery(channel: Channel, systems: Systems, client: Any, sku: str, assets: Sequence[Mapping[str, Any]],
+                  now: Any) -> dict[str, Any]:
+    """One family's gallery on the channel made the wanted one; see :func:`sync_galleries`."""
+    from catalog_sync.connectors.adobe_mapping import IMAGE_EXTENSIONS, magento_media_entry, media_entry_stem
+
+    rules = channel.images
+    assert rules is not None
+    wanted = _wanted(channel, assets, now)
+    try:
+        listed = client.media(sku)
+    except TransientError as exc:
+        raise _ChannelDown(exc) from None
+    by_stem = {w.stem: w for w in wanted}
+    kept: list[str] = []
+    moved: list[tuple[Mapping[str, Any], _Wanted]] = []
+    removals: list[Mapping[str, Any]] = []
+    for entry in listed:
+        stem = media_entry_stem(entry)
+        if stem is None:
+            continue  # made by hand on the channel: not ours to change
+        want = by_stem.get(stem)
+        if want is None or stem in kept or any(w.stem == stem for _, w in moved):
+            removals.append(entry)  # hidden now, unlinked, an older file, or a second copy
+        elif (entry.get("position"), list(entry.get("types") or []), entry.get("label"), bool(entry.get("disabled"))
+              ) == (want.position, list(want.types), want.label, False):
+            kept.append(stem)
+        else:
+            moved.append((entry, want))  # the same file in another place or with other roles: changed in place
+    placed = set(kept) | {w.stem for _, w in moved}
+    additions = [w for w in wanted if w.stem not in placed]
+    # the bytes first (a DAM outage raises before the channel's gallery is touched)
+    files = {w.stem: systems.dam.download_rendition(w.asset, rules.rendition) for w in additions}
+    results: list[WriteResult] = []
+    try:
+        # removals first, then the moves, then the new files: an image taking a role releases it from the others
+        for entry in removals:
+            results.append(client.delete_media(sku, entry["id"]))
+        for entry, want in moved:
+            results.append(client.update_media(sku, entry["id"], {
+                "media_type": "image", "label": want.label, "position": want.position, "disabled": False,
+                "types": list(want.types)}))
+        for w in additions:
+            content, mime = files[w.stem]
+            entry = magento_media_entry(content, mime, f"{w.stem}.{IMAGE_EXTENSIONS[mime]}", w.label,
+                                        str(w.asset.get("role") or ""), w.position, types=w.types)
+            results.append(client.add_media(sku, entry, listed=()))
+    except TransientError as exc:
+        raise _ChannelDown(exc) from None
+    return {"results": results, "kept": kept, "added": [w.stem for w in additions],
+            "moved": [w.stem for _, w in moved], "removed": [str(e.get("file")) for e in removals]}
+
+
+def _gallery_letter(ctx: RunContext, channel: Channel, sku: str, kind: str, expectation: str, reason: str,
+                    payload: Mapping[str, Any]) -> None:
+    ctx.dead_letter([{"entity": "images", "record_key": sku, "source_system": "dam", "target_system": channel.name,
+                      "reason_kind": kind, "expectation": expectation, "reason": reason,
+                      "payload": json_safe(dict(payload))}], hop=channel.image_hop)
+    ctx.audit(channel.name, "images", sku, "write", "dead_lettered", request=dict(payload),
+              response={"message": reason})
+
+
+def _dead_letter_galleries(ctx: RunContext, channel: Channel, families: Sequence[Mapping[str, Any]],
+                           reason: str) -> None:
+    letters = [{"entity": "images", "record_key": str(fam["sku"]), "source_system": "dam",
+                "target_system": channel.name, "reason_kind": "channel", "expectation": "channel_unavailable",
+                "reason": reason} for fam in families]
+    for letter in letters:
+        ctx.audit(channel.name, "images", letter["record_key"], "write", "dead_lettered",
+                  response={"message": reason, "disposition": Disposition.RETRY.value})
+    ctx.dead_letter(letters, hop=channel.image_hop)

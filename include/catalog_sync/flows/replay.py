@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -40,7 +41,8 @@ HOPS = {("pim", "product"): "erp->pim", ("storefront", "product"): "pim->storefr
         ("pim", "asset"): "dam->pim",
         ("pim", "products"): "erp->pim", ("storefront", "products"): "pim->storefront",
         ("pim", "assets"): "dam->pim",
-        **{(c.name, "product"): c.hop for c in load_channels().channels.values()}}
+        **{(c.name, "product"): c.hop for c in load_channels().channels.values()},
+        **{(c.name, "images"): c.image_hop for c in load_channels().channels.values() if c.images is not None}}
 
 
 def select_letters(ids: Sequence[int], hub_url: str | None = None) -> list[dict[str, Any]]:
@@ -72,7 +74,8 @@ def replay(ids: Sequence[int], systems: Systems, *, by: str, dag_id: str | None 
     for letter in letters:
         by_hop[HOPS[(letter["target_system"], letter["entity"])]].append(letter)
     channels = {c.hop: c for c in load_channels().channels.values() if c.hop in by_hop}
-    missing = sorted(c.name for c in channels.values() if c.name not in systems.channels)
+    galleries = {c.image_hop: c for c in load_channels().channels.values() if c.image_hop in by_hop}
+    missing = sorted({c.name for c in [*channels.values(), *galleries.values()] if c.name not in systems.channels})
     if missing:
         raise ReplayError(f"no client for the channel(s) {missing} here: configure their Airflow connection "
                           "(governance/channels.yaml names it)")
@@ -87,6 +90,11 @@ def replay(ids: Sequence[int], systems: Systems, *, by: str, dag_id: str | None 
         _replay_storefront(ctx, systems, sorted({x["record_key"] for x in by_hop["pim->storefront"]}))
     for hop, channel in sorted(channels.items()):
         _replay_channel(ctx, systems, channel.name, sorted({x["record_key"] for x in by_hop[hop]}))
+    for hop, channel in sorted(galleries.items()):  # after the products: a gallery needs its product there
+        from catalog_sync.flows.channels import sync_skus
+
+        sync_skus(ctx, channel.name, systems, systems.channels[channel.name],
+                  sorted({x["record_key"] for x in by_hop[hop]}), datetime.now(UTC))
     delivered = _delivered_keys(load_id, hub_url)
     done = [x["id"] for x in letters if (x["target_system"], x["record_key"]) in delivered]
     with session_scope(hub_url) as s:

@@ -1,6 +1,6 @@
 """The declared sales channels (``channels.yaml``): which channels the nightly publishes to beyond the primary Shopify
-storefront, which products each sells, how PIM locales map to its store views, and how it wants titles and
-descriptions shaped.
+storefront, which products each sells, how PIM locales map to its store views, how it wants titles and
+descriptions shaped, and which images it takes (the DAM rendition, the image roles, the region its shoppers are in).
 
 ``load_channels()`` reads and validates the file once per process; a mistake raises :class:`ChannelsError` naming the
 channel and the field. Light to import (the DAG file reads it at parse time to make one task per enabled channel):
@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from catalog_sync.domain import CHANNEL, LOCALES
+from catalog_sync.domain import CHANNEL, LOCALES, AssetRole
 
 DEFAULT_PATH: Final[Path] = Path(__file__).with_name("channels.yaml")
 #: Connector kinds a channel may be (``catalog_sync.connectors``).
@@ -29,9 +29,18 @@ FROM_STORE_CONFIGS: Final = "store_configs"
 PRIMARY: Final = "storefront"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _TAG_NAME = re.compile(r"^[a-z][a-z0-9]*$")
-_FIELDS: Final = frozenset({"kind", "connection_id", "pool", "enabled", "sells", "locales", "formatting"})
+_FIELDS: Final = frozenset({"kind", "connection_id", "pool", "enabled", "sells", "locales", "formatting",
+                            "images"})
 _SELLS: Final = frozenset({"pim_channel", "category_trees"})
 _FORMATTING: Final = frozenset({"title_max_length", "allowed_html"})
+_IMAGES: Final = frozenset({"rendition", "region", "roles"})
+#: The image roles a gallery entry may fill, per connector kind (Magento's ``types``; a test holds them to
+#: ``connectors.adobe_mapping.MAGENTO_IMAGE_TYPES``, kept apart so this module stays light to import).
+IMAGE_TYPES: Final[dict[str, frozenset[str]]] = {
+    "adobe_commerce": frozenset({"image", "small_image", "thumbnail", "swatch_image"})}
+_RENDITION = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: A sales region as thresholds.yaml and the DAM's rights_regions write it (US, EU, UK...).
+_REGION = re.compile(r"^[A-Z]{2,3}$")
 #: A title cut shorter than this would say nothing; a smaller limit is a mistake in the file.
 MIN_TITLE: Final = 10
 
@@ -96,6 +105,30 @@ class Formatting:
         return out
 
 
+# ------------------------------------------------------------------------------------------------------- images
+@dataclass(frozen=True)
+class ImageRules:
+    """What a channel's galleries are made of: the DAM rendition it takes, the region its shoppers are in (the
+    showable rule's ``rights_regions`` check), and which of its image roles each DAM role fills."""
+
+    rendition: str
+    region: str
+    #: DAM role -> the channel's image roles (Magento ``types``) an image of that role fills
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def types(self, gallery_roles: Iterable[str | None]) -> list[list[str]]:
+        """The image roles of each image of a gallery, given its DAM roles in gallery order. A channel role names
+        one image (Magento moves it to the last entry given it), so the first image in gallery order whose DAM role
+        maps to it takes it and later ones go without."""
+        taken: set[str] = set()
+        out: list[list[str]] = []
+        for role in gallery_roles:
+            mine = [t for t in self.roles.get(str(role or ""), ()) if t not in taken]
+            taken.update(mine)
+            out.append(mine)
+        return out
+
+
 # ------------------------------------------------------------------------------------------------------ channel
 def _category_code(text: str) -> str:
     from catalog_sync.connectors.mapping import category_code
@@ -118,6 +151,8 @@ class Channel:
     #: PIM locale -> store view code, or :data:`FROM_STORE_CONFIGS`.
     locales: Mapping[str, str] = field(default_factory=dict)
     formatting: Formatting = Formatting()
+    #: None: the channel takes no images from Catalog Sync
+    images: ImageRules | None = None
 
     @property
     def hop(self) -> str:
@@ -128,6 +163,16 @@ class Channel:
     def task_id(self) -> str:
         """Its task in the nightly DAG."""
         return f"publish_channel_{self.name}"
+
+    @property
+    def image_hop(self) -> str:
+        """The hop its galleries are counted on (one record per product family): ``dam-><name>``."""
+        return f"dam->{self.name}"
+
+    @property
+    def image_task_id(self) -> str:
+        """Its image task in the nightly DAG, after :attr:`task_id`."""
+        return f"publish_channel_images_{self.name}"
 
     def sells(self, record: Mapping[str, Any]) -> bool:
         """Whether one of the record's categories is at or under one of the channel's category trees. Categories
@@ -243,7 +288,41 @@ def _parse_channel(name: Any, doc: Any) -> Channel:
     return Channel(name=name, kind=str(kind), connection_id=doc["connection_id"].strip(), pool=doc["pool"],
                    enabled=enabled, pim_channel=CHANNEL, category_trees=tuple(t.strip() for t in trees),
                    locales={str(k): str(v) for k, v in locales.items()},
-                   formatting=Formatting(limit, frozenset(tags)))
+                   formatting=Formatting(limit, frozenset(tags)),
+                   images=_parse_images(where, str(kind), doc.get("images")))
+
+
+def _parse_images(where: str, kind: str, images: Any) -> ImageRules | None:
+    if images is None:
+        return None
+    if not isinstance(images, Mapping):
+        raise ChannelsError(f"{where}: images must say rendition, region and roles")
+    _check_keys(f"{where} images", images, _IMAGES)
+    rendition = images.get("rendition")
+    if not isinstance(rendition, str) or not _RENDITION.match(rendition):
+        raise ChannelsError(f"{where}: images.rendition must name a DAM rendition (such as ecommerce), not "
+                            f"{rendition!r}")
+    region = images.get("region")
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise ChannelsError(f"{where}: images.region must be the sales region its shoppers are in, as the DAM's "
+                            f"rights_regions write it (US, EU, UK...), not {region!r}")
+    roles = images.get("roles")
+    if not isinstance(roles, Mapping) or not roles:
+        raise ChannelsError(f"{where}: images.roles must map DAM roles to the channel's image roles")
+    allowed = IMAGE_TYPES[kind]
+    dam_roles = [r.value for r in AssetRole]
+    parsed: dict[str, tuple[str, ...]] = {}
+    for role, types in roles.items():
+        if role not in dam_roles:
+            raise ChannelsError(f"{where}: images.roles.{role} is not a DAM role ({dam_roles})")
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise ChannelsError(f"{where}: images.roles.{role} must list image roles of the channel")
+        unknown = sorted(set(types) - allowed)
+        if unknown:
+            raise ChannelsError(f"{where}: images.roles.{role}: {unknown} are not image roles of a {kind} channel "
+                                f"({sorted(allowed)})")
+        parsed[str(role)] = tuple(dict.fromkeys(types))
+    return ImageRules(rendition=rendition, region=region, roles=parsed)
 
 
 def parse_channels(doc: Any) -> Channels:
