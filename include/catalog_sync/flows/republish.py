@@ -555,7 +555,7 @@ def republish_channel(load_id: str, channel_name: str, systems: Systems, hub_url
     channel's fingerprints of those families so they are sent even when unchanged. Each family's result is staged
     for ``verify`` as an action of repair ``channel``. A channel down dead-letters its records on its own hop; the
     storefront's repair and this run go on."""
-    from sqlalchemy import delete
+    from sqlalchemy import update
 
     from catalog_sync.flows.channels import publish_channel
     from catalog_sync.governance.channels import load_channels
@@ -578,9 +578,12 @@ def republish_channel(load_id: str, channel_name: str, systems: Systems, hub_url
         result["down"] = detail
     elif roots:
         with session_scope(ctx.hub_url) as s:
-            s.execute(delete(RecordFingerprint).where(RecordFingerprint.system == channel.name,
+            # forgotten, not deleted: a hash no content has makes the publish send the family again, while the
+            # hub still knows the channel holds it (a freeze's bulk rule counts what the channel holds)
+            s.execute(update(RecordFingerprint).where(RecordFingerprint.system == channel.name,
                                                       RecordFingerprint.entity == "product",
-                                                      RecordFingerprint.record_key.in_(roots)))
+                                                      RecordFingerprint.record_key.in_(roots))
+                      .values(content_hash="forgotten by a republish"))
         result.update(publish_channel(load_id, channel.name, systems, client))
         with session_scope(ctx.hub_url) as s:
             refused = {str(key): str(reason) for key, reason in s.execute(
