@@ -1169,7 +1169,8 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
     plan = ctx.staged("deletion_plan")
     skus = {p["sku"] for p in plan}
     outcome: dict[str, Any] = {"planned": len(plan), "applied": False, "reason": None,
-                               "disabled": [], "archived": [], "unchanged": [], "failed": [], "held": []}
+                               "disabled": [], "archived": [], "channel_disabled": [], "unchanged": [], "failed": [],
+                               "held": []}
     counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
               for s in ("pim", "storefront", *sorted({str(p["system"]) for p in plan}))}
     outcome["reason"] = _held_back(
