@@ -596,7 +596,8 @@ def list_products(request: Request, state: State) -> Any:
             rows = [r for r in rows if all(any(_matches(r, f) for f in g["filters"])
                                            for g in criteria["filter_groups"])]
             for order in reversed(criteria.get("sort_orders", [])):
-                rows.sort(key=lambda r, f=order["field"]: (r.sku if f == "sku" else r.entity_id),
+                by_sku = order["field"] == "sku"
+                rows.sort(key=lambda r: str(r.sku) if by_sku else f"{int(r.entity_id):012d}",
                           reverse=order["direction"] == "DESC")
             total = len(rows)
             size = criteria.get("page_size")
