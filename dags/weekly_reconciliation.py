@@ -16,7 +16,7 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
    details keep the taxonomy snapshot (categories in use, units and countries in use) for the nightly gate, and
    the showable drift per SKU (images the rule hides, missing, unlinked, out of order; a status the ERP does not
    call for). Per channel (findings name the channel as their system): `missing` (sold per the PIM, not on the
-   channel), `deleted` (on the channel, but gone from the PIM or the ERP, disabled in the PIM, or no longer sold
+   channel), `deleted` (on the channel, but gone from the PIM or the ERP, or no longer sold
    by it), `drift` of name (cut by the channel's formatting), status (the ERP lifecycle) and price (the ERP's
    live price). A channel that is down gets one `unavailable` finding and a dead letter of its own; the other
    systems are compared as usual.

@@ -63,16 +63,18 @@ def test_missing_deleted_with_why_and_drift_of_name_status_and_price() -> None:
         pim({"sku": "NEW", "name": "New", "categories": "gear"},
             {"sku": "OLD", "name": "Old", "categories": "gear"},
             {"sku": "MOVED", "name": "Moved", "categories": "men_tops"},
-            {"sku": "OFF", "name": "Off", "categories": "gear", "enabled": 0.0}),
+            {"sku": "OFF", "name": "Off", "categories": "gear", "enabled": 0.0},
+            {"sku": "GONE", "name": "Gone", "categories": "gear"}),
         held(("OLD", "simple", "Old by hand", 1, 9.5, None), ("MOVED", "simple", "Moved", 1, 1.0, None),
-             ("OFF", "simple", "Off", 1, 1.0, None), ("PIMGONE", "simple", "x", 1, 1.0, None),
-             ("ERPGONE", "simple", "y", 1, 1.0, None)))
+             ("OFF", "simple", "Off", 2, 1.0, None), ("PIMGONE", "simple", "x", 1, 1.0, None),
+             ("ERPGONE", "simple", "y", 1, 1.0, None), ("GONE", "simple", "Gone", 1, 1.0, None)))
     assert found(out) == {
         ("NEW", "sku"): ("missing", "NEW", None),
         ("MOVED", "sku"): ("deleted", "not sold by the channel", "MOVED"),
-        ("OFF", "sku"): ("deleted", "disabled in the PIM", "OFF"),
+        ("OFF", "status"): ("drift", 1, 2.0),  # disabled in the PIM only: the ERP's lifecycle decides the status
         ("PIMGONE", "sku"): ("deleted", "not in the PIM", "PIMGONE"),
         ("ERPGONE", "sku"): ("deleted", "not in the PIM", "ERPGONE"),
+        ("GONE", "sku"): ("deleted", "deleted in the ERP", "GONE"),
         ("OLD", "name"): ("drift", "Old", "Old by hand"),
         ("OLD", "status"): ("drift", 2, 1.0),  # discontinued in the ERP: disabled on the channel
         ("OLD", "price"): ("drift", 8.0, 9.5),

@@ -688,13 +688,13 @@ def compare_channel(channel: Channel, erp: pd.DataFrame, pim: pd.DataFrame, held
     """Findings for one declared channel (:data:`FINDING_COLUMNS`, ``system`` the channel's name).
 
     What the channel *should* hold is what the nightly sends it (``flows.channels``): every SKU of a family whose
-    PIM categories the channel sells (a variant follows its parent), enabled in the PIM and known to the ERP;
+    PIM categories the channel sells (a variant follows its parent) and that the ERP knows;
     named by the PIM, cut by the channel's ``formatting``; enabled when the ERP lifecycle of the family is active;
     priced at the ERP's live price, else the ERP's reference price (configurables carry no price).
 
     - ``missing``: the channel sells it per the PIM and does not hold it (types the connector refuses left out);
-    - ``deleted``: it holds a SKU the PIM no longer has, that the PIM disabled, that the ERP deleted, or that the
-      channel no longer sells (the owner value says which), reported once per SKU;
+    - ``deleted``: it holds a SKU the PIM no longer has, that the ERP deleted, or that the channel no longer
+      sells (the owner value says which), reported once per SKU;
     - ``drift`` of ``name`` (owner ``pim``), ``status`` and ``price`` (owner ``erp``) on the SKUs it should hold.
     """
     name = channel.name
@@ -713,12 +713,11 @@ def compare_channel(channel: Channel, erp: pd.DataFrame, pim: pd.DataFrame, held
     # a variant follows its family: the root's categories decide (the nightly keeps a family by its parent's)
     root_cats = np.where(at_root >= 0, categories[np.maximum(at_root, 0)], None)
     sold = np.array([bool(sold_of.get(c, False)) if isinstance(c, str) else False for c in root_cats], dtype=bool)
-    enabled = owner_pim["enabled"].to_numpy(dtype="float64")
-    on = ~(enabled == 0)  # a product model has no flag (NaN): on
+    # the PIM's enabled flag is not asked: the nightly publishes a family whatever it says (the ERP lifecycle
+    # decides the channel status), and a SKU the ERP deleted is caught by the ERP check
     in_erp = erp_index.get_indexer(pim_skus) >= 0
-    wanted = sold & on & in_erp
-    why = np.where(~in_erp, "deleted in the ERP", np.where(~on, "disabled in the PIM",
-                                                            np.where(~sold, "not sold by the channel", "")))
+    wanted = sold & in_erp
+    why = np.where(~in_erp, "deleted in the ERP", np.where(~sold, "not sold by the channel", ""))
     reason = dict(zip(pim_skus, why, strict=True))
     holds = held[held["sku"].notna()].drop_duplicates("sku", keep="first")
     held_skus = holds["sku"].astype(str).to_numpy(dtype=object)
