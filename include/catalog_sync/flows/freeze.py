@@ -8,8 +8,11 @@ The calendar is ``catalog_sync.governance.freeze``. Each flow asks it at the mom
   move is held (``category_move``); the rest of its content goes out. When the publish is a bulk content change
   (:func:`bulk_decision`), the updates of products already on the shop are not written at all (``bulk_content``).
   New products are not held: nothing shoppers navigate by moves.
-- ``reconcile.apply_deletions`` calls :func:`hold_deletions`: the planned disables and archives are held
-  (``deletion``).
+- ``channels._publish_slice`` calls :func:`hold_in_channel_publish` for a declared sales channel: the same bulk
+  rule judged per channel (:func:`channel_bulk_decision`), the updates of families the channel holds held under
+  the channel's name (``bulk_content``). The nightly sends no categories to a channel, so there is no move to hold.
+- ``reconcile.apply_deletions`` calls :func:`hold_deletions`: the planned disables and archives (a channel's
+  disables too) are held (``deletion``).
 - ``reference.apply_decision`` calls :func:`hold_taxonomy` after an approval: a proposal that changes the category
   table is left ``proposed`` and held (``taxonomy``).
 
@@ -19,8 +22,9 @@ A held change is a ``held_change`` row (one per kind and record, a later hold re
 ``held`` under the run that held it, and, for the hop, an ``unchanged`` count: nothing was lost, nothing was applied.
 
 :func:`release` applies approved held changes through the code that holds them back: held storefront products are
-re-read from the PIM and published by the nightly's own publish (as a replay does), with the records being
-released let through the hold; held deletions go through the reconciliation's own disable and archive; a held
+re-read from the PIM and published by the nightly's own publish (as a replay does), a channel's through that
+channel's publish (``replay._replay_channel``), with the records being released let through the hold; held
+deletions go through the reconciliation's own disable, archive or channel disable (``reconcile.apply_for``); a held
 taxonomy change through ``refdata.decide``. A record the target refuses is dead-lettered by that code, and its held
 change is marked ``dead_lettered``.
 """
