@@ -559,7 +559,7 @@ def republish_channel(load_id: str, channel_name: str, systems: Systems, hub_url
 
     from catalog_sync.flows.channels import publish_channel
     from catalog_sync.governance.channels import load_channels
-    from catalog_sync.hub.models import DeadLetter, RecordFingerprint
+    from catalog_sync.hub.models import DeadLetter, HeldChange, RecordFingerprint
 
     ctx = RunContext.attach(load_id, hub_url)
     planned = ctx.staged(_CHANNELS_PLANNED)
@@ -589,13 +589,18 @@ def republish_channel(load_id: str, channel_name: str, systems: Systems, hub_url
             refused = {str(key): str(reason) for key, reason in s.execute(
                 select(DeadLetter.record_key, DeadLetter.reason).where(
                     DeadLetter.load_id == load_id, DeadLetter.target_system == channel.name))}
+            # a freeze holding bulk content changes holds a bulk republish to the channel as it holds the nightly's
+            frozen = {str(k): str(w) for k, w in s.execute(select(HeldChange.record_key, HeldChange.window).where(
+                HeldChange.load_id == load_id, HeldChange.system == channel.name, HeldChange.status == "held"))}
         for fam in sold:
             skus = [str(r["sku"]) for r in [fam["parent"], *fam["rows"]]]
             failed = [sku for sku in skus if sku in refused]
-            rows.append({"key": f"{channel.name}|{fam['sku']}", "root": str(fam["sku"]),
-                         "status": "dead_lettered" if failed else "published",
-                         "detail": "; ".join(f"{sku}: {refused[sku]}" for sku in failed[:3])
-                         or f"{len(skus)} SKU(s) sent to {channel.name}"})
+            status = "held" if str(fam["sku"]) in frozen else "dead_lettered" if failed else "published"
+            detail = (f"held by freeze window {frozen[str(fam['sku'])]} until freeze_release" if status == "held"
+                      else "; ".join(f"{sku}: {refused[sku]}" for sku in failed[:3])
+                      or f"{len(skus)} SKU(s) sent to {channel.name}")
+            rows.append({"key": f"{channel.name}|{fam['sku']}", "root": str(fam["sku"]), "status": status,
+                         "detail": detail})
     ctx.stage(f"channel_actions:{channel.name}", rows, key="key")
     return result
 
