@@ -663,10 +663,12 @@ def verify(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
             taken = list(planned.values())
         elif not d["broken_link"]:
             outcome = "unchanged"
+            taken = list(on_channels.get(str(d["root_sku"] or d["sku"]), []))
         else:
             state = read_sku(reader, d["sku"])
             after = explain(state, reader.now, ctx.hub_url, with_hub=False)
-            taken = _actions_for(d, actions, state.handle)
+            # the channels' results first: the verify line stays the last action
+            taken = [*_actions_for(d, actions, state.handle), *on_channels.get(str(d["root_sku"] or d["sku"]), [])]
             failed = [a for a in taken if a["status"] in ("failed", "refused", "not_allowed")]
             still = after["broken_link"]
             taken.append({"repair": "verify", "target": d["sku"], "system": "storefront",
@@ -685,7 +687,6 @@ def verify(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
                                         for a in failed) or after["verdict"],
                     "payload": {"findings": d["findings"], "after": after["chain"]},
                 })
-        taken.extend(on_channels.get(str(d["root_sku"] or d["sku"]), []))
         counts[outcome] += 1
         book = runbook.build(d, taken, outcome=outcome, dry_run=dry_run, after=after)
         rows.append({"load_id": load_id, "sku": d["sku"], "broken_link": d["broken_link"],
