@@ -353,7 +353,8 @@ def release(load_id: str, response: Mapping[str, Any] | None, systems: Any) -> d
         ctx.finish(details={"released": [], "kept_held": [ch["id"] for ch in changes], "by": who})
         return {"load_id": load_id, "approved": False, "released": 0, "dead_lettered": 0,
                 "kept_held": len(changes)}
-    ctx.stage(RELEASING, ({"sku": _releasing_key(ch)} for ch in changes))
+    # one key per record: a product held on the storefront and on a channel is released on both by the one key
+    ctx.stage(RELEASING, ({"sku": key} for key in sorted({_releasing_key(ch) for ch in changes})))
     outcome: dict[int, str] = {}
     shop = [ch for ch in changes if ch["kind"] in ("category_move", "bulk_content") and ch["system"] == "storefront"]
     if shop:
