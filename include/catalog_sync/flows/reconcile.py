@@ -996,8 +996,8 @@ def read_channel(load_id: str, channel_name: str, systems: Systems, *, page_size
         except TransientError as exc:
             down = f"{channel.name} was unavailable during the weekly reconciliation ({exc})"
     if down is not None:
+        # a read cut short stages no frame: compare concludes nothing about the channel's products
         log.warning("%s: its comparison is skipped this week: %s", channel.name, down)
-        builder = FrameBuilder(_channel_frame(channel.name))  # a read cut short compares nothing
         ctx.audit(channel.name, "product", "*", "read", "dead_lettered", request={"full_read": True},
                   response={"message": down})
         ctx.flush_audit()
@@ -1012,8 +1012,6 @@ def read_channel(load_id: str, channel_name: str, systems: Systems, *, page_size
                 if p.get("price") is not None} if skus else {}
         frame["live_price"] = frame["sku"].map(live).astype("float64")
         save_frame(load_id, _channel_frame(channel.name), frame)
-    if down is not None:
-        save_frame(load_id, _channel_frame(channel.name), builder.frame())
     ctx.stage(_channel_status_stage(channel.name), [{"key": channel.name, "down": down}], key="key")
     return {"channel": channel.name, "records": stats["records"], "pages": stats["pages"], "down": down}
 
