@@ -2,8 +2,9 @@
 ### Release changes held by a freeze window (manual)
 
 During a freeze window declared in `include/catalog_sync/governance/freeze_windows.yaml`, the flows hold category
-moves and bulk content changes (nightly publish), deletions (weekly reconciliation) and category-table changes
-(reference data) instead of applying them; hot data keeps flowing. This DAG applies what is held once a person
+moves and bulk content changes (nightly publish, to the storefront and, per channel, to each declared sales
+channel), deletions (weekly reconciliation, a channel's disables included) and category-table changes (reference
+data) instead of applying them; hot data keeps flowing. This DAG applies what is held once a person
 agrees, during the freeze or after it:
 
 1. `list_held` opens the release run and lists every change held now (optionally only some kinds); those, and
@@ -11,7 +12,7 @@ agrees, during the freeze or after it:
 2. `approve_release` (Airflow's Human-in-the-loop operator: Browse > Required Actions) shows them and waits up to
    24 hours for *Approve* or *Keep held*; no answer keeps them held.
 3. `apply_release` applies an approval through the code that held each change: held products are re-read from the
-   PIM and published by the nightly's own publish, deletions by the reconciliation's own disable and archive, a
+   PIM and published by the nightly's own publish (a channel's through that channel's own publish), deletions by the reconciliation's own disable and archive, a
    category-table change by the reference data's decision. Every write is audited; a record the target refuses is
    dead-lettered and its held change marked so. *Keep held* is recorded and changes nothing.
 

@@ -6,15 +6,23 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
 1. **Read** every ERP item, PIM product and product model, DAM asset and storefront product (one task per
    system, each in its system's pool); the lean canonical frames are staged as CSV.gz files under the state
    folder (shared storage), never in XCom.
+   Each enabled sales channel of `governance/channels.yaml` is read by its own task, `read_channel_<name>`, in
+   its own pool (Adobe Commerce: `GET /V1/products`, `searchCriteria` paging), with the ERP's live price of each
+   SKU it holds.
 2. **Compare** each attribute a system holds a copy of (per `ownership.yaml`) with its owner's value; findings go
    to the Drift page: `drift`, `missing`, `deleted` (SKU gone from the ERP), `orphan` (DAM asset of no SKU),
    `reference` (an ERP unit or country the reference tables do not know), `showable` (a storefront gallery,
    images or order, that is not the one the showable rule builds from the PIM links and the DAM's assets). The run
    details keep the taxonomy snapshot (categories in use, units and countries in use) for the nightly gate, and
    the showable drift per SKU (images the rule hides, missing, unlinked, out of order; a status the ERP does not
-   call for).
+   call for). Per channel (findings name the channel as their system): `missing` (sold per the PIM, not on the
+   channel), `deleted` (on the channel, but gone from the PIM or the ERP, or no longer sold
+   by it), `drift` of name (cut by the channel's formatting), status (the ERP lifecycle) and price (the ERP's
+   live price). A channel that is down gets one `unavailable` finding and a dead letter of its own; the other
+   systems are compared as usual.
 3. **Deletions**: only this DAG may declare a SKU deleted. It disables the PIM product and archives the storefront
-   product (both audited and delta-logged, so `sync_rollback` can undo them). Param `apply_deletions` (default
+   product (both audited and delta-logged, so `sync_rollback` can undo them), and disables on a channel what it
+   should no longer hold. Param `apply_deletions` (default
    true) set to false turns the writes off (report only); more than `max_deletions` SKUs at once applies
    nothing, since that many means a broken read. During a freeze window holding deletions
    (`governance/freeze_windows.yaml`) they are held for the `freeze_release` DAG instead.
@@ -39,12 +47,14 @@ Once a week, when the systems are quiet, compares complete id sets instead of de
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from catalog_sync.airflow.budgets import pool
 from catalog_sync.airflow.defaults import START_DATE, HubRunFailed, default_args
+from catalog_sync.governance.channels import load_channels
 
 
 @dag(
@@ -104,6 +114,16 @@ def weekly_reconciliation():
         from catalog_sync.flows import reconcile
 
         return reconcile.read_storefront(load_id, systems())
+
+    def read_channel(name: str, pool_name: str) -> Any:
+        @task(task_id=f"read_channel_{name}", **pool(pool_name))
+        def read(load_id: str) -> dict:
+            from catalog_sync.airflow.tasks import systems
+            from catalog_sync.flows import reconcile
+
+            return reconcile.read_channel(load_id, name, systems())
+
+        return read
 
     @task
     def compare(load_id: str) -> dict:
@@ -172,7 +192,8 @@ def weekly_reconciliation():
     )
     reference_changes_proposed(refreshed) >> approve_reference_data
     apply_reference_data(load_id, refreshed, approve_reference_data.output)
-    reads = [read_erp(load_id), read_pim(load_id), read_dam(load_id), read_storefront(load_id)]
+    reads = [read_erp(load_id), read_pim(load_id), read_dam(load_id), read_storefront(load_id),
+             *(read_channel(c.name, c.pool)(load_id) for c in load_channels().enabled())]
     compared = compare(load_id)
     deletions = apply_deletions(load_id)
     repaired = repair_showable(load_id)

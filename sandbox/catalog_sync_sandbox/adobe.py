@@ -38,6 +38,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -503,6 +504,119 @@ async def put_product(sku: str, request: Request, state: State) -> Any:
             return save_product(conn, state, body["product"], store, sku_in_path=sku)
     except MagentoError as exc:
         raise exc.http() from None
+
+
+#: ``searchCriteria`` query keys the product list reads (the names of ``GET /V1/products`` in the schema, and the
+#: ``filter_groups``/``sort_orders`` spelling Magento's deserializer accepts too).
+_CRITERIA = re.compile(r"^searchCriteria(?:\[(filterGroups|filter_groups)\]\[(\d+)\]\[filters\]\[(\d+)\]"
+                       r"\[(field|value|conditionType|condition_type)\]|\[(sortOrders|sort_orders)\]\[(\d+)\]"
+                       r"\[(field|direction)\]|\[(pageSize|currentPage)\])$")
+#: Fields the sandbox's product list can filter and sort by (Magento takes any attribute; see docs/sandbox-api.md).
+_LIST_FIELDS: Final[frozenset[str]] = frozenset({"sku", "entity_id"})
+
+
+def _int_param(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise MagentoError(400, 'The "%value" value\'s type is invalid. The "%type" type was expected. Verify and '
+                           "try again.", {"value": value, "type": "int"}) from None
+
+
+def _search_criteria(request: Request) -> dict[str, Any]:
+    """``searchCriteria`` from the query string as Magento's deserializer reads it: the parameter itself is
+    required (a bare ``GET /V1/products`` is refused), page numbers are integers, filters in one group are ORed."""
+    present = [k for k in request.query_params if k.startswith("searchCriteria")]
+    if not present:
+        raise _required("searchCriteria")
+    groups: dict[int, dict[int, dict[str, str]]] = {}
+    orders: dict[int, dict[str, str]] = {}
+    page: dict[str, int] = {}
+    for key in present:
+        value = request.query_params[key]
+        m = _CRITERIA.match(key)
+        if m is None:
+            if key == "searchCriteria" and value == "":
+                continue  # ?searchCriteria= : every product, Magento's documented "all" form
+            raise MagentoError(400, "sandbox: %1 is not a search criteria parameter", [key])
+        if m.group(1):
+            field = {"condition_type": "conditionType"}.get(m.group(4), m.group(4))
+            groups.setdefault(int(m.group(2)), {}).setdefault(int(m.group(3)), {})[field] = value
+        elif m.group(5):
+            orders.setdefault(int(m.group(6)), {})[m.group(7)] = value
+        else:
+            page[m.group(8)] = _int_param(m.group(8), value)
+    filter_groups = []
+    for g in sorted(groups):
+        filters = []
+        for f in sorted(groups[g]):
+            item = groups[g][f]
+            if "field" not in item or "value" not in item:
+                raise _required("field" if "field" not in item else "value")
+            filters.append({"field": item["field"], "value": item["value"],
+                            "condition_type": item.get("conditionType") or "eq"})
+        filter_groups.append({"filters": filters})
+    sort_orders = [{"field": orders[i].get("field", ""), "direction": (orders[i].get("direction") or "ASC").upper()}
+                   for i in sorted(orders)]
+    out: dict[str, Any] = {"filter_groups": filter_groups}
+    if sort_orders:
+        out["sort_orders"] = sort_orders
+    if "pageSize" in page:
+        out["page_size"] = page["pageSize"]
+    if "currentPage" in page:
+        out["current_page"] = page["currentPage"]
+    return out
+
+
+def _matches(row: Any, condition: dict[str, str]) -> bool:
+    value = str(row.sku if condition["field"] == "sku" else row.entity_id)
+    kind, wanted = condition["condition_type"], condition["value"]
+    if kind == "eq":
+        return value == wanted
+    if kind == "in":
+        return value in {v.strip() for v in wanted.split(",")}
+    if kind == "like":
+        return re.fullmatch(re.escape(wanted).replace("%", ".*"), value) is not None
+    raise MagentoError(400, "sandbox: condition type %1 is not implemented for the product list", [kind])
+
+
+@_route("GET", "/V1/products", summary="Get product list (searchCriteria: sku/entity_id filters, paging)")
+def list_products(request: Request, state: State) -> Any:
+    store = _store(request)
+    _authorize(request, state, "products")
+    try:
+        criteria = _search_criteria(request)
+        for group in criteria["filter_groups"]:
+            for f in group["filters"]:
+                if f["field"] not in _LIST_FIELDS:
+                    raise MagentoError(400, "sandbox: the product list filters on sku and entity_id only, not %1",
+                                       [f["field"]])
+        for order in criteria.get("sort_orders", []):
+            if order["field"] not in _LIST_FIELDS or order["direction"] not in ("ASC", "DESC"):
+                raise MagentoError(400, "sandbox: the product list sorts by sku or entity_id (ASC/DESC), not %1",
+                                   [f"{order['field']} {order['direction']}"])
+        with state.engine.connect() as conn:
+            rows = list(conn.execute(select(db.adobe_product.c.sku, db.adobe_product.c.entity_id)
+                                     .order_by(db.adobe_product.c.entity_id)))
+            # filter groups are ANDed, the filters of one group ORed (framework-search-filter-group)
+            rows = [r for r in rows if all(any(_matches(r, f) for f in g["filters"])
+                                           for g in criteria["filter_groups"])]
+            for order in reversed(criteria.get("sort_orders", [])):
+                by_sku = order["field"] == "sku"
+                rows.sort(key=lambda r: str(r.sku) if by_sku else f"{int(r.entity_id):012d}",
+                          reverse=order["direction"] == "DESC")
+            total = len(rows)
+            size = criteria.get("page_size")
+            if size is not None and size > 0:
+                # Magento's collection clamps a page past the last one to the last page: the client must stop by
+                # total_count, not by an empty page
+                last = max(1, -(-total // size))
+                current = min(max(1, criteria.get("current_page") or 1), last)
+                rows = rows[(current - 1) * size:current * size]
+            items = [render_product(conn, r.sku, store) for r in rows]
+    except MagentoError as exc:
+        raise exc.http() from None
+    return {"items": items, "search_criteria": criteria, "total_count": total}
 
 
 @_route("GET", "/V1/products/{sku}", summary="A product at the path's store scope")

@@ -207,6 +207,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
                                     {"sku": "MJ03", "attribute_set_id": 4, "price": "free"}])
             client.get_product("MJ01")
             client.get_product("NOPE")
+            list(client.iter_products(page_size=2))
             client.update_store_values("fr", "MJ01", magento_store_values(parent, "fr_FR") or {})
             client.upsert_store_values("fr", [("MJ01", magento_store_values(parent, "fr_FR") or {})])
             entry = magento_media_entry(b"\x89PNG\r\n\x1a\n" + bytes(32), "image/png", "mj01.png", "MJ01", "hero", 1)
@@ -242,6 +243,10 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
             response = requests.get(url, timeout=10, headers={} if "store" in url else {
                 "Authorization": f"Bearer {server.credentials['adobe_commerce']['access_token']}"})
             seen(response)
+        # the product list refuses a request without searchCriteria, and a page number that is not an integer
+        token = {"Authorization": f"Bearer {server.credentials['adobe_commerce']['access_token']}"}
+        for query in ("", "?searchCriteria[currentPage]=two"):
+            seen(requests.get(f"{server.url}{ROOT}/all/V1/products{query}", timeout=10, headers=token))
         yield seen
     finally:
         server.stop()
@@ -382,3 +387,57 @@ def test_the_connector_maps_each_price_refusal_to_its_sku(exchange: Exchange) ->
         ("MJ01-M", False, "Invalid attribute Price = -1."),
         ("MJ01-S", True, None),
     ]
+
+
+def test_the_product_list_pages_by_search_criteria_and_refuses_what_magento_refuses(exchange: Exchange) -> None:
+    """``GET /V1/products`` answers the published shape (``items``, ``search_criteria``, ``total_count``); the
+    connector's paging reads every product once and stops by ``total_count``; Magento's refusals of a request with
+    no ``searchCriteria`` and of a non-integer page number are 400s naming the problem."""
+    lists = [(path, status, answer) for method, path, _, status, answer in exchange.seen
+             if method == "GET" and path.endswith("/V1/products")]
+    pages = [answer for _, status, answer in lists if status == 200]
+    assert len(pages) == 2, lists  # three products, two a page
+    assert {tuple(sorted(p)) for p in pages} == {("items", "search_criteria", "total_count")}
+    skus = [item["sku"] for page in pages for item in page["items"]]
+    assert sorted(skus) == ["MJ01", "MJ01-M", "MJ01-S"] and pages[0]["total_count"] == 3
+    assert [p["search_criteria"]["current_page"] for p in pages] == [1, 2]
+    refused = [(status, answer) for _, status, answer in lists if status != 200]
+    assert [s for s, _ in refused] == [400, 400]
+    assert refused[0][1]["parameters"] == {"fieldName": "searchCriteria"}
+    assert refused[1][1]["parameters"] == {"value": "two", "type": "int"}
+    spec = _spec()["paths"]["/V1/products"]["get"]
+    documented = {p["name"] for p in spec["parameters"]}
+    assert {"searchCriteria[pageSize]", "searchCriteria[currentPage]", "searchCriteria[sortOrders][0][field]",
+            "searchCriteria[sortOrders][0][direction]"} <= documented
+
+
+def test_a_page_past_the_last_answers_the_last_page_again(tmp_path: Path) -> None:
+    """Magento clamps ``currentPage`` to the last page rather than answering an empty one, which is why the
+    connector stops by ``total_count``."""
+    from catalog_sync_sandbox.server import SandboxServer
+
+    server = SandboxServer(f"sqlite:///{tmp_path / 'sandbox.sqlite'}").start()
+    try:
+        token = {"Authorization": f"Bearer {server.credentials['adobe_commerce']['access_token']}"}
+        for sku in ("A1", "A2", "A3"):
+            requests.put(f"{server.url}{ROOT}/all/V1/products/{sku}", timeout=10, headers=token, json={
+                "product": {"sku": sku, "name": sku, "attribute_set_id": 4, "price": 1.0}}).raise_for_status()
+
+        def page(n: int) -> dict[str, Any]:
+            answer = requests.get(f"{server.url}{ROOT}/all/V1/products", timeout=10, headers=token, params={
+                "searchCriteria[pageSize]": 2, "searchCriteria[currentPage]": n})
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            assert not problems(body, answer_schema("/V1/products", "get", 200) or {})
+            return body
+
+        assert [i["sku"] for i in page(2)["items"]] == ["A3"]
+        assert [i["sku"] for i in page(5)["items"]] == ["A3"]
+        assert page(5)["total_count"] == 3
+        only = requests.get(f"{server.url}{ROOT}/all/V1/products", timeout=10, headers=token, params={
+            "searchCriteria[filterGroups][0][filters][0][field]": "sku",
+            "searchCriteria[filterGroups][0][filters][0][value]": "A1,A3",
+            "searchCriteria[filterGroups][0][filters][0][conditionType]": "in"}).json()
+        assert [i["sku"] for i in only["items"]] == ["A1", "A3"] and only["total_count"] == 2
+    finally:
+        server.stop()

@@ -29,7 +29,9 @@ from catalog_sync.airflow.notifiers import dispatch
 from catalog_sync.alerting import load_rules
 from catalog_sync.engine.run import RunContext
 from catalog_sync.flows import cold, reconcile
+from catalog_sync.flows.channels import publish_channel
 from catalog_sync.flows.systems import Systems
+from catalog_sync.governance.channels import load_channels
 from catalog_sync.hub.db import session_scope
 from catalog_sync.hub.models import AuditEvent, DeadLetter, Drift, FieldDelta, StagedRecord, SyncRun
 from tests.conftest import PG_URL, load_sandbox, pg_schema_url
@@ -38,6 +40,7 @@ EDITED_PRICE_SKU = "24-MB02"  # a simple bag: its PIM copy of the reference pric
 DELETED_SKU = "24-MB01"  # a simple bag deleted from the ERP
 DELETED_HANDLE = "joust-duffle-bag"
 DELETED_ASSET = "AST-0000001"  # the deleted bag's hero image: an orphan once the SKU is gone
+ADOBE = "adobe_commerce"  # the declared second channel (governance/channels.yaml), compared per channel
 THRESHOLD = 0.001  # three SKUs of ~2,000 diverge (0.15%): above this, below thresholds.yaml's 1%
 
 
@@ -127,6 +130,8 @@ def _cold_baseline(systems: Systems) -> None:
     cold.extract_pim(load_id, systems)
     cold.gate_channel_content(load_id)
     cold.publish_products(load_id, systems)
+    for channel in load_channels().enabled():  # the DAG's publish_channel_<name> tasks
+        publish_channel(load_id, channel.name, systems, systems.channels[channel.name])
     for chunk in cold.plan_image_chunks(load_id):  # the galleries the showable check holds the storefront to
         cold.publish_images(load_id, chunk, systems)
     cold.finish(load_id)
@@ -279,20 +284,25 @@ def test_showable_drift_is_repaired_through_the_republish_and_the_pages_purged(s
 def test_a_sku_deleted_from_the_erp_is_disabled_and_archived(story: Story) -> None:
     load_id = story.first["load_id"]
     deleted = {(r[0], r[1]) for r in _findings(load_id) if r[3] == "deleted"}
-    assert deleted == {("pim", DELETED_SKU), ("storefront", DELETED_SKU)}
+    # a Gear bag: Adobe Commerce sells it too, and disables it (status 2) as the storefront archives it
+    assert deleted == {("pim", DELETED_SKU), ("storefront", DELETED_SKU), (ADOBE, DELETED_SKU)}
     assert story.systems.pim.get_product(DELETED_SKU)["enabled"] is False
     assert story.systems.storefront.find_by_handle(DELETED_HANDLE)["status"] == "archived"
+    assert story.systems.channels[ADOBE].get_product(DELETED_SKU)["status"] == 2
     with session_scope() as s:
         deltas = {(d.system, d.record_key, d.field, json.dumps(d.before), json.dumps(d.after))
                   for d in s.scalars(select(FieldDelta).where(FieldDelta.load_id == load_id))}
         writes = s.scalars(select(AuditEvent).where(AuditEvent.load_id == load_id,
                                                     AuditEvent.action == "write")).all()
     assert deltas == {("pim", DELETED_SKU, "enabled", "true", "false"),
-                      ("storefront", DELETED_HANDLE, "status", '"active"', '"archived"')}
+                      ("storefront", DELETED_HANDLE, "status", '"active"', '"archived"'),
+                      (ADOBE, DELETED_SKU, "status", "1", "2")}
     assert {(w.system, w.record_key, w.outcome) for w in writes} == {("pim", DELETED_SKU, "ok"),
-                                                                     ("storefront", DELETED_HANDLE, "ok")}
-    assert story.first["deletions"] == {"planned": 2, "applied": True, "reason": None, "disabled": 1,
-                                        "archived": 1, "unchanged": 0, "failed": 0, "held": 0}
+                                                                     ("storefront", DELETED_HANDLE, "ok"),
+                                                                     (ADOBE, DELETED_SKU, "ok")}
+    assert story.first["deletions"] == {"planned": 3, "applied": True, "reason": None, "disabled": 1,
+                                        "archived": 1, "channel_disabled": 1, "unchanged": 0, "failed": 0,
+                                        "held": 0}
 
 
 def test_orphan_assets_are_found(story: Story) -> None:
@@ -310,8 +320,9 @@ def test_every_record_is_accounted_for_and_the_taxonomy_is_kept(story: Story) ->
     assert run.status == "success" and not letters and staged is None
     assert run.records_read == run.records_delivered + run.records_unchanged + run.records_dead_lettered
     hops = run.details["hops"]
-    assert set(hops) == set(reconcile.HOPS.values())
+    assert set(hops) == {*reconcile.HOPS.values(), reconcile.hop_of(ADOBE)}
     assert hops["pim:products"]["delivered"] == 1 and hops["storefront:products"]["delivered"] == 1
+    assert hops[reconcile.hop_of(ADOBE)]["delivered"] == 1
     assert hops["erp:items"]["read"] == 2025
     taxonomy = run.details["taxonomy"]
     assert taxonomy["categories"]["gear_bags"] > 0 and "men_tops_hoodies_sweatshirts" in taxonomy["categories"]
@@ -326,7 +337,8 @@ def test_every_record_is_accounted_for_and_the_taxonomy_is_kept(story: Story) ->
 def test_a_second_run_finds_the_same_and_writes_nothing_new(story: Story) -> None:
     """The same findings but the showable ones, which the first run repaired; nothing written again."""
     first, second = story.first["load_id"], story.second["load_id"]
-    assert sorted(r[1:] for r in _findings(second)) == sorted(r[1:] for r in _findings(first) if r[3] != "showable")
+    assert sorted((r[1:] for r in _findings(second)), key=repr) == sorted(
+        (r[1:] for r in _findings(first) if r[3] != "showable"), key=repr)
     assert story.second["showable"]["skus"] == 0 and story.second["showable_repairs"]["load_id"] is None
     with session_scope() as s:
         deltas = s.scalars(select(FieldDelta).where(FieldDelta.load_id == second)).all()
@@ -334,7 +346,7 @@ def test_a_second_run_finds_the_same_and_writes_nothing_new(story: Story) -> Non
                                                             AuditEvent.action == "write")).all()
     assert deltas == [] and set(writes) == {"unchanged"}
     assert story.second["counts"]["delivered"] == 0
-    assert story.second["deletions"]["unchanged"] == 2
+    assert story.second["deletions"]["unchanged"] == 3
 
 
 def test_the_dag_runs_under_airflow(story: Story, airflow_db: str, airflow_connections: Any,

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -49,7 +49,7 @@ from catalog_sync.connectors.adobe_mapping import (
     MagentoCatalog,
     canonical_to_magento_product,
 )
-from catalog_sync.connectors.base import Outcome, WriteResult
+from catalog_sync.connectors.base import Outcome, Page, WriteResult
 from catalog_sync.connectors.credentials import AdobeCommerceCredentials, coerce
 from catalog_sync.connectors.http import (
     AuthError,
@@ -152,6 +152,11 @@ def _bulk_answer(result: HttpResult) -> None:
         raise MalformedResponse("a bulk answer without bulk_uuid and request_items")
 
 
+def _list_answer(result: HttpResult) -> None:
+    if not isinstance(result.body, dict) or not isinstance(result.body.get("items"), list):
+        raise MalformedResponse("a product list without items")
+
+
 def _status_answer(result: HttpResult) -> None:
     body = result.body
     if not isinstance(body, dict) or not isinstance(body.get("operations_list"), list):
@@ -244,6 +249,24 @@ class AdobeCommerceClient(HttpClient):
         result = self.request("GET", f"rest/{path_segment(store)}/V1/products/{path_segment(sku)}",
                               expect=(200, 404))
         return result.body if result.status == 200 else None
+
+    def iter_products(self, page_size: int = 100) -> Iterator[Page]:
+        """Every product at admin scope, ``GET /V1/products`` a page at a time (``searchCriteria`` paging, sorted
+        by ``entity_id``). Magento answers a page past the last with the last page again, so the read stops by
+        ``total_count``."""
+        current, seen = 1, 0
+        while True:
+            params = {"searchCriteria[pageSize]": page_size, "searchCriteria[currentPage]": current,
+                      "searchCriteria[sortOrders][0][field]": "entity_id",
+                      "searchCriteria[sortOrders][0][direction]": "ASC"}
+            body = self.request("GET", f"rest/{ADMIN}/V1/products", params=params, validate=_list_answer).body
+            items, total = body["items"], int(body.get("total_count") or 0)
+            seen += len(items)
+            done = seen >= total or not items
+            yield Page("products", items, [], None if done else current + 1)
+            if done:
+                return
+            current += 1
 
     # ---------------------------------------------------------------------------------------------- bulk writes
     def _submit(self, path: str, operations: Sequence[tuple[str, Any]], method: str = "POST") -> BulkSubmission:

@@ -32,7 +32,7 @@ from typing import Any
 
 from catalog_sync.connectors import ConnectorError, Disposition, Outcome, TransientError, WriteResult
 from catalog_sync.engine.run import RunContext, json_safe
-from catalog_sync.flows import steps
+from catalog_sync.flows import freeze, steps
 from catalog_sync.flows.systems import Systems
 from catalog_sync.governance.channels import Channel, load_channels
 from catalog_sync.hub import repo
@@ -67,9 +67,11 @@ def publish_channel(load_id: str, channel_name: str, systems: Systems, client: A
     for number, page in enumerate(ctx.iter_staged("families_ready", SLICE)):
         sold = [fam for fam in page if channel.sells_family(fam)]
         not_sold += len(page) - len(sold)
-        if not sold or ctx.committed(f"slice:{number}"):
+        # parts named by channel: a task that publishes to the storefront or to several channels (a replay, a
+        # freeze release, a republish) must not take one's committed slice for another's
+        if not sold or ctx.committed(f"{channel.name}:slice:{number}"):
             continue
-        with ctx.part(f"slice:{number}"):
+        with ctx.part(f"{channel.name}:slice:{number}"):
             _publish_slice(ctx, channel, systems, client, sold, session)
     counts = ctx.hop_counts(task_only=ctx.task is not None).get(channel.hop, {})
     return {"channel": channel.name, **{k: counts.get(k, 0) for k in ("read", "delivered", "unchanged",
@@ -121,6 +123,8 @@ def _publish_slice(ctx: RunContext, channel: Channel, systems: Systems, client: 
             continue
         outgoing.append((fam, shaped, digest))
     ctx.count(hop, unchanged=unchanged)
+    # a declared freeze holds a bulk content change to the channel as it holds the storefront's (flows/freeze.py)
+    outgoing = freeze.hold_in_channel_publish(ctx, channel, outgoing)
     if not outgoing:
         return
     records = [r for _, shaped, _ in outgoing for r in shaped]

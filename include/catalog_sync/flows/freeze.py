@@ -8,8 +8,11 @@ The calendar is ``catalog_sync.governance.freeze``. Each flow asks it at the mom
   move is held (``category_move``); the rest of its content goes out. When the publish is a bulk content change
   (:func:`bulk_decision`), the updates of products already on the shop are not written at all (``bulk_content``).
   New products are not held: nothing shoppers navigate by moves.
-- ``reconcile.apply_deletions`` calls :func:`hold_deletions`: the planned disables and archives are held
-  (``deletion``).
+- ``channels._publish_slice`` calls :func:`hold_in_channel_publish` for a declared sales channel: the same bulk
+  rule judged per channel (:func:`channel_bulk_decision`), the updates of families the channel holds held under
+  the channel's name (``bulk_content``). The nightly sends no categories to a channel, so there is no move to hold.
+- ``reconcile.apply_deletions`` calls :func:`hold_deletions`: the planned disables and archives (a channel's
+  disables too) are held (``deletion``).
 - ``reference.apply_decision`` calls :func:`hold_taxonomy` after an approval: a proposal that changes the category
   table is left ``proposed`` and held (``taxonomy``).
 
@@ -19,8 +22,9 @@ A held change is a ``held_change`` row (one per kind and record, a later hold re
 ``held`` under the run that held it, and, for the hop, an ``unchanged`` count: nothing was lost, nothing was applied.
 
 :func:`release` applies approved held changes through the code that holds them back: held storefront products are
-re-read from the PIM and published by the nightly's own publish (as a replay does), with the records being
-released let through the hold; held deletions go through the reconciliation's own disable and archive; a held
+re-read from the PIM and published by the nightly's own publish (as a replay does), a channel's through that
+channel's publish (``replay._replay_channel``), with the records being released let through the hold; held
+deletions go through the reconciliation's own disable, archive or channel disable (``reconcile.apply_for``); a held
 taxonomy change through ``refdata.decide``. A record the target refuses is dead-lettered by that code, and its held
 change is marked ``dead_lettered``.
 """
@@ -39,8 +43,10 @@ from sqlalchemy import func, select
 from catalog_sync.engine.run import RunContext, json_safe
 from catalog_sync.flows import steps
 from catalog_sync.governance import freeze as calendar
+from catalog_sync.governance.channels import Channel
+from catalog_sync.hub import repo
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import ExternalId, HeldChange, SyncRun
+from catalog_sync.hub.models import ExternalId, HeldChange, RecordFingerprint, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +167,66 @@ def hold_in_publish(ctx: RunContext, outgoing: Sequence[tuple[Mapping[str, Any],
     return kept
 
 
+def channel_bulk_decision(ctx: RunContext, channel: Channel, window: calendar.FreezeWindow | None,
+                          ) -> dict[str, Any]:
+    """Whether this run's publish to the declared ``channel`` is a bulk content change: of the ready families the
+    channel sells, those it already holds (a fingerprint under the channel's name) are more than
+    ``bulk_content_share`` of every product the hub has delivered to it, and at least ``bulk_content_min_products``.
+    The storefront's rule, judged per channel (each channel holds its own products); decided once per run and
+    channel (staged), so every slice and every retry of the channel's task judge alike."""
+    stage = f"{BULK}:{channel.name}"
+    cached = ctx.staged(stage)
+    if cached:
+        return dict(cached[0])
+    decision: dict[str, Any] = {"sku": "bulk", "held": False, "window": None, "updates": 0, "on_channel": 0}
+    if window is not None:
+        share, least = bulk_limits()
+        planned = [str(fam["sku"]) for page in ctx.iter_staged("families_ready") for fam in page
+                   if channel.sells_family(fam)]
+        with session_scope(ctx.hub_url) as s:
+            updates = len(repo.fingerprints(s, channel.name, "product", keys=planned)) if planned else 0
+            on_channel = int(s.scalar(select(func.count()).select_from(RecordFingerprint).where(
+                RecordFingerprint.system == channel.name, RecordFingerprint.entity == "product")) or 0)
+        held = updates >= least and on_channel > 0 and updates / on_channel > share
+        decision.update(held=held, window=window.name if held else None, updates=updates, on_channel=on_channel,
+                        share=round(updates / on_channel, 4) if on_channel else 0.0, limit=share)
+    ctx.stage(stage, [decision])
+    return decision
+
+
+def hold_in_channel_publish(ctx: RunContext, channel: Channel,
+                            outgoing: Sequence[tuple[Mapping[str, Any], list[dict[str, Any]], str]],
+                            ) -> list[tuple[Mapping[str, Any], list[dict[str, Any]], str]]:
+    """The slice ``flows.channels`` may send to ``channel`` now: during a freeze holding ``bulk_content`` and a
+    bulk publish to this channel (:func:`channel_bulk_decision`), the updates of families the channel already holds
+    are taken out and held, one held change per family under the channel's name, its records counted unchanged on
+    the channel's hop (not fingerprinted: the release sends them). New products go out; records a release run is
+    releasing pass as they are."""
+    window = calendar.active_windows(("bulk_content",)).get("bulk_content")
+    if window is None or not outgoing:
+        return list(outgoing)
+    bulk = channel_bulk_decision(ctx, channel, window)
+    if not bulk["held"]:
+        return list(outgoing)
+    releasing = _releasing(ctx)
+    with session_scope(ctx.hub_url) as s:
+        on_channel = repo.fingerprints(s, channel.name, "product", keys=[str(fam["sku"]) for fam, _, _ in outgoing])
+    kept: list[tuple[Mapping[str, Any], list[dict[str, Any]], str]] = []
+    for fam, shaped, digest in outgoing:
+        sku = str(fam["sku"])
+        if sku not in on_channel or sku in releasing:
+            kept.append((fam, shaped, digest))
+            continue
+        hold(ctx, "bulk_content", channel.name, "product", sku,
+             {"channel": channel.name, "skus": [str(r["sku"]) for r in shaped],
+              "after": {str(r["sku"]): {f: r.get(f) for f in ("name", "lifecycle_status", "reference_price")}
+                        for r in shaped},
+              "updates": bulk["updates"], "on_channel": bulk["on_channel"]}, window)
+        ctx.count(channel.hop, unchanged=len(shaped))
+    ctx.flush_audit()
+    return kept
+
+
 def hold_deletions(ctx: RunContext, plan: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]],
                                                                               list[Mapping[str, Any]]]:
     """Split a deletion plan into what may be applied now and what a freeze holding ``deletion`` holds."""
@@ -224,13 +290,16 @@ def describe(change: Mapping[str, Any]) -> str:
     if change["kind"] == "category_move":
         return f"`{key}` categories {c.get('before')} -> {c.get('after')}"
     if change["kind"] == "deletion":
-        verb = "disable in the PIM" if change["system"] == "pim" else "archive on the storefront"
+        verb = {"pim": "disable in the PIM", "storefront": "archive on the storefront"}.get(
+            change["system"], f"disable on {change['system']}")
         return f"`{key}` {verb} (deleted in the ERP)"
     if change["kind"] == "taxonomy":
         cat = c.get("category") or {}
         return (f"category table (proposal {key}, approved by {c.get('approved_by')}): "
                 f"{len(cat.get('added') or [])} added, {len(cat.get('removed') or [])} removed, "
                 f"{len(cat.get('changed') or [])} changed")
+    if change["system"] != "storefront":
+        return f"`{key}` content update on {change['system']} ({len(c.get('skus') or [])} SKU(s))"
     return f"`{key}` content update ({', '.join(sorted(c.get('fields') or {})) or 'fields'})"
 
 
@@ -284,11 +353,15 @@ def release(load_id: str, response: Mapping[str, Any] | None, systems: Any) -> d
         ctx.finish(details={"released": [], "kept_held": [ch["id"] for ch in changes], "by": who})
         return {"load_id": load_id, "approved": False, "released": 0, "dead_lettered": 0,
                 "kept_held": len(changes)}
-    ctx.stage(RELEASING, ({"sku": _releasing_key(ch)} for ch in changes))
+    # one key per record: a product held on the storefront and on a channel is released on both by the one key
+    ctx.stage(RELEASING, ({"sku": key} for key in sorted({_releasing_key(ch) for ch in changes})))
     outcome: dict[int, str] = {}
-    shop = [ch for ch in changes if ch["kind"] in ("category_move", "bulk_content")]
+    shop = [ch for ch in changes if ch["kind"] in ("category_move", "bulk_content") and ch["system"] == "storefront"]
     if shop:
         outcome.update(_release_products(ctx, systems, shop))
+    on_channels = [ch for ch in changes if ch["kind"] == "bulk_content" and ch["system"] != "storefront"]
+    if on_channels:
+        outcome.update(_release_channel_products(ctx, systems, on_channels))
     deletions = [ch for ch in changes if ch["kind"] == "deletion"]
     if deletions:
         outcome.update(_release_deletions(ctx, systems, deletions))
@@ -328,18 +401,36 @@ def _release_products(ctx: RunContext, systems: Any, changes: Sequence[Mapping[s
     return {int(ch["id"]): "released" if ch["record_key"] in delivered else "dead_lettered" for ch in changes}
 
 
+def _release_channel_products(ctx: RunContext, systems: Any, changes: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """Send the held families again to the channel that held them, re-read from the PIM, through the channel's
+    own publish (the path a channel replay takes: the business-rules gate, the channel's shaping, its fingerprints
+    forgotten); the hold lets them through in this run. A channel down dead-letters them on its hop."""
+    from catalog_sync.flows import replay
+
+    out: dict[int, str] = {}
+    for channel in sorted({str(ch["system"]) for ch in changes}):
+        mine = [ch for ch in changes if ch["system"] == channel]
+        if channel not in systems.channels:
+            log.warning("no client for channel %s here: its %d held change(s) stay held", channel, len(mine))
+            continue
+        replay._replay_channel(ctx, systems, channel, sorted({str(ch["record_key"]) for ch in mine}))
+        delivered = {key for system, key in replay._delivered_keys(ctx.load_id, ctx.hub_url) if system == channel}
+        out.update({int(ch["id"]): "released" if set(ch["change"].get("skus") or [ch["record_key"]]) <= delivered
+                    else "dead_lettered" for ch in mine})
+    return out
+
+
 def _release_deletions(ctx: RunContext, systems: Any, changes: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-    """Apply held deletions through the weekly reconciliation's own disable and archive."""
+    """Apply held deletions through the weekly reconciliation's own disable and archive (and a channel's
+    disable)."""
     from catalog_sync.flows import reconcile
 
     outcome: dict[str, Any] = {"disabled": [], "archived": [], "unchanged": [], "failed": []}
-    for system, apply in (("pim", reconcile._disable_in_pim), ("storefront", reconcile._archive_on_storefront)):
+    for system in sorted({str(ch["system"]) for ch in changes}):
         plan = [dict(ch["change"]) for ch in changes if ch["system"] == system]
-        if not plan:
-            continue
         counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
-        apply(ctx, systems, plan, outcome, counts)
-        ctx.count(reconcile.HOPS[system], read=len(plan), **counts)
+        reconcile.apply_for(system)(ctx, systems, plan, outcome, counts)
+        ctx.count(reconcile.hop_of(system), read=len(plan), **counts)
     failed = set(outcome["failed"])
     return {int(ch["id"]): "dead_lettered" if f"{ch['system']}:{ch['record_key']}" in failed else "released"
             for ch in changes}

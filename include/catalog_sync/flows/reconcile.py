@@ -54,6 +54,7 @@ digests; :func:`compare` is vectorised (no loop over rows), so a million SKUs pe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -83,6 +84,7 @@ from catalog_sync.progress import Progress
 if TYPE_CHECKING:
     from catalog_sync.alerting import Alert, AlertRules
     from catalog_sync.governance import Ownership
+    from catalog_sync.governance.channels import Channel
     from catalog_sync.store import StorePath
     from catalog_sync.transforms import ReferenceData
 
@@ -92,6 +94,15 @@ FLOW: Final = "weekly_reconciliation"
 #: One hop per system read: the records of that system's full read.
 HOPS: Final[dict[str, str]] = {"erp": "erp:items", "pim": "pim:products", "dam": "dam:assets",
                                "storefront": "storefront:products"}
+#: A declared sales channel (governance/channels.yaml) is read on its own hop, ``<channel>:products``.
+CHANNEL_HOP: Final = "{channel}:products"
+
+
+def hop_of(system: str) -> str:
+    """The hop a system's full read is counted on: :data:`HOPS`, or a declared channel's."""
+    return HOPS.get(system) or CHANNEL_HOP.format(channel=system)
+
+
 #: Above this many SKUs declared deleted in one run, no deletion is applied (a broken read, not a decision).
 MAX_DELETIONS: Final = 100
 #: Above this many storefront products drifted from the showable rule in one run, none is repaired (a broken read
@@ -127,6 +138,10 @@ LAYOUTS: Final[dict[str, dict[str, str]]] = {
     "dam": {"asset_id": "key", "sku": "key", "status": "cat", "role": "cat", "valid_from": "key", "valid_to": "key",
             "rights_expires_at": "key", "rights_regions": "cat", "rendition": "key"},
 }
+#: A declared channel's frame (``channel.<name>``): each product it holds as its admin values show it (status 1
+#: enabled, 2 disabled), and the ERP's live price of that SKU when the channel was read (what the nightly sends).
+CHANNEL_LAYOUT: Final[dict[str, str]] = {"sku": "key", "type_id": "cat", "name": "key", "status": "num",
+                                         "price": "num", "live_price": "num"}
 #: Joins a list into one frame cell: PIM asset links and storefront image URLs (neither holds a space), regions.
 LIST_SEP: Final = " "
 
@@ -148,13 +163,18 @@ _STOREFRONT_ROWS: Final[dict[str, frozenset[str]]] = {
 _NUMERIC: Final = frozenset({"weight", "reference_price"})
 
 
+def _layout(system: str) -> dict[str, str]:
+    """The frame layout of ``system``: one of :data:`LAYOUTS`, or a declared channel's (``channel.<name>``)."""
+    return LAYOUTS[system] if system in LAYOUTS else CHANNEL_LAYOUT
+
+
 def empty_frame(system: str) -> pd.DataFrame:
     """A zero-row frame in ``system``'s layout."""
-    return _build(system, {c: [] for c in LAYOUTS[system]})
+    return _build(system, {c: [] for c in _layout(system)})
 
 
 def _build(system: str, columns: Mapping[str, list[Any]]) -> pd.DataFrame:
-    layout = LAYOUTS[system]
+    layout = _layout(system)
     data: dict[str, Any] = {}
     for name, kind in layout.items():
         values = columns[name]
@@ -176,7 +196,7 @@ class FrameBuilder:
 
     def __init__(self, system: str) -> None:
         self.system = system
-        self.layout = LAYOUTS[system]
+        self.layout = _layout(system)
         self.columns: dict[str, list[Any]] = {c: [] for c in self.layout}
         self._interned: dict[str, dict[Any, Any]] = {c: {} for c, k in self.layout.items() if k == "cat"}
 
@@ -645,6 +665,124 @@ def taxonomy_snapshot(pim: pd.DataFrame, erp: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+# --- per channel (governance/channels.yaml) -------------------------------------------------------------------
+
+
+def channel_row(product: Mapping[str, Any]) -> dict[str, Any]:
+    """One product of a channel's list (``catalog-data-product-interface`` at admin scope) as a frame row."""
+    return {"sku": product.get("sku"), "type_id": product.get("type_id"), "name": product.get("name"),
+            "status": product.get("status"), "price": product.get("price"), "live_price": None}
+
+
+def _publishable(product_type: Any) -> bool:
+    """Whether the channel's connector publishes an item of this type (a kit is refused by the nightly, so a
+    channel lacking one is not a finding)."""
+    from catalog_sync.connectors.adobe_mapping import MAGENTO_TYPE
+    from catalog_sync.domain import item_type_of
+
+    return product_type == "configurable" or item_type_of({"product_type": product_type}) in MAGENTO_TYPE
+
+
+def compare_channel(channel: Channel, erp: pd.DataFrame, pim: pd.DataFrame, held: pd.DataFrame, *,
+                    protected_skus: Iterable[str] = ()) -> pd.DataFrame:
+    """Findings for one declared channel (:data:`FINDING_COLUMNS`, ``system`` the channel's name).
+
+    What the channel *should* hold is what the nightly sends it (``flows.channels``): every SKU of a family whose
+    PIM categories the channel sells (a variant follows its parent) and that the ERP knows;
+    named by the PIM, cut by the channel's ``formatting``; enabled when the ERP lifecycle of the family is active;
+    priced at the ERP's live price, else the ERP's reference price (configurables carry no price).
+
+    - ``missing``: the channel sells it per the PIM and does not hold it (types the connector refuses left out);
+    - ``deleted``: it holds a SKU the PIM no longer has, that the ERP deleted, or that the channel no longer
+      sells (the owner value says which), reported once per SKU;
+    - ``drift`` of ``name`` (owner ``pim``), ``status`` and ``price`` (owner ``erp``) on the SKUs it should hold.
+    """
+    name = channel.name
+    owner_erp = _unique_by_sku(erp).set_index("sku")
+    erp_index = pd.Index(owner_erp.index).append(pd.Index(list(protected_skus), dtype=object)).unique()
+    owner_pim = _pim_by_sku(pim)
+    pim_skus = owner_pim["sku"].astype(str).to_numpy(dtype=object)
+    parents = owner_pim["parent_sku"].to_numpy(dtype=object)
+    roots = np.array([str(p) if isinstance(p, str) and p else s for s, p in zip(pim_skus, parents, strict=True)],
+                     dtype=object)
+    by_sku = owner_pim.set_index("sku")
+    at_root = by_sku.index.get_indexer(roots)
+    categories = by_sku["categories"].to_numpy(dtype=object)
+    sold_of = {c: channel.sells({"categories": str(c).split(CATEGORY_SEP)}) for c in pd.unique(categories)
+               if isinstance(c, str) and c}
+    # a variant follows its family: the root's categories decide (the nightly keeps a family by its parent's)
+    root_cats = np.where(at_root >= 0, categories[np.maximum(at_root, 0)], None)
+    sold = np.array([bool(sold_of.get(c, False)) if isinstance(c, str) else False for c in root_cats], dtype=bool)
+    # the PIM's enabled flag is not asked: the nightly publishes a family whatever it says (the ERP lifecycle
+    # decides the channel status), and a SKU the ERP deleted is caught by the ERP check
+    in_erp = erp_index.get_indexer(pim_skus) >= 0
+    wanted = sold & in_erp
+    why = np.where(~in_erp, "deleted in the ERP", np.where(~sold, "not sold by the channel", ""))
+    reason = dict(zip(pim_skus, why, strict=True))
+    holds = held[held["sku"].notna()].drop_duplicates("sku", keep="first")
+    held_skus = holds["sku"].astype(str).to_numpy(dtype=object)
+    parts: list[pd.DataFrame] = []
+
+    wanted_index = pd.Index(pim_skus[wanted])
+    gone = wanted_index.get_indexer(held_skus) < 0
+    if gone.any():
+        keys = held_skus[gone]
+        parts.append(_findings(name, "product", keys, "sku", "deleted", "pim",
+                               np.array([reason.get(k) or "not in the PIM" for k in keys], dtype=object), keys))
+    publishable = np.array([_publishable(t) for t in owner_pim["product_type"].to_numpy(dtype=object)], dtype=bool)
+    lacking = wanted & publishable & (pd.Index(held_skus).get_indexer(pim_skus) < 0)
+    if lacking.any():
+        parts.append(_findings(name, "product", pim_skus[lacking], "sku", "missing", "pim", pim_skus[lacking], None))
+
+    rows = holds.loc[~gone]
+    if len(rows):
+        skus = rows["sku"].astype(str).to_numpy(dtype=object)
+        at = by_sku.index.get_indexer(skus)
+        root_of = roots[at]
+        # name: the PIM's, the SKU when it has none (canonical_to_magento_product), cut by the channel's rules
+        pim_names = _text(by_sku["name"].iloc[at].reset_index(drop=True))
+        expected_name = np.array([channel.formatting.shape({"name": n or k})["name"]
+                                  for n, k in zip(pim_names, skus, strict=True)], dtype=object)
+        observed_name = rows["name"].to_numpy(dtype=object)
+        mask = _differs("name", pd.Series(expected_name), pd.Series(observed_name))
+        if mask.any():
+            parts.append(_findings(name, "product", skus[mask], "name", "drift", "pim", expected_name[mask],
+                                   observed_name[mask]))
+        # status: enabled (1) only when the family's ERP lifecycle is active (the nightly sends the root's)
+        erp_at = owner_erp.index.get_indexer(root_of)
+        lifecycle = np.where(erp_at >= 0, _text(owner_erp["lifecycle_status"])[np.maximum(erp_at, 0)], "")
+        from catalog_sync.connectors.adobe_mapping import DISABLED, ENABLED
+
+        expected_status = np.where(lifecycle == LifecycleStatus.ACTIVE.value, ENABLED, DISABLED).astype("float64")
+        observed_status = rows["status"].to_numpy(dtype="float64")
+        mask = _differs("reference_price", pd.Series(expected_status), pd.Series(observed_status))
+        if mask.any():
+            parts.append(_findings(name, "product", skus[mask], "status", "drift", "erp",
+                                   expected_status[mask].astype(int).astype(object),
+                                   observed_status[mask].astype(object)))
+        # price: the ERP's live price when it has one, else its reference price; a configurable has none
+        own = owner_erp.index.get_indexer(skus)
+        reference = np.where(own >= 0, owner_erp["reference_price"].to_numpy(dtype="float64")[np.maximum(own, 0)],
+                             np.nan)
+        live = rows["live_price"].to_numpy(dtype="float64")
+        expected_price = np.where(np.isnan(live), reference, live)
+        priced = (rows["type_id"].astype(object).to_numpy(dtype=object) != "configurable")
+        observed_price = rows["price"].to_numpy(dtype="float64")
+        mask = _differs("reference_price", pd.Series(expected_price), pd.Series(observed_price)) & priced
+        if mask.any():
+            parts.append(_findings(name, "product", skus[mask], "price", "drift", "erp",
+                                   expected_price[mask].astype(object), observed_price[mask].astype(object)))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["system", "entity", "record_key", "attribute"])
+
+
+def channel_unavailable(channel: str, reason: str) -> pd.DataFrame:
+    """The finding of a channel that could not be read: its comparison did not run (nothing else is concluded)."""
+    return _findings(channel, "channel", [channel], "availability", "unavailable", channel, None, [reason])
+
+
 # --- synthetic catalogs (benchmarks) ------------------------------------------------------------------------
 
 
@@ -733,7 +871,7 @@ def load_frame(load_id: str, system: str) -> pd.DataFrame:
     path = staging_dir(load_id) / f"{system}.csv.gz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the read_{system} task of run {load_id} did not finish")
-    dtypes = {c: {"key": object, "cat": "category", "num": "float64"}[k] for c, k in LAYOUTS[system].items()}
+    dtypes = {c: {"key": object, "cat": "category", "num": "float64"}[k] for c, k in _layout(system).items()}
     with store.open_binary(path, "rb") as handle:
         frame = pd.read_csv(handle, dtype=dtypes, keep_default_na=False, na_values=[""], compression="gzip")
     return frame if len(frame) else empty_frame(system)
@@ -764,7 +902,7 @@ def _read(ctx: RunContext, system: str, entity: str, pages: Iterable[Page],
         errors.extend(page.errors)
         progress.add(len(page.records))
     progress.finish()
-    steps.dead_letter_read_errors(ctx, errors, hop=HOPS[system], entity=entity, source=system, target="hub")
+    steps.dead_letter_read_errors(ctx, errors, hop=hop_of(system), entity=entity, source=system, target="hub")
     # One audit row for the whole read: a bulk read is one attempt, not a million.
     ctx.audit(system, entity, "*", "read", "ok", request={"full_read": True},
               response={"pages": n_pages, "records": records, "malformed": len(errors)})
@@ -821,6 +959,87 @@ def read_storefront(load_id: str, systems: Systems) -> dict[str, Any]:
             "pages": stats["pages"]}
 
 
+def _channel_frame(channel: str) -> str:
+    return f"channel.{channel}"
+
+
+def _channel_status_stage(channel: str) -> str:
+    return f"channel_read:{channel}"
+
+
+def read_channel(load_id: str, channel_name: str, systems: Systems, *, page_size: int = 100) -> dict[str, Any]:
+    """Every product the declared channel ``channel_name`` holds, read through its client in pages
+    (``iter_products``: Adobe Commerce's ``GET /V1/products`` with ``searchCriteria`` paging) into the staged
+    frame ``channel.<name>``, with the ERP's live price of each SKU it holds.
+
+    A channel that stays unavailable past its client's retries (``TransientError``) fails its own comparison
+    only: the read stages the outage, dead-letters it as the channel's (reason kind ``channel``, expectation
+    ``channel_unavailable``) and succeeds, so the other reads and the storefront's comparison go on. A channel
+    with no client here (no connection configured) is reported the same way."""
+    from catalog_sync.connectors import TransientError
+    from catalog_sync.flows.hot import _erp_prices
+    from catalog_sync.governance.channels import load_channels
+
+    channel = load_channels().channel(channel_name)
+    ctx = RunContext.attach(load_id)
+    builder = FrameBuilder(_channel_frame(channel.name))
+    client = systems.channels.get(channel.name)
+    down: str | None = None
+    stats: dict[str, Any] = {"records": 0, "pages": 0, "malformed": 0}
+    if client is None:
+        down = (f"no client for {channel.name} here: configure its Airflow connection {channel.connection_id} "
+                "(governance/channels.yaml)")
+    else:
+        try:
+            stats = _read(ctx, channel.name, "product", client.iter_products(page_size=page_size),
+                          lambda b, r: b.add(channel_row(r)), builder)
+        except TransientError as exc:
+            down = f"{channel.name} was unavailable during the weekly reconciliation ({exc})"
+    if down is not None:
+        # a read cut short stages no frame: compare concludes nothing about the channel's products
+        log.warning("%s: its comparison is skipped this week: %s", channel.name, down)
+        ctx.audit(channel.name, "product", "*", "read", "dead_lettered", request={"full_read": True},
+                  response={"message": down})
+        ctx.flush_audit()
+        ctx.dead_letter([{"entity": "catalog", "record_key": channel.name, "source_system": channel.name,
+                          "target_system": "hub", "reason_kind": "channel", "expectation": "channel_unavailable",
+                          "reason": down + "; the other systems were reconciled: re-run the reconciliation once "
+                                           "the channel answers"}], hop=None)
+    else:
+        frame = builder.frame()
+        skus = [str(k) for k in frame["sku"].dropna()]
+        live = {k: float(p["price"]) for k, p in _erp_prices(systems, skus).items()
+                if p.get("price") is not None} if skus else {}
+        frame["live_price"] = frame["sku"].map(live).astype("float64")
+        save_frame(load_id, _channel_frame(channel.name), frame)
+    ctx.stage(_channel_status_stage(channel.name), [{"key": channel.name, "down": down}], key="key")
+    return {"channel": channel.name, "records": stats["records"], "pages": stats["pages"], "down": down}
+
+
+def _compare_channels(ctx: RunContext, frames: Mapping[str, pd.DataFrame], protected: Sequence[str],
+                      ) -> tuple[list[pd.DataFrame], dict[str, pd.DataFrame], dict[str, dict[str, Any]]]:
+    """Each enabled channel's findings (or its ``unavailable`` finding), its frame, and its summary."""
+    from catalog_sync.governance.channels import load_channels
+
+    parts: list[pd.DataFrame] = []
+    held: dict[str, pd.DataFrame] = {}
+    summary: dict[str, dict[str, Any]] = {}
+    for channel in load_channels().enabled():
+        status = _staged_one(ctx, _channel_status_stage(channel.name))
+        down = status.get("down") if status else f"{channel.name} was not read in this run"
+        if down:
+            parts.append(channel_unavailable(channel.name, str(down)))
+            summary[channel.name] = {"down": down, "records": 0, "by_kind": {"unavailable": 1}}
+            continue
+        frame = load_frame(ctx.load_id, _channel_frame(channel.name))
+        found = compare_channel(channel, frames["erp"], frames["pim"], frame, protected_skus=protected)
+        held[channel.name] = frame
+        parts.append(found)
+        by_kind = {str(k): int(v) for k, v in found["kind"].value_counts().items()} if len(found) else {}
+        summary[channel.name] = {"down": None, "records": len(frame), "by_kind": by_kind}
+    return parts, held, summary
+
+
 def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict[str, Any]:
     """Compare the staged frames, write the findings to the drift table, plan the deletions, count every record.
 
@@ -837,10 +1056,13 @@ def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict
     ref = refdata.applied(ctx.hub_url).reference_data()  # `reference` findings: what the nightly would refuse
     findings = compare(frames["erp"], frames["pim"], frames["storefront"], frames["dam"], protected_skus=protected,
                        now=now, region=region, ref=ref)
-    written = _write_drift(ctx, findings)
-    plan = deletion_plan(frames["pim"], frames["storefront"], findings)
-    ctx.stage("deletion_plan", plan, key="plan_key")
     showable = showable_report(findings, frames["dam"], now, region)
+    # each declared channel apart: one down gives its own finding and leaves the others' as they are
+    channel_parts, channel_frames, channels = _compare_channels(ctx, frames, protected)
+    findings = pd.concat([findings, *channel_parts], ignore_index=True) if channel_parts else findings
+    written = _write_drift(ctx, findings)
+    plan = deletion_plan(frames["pim"], frames["storefront"], findings, channel_frames)
+    ctx.stage("deletion_plan", plan, key="plan_key")
     ctx.stage("showable_plan", [{"sku": sku} for sku in showable.pop("all_skus")], key="sku")
     divergence = lifecycle_divergence(frames["erp"], frames["pim"])
     normalised = normalise_erp(_unique_by_sku(frames["erp"]), ref)
@@ -859,15 +1081,18 @@ def compare_systems(load_id: str, *, max_deletions: int = MAX_DELETIONS) -> dict
         "records": {s: len(f) for s, f in frames.items()},
         "max_deletions": max_deletions,
         "showable": {"checked_at": now.isoformat(), "region": region, **showable},
+        "channels": channels,
     }
     ctx.stage("summary", [{"key": "summary", **json_safe(summary)}], key="key")
-    planned = {"pim": sum(1 for p in plan if p["system"] == "pim"),
-               "storefront": sum(1 for p in plan if p["system"] == "storefront")}
+    planned: dict[str, int] = {"pim": 0, "storefront": 0}
+    for p in plan:
+        planned[p["system"]] = planned.get(p["system"], 0) + 1
     # Counted last, after everything above succeeded, so a retried compare does not count twice.
-    for system, frame in frames.items():
-        ctx.count(HOPS[system], read=len(frame), unchanged=len(frame) - planned.get(system, 0))
+    for system, frame in {**frames, **channel_frames}.items():
+        ctx.count(hop_of(system), read=len(frame), unchanged=len(frame) - planned.get(system, 0))
     return {"findings": written, "by_kind": by_kind, "planned_deletions": planned,
-            "lifecycle_divergence_share": divergence["share"], "showable_drift": showable["skus"]}
+            "lifecycle_divergence_share": divergence["share"], "showable_drift": showable["skus"],
+            "channels": {name: {"down": c["down"], "by_kind": c["by_kind"]} for name, c in channels.items()}}
 
 
 def _write_drift(ctx: RunContext, findings: pd.DataFrame) -> int:
@@ -886,8 +1111,10 @@ def _write_drift(ctx: RunContext, findings: pd.DataFrame) -> int:
     return len(rows)
 
 
-def deletion_plan(pim: pd.DataFrame, storefront: pd.DataFrame, findings: pd.DataFrame) -> list[dict[str, Any]]:
-    """The corrective writes for deleted SKUs: one per PIM product and per storefront product (head or simple).
+def deletion_plan(pim: pd.DataFrame, storefront: pd.DataFrame, findings: pd.DataFrame,
+                  channels: Mapping[str, pd.DataFrame] | None = None) -> list[dict[str, Any]]:
+    """The corrective writes for deleted SKUs: one per PIM product and per storefront product (head or simple),
+    and one per SKU a declared channel holds but should not (``channels``: each channel's frame), disabled there.
 
     Product models and storefront variants are reported only (no flag to turn off of their own). Records already
     disabled or archived are planned too: the apply step re-reads them and counts them unchanged.
@@ -905,6 +1132,12 @@ def deletion_plan(pim: pd.DataFrame, storefront: pd.DataFrame, findings: pd.Data
     for row in heads.drop_duplicates("sku").sort_values("sku").itertuples(index=False):
         plan.append({"plan_key": f"storefront:{row.sku}", "system": "storefront", "sku": str(row.sku),
                      "action": "archive", "handle": row.handle})
+    for name, frame in sorted((channels or {}).items()):
+        gone = deleted[deleted["system"] == name]
+        why = dict(zip(gone["record_key"].astype(str), gone["owner_value"], strict=True))
+        for sku in sorted(set(frame["sku"].dropna().astype(str)) & set(why)):
+            plan.append({"plan_key": f"{name}:{sku}", "system": name, "sku": sku, "action": "disable",
+                         "why": why[sku]})
     return plan
 
 
@@ -933,8 +1166,10 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
     plan = ctx.staged("deletion_plan")
     skus = {p["sku"] for p in plan}
     outcome: dict[str, Any] = {"planned": len(plan), "applied": False, "reason": None,
-                               "disabled": [], "archived": [], "unchanged": [], "failed": [], "held": []}
-    counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0} for s in ("pim", "storefront")}
+                               "disabled": [], "archived": [], "channel_disabled": [], "unchanged": [], "failed": [],
+                               "held": []}
+    counts = {s: {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
+              for s in ("pim", "storefront", *sorted({str(p["system"]) for p in plan}))}
     outcome["reason"] = _held_back(
         len(plan), len(skus), allowed=apply, limit=max_deletions, nothing="nothing deleted",
         off="apply_deletions is off: findings only",
@@ -947,15 +1182,16 @@ def apply_deletions(load_id: str, systems: Systems, *, apply: bool = True,
         outcome["held"] = [f"{p['system']}:{p['sku']}" for p in held]
         for p in held:
             counts[p["system"]]["unchanged"] += 1
-        _disable_in_pim(ctx, systems, [p for p in going if p["system"] == "pim"], outcome, counts["pim"])
-        _archive_on_storefront(ctx, systems, [p for p in going if p["system"] == "storefront"], outcome,
-                               counts["storefront"])
+        for system in counts:
+            mine = [p for p in going if p["system"] == system]
+            if mine or system in ("pim", "storefront"):
+                apply_for(system)(ctx, systems, mine, outcome, counts[system])
     if not outcome["applied"]:
         for p in plan:
             counts[p["system"]]["unchanged"] += 1
     ctx.flush_audit()
     for system, c in counts.items():
-        ctx.count(HOPS[system], **c)
+        ctx.count(hop_of(system), **c)
     ctx.stage("deletions", [{"key": "deletions", **outcome}], key="key")
     return {k: (len(v) if isinstance(v, list) else v) for k, v in outcome.items()}
 
@@ -1035,6 +1271,79 @@ def _archive_on_storefront(ctx: RunContext, systems: Systems, plan: Sequence[Map
                             "target_system": "storefront", "reason_kind": "api", "expectation": "archive",
                             "reason": f"could not archive a deleted SKU: {error}", "payload": {"sku": p["sku"]}})
     ctx.dead_letter(letters, hop=None)
+
+
+def _disable_on_channel(channel: str, ctx: RunContext, systems: Systems, plan: Sequence[Mapping[str, Any]],
+                        outcome: dict[str, Any], counts: dict[str, int]) -> None:
+    """Disable (status 2) on a declared channel the SKUs it should no longer hold, each audited and delta-logged
+    (so ``sync_rollback`` can show what changed); reversible, nothing is removed from the channel. Current state is
+    re-read first. A channel down dead-letters what is left as that channel's letters (kind ``channel``)."""
+    from catalog_sync.connectors import TransientError
+    from catalog_sync.connectors.adobe_mapping import DISABLED
+
+    if not plan:
+        return
+    client = systems.channels.get(channel)
+    letters: list[dict[str, Any]] = []
+
+    def letter(sku: str, kind: str, expectation: str, reason: str, sent: Any = None) -> None:
+        counts["dead_lettered"] += 1
+        outcome["failed"].append(f"{channel}:{sku}")
+        ctx.audit(channel, "product", sku, "write", "dead_lettered", request=sent, response={"message": reason})
+        letters.append({"entity": "product", "record_key": sku, "source_system": "pim", "target_system": channel,
+                        "reason_kind": kind, "expectation": expectation,
+                        "reason": f"could not disable a SKU the channel should no longer hold: {reason}",
+                        "payload": sent})
+
+    todo: list[tuple[str, Any]] = []
+    try:
+        if client is None:
+            raise LookupError(f"no client for {channel} here (its Airflow connection is not configured)")
+        for p in plan:
+            current = client.get_product(str(p["sku"]))
+            if current is None or current.get("status") == DISABLED:
+                counts["unchanged"] += 1
+                outcome["unchanged"].append(f"{channel}:{p['sku']}")
+                ctx.audit(channel, "product", str(p["sku"]), "write", "unchanged", response={
+                    "message": "already disabled" if current else f"no longer on {channel}"})
+            else:
+                todo.append((str(p["sku"]), current.get("status")))
+        results = client.upsert_products([{"sku": sku, "status": DISABLED} for sku, _ in todo]) if todo else []
+    except (TransientError, LookupError) as exc:
+        done = set(outcome["unchanged"])
+        for p in plan:
+            if f"{channel}:{p['sku']}" not in done:
+                letter(str(p["sku"]), "channel", "channel_unavailable", str(exc))
+        ctx.dead_letter(letters, hop=None)
+        return
+    before = dict(todo)
+    why = {str(p["sku"]): p.get("why") for p in plan}
+    for res in results:
+        if res.ok:
+            counts["delivered"] += 1
+            outcome.setdefault("channel_disabled", []).append(f"{channel}:{res.key}")
+            changes = ctx.record_deltas(channel, "product", res.key, {"status": before.get(res.key)},
+                                        {"status": DISABLED})
+            ctx.audit(channel, "product", res.key, "write", res.outcome.value, request=res.sent,
+                      response={"status": res.status, "message": f"no longer sold on {channel}: {why.get(res.key)}"},
+                      changes=changes)
+        else:
+            letter(res.key, "api", f"bulk_status_{res.status}" if res.status else "no_answer", str(res.message),
+                   res.sent)
+    ctx.dead_letter(letters, hop=None)  # counted with the hop's other outcomes
+
+
+Apply = Callable[[RunContext, Systems, Sequence[Mapping[str, Any]], dict[str, Any], dict[str, int]], None]
+
+
+def apply_for(system: str) -> Apply:
+    """The corrective write of a planned deletion on ``system``: disable in the PIM, archive on the storefront,
+    disable on a declared channel."""
+    if system == "pim":
+        return _disable_in_pim
+    if system == "storefront":
+        return _archive_on_storefront
+    return functools.partial(_disable_on_channel, system)
 
 
 def repair_showable(load_id: str, systems: Systems, *, repair: bool = True, max_repairs: int = MAX_REPAIRS,
@@ -1120,8 +1429,12 @@ def run(systems: Systems, *, send: Callable[[list[Alert]], list[dict[str, Any]]]
     """
     load_id = open_run(dag_id=None, run_id=run_id, window_start=None, window_end=None, hub_url=hub_url)
     try:
+        from catalog_sync.governance.channels import load_channels
+
         reads = {"erp": read_erp(load_id, systems), "pim": read_pim(load_id, systems),
                  "dam": read_dam(load_id, systems), "storefront": read_storefront(load_id, systems)}
+        for channel in load_channels().enabled():
+            reads[channel.name] = read_channel(load_id, channel.name, systems)
         compared = compare_systems(load_id, max_deletions=max_deletions)
         deletions = apply_deletions(load_id, systems, apply=apply, max_deletions=max_deletions)
         repairs = repair_showable(load_id, systems, repair=repair, max_repairs=max_repairs, hub_url=hub_url)
@@ -1137,5 +1450,6 @@ def run(systems: Systems, *, send: Callable[[list[Alert]], list[dict[str, Any]]]
 __all__ = ["FLOW", "HOPS", "LAYOUTS", "FINDING_COLUMNS", "MAX_DELETIONS", "MAX_REPAIRS", "DamAssets",
            "showable_drift", "showable_report", "repair_showable",
            "FrameBuilder", "compare", "lifecycle_divergence", "taxonomy_snapshot", "normalise_erp",
-           "deletion_plan", "synthetic_frames", "open_run", "read_erp", "read_pim", "read_dam", "read_storefront", "compare_systems",
+           "deletion_plan", "synthetic_frames", "open_run", "read_erp", "read_pim", "read_dam", "read_storefront",
+           "read_channel", "compare_channel", "channel_unavailable", "hop_of", "apply_for", "compare_systems",
            "apply_deletions", "alert_on_divergence", "finish", "fail", "run"]

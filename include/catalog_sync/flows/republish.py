@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from sqlalchemy import select
+
 from catalog_sync.connectors import ConnectorError, Outcome, WriteResult
 from catalog_sync.connectors.mapping import akeneo_asset_links, category_code, lifecycle_option_code
 from catalog_sync.domain import LifecycleStatus
@@ -97,9 +99,11 @@ def normalise_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         # A whole-catalog sweep is ~10 calls per SKU: it must be asked for by category, never happen by default.
         raise ScopeError("name the SKUs or the categories of the season to republish")
     dry_run = params.get("dry_run", True)
+    channels = params.get("channels", True)
     return {"season": str(params.get("season") or "").strip(), "skus": skus, "categories": categories,
             "dry_run": dry_run if isinstance(dry_run, bool) else str(dry_run).lower() not in ("false", "0", "no"),
-            "repairs": [r for r in REPAIRS if r in repairs]}
+            "repairs": [r for r in REPAIRS if r in repairs],
+            "channels": channels if isinstance(channels, bool) else str(channels).lower() not in ("false", "0", "no")}
 
 
 def resolve_scope(systems: Systems, skus: Sequence[str], categories: Sequence[str]) -> list[str]:
@@ -511,7 +515,107 @@ def repair(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
     tally: dict[str, int] = defaultdict(int)
     for a in actions.done.values():
         tally[a["status"]] += 1
-    return {"skus": len(broken), "actions": dict(tally)}
+    families = _stage_channel_families(ctx, systems, diagnoses, allowed, bool(params.get("channels", True)))
+    return {"skus": len(broken), "actions": dict(tally), "channel_families": families}
+
+
+# --- 3b. the other sales channels -------------------------------------------------------------------------------
+
+#: The stage of the families every declared channel is sent again (``families_ready``, the gate's output).
+_CHANNELS_PLANNED = "channels:planned"
+
+
+def _stage_channel_families(ctx: RunContext, systems: Systems, diagnoses: Sequence[Mapping[str, Any]],
+                            allowed: set[str], wanted: bool) -> int:
+    """After the storefront's repair, stage the families of every SKU in scope for the declared channels, re-read
+    from the PIM (so the repairs above count) and through the nightly's business-rules gate, as a channel replay
+    does. Done when the run may republish (``storefront`` allowed) and the ``channels`` parameter is on; the
+    families the gate refuses are dead-lettered on the storefront hop as in a replay, the rest counted unchanged
+    there (this step does not write to the storefront)."""
+    roots = sorted({str(d["root_sku"] or d["sku"]) for d in diagnoses})
+    if not wanted or "storefront" not in allowed or not roots:
+        ctx.stage(_CHANNELS_PLANNED, [{"key": "planned", "planned": False}], key="key")
+        return 0
+    families = cold._families(systems, roots)
+    ctx.count(cold.PIM_STOREFRONT, read=len(families))
+    ctx.stage("families", families)
+    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
+                                                       for c in (r.get("categories") or [])})])
+    cold.gate_channel_content(ctx.load_id)
+    ready = ctx.count_staged("families_ready")
+    ctx.count(cold.PIM_STOREFRONT, unchanged=ready)
+    ctx.stage(_CHANNELS_PLANNED, [{"key": "planned", "planned": True}], key="key")
+    return ready
+
+
+def republish_channel(load_id: str, channel_name: str, systems: Systems, hub_url: str | None = None,
+                      ) -> dict[str, Any]:
+    """Send the staged families the declared channel ``channel_name`` sells to it again through its nightly
+    publish (``flows.channels.publish_channel``: its shaping, its hop, its outage isolation), after forgetting the
+    channel's fingerprints of those families so they are sent even when unchanged. Each family's result is staged
+    for ``verify`` as an action of repair ``channel``. A channel down dead-letters its records on its own hop; the
+    storefront's repair and this run go on."""
+    from sqlalchemy import update
+
+    from catalog_sync.flows.channels import publish_channel
+    from catalog_sync.governance.channels import load_channels
+    from catalog_sync.hub.models import DeadLetter, HeldChange, RecordFingerprint
+
+    ctx = RunContext.attach(load_id, hub_url)
+    planned = ctx.staged(_CHANNELS_PLANNED)
+    channel = load_channels().channel(channel_name)
+    if not planned or not planned[0].get("planned") or not channel.enabled:
+        return {"channel": channel_name, "skipped": "no channel republish in this run"}
+    sold = [fam for page in ctx.iter_staged("families_ready") for fam in page if channel.sells_family(fam)]
+    roots = sorted(str(fam["sku"]) for fam in sold)
+    client = systems.channels.get(channel.name)
+    rows: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"channel": channel.name, "families": len(roots)}
+    if client is None:
+        detail = f"no client for {channel.name} here: configure its connection {channel.connection_id}"
+        rows = [{"key": f"{channel.name}|{root}", "root": root, "status": "not_sent", "detail": detail}
+                for root in roots]
+        result["down"] = detail
+    elif roots:
+        with session_scope(ctx.hub_url) as s:
+            # forgotten, not deleted: a hash no content has makes the publish send the family again, while the
+            # hub still knows the channel holds it (a freeze's bulk rule counts what the channel holds)
+            s.execute(update(RecordFingerprint).where(RecordFingerprint.system == channel.name,
+                                                      RecordFingerprint.entity == "product",
+                                                      RecordFingerprint.record_key.in_(roots))
+                      .values(content_hash="forgotten by a republish"))
+        result.update(publish_channel(load_id, channel.name, systems, client))
+        with session_scope(ctx.hub_url) as s:
+            refused = {str(key): str(reason) for key, reason in s.execute(
+                select(DeadLetter.record_key, DeadLetter.reason).where(
+                    DeadLetter.load_id == load_id, DeadLetter.target_system == channel.name))}
+            # a freeze holding bulk content changes holds a bulk republish to the channel as it holds the nightly's
+            frozen = {str(k): str(w) for k, w in s.execute(select(HeldChange.record_key, HeldChange.window).where(
+                HeldChange.load_id == load_id, HeldChange.system == channel.name, HeldChange.status == "held"))}
+        for fam in sold:
+            skus = [str(r["sku"]) for r in [fam["parent"], *fam["rows"]]]
+            failed = [sku for sku in skus if sku in refused]
+            status = "held" if str(fam["sku"]) in frozen else "dead_lettered" if failed else "published"
+            detail = (f"held by freeze window {frozen[str(fam['sku'])]} until freeze_release" if status == "held"
+                      else "; ".join(f"{sku}: {refused[sku]}" for sku in failed[:3])
+                      or f"{len(skus)} SKU(s) sent to {channel.name}")
+            rows.append({"key": f"{channel.name}|{fam['sku']}", "root": str(fam["sku"]), "status": status,
+                         "detail": detail})
+    ctx.stage(f"channel_actions:{channel.name}", rows, key="key")
+    return result
+
+
+def _channel_actions(ctx: RunContext) -> dict[str, list[dict[str, Any]]]:
+    """Each family root's channel results (repair ``channel``, target ``<channel>:<root>``), for ``verify``."""
+    from catalog_sync.governance.channels import load_channels
+
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for channel in load_channels().enabled():
+        for row in ctx.staged(f"channel_actions:{channel.name}"):
+            out[str(row["root"])].append({"repair": "channel", "target": f"{channel.name}:{row['root']}",
+                                          "system": channel.name, "status": row["status"],
+                                          "detail": row["detail"]})
+    return out
 
 
 # --- 4. verify --------------------------------------------------------------------------------------------------
@@ -542,6 +646,8 @@ def verify(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
     reader = Reader(systems)
     rows, letters = [], []
     counts = {"delivered": 0, "unchanged": 0, "dead_lettered": 0}
+    # a channel's result is reported with the SKU, never its triage outcome: its letters are the channel's own
+    on_channels = _channel_actions(ctx) if not dry_run else {}
     for d in diagnoses:
         taken: list[dict[str, Any]] = []
         after: dict[str, Any] | None = None
@@ -557,10 +663,12 @@ def verify(load_id: str, systems: Systems, hub_url: str | None = None) -> dict[s
             taken = list(planned.values())
         elif not d["broken_link"]:
             outcome = "unchanged"
+            taken = list(on_channels.get(str(d["root_sku"] or d["sku"]), []))
         else:
             state = read_sku(reader, d["sku"])
             after = explain(state, reader.now, ctx.hub_url, with_hub=False)
-            taken = _actions_for(d, actions, state.handle)
+            # the channels' results first: the verify line stays the last action
+            taken = [*_actions_for(d, actions, state.handle), *on_channels.get(str(d["root_sku"] or d["sku"]), [])]
             failed = [a for a in taken if a["status"] in ("failed", "refused", "not_allowed")]
             still = after["broken_link"]
             taken.append({"repair": "verify", "target": d["sku"], "system": "storefront",
@@ -617,8 +725,13 @@ def run(params: Mapping[str, Any], systems: Systems, *, run_id: str | None = Non
     """Every step in one process (the CLI and the tests); the DAG runs the same steps as tasks."""
     load_id = open_run(params, dag_id=None, run_id=run_id, hub_url=hub_url)
     try:
+        from catalog_sync.governance.channels import load_channels
+
         triaged = triage(load_id, systems, hub_url)
         repaired = repair(load_id, systems, hub_url)
+        if not repaired.get("skipped"):
+            repaired["channels"] = [republish_channel(load_id, c.name, systems, hub_url)
+                                    for c in load_channels().enabled()]
         verified = verify(load_id, systems, hub_url)
         done = finish(load_id, hub_url)
     except Exception as exc:
@@ -637,7 +750,9 @@ def repair_showable(systems: Systems, skus: Sequence[str], *, reason: str, run_i
     """Repair ``skus`` whose shopper-visible state drifted from the showable rule: a republish run (not a dry run)
     limited to :data:`SHOWABLE_REPAIRS`, each SKU verified on the live page and the pages it changed purged from
     the CDN. Returns the run's load id and how its SKUs ended (the ``triage`` hop)."""
-    done = run({"season": reason, "skus": list(skus), "dry_run": False, "repairs": list(SHOWABLE_REPAIRS)},
+    # a gallery repair is the storefront's: the channels' content did not change, so nothing is sent to them
+    done = run({"season": reason, "skus": list(skus), "dry_run": False, "repairs": list(SHOWABLE_REPAIRS),
+                "channels": False},
                systems, run_id=run_id, hub_url=hub_url)
     hop = (done.get("hops") or {}).get(HOP) or {}
     return {"load_id": done["load_id"],
@@ -654,5 +769,6 @@ def diagnoses(load_id: str, hub_url: str | None = None) -> dict[str, dict[str, A
 
 
 __all__ = ["FLOW", "HOP", "SHOWABLE_REPAIRS", "ScopeError", "diagnoses", "fail", "family_gallery", "finish",
-           "is_dry_run", "normalise_params", "open_run", "repair", "repair_showable", "resolve_scope", "run", "triage",
+           "is_dry_run", "normalise_params", "open_run", "repair", "repair_showable", "republish_channel", "resolve_scope",
+           "run", "triage",
            "verify"]
