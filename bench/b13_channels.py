@@ -362,6 +362,8 @@ def main() -> int:
     parser.add_argument("--workdir", help="work directory (default: a new temporary one, removed at the end)")
     parser.add_argument("--keep-staged", action="store_true", help="keep the set-up's state (hub database, "
                         "sandbox file) in the workdir, and reuse it when an earlier run kept one there")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: report the rounds in "
+                        "<workdir>/rounds.jsonl (a run stopped between rounds)")
     parser.add_argument("--publish", choices=sorted(TASKS), help=argparse_hidden())
     parser.add_argument("--load-id")
     args = parser.parse_args()
@@ -376,7 +378,11 @@ def main() -> int:
     status, rounds, staged = "ok", [], {}
     try:
         saved = workdir / "staged" / "staged.json"
-        if args.keep_staged and saved.exists():  # an earlier run's set-up, kept: its rounds start at once
+        if args.report_only:  # a run stopped between rounds: report the rounds it finished
+            staged = json.loads(saved.read_text(encoding="utf-8"))
+            rounds = [json.loads(line) for line in (workdir / "rounds.jsonl").read_text(encoding="utf-8").splitlines()]
+            args.rounds = ""
+        elif args.keep_staged and saved.exists():  # an earlier run's set-up, kept: its rounds start at once
             staged = json.loads(saved.read_text(encoding="utf-8"))
             print(f"set-up of {staged['setup_at']} reused", flush=True)
         else:
@@ -405,7 +411,7 @@ def main() -> int:
         status = f"failed: {type(exc).__name__}: {exc}"
         print(status, flush=True)
     finally:
-        if staged.get("database") and not args.keep_staged:
+        if staged.get("database") and not args.keep_staged and not args.report_only:
             drop_database(staged["database"])
     summary = summarise(rounds)
     growth = summary["storefront_growth_a_to_b"]
