@@ -67,8 +67,18 @@ PREFIX = "bench13"
 
 
 # ----------------------------------------------------------------------------------------------- one publish
+class StoppedWithStorefront(Exception):
+    """The channel's publish stopped at a slice boundary because the storefront's had finished."""
+
+
 def child(args: Any) -> int:
-    """One of the two publishes in this process, as the DAG's task body runs it; prints ``TASK {json}``."""
+    """One of the two publishes in this process, as the DAG's task body runs it; prints ``TASK {json}``.
+
+    Unless ``BENCH13_CHANNEL_TO_THE_END`` is set, the channel's publish stops before its next slice once the
+    storefront's has finished (the storefront's process leaves ``storefront.done`` in the round's folder): what
+    is judged is the storefront's time with the channel publishing beside it throughout, and at 100,000 SKUs the
+    channel's tail would cost a round many minutes more. Its slices so far are committed and counted; its whole
+    time is then estimated from its rate and its record count in condition B, where every record is read."""
     import logging
     from unittest import mock
 
@@ -84,11 +94,34 @@ def child(args: Any) -> int:
     with mock.patch.object(tasks, "running_task", return_value=running):
         systems = tasks.systems()
         client = tasks.channel_client(CHANNEL) if args.publish == "channel" else None
+    done = Path(os.environ["CATALOG_SYNC_HOME"]).parent / "storefront.done"  # the round's folder
+    stop = threading.Event()
     started = time.perf_counter()
     if args.publish == "storefront":
-        out = run_task(task_id, args.load_id, cold.publish_products, systems)
+        try:
+            out = run_task(task_id, args.load_id, cold.publish_products, systems)
+        finally:
+            done.touch()
     else:
-        out = run_task(task_id, args.load_id, channels.publish_channel, CHANNEL, systems, client)
+        publish_slice = channels._publish_slice
+
+        def slice_unless_stopped(*a: Any, **kw: Any) -> None:
+            if stop.is_set():  # before the slice counts anything: the committed slices reconcile on their own
+                raise StoppedWithStorefront
+            publish_slice(*a, **kw)
+
+        def watch() -> None:
+            while not done.exists():
+                time.sleep(1)
+            stop.set()
+
+        if not os.environ.get("BENCH13_CHANNEL_TO_THE_END"):
+            threading.Thread(target=watch, daemon=True).start()
+        try:
+            with mock.patch.object(channels, "_publish_slice", slice_unless_stopped):
+                out = run_task(task_id, args.load_id, channels.publish_channel, CHANNEL, systems, client)
+        except StoppedWithStorefront:
+            out = {"stopped_with_storefront": True}
     seconds = round(time.perf_counter() - started, 1)
     shop = None
     if args.publish == "storefront":  # the channel's task has no budget for the storefront: not even a look
@@ -223,7 +256,7 @@ def prepare(workdir: Path, scale: int, template: Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- one round
 def run_round(number: int, condition: str, workdir: Path, staged: dict[str, Any], bucket: str,
-              within: float) -> dict[str, Any]:
+              within: float, to_the_end: bool = False) -> dict[str, Any]:
     """One round of ``condition`` on fresh copies of the staged state; see the module docstring."""
     from bench.b12_distributed import LoadSampler
     from bench.sandbox_proc import UNLIMITED_STOREFRONT, SandboxProcess
@@ -251,7 +284,8 @@ def run_round(number: int, condition: str, workdir: Path, staged: dict[str, Any]
         shop = json.loads(connections["AIRFLOW_CONN_CATALOG_SYNC_STOREFRONT"])
         shop["extra"]["plan"] = bucket if bucket in BUCKETS else "enterprise"
         connections["AIRFLOW_CONN_CATALOG_SYNC_STOREFRONT"] = json.dumps(shop)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **connections,
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BENCH13"))}, **connections,
+               **({"BENCH13_CHANNEL_TO_THE_END": "1"} if to_the_end else {}),
                "AIRFLOW_HOME": str(root / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                "CATALOG_SYNC_HUB_URL": hub_url, "CATALOG_SYNC_HOME": str(root / "home")}
         load = LoadSampler().start()
@@ -321,6 +355,8 @@ def round_ok(r: dict[str, Any]) -> list[str]:
                 or letters != channel_hop["read"]:
             problems.append(f"condition B: not every channel record dead-lettered with kind channel "
                             f"({channel_hop}, {letters} letters)")
+        if ((r.get("channel") or {}).get("result") or {}).get("stopped_with_storefront"):
+            problems.append("condition B: the channel's publish was stopped before it had read every record")
     flight = (r.get("in_flight") or {}).get(CHANNEL) or {}
     if flight.get("peak") is not None and flight["peak"] > flight.get("pool_size", 0):
         problems.append(f"{CHANNEL}: {flight['peak']} requests in flight, over its pool of {flight['pool_size']}")
@@ -347,7 +383,23 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
                     strict=False):
         if not a.get("problems") and not b.get("problems"):
             pairs.append(round(b["walls"]["storefront"] / a["walls"]["storefront"] - 1, 3))
-    return {"by_condition": by, "storefront_growth_a_to_b": growth, "storefront_growth_per_pair": pairs}
+    # the channel's records: every one is read (and dead-lettered) in B; an A round whose channel stopped with
+    # the storefront read a share of them, at a rate that gives its whole time
+    total = [r["hub"]["hops"][f"pim->{CHANNEL}"]["read"] for r in rounds
+             if r.get("condition") == "B" and not r.get("problems")]
+    channel_a = []
+    for r in rounds:
+        if r.get("condition") != "A" or r.get("problems"):
+            continue
+        read, seconds = r["hub"]["hops"].get(f"pim->{CHANNEL}", {}).get("read", 0), r["walls"]["channel"]
+        stopped = bool(((r.get("channel") or {}).get("result") or {}).get("stopped_with_storefront"))
+        channel_a.append({"round": r.get("round"), "stopped_with_storefront": stopped, "records_read": read,
+                          "task_s": seconds, "records_per_s": round(read / seconds, 1) if seconds else None,
+                          "share_done": round(read / total[0], 3) if total else None,
+                          "whole_s_estimate": round(total[0] / (read / seconds), 0) if total and read and seconds
+                          and stopped else seconds if not stopped else None})
+    return {"by_condition": by, "storefront_growth_a_to_b": growth, "storefront_growth_per_pair": pairs,
+            "channel_records": total[0] if total else None, "channel_in_a": channel_a}
 
 
 def main() -> int:
@@ -362,6 +414,8 @@ def main() -> int:
     parser.add_argument("--workdir", help="work directory (default: a new temporary one, removed at the end)")
     parser.add_argument("--keep-staged", action="store_true", help="keep the set-up's state (hub database, "
                         "sandbox file) in the workdir, and reuse it when an earlier run kept one there")
+    parser.add_argument("--channel-to-the-end", action="store_true", help="let the channel's publish finish "
+                        "after the storefront's (by default it stops at its next slice: see child())")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the rounds in "
                         "<workdir>/rounds.jsonl (a run stopped between rounds)")
     parser.add_argument("--publish", choices=sorted(TASKS), help=argparse_hidden())
@@ -398,7 +452,7 @@ def main() -> int:
                 print(f"rounds {number} and on not started: past {args.no_round_after} UTC", flush=True)
                 break
             print(f"== round {number}: condition {condition}", flush=True)
-            got = run_round(number, condition, workdir, staged, args.bucket, within)
+            got = run_round(number, condition, workdir, staged, args.bucket, within, args.channel_to_the_end)
             got["problems"] = round_ok(got)
             rounds.append(got)
             with (workdir / "rounds.jsonl").open("a", encoding="utf-8") as f:
