@@ -403,6 +403,8 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> int:
+    from bench.b11_task_memory import argparse_hidden
+
     parser = base_args(__doc__)
     parser.add_argument("--scale", type=int, help="SKUs (default 100,000; quick 2,000)")
     parser.add_argument("--rounds", default="ABAB", help="conditions in order (A both up, B Adobe down)")
@@ -491,12 +493,6 @@ def main() -> int:
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if status == "ok" else 1
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
