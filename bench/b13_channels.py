@@ -416,6 +416,8 @@ def main() -> int:
     parser.add_argument("--workdir", help="work directory (default: a new temporary one, removed at the end)")
     parser.add_argument("--keep-staged", action="store_true", help="keep the set-up's state (hub database, "
                         "sandbox file) in the workdir, and reuse it when an earlier run kept one there")
+    parser.add_argument("--first-round", type=int, default=1, help="the first round's number (more rounds on a "
+                        "kept set-up: their figures go on in <workdir>/rounds.jsonl, --report-only reports them all)")
     parser.add_argument("--channel-to-the-end", action="store_true", help="let the channel's publish finish "
                         "after the storefront's (by default it stops at its next slice: see child())")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the rounds in "
@@ -447,9 +449,9 @@ def main() -> int:
             staged.update(setup_s=round(time.perf_counter() - t, 1),
                           setup_at=datetime.now(UTC).isoformat(timespec="seconds"))
             saved.write_text(json.dumps(staged), encoding="utf-8")
-        for number, condition in enumerate(args.rounds, 1):
+        for number, condition in enumerate(args.rounds, args.first_round):
             # a pair (A then B) is started whole or not at all, so the conditions keep the same number of rounds
-            if args.no_round_after and number > 2 and number % 2 == 1 \
+            if args.no_round_after and number > args.first_round + 1 and (number - args.first_round) % 2 == 0 \
                     and datetime.now(UTC).strftime("%H:%M") >= args.no_round_after:
                 print(f"rounds {number} and on not started: past {args.no_round_after} UTC", flush=True)
                 break
