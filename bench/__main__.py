@@ -27,6 +27,7 @@ BENCHMARKS = {
     "pacing": "bench.b8_pacing",
     "task_memory": "bench.b11_task_memory",  # a first nightly with each task in its own process
     "distributed": "bench.b12_distributed",  # the nightly through Airflow, standalone beside two Celery workers
+    "channels": "bench.b13_channels",  # storefront and Adobe Commerce publishes side by side, Adobe up and down
 }
 
 

@@ -91,5 +91,5 @@ def test_other_systems_are_counted_not_limited(fresh_sandbox: Any) -> None:
     assert statuses == [200] * 5
     report = sb.concurrency()
     assert report["erp"] == {"in_flight": 0, "peak": 5, "refused": 0, "limit": None}
-    assert set(report) == {"erp", "pim", "dam", "storefront", "supplier", "cdn"}
+    assert set(report) == {"erp", "pim", "dam", "storefront", "supplier", "cdn", "adobe_commerce"}
     assert requests.get(f"{sb.url}/_sandbox/concurrency/nope", timeout=10).status_code == 404
