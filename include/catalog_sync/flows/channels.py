@@ -246,9 +246,9 @@ def publish_channel_images(load_id: str, channel_name: str, systems: Systems, cl
     not_on_channel = 0
     for number, page in enumerate(ctx.iter_staged("families_ready", IMAGE_SLICE)):
         sold = [fam for fam in page if channel.sells_family(fam)]
-        if not sold or ctx.committed(f"images:{number}"):
+        if not sold or ctx.committed(f"{channel.name}:images:{number}"):
             continue
-        with ctx.part(f"images:{number}"):
+        with ctx.part(f"{channel.name}:images:{number}"):
             held = on_channel(ctx.hub_url, channel, sold)
             not_on_channel += len(sold) - len(held)
             sync_galleries(ctx, channel, systems, client, held, now, session)
