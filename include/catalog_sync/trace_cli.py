@@ -59,6 +59,34 @@ def broken_link_sentence(link: str | None) -> str:
     return CONSISTENT if link is None else f"first broken link: {link}"
 
 
+def _channel_lines(channels: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each declared sales channel: the SKU's state there, its last audited write, and what the channel shows now."""
+    if not channels:
+        return []
+    lines = [f"  Sales channels ({len(channels)})"]
+    for c in channels:
+        state = str(c.get("state")) if c.get("enabled", True) else "disabled in channels.yaml"
+        if c.get("open_letters"):
+            state += f", {c['open_letters']} open dead letter(s)"
+        rows = [("state", state)]
+        last = c.get("last_write")
+        if last:
+            rows.append(("last write", _cell(f"{last.get('outcome')} at {last.get('at')} in {last.get('load_id')}", 100)))
+        live = c.get("live")
+        if not c.get("configured"):
+            rows.append(("on the channel", "not read (no connection configured)"))
+        elif live is None:
+            rows.append(("on the channel", "no such product"))
+        elif "error" in live:
+            rows.append(("on the channel", _cell(f"did not answer: {live['error']}", 100)))
+        else:
+            status = {1: "enabled", 2: "disabled"}.get(live.get("status"), str(live.get("status")))
+            rows.append(("on the channel", _cell(f"{live.get('name')!s}, {status}, {live.get('images', 0)} image(s)", 100)))
+        lines.append(f"    {c.get('channel')}")
+        lines += _table(rows, "      ")
+    return lines
+
+
 def render_text(result: Mapping[str, Any]) -> str:
     """The trace as aligned text: each system's record, the chain with ✓/✗, the verdict."""
     systems = result["systems"]
@@ -81,6 +109,7 @@ def render_text(result: Mapping[str, Any]) -> str:
     lines.append(f"  Supplier submissions pending ({len(systems.get('supplier') or [])})")
     lines += _table([(str(s.get("id")), _cell({k: v for k, v in s.items() if k != "id"}, 100))
                      for s in systems.get("supplier") or []], "    ") or ["    none"]
+    lines += _channel_lines(result.get("channels") or [])
     lines += ["", "Chain"]
     width = max(len(c["link"]) for c in result["chain"])
     for c in result["chain"]:

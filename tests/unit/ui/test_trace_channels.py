@@ -34,3 +34,24 @@ def test_the_trace_page_shows_each_channels_state(admin: Any, hub_url: str, monk
     # a trace without channels (an older result) shows no table
     del result["channels"]
     assert 'id="trace-channels"' not in admin.get(f"{PREFIX}/trace", params={"sku": "WJ01-S-Red"}).text
+
+
+def test_catalog_sync_explain_shows_each_channels_state() -> None:
+    from catalog_sync.trace_cli import render_text
+
+    result = trace_result("WJ01-S-Red")
+    result["channels"] = [
+        {"channel": "adobe_commerce", "enabled": True, "state": "dead_lettered", "open_letters": 1,
+         "last_write": {"load_id": "cold_data_nightly:n2", "outcome": "dead_lettered", "at": "2026-12-03T02:14:00"},
+         "configured": True, "live": {"name": "Stellar Solar Jacket", "status": 2, "images": 3}},
+        {"channel": "b2b_portal", "enabled": True, "state": "never published", "open_letters": 0,
+         "last_write": None, "configured": True, "live": None},
+    ]
+    text = render_text(result)
+    channels = text.split("Sales channels (2)", 1)[1].split("Chain", 1)[0]
+    adobe, portal = channels.split("b2b_portal", 1)
+    assert "dead_lettered, 1 open dead letter(s)" in adobe
+    assert "dead_lettered at 2026-12-03T02:14:00 in cold_data_nightly:n2" in adobe
+    assert "Stellar Solar Jacket, disabled, 3 image(s)" in adobe
+    assert "never published" in portal and "no such product" in portal
+    assert "Sales channels" not in render_text(trace_result("WJ01-S-Red"))
