@@ -818,6 +818,19 @@ def _family_batch(systems: Systems, batch: Sequence[str], axes_cache: dict[str, 
 WITHDRAWALS = frozenset({"products.l1.family_attributes_filled"})
 
 
+def restage_families(ctx: RunContext, systems: Systems, roots: Sequence[str]) -> int:
+    """Stage the families of ``roots`` re-read from the PIM and put them through the business-rules gate, as the
+    nightly's ``extract_pim`` and ``gate_channel_content`` do, for a run that publishes a few families again (a
+    replay, the republish's channel step); counted read on the storefront's hop. Returns how many are ready."""
+    families = _families(systems, roots)
+    ctx.count(PIM_STOREFRONT, read=len(families))
+    ctx.stage("families", families)
+    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
+                                                       for c in (r.get("categories") or [])})])
+    gate_channel_content(ctx.load_id)
+    return ctx.count_staged("families_ready")
+
+
 def kit_refusal(record: Mapping[str, Any]) -> str | None:
     """Why the storefront channel (Shopify) cannot carry this kit, or None when it can (a fixed-price bundle: a
     Shopify product fixed bundle, see :func:`is_fixed_bundle`) or the record is no kit.

@@ -186,12 +186,7 @@ def _replay_storefront(ctx: RunContext, systems: Systems, skus: Sequence[str]) -
     for sku in skus:
         product = systems.pim.get_product(sku)
         roots.add(str((product or {}).get("parent") or sku))
-    families = cold._families(systems, sorted(roots))
-    ctx.count(cold.PIM_STOREFRONT, read=len(families))
-    ctx.stage("families", families)
-    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
-                                                       for c in (r.get("categories") or [])})])
-    cold.gate_channel_content(ctx.load_id)
+    cold.restage_families(ctx, systems, sorted(roots))
     with session_scope(ctx.hub_url) as s:
         from sqlalchemy import delete
 
@@ -219,13 +214,7 @@ def _replay_channel(ctx: RunContext, systems: Systems, channel: str, skus: Seque
     from catalog_sync.flows.channels import publish_channel
 
     roots = sorted({str((systems.pim.get_product(sku) or {}).get("parent") or sku) for sku in skus})
-    families = cold._families(systems, roots)
-    ctx.count(cold.PIM_STOREFRONT, read=len(families))
-    ctx.stage("families", families)
-    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
-                                                       for c in (r.get("categories") or [])})])
-    cold.gate_channel_content(ctx.load_id)
-    ctx.count(cold.PIM_STOREFRONT, unchanged=ctx.count_staged("families_ready"))
+    ctx.count(cold.PIM_STOREFRONT, unchanged=cold.restage_families(ctx, systems, roots))  # not its target
     with session_scope(ctx.hub_url) as s:
         from sqlalchemy import delete
 

@@ -536,14 +536,8 @@ def _stage_channel_families(ctx: RunContext, systems: Systems, diagnoses: Sequen
     if not wanted or "storefront" not in allowed or not roots:
         ctx.stage(_CHANNELS_PLANNED, [{"key": "planned", "planned": False}], key="key")
         return 0
-    families = cold._families(systems, roots)
-    ctx.count(cold.PIM_STOREFRONT, read=len(families))
-    ctx.stage("families", families)
-    ctx.stage("taxonomy", [{"sku": c} for c in sorted({c for f in families for r in [f["parent"], *f["rows"]]
-                                                       for c in (r.get("categories") or [])})])
-    cold.gate_channel_content(ctx.load_id)
-    ready = ctx.count_staged("families_ready")
-    ctx.count(cold.PIM_STOREFRONT, unchanged=ready)
+    ready = cold.restage_families(ctx, systems, roots)
+    ctx.count(cold.PIM_STOREFRONT, unchanged=ready)  # this step does not write to the storefront
     ctx.stage(_CHANNELS_PLANNED, [{"key": "planned", "planned": True}], key="key")
     return ready
 
