@@ -1,7 +1,7 @@
 """Benchmark 13: the storefront's and Adobe Commerce's publishes side by side, with both up and with Adobe down.
 
 Issue #21: N SKUs (default 100,000; quick: 2,000) published to both channels in one nightly, each within its own
-budget; with one channel answering 5xx throughout, the other's publish time grows by at most 10 %.
+budget; with one channel answering 503 throughout, the other's publish time grows by at most 10 %.
 
 **Set-up, once.** A first run (empty hub on the local PostgreSQL, every SKU new) of ``cold_data_nightly`` over a
 sandbox started from a loaded template (``bench.sandbox_proc``), its tasks up to ``gate_channel_content`` each in
@@ -21,9 +21,9 @@ instance only by naming the task and its pool to ``tasks.running_task``.
 
 - ``A``: both channels up.
 - ``B``: Adobe Commerce answers every request with a server error (the sandbox's fault injection,
-  ``PUT /_sandbox/faults/adobe_commerce {"error_rate": 1.0}``: 500, 502 or 503, drawn per request; the client
-  treats the three alike, as transient). Every record of the channel is to be dead-lettered with kind ``channel``
-  and the channel's task to succeed.
+  ``PUT /_sandbox/faults/adobe_commerce {"error_rate": 1.0, "error_statuses": [503]}``: every request answered
+  503 Service Unavailable, as a Magento in maintenance mode answers). Every record of the channel is to be
+  dead-lettered with kind ``channel`` and the channel's task to succeed.
 
 The storefront is on Shopify Plus's GraphQL limits (``--bucket plus``: 10,000 points restoring 1,000 a second, set
 in the sandbox and named in the storefront connection's ``plan``); ``--bucket unlimited`` is benchmark 2's setting.
@@ -61,7 +61,7 @@ TASKS = {"storefront": ("publish_products", "storefront_api"),
 SETUP_TASKS = ["extract_erp", "gate_master_data", "load_pim", "link_assets", "writeback_supplier", "extract_pim",
                "gate_channel_content"]
 BUCKETS = {"plus": {"storefront_points_max": 10_000, "storefront_points_restore_per_s": 1_000.0}}
-DOWN = {"error_rate": 1.0, "seed": 13}
+DOWN = {"error_rate": 1.0, "error_statuses": [503], "seed": 13}
 GROWTH_LIMIT = 0.10
 PREFIX = "bench13"
 
@@ -477,7 +477,7 @@ def main() -> int:
     if problems and status == "ok":
         status = "failed: " + "; ".join(problems)[:500]
     emit(Result(
-        name="channels", title="Storefront and Adobe Commerce publishes side by side; Adobe answering 5xx",
+        name="channels", title="Storefront and Adobe Commerce publishes side by side; Adobe answering 503",
         scale={"skus": scale}, status=status,
         figures={"storefront_growth_a_to_b": growth, **{f"{c}_storefront_s": v["storefront_task_s_mean"]
                                                          for c, v in summary["by_condition"].items()},
@@ -491,7 +491,7 @@ def main() -> int:
         notes=["each publish in its own process as the DAG's task body (tasks.systems/channel_client with the "
                "task's pool), started together by the benchmark, not by Airflow's scheduler; hub on the local "
                "PostgreSQL (a copy of the staged database per round), sandbox in its own process (SQLite, a copy "
-               "per round); Adobe down = sandbox fault error_rate 1.0 (500/502/503 per request)"]))
+               "per round); Adobe down = sandbox fault error_rate 1.0, error_statuses [503] (every request 503)"]))
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if status == "ok" else 1

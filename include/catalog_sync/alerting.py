@@ -138,21 +138,27 @@ def open_letters_alert(open_letters: int, rules: AlertRules) -> Alert:
     )
 
 
-def hot_lag_alert(cursor: int, head: int, lag_s: float, rules: AlertRules | None = None) -> Alert | None:
-    """The ERP's feed head has been ahead of the committed cursor for ``lag_s`` seconds; None within limits."""
+def hot_lag_alert(cursor: int, head: int, lag_s: float, rules: AlertRules | None = None,
+                  target: str = "storefront") -> Alert | None:
+    """The ERP's feed head has been ahead of ``target``'s committed cursor (the storefront's, or a declared sales
+    channel's) for ``lag_s`` seconds; None within limits. The alert names the target, so whoever is paged knows
+    which system's stock and prices are stale and which task and connection to look at."""
     rules = rules or load_alert_rules()
     if head <= cursor or lag_s <= rules.hot_lag_minutes * 60:
         return None
+    storefront = target == "storefront"
+    task = "sync_changes" if storefront else f"sync_channel_{target}"
+    cursor_name = "erp/changes" if storefront else f"erp/changes@{target}"
     return Alert(
-        key="freshness:hot",
+        key="freshness:hot" if storefront else f"freshness:hot:{target}",
         severity="critical",
-        subject=f"Hot path behind: ERP changes {cursor + 1}..{head} waiting {lag_s / 60:.1f} min "
+        subject=f"Hot path behind on {target}: ERP changes {cursor + 1}..{head} waiting {lag_s / 60:.1f} min "
                 f"(limit {rules.hot_lag_minutes:g} min)",
-        body="Stock and live prices on the storefront or a sales channel are stale: a committed cursor (the "
-             "storefront's, or a channel's erp/changes@<channel>) has not reached the ERP change feed's head. "
-             "Check the hot_data_sync runs and the connection of the system they fail on.",
-        facts={"cursor": cursor, "head": head, "pending": head - cursor, "lag_minutes": round(lag_s / 60, 1),
-               "limit_minutes": rules.hot_lag_minutes},
+        body=f"Stock and live prices on {target} are stale: its committed cursor ({cursor_name}) has not reached "
+             f"the ERP change feed's head. Check hot_data_sync's {task} task and the {target} connection; the "
+             "changes wait after the cursor and go out with the first run that reaches it.",
+        facts={"target": target, "cursor": cursor, "head": head, "pending": head - cursor,
+               "lag_minutes": round(lag_s / 60, 1), "limit_minutes": rules.hot_lag_minutes},
     )
 
 

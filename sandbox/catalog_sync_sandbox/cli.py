@@ -66,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fault = sub.add_parser("fault", help="switch faults on or off for one system")
     fault.add_argument("system", choices=["erp", "pim", "dam", "storefront", "supplier"])
     fault.add_argument("--error-rate", type=float, help="share of requests answered 5xx")
+    fault.add_argument("--error-status", type=int, action="append", dest="error_statuses",
+                       help="a server error to answer with (repeatable; default 500, 502 and 503 drawn evenly)")
     fault.add_argument("--rate-limit-every", type=int, help="every Nth request gets 429")
     fault.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of the 429s (seconds)")
     fault.add_argument("--latency-ms", type=int)
@@ -181,7 +183,7 @@ def _fault(args: argparse.Namespace) -> int:
         print(f"faults cleared on {args.system}")
         return 0
     body: dict[str, Any] = {"seed": args.seed}
-    for name in ("error_rate", "latency_ms", "timeout_rate", "timeout_s", "malformed_rate", "drop_mid_page_rate"):
+    for name in ("error_rate", "error_statuses", "latency_ms", "timeout_rate", "timeout_s", "malformed_rate", "drop_mid_page_rate"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     if args.rate_limit_every:

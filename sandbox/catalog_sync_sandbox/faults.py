@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from catalog_sync.domain import System
 
@@ -44,7 +44,11 @@ class RateLimitStorm(BaseModel):
 class FaultConfig(BaseModel):
     """One system's faults; every rate is a probability per request (per record for ``malformed_rate``)."""
 
-    error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 500/502/503")
+    error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered with a server error")
+    error_statuses: list[int] = Field(
+        default_factory=lambda: [500, 502, 503], min_length=1,
+        description="the server errors drawn from, evenly (e.g. [503] for a system in maintenance throughout)",
+    )
     rate_limit_storm: RateLimitStorm | None = None
     latency_ms: int = Field(0, ge=0, le=600_000, description="added to every request")
     timeout_rate: float = Field(0.0, ge=0, le=1, description="share of requests that sleep timeout_s first")
@@ -57,6 +61,14 @@ class FaultConfig(BaseModel):
         0.0, ge=0, le=1, description="share of GET answers cut after half the body (connection closed)"
     )
     seed: int = 0
+
+    @field_validator("error_statuses")
+    @classmethod
+    def _server_errors(cls, statuses: list[int]) -> list[int]:
+        wrong = [s for s in statuses if not 500 <= s <= 599]
+        if wrong:
+            raise ValueError(f"error_statuses must be server errors (500-599), not {wrong}")
+        return statuses
 
 
 @dataclass
@@ -126,7 +138,7 @@ class FaultRegistry:
         if storm is not None and count % storm.every == 0:
             decision.storm = storm
         elif r_error < config.error_rate:
-            decision.error_status = (500, 502, 503)[int(r_status * 3)]
+            decision.error_status = config.error_statuses[int(r_status * len(config.error_statuses))]
         if r_timeout < config.timeout_rate:
             decision.timeout_s = config.timeout_s
         if method == "GET":

@@ -143,6 +143,12 @@ def test_hot_lag_alert_only_past_its_limit() -> None:
     assert alerting.hot_lag_alert(10, 20, rules.hot_lag_minutes * 60 - 1, rules) is None
     lag = alerting.hot_lag_alert(10, 20, rules.hot_lag_minutes * 60 + 60, rules)
     assert lag is not None and lag.facts["pending"] == 10 and lag.key == "freshness:hot"
+    assert lag.subject.startswith("Hot path behind on storefront:") and "sync_changes" in lag.body
+    # a declared channel's cursor behind: the alert names the channel, its task and its cursor, under its own key
+    channel = alerting.hot_lag_alert(10, 20, rules.hot_lag_minutes * 60 + 60, rules, "adobe_commerce")
+    assert channel is not None and channel.key == "freshness:hot:adobe_commerce"
+    assert channel.subject.startswith("Hot path behind on adobe_commerce:") and channel.facts["target"] == "adobe_commerce"
+    assert "sync_channel_adobe_commerce" in channel.body and "erp/changes@adobe_commerce" in channel.body
 
 
 def test_the_change_feed_watcher_alerts_a_lagging_hot_path_and_an_outage_once(hub_url, sinks) -> None:
@@ -170,6 +176,7 @@ def test_the_change_feed_watcher_alerts_a_lagging_hot_path_and_an_outage_once(hu
         assert not hook.received
         await health.polled(10, 15, lag_limit + 60, log)  # past it: alert
         await health.polled(10, 16, lag_limit + 90, log)  # still behind: a repeat
+        await health.polled(10, 16, lag_limit + 91, log, "adobe_commerce")  # the channel's cursor, as far behind
         await health.polled(16, 16, lag_limit + 95, log)  # caught up
         await health.polled(16, 20, lag_limit + 100, log)  # behind again, but only just
         outage = OperationalError("SELECT sync_state", {}, ConnectionRefusedError("hub down"))
@@ -177,11 +184,13 @@ def test_the_change_feed_watcher_alerts_a_lagging_hot_path_and_an_outage_once(hu
             await health.failed(outage, 5000.0 + t, log)
 
     asyncio.run(scenario())
-    assert [h["json"]["key"] for h in hook.received] == ["freshness:hot", "unreachable:hub"]
+    assert [h["json"]["key"] for h in hook.received] == ["freshness:hot", "freshness:hot:adobe_commerce",
+                                                        "unreachable:hub"]
     lag = hook.received[0]["json"]["facts"]
     assert (lag["cursor"], lag["head"], lag["pending"]) == (10, 15, 5)
     assert lag["lag_minutes"] == round((lag_limit + 60) / 60, 1)
-    assert len(smtp.messages) == 2 and "hub unreachable" in smtp.messages[1].subject
+    assert len(smtp.messages) == 3 and "adobe_commerce" in smtp.messages[1].subject
+    assert "hub unreachable" in smtp.messages[2].subject
 
 
 def _reconciled(run_id: str, divergent: int, compared: int = 2000) -> str:

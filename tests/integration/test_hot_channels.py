@@ -184,15 +184,15 @@ def test_adobe_down_leaves_the_storefront_and_its_cursor_and_the_changes_are_rea
         assert not s.scalars(select(DeadLetter).where(DeadLetter.load_id == adobe["load_id"])).all()
 
     # the change-feed watcher sees the channel's cursor behind the head: a run is started for it (and, should the
-    # channel stay down, the lag alert follows), though the storefront has applied everything
-    assert _poll(erp) == (channel_before, erp.last_seq())
+    # channel stay down, the lag alert follows, naming it), though the storefront has applied everything
+    assert _poll(erp) == (channel_before, erp.last_seq(), CHANNEL)
 
     # Adobe answers again: the next run re-reads the same changes from the channel's cursor and applies them
     again = hot.drain(b.systems, channel=CHANNEL, client=b.adobe, source_map=SOURCES, idle_s=0, poll_s=0)
     assert again["after"] == channel_before and again["cursor"] == erp.last_seq() and again["down"] is None
     assert again["delivered"] == 2 and adobe_quantity(b, sku, "dc_west") == 31
     assert (b.adobe.get_product(sku) or {})["price"] == 44.5
-    assert _poll(erp) == (erp.last_seq(), erp.last_seq())  # nothing left to signal
+    assert _poll(erp) == (erp.last_seq(), erp.last_seq(), "storefront")  # nothing left to signal
 
 
 def test_stock_of_an_erp_location_without_a_source_is_dead_lettered_naming_it(baseline: Baseline) -> None:

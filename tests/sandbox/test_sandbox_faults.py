@@ -24,6 +24,14 @@ def test_error_rate_answers_5xx_and_only_on_that_system(sandbox: Any, sandbox_fa
     assert _items(sandbox).status_code == 200
 
 
+def test_error_statuses_narrow_the_server_errors_to_the_ones_named(sandbox: Any, sandbox_faults: Any) -> None:
+    sandbox_faults("erp", error_rate=1.0, error_statuses=[503])
+    assert {_items(sandbox).status_code for _ in range(8)} == {503}
+    refused = requests.put(f"{sandbox.url}/_sandbox/faults/erp", json={"error_rate": 1, "error_statuses": [404]},
+                           timeout=10)
+    assert refused.status_code == 422 and "500-599" in refused.text
+
+
 def test_rate_limit_storm_every_nth_request_with_retry_after(sandbox: Any, sandbox_faults: Any) -> None:
     sandbox_faults("storefront", rate_limit_storm={"every": 2, "retry_after": 3})
     answers = [requests.get(f"{sandbox.url}/storefront/admin/api/2025-01/locations.json", headers=shop(sandbox),

@@ -94,7 +94,7 @@ class ErpChangeFeedTrigger(BaseEventTrigger):
         try:
             while True:
                 try:
-                    cursor, head = await asyncio.to_thread(_poll, erp)
+                    cursor, head, target = await asyncio.to_thread(_poll, erp)
                 except Exception as exc:  # an outage of the ERP or the hub must not end the watch
                     self.log.warning("ERP change feed poll failed (%s); retrying in %.0f s",
                                      type(exc).__name__, self.error_backoff)
@@ -102,7 +102,7 @@ class ErpChangeFeedTrigger(BaseEventTrigger):
                     await asyncio.sleep(self.error_backoff)
                     continue
                 now = time.monotonic()
-                await watch.polled(cursor, head, now, self.log)
+                await watch.polled(cursor, head, now, self.log, target)
                 fresh = signalled is None or head > signalled
                 stale = signalled is not None and now - signalled_at >= self.resignal_after
                 if head > cursor and (fresh or stale):
@@ -134,7 +134,7 @@ class _Health:
             await self._send(unreachable_alert(system, f"{type(exc).__name__}: {exc}", since_s=down,
                                                watcher="erp_change_feed"), now, rules, log)
 
-    async def polled(self, cursor: int, head: int, now: float, log: Any) -> None:
+    async def polled(self, cursor: int, head: int, now: float, log: Any, target: str = "storefront") -> None:
         from catalog_sync.alerting import hot_lag_alert
         from catalog_sync.quality.policy import load_alert_rules
 
@@ -145,7 +145,7 @@ class _Health:
         if self.behind is None or self.behind[0] != cursor:
             self.behind = (cursor, now)
             return
-        alert = hot_lag_alert(cursor, head, now - self.behind[1], load_alert_rules())
+        alert = hot_lag_alert(cursor, head, now - self.behind[1], load_alert_rules(), target)
         if alert is not None:
             await self._send(alert, now, load_alert_rules(), log)
 
@@ -170,25 +170,26 @@ def _erp_client(conn: Any) -> Any:
     return client_from_connection(System.ERP, conn)
 
 
-def _poll(erp: Any) -> tuple[int, int]:
-    """(committed cursor, feed head). Blocking: runs in a worker thread, never on the triggerer's loop.
+def _poll(erp: Any) -> tuple[int, int, str]:
+    """(committed cursor, feed head, whose cursor). Blocking: runs in a worker thread, never on the triggerer's loop.
 
     The cursor is the one furthest behind among the storefront's (``erp/changes``) and those of the enabled declared
     channels that have one (``erp/changes@<channel>``, docs/adr/0018): a channel's changes left by an outage start
     a run of their own (re-signalled every ``resignal_after`` while it stays down), and a channel that stays behind
-    raises the lag alert. A channel without a cursor yet is left out: its first batch runs with the next run."""
+    raises the lag alert, which names it ("storefront" when the storefront's cursor is the one behind, or level with
+    the furthest). A channel without a cursor yet is left out: its first batch runs with the next run."""
     from catalog_sync.flows.hot import CURSOR, channel_cursor
     from catalog_sync.governance.channels import load_channels
     from catalog_sync.hub import repo
     from catalog_sync.hub.db import session_scope
 
     with session_scope() as s:
-        cursor = int(repo.get_cursor(s, *CURSOR) or 0)
+        cursor, target = int(repo.get_cursor(s, *CURSOR) or 0), "storefront"
         for channel in load_channels().enabled():
             found = repo.get_cursor(s, *channel_cursor(channel.name))
-            if found is not None:
-                cursor = min(cursor, int(found))
-    return cursor, int(erp.last_seq())
+            if found is not None and int(found) < cursor:
+                cursor, target = int(found), channel.name
+    return cursor, int(erp.last_seq()), target
 
 
 class ErpItemFileTrigger(BaseEventTrigger):

@@ -23,14 +23,17 @@ def test_the_trace_page_shows_each_channels_state(admin: Any, hub_url: str, monk
         {"channel": "adobe_commerce", "enabled": True, "state": "dead_lettered", "open_letters": 1,
          "last_write": {"load_id": "cold_data_nightly:n2", "outcome": "dead_lettered",
                         "message": "adobe_commerce was unavailable during the nightly"},
-         "configured": True, "live": {"name": "Stellar Solar Jacket", "status": 1}},
+         "configured": True, "live": {"name": "Stellar Solar Jacket", "status": 1, "images": 3}},
+        {"channel": "b2b_portal", "enabled": True, "state": "published", "open_letters": 0, "last_write": None,
+         "configured": True, "live": {"name": "Stellar Solar Jacket", "status": 2, "images": 1}},
     ]
     monkeypatch.setattr("catalog_sync.airflow.systems.explain_configured", lambda sku: result)
     html = admin.get(f"{PREFIX}/trace", params={"sku": "WJ01-S-Red"}).text
     table = html.split('id="trace-channels"', 1)[1].split("</table>", 1)[0]
     assert "adobe_commerce" in table and "dead_lettered (1 open letter)" in table
     assert "dead_lettered in cold_data_nightly:n2: adobe_commerce was unavailable during the nightly" in table
-    assert "Stellar Solar Jacket (status 1)" in table
+    # what the channel shows now: its product's name, whether it is enabled, and how many images its gallery has
+    assert "Stellar Solar Jacket (enabled, 3 images)" in table and "Stellar Solar Jacket (disabled, 1 image)" in table
     # a trace without channels (an older result) shows no table
     del result["channels"]
     assert 'id="trace-channels"' not in admin.get(f"{PREFIX}/trace", params={"sku": "WJ01-S-Red"}).text
