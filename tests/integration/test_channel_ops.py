@@ -5,7 +5,8 @@ One module-scoped sandbox and hub carry the story, in order: a clean week finds 
 from the PIM is a deletion on Adobe (and is disabled there), a price changed on Adobe behind the nightly's back is
 drift; Adobe down is Adobe's own finding and letter while the storefront is reconciled; a republish puts Adobe's
 price back, and with Adobe down the storefront's repair completes and Adobe keeps its letters; a freeze holds a
-bulk content publish to Adobe and the release sends it through Adobe's own publish.
+bulk content publish to Adobe and the release sends it through Adobe's own publish; a rollback of the week that
+disabled the deleted product on Adobe enables it there again.
 """
 
 from __future__ import annotations
@@ -252,6 +253,31 @@ def test_a_freeze_holds_a_bulk_publish_to_adobe_and_the_release_sends_it(
     assert out["approved"] and out["dead_lettered"] == 0 and out["released"] == listed["held"], out
     assert {sku: adobe_product(story, sku)["name"] for sku in simple} == {sku: f"Peak {sku}" for sku in simple}
     assert [h for h in _held() if h["system"] == ADOBE] == []
+
+
+def test_rolling_back_the_week_that_disabled_a_sku_on_adobe_enables_it_again(story: Story) -> None:
+    """The weekly run's disable on Adobe is in its delta log, so ``sync_rollback`` of that run puts the status back
+    on Adobe, audited and delta-logged as a run of its own, and a second rollback finds nothing left to restore."""
+    from catalog_sync.flows import rollback
+    from catalog_sync.hub.models import FieldDelta
+
+    with session_scope() as s:
+        week_id = s.scalar(select(SyncRun.load_id).where(SyncRun.run_id == "scheduled__edited",
+                                                          SyncRun.flow == "weekly_reconciliation"))
+    assert week_id is not None and adobe_product(story, PIM_DELETED)["status"] == 2
+    todo = rollback.plan(week_id)
+    assert [(r["system"], r["record_key"], r["fields"]) for r in todo["records"]] == [
+        (ADOBE, PIM_DELETED, {"status": 1})] and todo["conflicts"] == []
+
+    done = rollback.rollback(week_id, story.systems, by="ops")
+    assert done["restored"] == 1 and adobe_product(story, PIM_DELETED)["status"] == 1
+    with session_scope() as s:
+        restoring = s.execute(select(FieldDelta.system, FieldDelta.record_key, FieldDelta.field, FieldDelta.before,
+                                     FieldDelta.after).where(FieldDelta.load_id == done["load_id"])).all()
+        marked = s.scalars(select(FieldDelta.rolled_back_by).where(FieldDelta.load_id == week_id)).all()
+    assert [tuple(r) for r in restoring] == [(ADOBE, PIM_DELETED, "status", 2, 1)]
+    assert marked == [done["load_id"]]
+    assert rollback.plan(week_id)["records"] == []
 
 
 def _held() -> list[dict[str, Any]]:

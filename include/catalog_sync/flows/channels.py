@@ -165,8 +165,8 @@ def _account(ctx: RunContext, channel: Channel, records: Sequence[Mapping[str, A
              results: Mapping[str, WriteResult]) -> None:
     """Every record once: a result the channel answered goes through ``steps.deliver``; a record it never took
     (a refusal of the mapping, a variant whose parent was not saved, no answer at all) is dead-lettered with reason
-    kind ``channel``. No field deltas are logged for a channel: a rollback does not reach channels yet, and the
-    write-back loop detector reads the delta log of the systems Catalog Sync writes back to."""
+    kind ``channel``. No field deltas are logged for a channel's content (it goes back through the PIM: ADR
+    0017), and the write-back loop detector reads the delta log of the systems Catalog Sync writes back to."""
     answered: list[WriteResult] = []
     letters: list[dict[str, Any]] = []
     for record in records:

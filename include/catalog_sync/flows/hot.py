@@ -822,7 +822,7 @@ def _written(results: Sequence[WriteResult], by_key: Mapping[str, Change]) -> li
 
 
 def _deliver_channel(ctx: RunContext, channel: str, results: Sequence[WriteResult], entity: str) -> None:
-    """The channel's answers on its hop. No field deltas: a rollback does not reach a channel (ADR 0017)."""
+    """The channel's answers on its hop. No field deltas: hot data is never rolled back (ADR 0017)."""
     steps.deliver(ctx, results, hop=channel_hop(channel), system=channel, entity=entity, source_system="erp")
 
 

@@ -8,6 +8,11 @@ its own, so a rollback can be inspected and, if need be, rolled back too. Three 
 - A field that a later run changed again is not touched (that would silently undo newer, valid data); it is
   reported as a conflict instead.
 - Hot data (stock) is not rolled back: the next ERP change event is the truth for it.
+
+On a declared sales channel (``governance/channels.yaml``) the delta log holds what Catalog Sync changed there on
+its own account: the weekly reconciliation's disabling of a SKU the channel should no longer hold (``status``).
+That is restored as Magento status; the channel's content is the PIM's, so rolling back the PIM's values and
+publishing again is how channel content goes back.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ STOREFRONT_FIELDS = {"status": "lifecycle_status", "title": "name", "images": "a
                      "body_html": "description", "vendor": "vendor_name"}
 #: Attributes whose storefront copy is written by the PIM (cold data travels owner -> PIM -> storefront).
 VIA_PIM = frozenset({"name", "asset_links", "description", "vendor_name"})
+#: What a rollback restores on a declared sales channel: the only field Catalog Sync changes there outside a
+#: publish (the reconciliation's disable, catalog_sync.flows.reconcile._disable_on_channel).
+CHANNEL_FIELDS = frozenset({"status"})
+
+
+def _is_channel(system: str) -> bool:
+    from catalog_sync.governance.channels import load_channels
+
+    return system in load_channels().channels
 
 
 class RollbackRefused(RuntimeError):
@@ -181,8 +195,22 @@ def _allowed_fields(ctx: RunContext, system: str, entity: str, key: str,
     from catalog_sync.governance import load_ownership, refusals_to_dead_letters
     from catalog_sync.governance.loops import drop_held
 
+    if _is_channel(system):
+        # A channel is not a system of the ownership model: what Catalog Sync wrote there on its own account (a
+        # disable) is put back as it was; a field it does not restore on a channel is refused, and said so.
+        allowed = {f: v for f, v in fields.items() if f in CHANNEL_FIELDS}
+        other = sorted(set(fields) - CHANNEL_FIELDS)
+        if other:
+            ctx.dead_letter([{"entity": entity, "record_key": key, "source_system": "hub", "target_system": system,
+                              "reason_kind": "api", "expectation": "not_restorable",
+                              "reason": f"a rollback restores only {', '.join(sorted(CHANNEL_FIELDS))} on {system}, "
+                                        f"not {', '.join(other)}: roll back the PIM's values and publish again"}],
+                            hop=None)
+        if not allowed:
+            ctx.count("rollback", dead_lettered=1)
+        return allowed
     ownership = load_ownership()
-    allowed: dict[str, Any] = {}
+    allowed = {}
     refusals: list[Any] = []
     for field, value in fields.items():
         attribute = STOREFRONT_FIELDS.get(field, field) if system == "storefront" else field
@@ -250,6 +278,14 @@ def _write(systems: Systems, system: str, entity: str, key: str, fields: Mapping
         import dataclasses
 
         return dataclasses.replace(systems.storefront.upsert_product(desired), key=key)
+    if _is_channel(system) and entity == "product":
+        client = systems.channels.get(system)
+        if client is None:
+            return WriteResult(key, Outcome.FAILED, None, f"no client for {system} here (its Airflow connection is "
+                               "not configured)")
+        if fields.get("status") is None:
+            return WriteResult(key, Outcome.FAILED, None, f"no earlier status of {key} on {system} to restore")
+        return client.set_status(key, int(fields["status"]))
     return WriteResult(key, Outcome.FAILED, None, f"rollback of {system}/{entity} is not supported")
 
 
@@ -268,4 +304,13 @@ def _current(systems: Systems, system: str, entity: str, key: str, fields: Mappi
                    "body_html": product.get("body_html"), "vendor": product.get("vendor"),
                    "images": [i.get("src") for i in product.get("images") or []]}
         return {f: current.get(f) for f in fields}
+    client = systems.channels.get(system) if _is_channel(system) else None
+    if client is not None:
+        from catalog_sync.connectors import ConnectorError
+
+        try:  # a channel down fails this record's write next, which dead-letters it; the others go on
+            product = client.get_product(key) or {}
+        except ConnectorError:
+            return {}
+        return {f: product.get(f) for f in fields}
     return {}
