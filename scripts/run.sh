@@ -57,7 +57,8 @@ say "Hub database"
 catalog-sync hub migrate
 
 say "Connections, pools and variables from airflow_settings.yaml"
-python -m catalog_sync.airflow.settings_loader airflow_settings.yaml
+# The demo's connections name the sandbox's default port; a sandbox on another port takes them along.
+python -m catalog_sync.airflow.settings_loader airflow_settings.yaml --replace-port "8765=$SANDBOX_PORT"
 
 say "Sandbox systems on http://$SANDBOX_HOST:$SANDBOX_PORT"
 start_bg sandbox catalog-sync sandbox serve --host "$SANDBOX_HOST" --port "$SANDBOX_PORT" --storefront-plan plus

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from catalog_sync.airflow import settings_loader
 from catalog_sync.airflow.settings_loader import (
     SettingsError,
     load_settings,
@@ -101,6 +102,22 @@ def test_urls_in_a_connections_extra_follow_the_host_rewrite() -> None:
     extra = json.loads(files.connections["catalog_sync_cdn"]["extra"])
     assert extra == {"site_url": "http://sandbox:8765/cdn/edge", "other": "https://shop.example.com",
                      "path_prefix": "/cdn"}
+
+
+def test_ports_can_be_rewritten_for_a_sandbox_on_another_port() -> None:
+    """``make run`` with CATALOG_SYNC_SANDBOX_PORT: every connection, and every URL of an extra, on the new port."""
+    settings = {"airflow": {"connections": [
+        {"conn_id": "catalog_sync_cdn", "conn_type": "catalog_sync_cdn", "conn_host": "127.0.0.1", "conn_port": 8765,
+         "conn_extra": {"site_url": "http://127.0.0.1:8765/cdn/edge", "other": "https://shop.example.com:8443/x"}},
+        {"conn_id": "catalog_sync_smtp", "conn_type": "smtp", "conn_host": "localhost", "conn_port": 25}]}}
+    files = to_import_files(settings, replace_ports={8765: 9876})
+    assert files.connections["catalog_sync_cdn"]["port"] == 9876 and files.connections["catalog_sync_smtp"]["port"] == 25
+    extra = json.loads(files.connections["catalog_sync_cdn"]["extra"])
+    assert extra == {"site_url": "http://127.0.0.1:9876/cdn/edge", "other": "https://shop.example.com:8443/x"}
+    both = to_import_files(settings, replace_hosts={"127.0.0.1": "sandbox"}, replace_ports={8765: 9876})
+    assert json.loads(both.connections["catalog_sync_cdn"]["extra"])["site_url"] == "http://sandbox:9876/cdn/edge"
+    with pytest.raises(SystemExit):  # argparse refuses a port that is not a number, before anything is read
+        settings_loader.main(["--replace-port", "8765=x", "airflow_settings.yaml"])
 
 
 def test_the_projects_own_settings_file_converts() -> None:

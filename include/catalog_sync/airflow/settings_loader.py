@@ -81,29 +81,35 @@ def _is_secret_key(key: str) -> bool:
     return any(marker in key.lower() for marker in _SECRET_MARKERS)
 
 
-def _replace_url_host(value: Any, replace_hosts: Mapping[str, str]) -> Any:
-    """``value`` with its host rewritten when it is an http(s) URL on one of ``replace_hosts``; else unchanged."""
+def _replace_url_host(value: Any, replace_hosts: Mapping[str, str],
+                      replace_ports: Mapping[int, int] | None = None) -> Any:
+    """``value`` with its host (and port) rewritten when it is an http(s) URL on one of ``replace_hosts`` (or
+    ``replace_ports``); else unchanged."""
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         return value
     parts = urlsplit(value)
-    host = parts.hostname or ""
-    if host not in replace_hosts:
+    host, port = parts.hostname or "", parts.port
+    new_port = (replace_ports or {}).get(port, port) if port is not None else None
+    if host not in replace_hosts and new_port == port:
         return value
-    netloc = replace_hosts[host] + (f":{parts.port}" if parts.port else "")
+    netloc = replace_hosts.get(host, host) + (f":{new_port}" if new_port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def to_import_files(settings: Mapping[str, Any], *, replace_hosts: Mapping[str, str] | None = None) -> ImportFiles:
+def to_import_files(settings: Mapping[str, Any], *, replace_hosts: Mapping[str, str] | None = None,
+                    replace_ports: Mapping[int, int] | None = None) -> ImportFiles:
     """Convert the parsed Astro-format settings into the JSON shapes ``airflow ... import`` expects.
 
     ``replace_hosts`` rewrites connection hosts (``{"127.0.0.1": "sandbox"}`` inside Docker Compose, where the
     sandbox is a service and not the loopback address), in the host field and in URLs of the extra (the CDN's
-    ``site_url``).
+    ``site_url``); ``replace_ports`` rewrites ports the same way (``{8765: 9876}`` when ``make run`` starts the
+    sandbox on ``CATALOG_SYNC_SANDBOX_PORT``).
     """
     root = settings.get("airflow") if isinstance(settings, Mapping) else None
     if not isinstance(root, Mapping):
         raise SettingsError("expected a top-level 'airflow:' mapping (Astro CLI airflow_settings.yaml format)")
     replace_hosts = replace_hosts or {}
+    replace_ports = replace_ports or {}
     secrets: set[str] = set()
 
     connections: dict[str, dict[str, Any]] = {}
@@ -128,6 +134,7 @@ def to_import_files(settings: Mapping[str, Any], *, replace_hosts: Mapping[str, 
                     value = int(value)
                 except (TypeError, ValueError):
                     raise SettingsError(f"connection {conn_id!r}: conn_port must be a number") from None
+                value = replace_ports.get(value, value)
             elif astro_key == "conn_extra":
                 if isinstance(value, str):
                     try:
@@ -137,7 +144,8 @@ def to_import_files(settings: Mapping[str, Any], *, replace_hosts: Mapping[str, 
                 if not isinstance(value, Mapping):
                     raise SettingsError(f"connection {conn_id!r}: conn_extra must be a mapping")
                 secrets.update(str(v) for k, v in value.items() if _is_secret_key(str(k)) and v not in (None, ""))
-                value = json.dumps({k: _replace_url_host(v, replace_hosts) for k, v in value.items()}, sort_keys=True)
+                value = json.dumps({k: _replace_url_host(v, replace_hosts, replace_ports) for k, v in value.items()},
+                                   sort_keys=True)
             elif astro_key == "conn_host":
                 value = replace_hosts.get(str(value), str(value))
             elif astro_key == "conn_password":
@@ -234,6 +242,7 @@ def load_settings(
     path: str | Path,
     *,
     replace_hosts: Mapping[str, str] | None = None,
+    replace_ports: Mapping[int, int] | None = None,
     env: Mapping[str, str] | None = None,
     airflow: str | None = None,
 ) -> LoadResult:
@@ -242,7 +251,7 @@ def load_settings(
     ``env`` defaults to this process's environment (``AIRFLOW_HOME``, ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``...).
     Sections that are empty are skipped. Raises SettingsError, with secrets redacted, if Airflow refuses anything.
     """
-    files = to_import_files(read_settings(path), replace_hosts=replace_hosts)
+    files = to_import_files(read_settings(path), replace_hosts=replace_hosts, replace_ports=replace_ports)
     command = airflow or _airflow_command()
     documents: dict[str, dict[str, Any]] = {
         "connections": files.connections,
@@ -276,6 +285,17 @@ def _host_pair(text: str) -> tuple[str, str]:
     return old, new
 
 
+def _port_pair(text: str) -> tuple[int, int]:
+    old, new = _host_pair(text)
+    try:
+        pair = int(old), int(new)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two port numbers OLD=NEW, got {text!r}") from None
+    if not all(0 < port < 65536 for port in pair):
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {text!r}")
+    return pair
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m catalog_sync.airflow.settings_loader",
@@ -290,13 +310,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OLD=NEW",
         help="rewrite a connection host, e.g. 127.0.0.1=sandbox inside Docker Compose (repeatable)",
     )
+    parser.add_argument(
+        "--replace-port",
+        action="append",
+        type=_port_pair,
+        default=[],
+        metavar="OLD=NEW",
+        help="rewrite a connection port, e.g. 8765=9876 for a sandbox on another port (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.path.is_file():
         print(f"settings_loader: {args.path} does not exist", file=sys.stderr)
         return 2
     try:
-        result = load_settings(args.path, replace_hosts=dict(args.replace_host))
+        result = load_settings(args.path, replace_hosts=dict(args.replace_host), replace_ports=dict(args.replace_port))
     except SettingsError as exc:
         print(f"settings_loader: {exc}", file=sys.stderr)
         return 1
