@@ -61,6 +61,13 @@ class CatalogSyncUIPlugin(AirflowPlugin):
             "url_route": "catalog-sync-freeze",
         },
         {
+            "name": "Reference data",
+            "href": f"{URL_PREFIX}/reference-data",
+            "destination": "nav",
+            "category": CATEGORY,
+            "url_route": "catalog-sync-reference-data",
+        },
+        {
             "name": "Catalog Sync runs",
             "href": f"{URL_PREFIX}/runs",
             "destination": "nav",
