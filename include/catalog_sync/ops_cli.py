@@ -1,7 +1,7 @@
-"""Operator commands: ``catalog-sync dlq ...``, ``catalog-sync rollback ...``, ``catalog-sync retention``,
-``catalog-sync demo first-run``.
+"""Operator commands: ``catalog-sync dlq ...``, ``catalog-sync rollback ...``, ``catalog-sync backfill CHANNEL``,
+``catalog-sync retention``, ``catalog-sync demo first-run``.
 
-``dlq replay`` and ``rollback`` run the same flow code the Airflow DAGs run, against the systems named by
+``dlq replay``, ``rollback`` and ``backfill`` run the same flow code the Airflow DAGs run, against the systems named by
 ``CATALOG_SYNC_SYSTEMS_URL`` (default: the local sandbox), so an operator can act without the UI.
 """
 
@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rb.add_argument("load_id")
     rb.add_argument("--plan", action="store_true", help="only show what would be restored")
     rb.set_defaults(func=_rollback)
+
+    bf = subparsers.add_parser("backfill", help="bring a declared sales channel level with the PIM for every family "
+                               "it sells (as the channel_backfill DAG)")
+    bf.add_argument("channel", help="a channel of governance/channels.yaml")
+    bf.add_argument("--resend", action="store_true",
+                    help="forget what the channel was last sent and send every family it sells again")
+    bf.set_defaults(func=_backfill)
 
     ret = subparsers.add_parser("retention", help="prune old hot-batch runs, audit rows and validation folders "
                                 "(keeps what rollback and reports need)")
@@ -170,6 +177,35 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    from catalog_sync.airflow.systems import configured_systems
+    from catalog_sync.flows import channels
+    from catalog_sync.governance.channels import ChannelsError, load_channels
+
+    try:
+        channel = load_channels().channel(args.channel)
+    except ChannelsError as exc:
+        raise UserError(str(exc)) from None
+    systems = configured_systems(command_line=True)
+    try:
+        client = systems.channels.get(channel.name)
+        if client is None:
+            raise UserError(f"no client for {channel.name}: its connection {channel.connection_id} is not configured")
+        try:
+            result = channels.backfill(channel.name, systems, client, resend=args.resend)
+        except ValueError as exc:  # a disabled channel
+            raise UserError(str(exc)) from None
+    finally:
+        systems.close()
+    products, images = result["products"], result["images"]
+    print(f"backfill run {result['load_id']}: {result['families']['sold']} of {result['families']['in_pim']} PIM "
+          f"families sold on {channel.name}; products delivered {products.get('delivered', 0)}, unchanged "
+          f"{products.get('unchanged', 0)}, dead-lettered {products.get('dead_lettered', 0)}; galleries delivered "
+          f"{images.get('delivered', 0)}" + (f"; {channel.name} was down: {products['down']}" if products.get("down")
+                                            else ""))
+    return 0
+
+
 def _retention(args: argparse.Namespace) -> int:
     from catalog_sync.retention import RetentionPolicy, prune
 
@@ -200,7 +236,7 @@ def _json_out(text: str) -> Any:
 #: Unpaused by make run besides the nightly: the manual ones (so their forms work), the event-driven ones and the
 #: image-window sweep (images come down and go up on time without anyone).
 MANUAL_AND_EVENT_DAGS = ("hot_data_sync", "seasonal_republish", "dead_letter_replay", "sync_rollback",
-                         "freeze_release", "image_windows", "erp_item_files")
+                         "freeze_release", "channel_backfill", "image_windows", "erp_item_files")
 
 
 def _wait_for(dag_id: str, run_id: str, deadline: float) -> None:

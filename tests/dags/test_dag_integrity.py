@@ -20,6 +20,7 @@ EXPECTED = {
     "image_windows",
     "erp_item_files",
     "freeze_release",
+    "channel_backfill",
 }
 
 

@@ -21,6 +21,7 @@ FILLED: dict[str, dict[str, Any]] = {
     "hub_retention": {},
     "hot_data_sync": {},
     "freeze_release": {},
+    "channel_backfill": {},
 }
 
 

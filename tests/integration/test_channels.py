@@ -21,7 +21,7 @@ from catalog_sync.flows import channels, cold, replay
 from catalog_sync.flows.systems import Systems
 from catalog_sync.governance.channels import load_channels
 from catalog_sync.hub.db import session_scope
-from catalog_sync.hub.models import AuditEvent, DeadLetter, SyncState
+from catalog_sync.hub.models import AuditEvent, DeadLetter, SyncRun, SyncState
 from catalog_sync.trace import explain_sku
 
 ADOBE = load_channels().channel("adobe_commerce")
@@ -213,3 +213,42 @@ def _writes(load_id: str, outcome: str) -> list[AuditEvent]:
             AuditEvent.load_id == load_id, AuditEvent.system == "adobe_commerce", AuditEvent.action == "write",
             AuditEvent.outcome == outcome)).all())
 
+
+
+def test_a_backfill_brings_adobe_level_for_families_no_nightly_will_send_again(hub_url: str, fresh_sandbox: Any,
+                                                                              systems: Systems) -> None:
+    """After the first nightly, someone deletes a product on Adobe by hand: the next nightly's window does not see
+    it change, so only a backfill puts it back. Without *Send again* the backfill finds Adobe's content as it last
+    sent it and sends nothing; with it, the product and its gallery are back, and every hop reconciles."""
+    from catalog_sync_sandbox import db
+
+    night = R.run_cold(systems, "manual__before_backfill")
+    assert night.status == "success" and night.hops[ADOBE.hop]["delivered"] > 500
+    adobe = systems.channels["adobe_commerce"]
+    gallery = adobe.media(BAG)
+    assert adobe.get_product(BAG) is not None and gallery
+    with fresh_sandbox.state.engine.begin() as conn:  # the sandbox has no product DELETE route: its rows go
+        conn.execute(delete(db.adobe_media).where(db.adobe_media.c.sku == BAG))
+        conn.execute(delete(db.adobe_product).where(db.adobe_product.c.sku == BAG))
+    assert adobe.get_product(BAG) is None
+
+    level = channels.backfill("adobe_commerce", systems, adobe, run_id="manual__backfill")
+    products = level["products"]
+    assert products["read"] == night.hops[ADOBE.hop]["read"] and products["delivered"] == 0
+    assert products["unchanged"] == products["read"] and products["down"] is None
+    # every family root of the PIM was read; the men's ones, outside Adobe's trees, were not staged for it
+    assert level["families"]["in_pim"] > level["families"]["sold"] > 0
+    assert adobe.get_product(BAG) is None  # the hub's fingerprint says Adobe has it as sent
+
+    again = channels.backfill("adobe_commerce", systems, adobe, resend=True, run_id="manual__backfill_resend")
+    products = again["products"]
+    assert products["read"] == night.hops[ADOBE.hop]["read"] and products["dead_lettered"] == 0
+    assert products["delivered"] == products["read"]
+    assert (adobe.get_product(BAG) or {}).get("name") == "Joust Duffle Bag"
+    assert {m.get("file", "").rsplit("/", 1)[-1] for m in adobe.media(BAG)} == {
+        m.get("file", "").rsplit("/", 1)[-1] for m in gallery}
+    with session_scope() as s:  # each backfill is a hub run of its own whose hops reconcile (finish checks them)
+        runs = {x.run_id: x for x in s.scalars(select(SyncRun).where(SyncRun.flow == channels.BACKFILL_FLOW))}
+    assert {r: x.status for r, x in runs.items()} == {"manual__backfill": "success",
+                                                     "manual__backfill_resend": "success"}
+    assert runs["manual__backfill_resend"].details["images"]["delivered"] >= 1

@@ -423,3 +423,82 @@ def _dead_letter_galleries(ctx: RunContext, channel: Channel, families: Sequence
         ctx.audit(channel.name, "images", letter["record_key"], "write", "dead_lettered",
                   response={"message": reason, "disposition": Disposition.RETRY.value})
     ctx.dead_letter(letters, hop=channel.image_hop)
+
+
+# ------------------------------------------------------------------------------------------------------- backfill
+BACKFILL_FLOW = "channel_backfill"
+
+
+def pim_roots(systems: Systems) -> list[str]:
+    """Every family root the PIM holds: its root product models and its products without a parent (Akeneo's
+    documented ``parent`` filter with operator ``EMPTY``), read a page at a time; keys only."""
+    roots = [str(m["code"]) for page in systems.pim.iter_product_models() for m in page.records
+             if not m.get("parent")]
+    roots += [str(p["identifier"]) for page in systems.pim.iter_products(search={"parent": [{"operator": "EMPTY"}]})
+              for p in page.records]
+    return sorted(set(roots))
+
+
+def backfill(channel_name: str, systems: Systems, client: Any, *, resend: bool = False, dag_id: str | None = None,
+             run_id: str | None = None, hub_url: str | None = None) -> dict[str, Any]:
+    """Bring a declared channel level with the PIM for every family it sells, not only those the nightly's window
+    saw change: what a channel needs when it is first enabled, when it starts taking images or changes rendition
+    (ADR 0019), or after products were removed on the channel by hand.
+
+    One hub run (flow ``channel_backfill``): every family root in the PIM (:func:`pim_roots`) is read again, the
+    families the channel sells are staged as they are read and put through the business-rules gate (the nightly's
+    ``gate_channel_content``, in batches), then the nightly's own :func:`publish_channel` and
+    :func:`publish_channel_images` publish them. A family whose content is the one last delivered to the channel is
+    counted unchanged and not sent, unless ``resend`` (its fingerprints on the channel forgotten first, for products
+    changed or deleted on the channel by hand). A freeze window holds the backfill as it holds a nightly's bulk
+    publish. The storefront is not this run's target: the families the gate passes are counted unchanged on its
+    hop, so every hop reconciles. Each slice is a part of the run, so a retried task sends nothing committed again.
+    """
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete
+
+    from catalog_sync.flows import cold
+    from catalog_sync.hub.models import RecordFingerprint
+
+    channel = load_channels().channel(channel_name)
+    if not channel.enabled:
+        raise ValueError(f"{channel.name} is disabled in channels.yaml: enable it before a backfill")
+    ctx = RunContext.open(BACKFILL_FLOW, load_id=steps.run_load_id(BACKFILL_FLOW, run_id), dag_id=dag_id,
+                          run_id=run_id, window_start=None, window_end=datetime.now(UTC), hub_url=hub_url)
+    roots: list[str] = []
+    read = 0
+    if not ctx.committed("staged"):
+        with ctx.part("staged"):
+            roots = pim_roots(systems)
+            categories: set[str] = set()
+
+            def sold() -> Any:
+                nonlocal read
+                for batch in cold._family_batches(systems, roots):
+                    for fam in batch:
+                        if channel.sells_family(fam):
+                            read += 1
+                            categories.update(c for r in [fam["parent"], *fam["rows"]]
+                                              for c in (r.get("categories") or []))
+                            yield fam
+
+            ctx.stage("families", sold())
+            ctx.stage("taxonomy", [{"sku": c} for c in sorted(categories)])
+            ctx.count(cold.PIM_STOREFRONT, read=read)
+            cold.gate_channel_content(ctx.load_id)
+            ready = ctx.count_staged("families_ready")
+            ctx.count(cold.PIM_STOREFRONT, unchanged=ready)  # not this run's target
+            if resend:
+                keys = [str(f["sku"]) for page in ctx.iter_staged("families_ready", 1000) for f in page]
+                with session_scope(hub_url) as s:
+                    for batch in [keys[i:i + 1000] for i in range(0, len(keys), 1000)]:
+                        s.execute(delete(RecordFingerprint).where(RecordFingerprint.system == channel.name,
+                                                                  RecordFingerprint.record_key.in_(batch)))
+    products = publish_channel(ctx.load_id, channel.name, systems, client)
+    images = publish_channel_images(ctx.load_id, channel.name, systems, client)
+    families = {"in_pim": len(roots), "sold": read}
+    counts = ctx.finish(details={"backfill": channel.name, "resend": resend, "families": families,
+                                 "products": products, "images": images})
+    return {"load_id": ctx.load_id, "channel": channel.name, "families": families, "products": products,
+            "images": images, "counts": counts}
