@@ -452,7 +452,9 @@ def backfill(channel_name: str, systems: Systems, client: Any, *, resend: bool =
     counted unchanged and not sent, unless ``resend`` (its fingerprints on the channel forgotten first, for products
     changed or deleted on the channel by hand). A freeze window holds the backfill as it holds a nightly's bulk
     publish. The storefront is not this run's target: the families the gate passes are counted unchanged on its
-    hop, so every hop reconciles. Each slice is a part of the run, so a retried task sends nothing committed again.
+    hop, so every hop reconciles. The DAG and the command call it outside ``run_task``, so its parts are not
+    checkpointed: a retry re-opens the run, stages again and sends nothing the fingerprints say the channel holds
+    (with ``resend``, it forgets them again and re-sends every family).
     """
     from datetime import UTC, datetime
 
