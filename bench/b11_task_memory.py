@@ -122,6 +122,8 @@ def main() -> int:
     parser.add_argument("--sandbox-template", help="a loaded sandbox database file: copied instead of loading the "
                         "catalog when it exists, written after loading when it does not")
     parser.add_argument("--prepare-only", action="store_true", help="only write the sandbox template")
+    parser.add_argument("--resume", action="store_true", help="go on with the run in --workdir where it stopped: "
+                        "its sandbox and hub as they are, the tasks already in tasks.jsonl skipped")
     parser.add_argument("--task", help=argparse_hidden())
     parser.add_argument("--load-id")
     parser.add_argument("--sandbox-url")
@@ -139,7 +141,15 @@ def main() -> int:
     jsonl = workdir / "tasks.jsonl"
     figures: dict[str, Any] = {}
     template = Path(args.sandbox_template) if args.sandbox_template else None
-    if template is not None:
+    state = workdir / "run.json"  # the run's load id, for --resume
+    if args.resume:
+        if not state.exists():
+            parser.error(f"--resume: {state} not found (no run was started in {args.workdir})")
+        template = None
+        for line in jsonl.read_text(encoding="utf-8").splitlines() if jsonl.exists() else []:
+            done = json.loads(line)
+            figures[done.pop("name")] = done
+    elif template is not None:
         write_template(workdir, "sandbox", scale, template)
     if args.prepare_only:
         return 0
@@ -150,16 +160,23 @@ def main() -> int:
     status = "ok"
     try:
         t = time.perf_counter()
-        if template is None:
+        if template is None and not args.resume:
             sandbox.load(scale)
         load_s = round(time.perf_counter() - t, 1)
         sandbox.settings(**UNLIMITED_STOREFRONT)
-        print(f"sandbox loaded {scale:,} SKUs in {load_s} s", flush=True)
-        fresh_pg_hub(args.database)
-        from catalog_sync.flows import cold
+        if not args.resume:
+            print(f"sandbox loaded {scale:,} SKUs in {load_s} s", flush=True)
+        if args.resume:
+            os.environ["CATALOG_SYNC_HUB_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{args.database}"
+            load_id = json.loads(state.read_text(encoding="utf-8"))["load_id"]
+            print(f"resuming {load_id}: {len(figures)} tasks done", flush=True)
+        else:
+            fresh_pg_hub(args.database)
+            from catalog_sync.flows import cold
 
-        load_id = cold.open_run(dag_id="cold_data_nightly", run_id=f"bench_mem_{scale}", window_start=None,
-                                window_end=None)
+            load_id = cold.open_run(dag_id="cold_data_nightly", run_id=f"bench_mem_{scale}", window_start=None,
+                                    window_end=None)
+            state.write_text(json.dumps({"load_id": load_id, "scale": scale}), encoding="utf-8")
 
         def record(name: str, got: dict[str, Any]) -> None:
             figures[name] = got
@@ -168,18 +185,21 @@ def main() -> int:
             print(f"{name}: peak {got['peak_rss_mb']} MB (after imports {got['rss_after_imports_mb']} MB), "
                   f"{got['wall_s']} s", flush=True)
 
+        def step(name: str, task: str, chunks: list[int] | None = None) -> None:
+            if name not in figures:  # (a resumed run skips what it recorded)
+                record(name, run_child(task, load_id, sandbox, log, chunks))
+
         for task in [*TASKS, "plan_image_chunks"]:
-            record(task, run_child(task, load_id, sandbox, log))
+            step(task, task)
         chunks = [int(c) for c in figures["plan_image_chunks"]["result"] or []]
         measured = sample(chunks, args.image_samples)
         for c in measured:
-            record(f"publish_images[{c}]", run_child("publish_images", load_id, sandbox, log, [c]))
+            step(f"publish_images[{c}]", "publish_images", [c])
         rest = [c for c in chunks if c not in measured]
         if rest:
-            record("publish_images (the other chunks, one process)",
-                   run_child("publish_images", load_id, sandbox, log, rest))
+            step("publish_images (the other chunks, one process)", "publish_images", rest)
         for task in ("check_consistency", "finish"):
-            record(task, run_child(task, load_id, sandbox, log))
+            step(task, task)
     except Exception as exc:  # the figures so far are kept and reported
         status = f"failed: {exc}"
         print(status, flush=True)
