@@ -36,6 +36,10 @@ IMAGE_CHUNK = 200  # as dags/cold_data_nightly.py
 PEAK_TARGET_MB = 2048
 
 
+class Stopped(Exception):
+    """The run stopped where ``--stop-before`` asked."""
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
@@ -124,6 +128,8 @@ def main() -> int:
     parser.add_argument("--prepare-only", action="store_true", help="only write the sandbox template")
     parser.add_argument("--resume", action="store_true", help="go on with the run in --workdir where it stopped: "
                         "its sandbox and hub as they are, the tasks already in tasks.jsonl skipped")
+    parser.add_argument("--stop-before", metavar="TASK", help="stop before this task (to copy the hub and the "
+                        "sandbox as they are, say), and go on later with --resume")
     parser.add_argument("--task", help=argparse_hidden())
     parser.add_argument("--load-id")
     parser.add_argument("--sandbox-url")
@@ -186,6 +192,8 @@ def main() -> int:
                   f"{got['wall_s']} s", flush=True)
 
         def step(name: str, task: str, chunks: list[int] | None = None) -> None:
+            if task == args.stop_before:
+                raise Stopped(f"stopped before {task}, as asked: go on with --resume")
             if name not in figures:  # (a resumed run skips what it recorded)
                 record(name, run_child(task, load_id, sandbox, log, chunks))
 
@@ -200,6 +208,9 @@ def main() -> int:
             step("publish_images (the other chunks, one process)", "publish_images", rest)
         for task in ("check_consistency", "finish"):
             step(task, task)
+    except Stopped as stop:
+        status = str(stop)
+        print(status, flush=True)
     except Exception as exc:  # the figures so far are kept and reported
         status = f"failed: {exc}"
         print(status, flush=True)
