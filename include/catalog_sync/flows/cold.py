@@ -316,11 +316,6 @@ def load_pim(load_id: str, systems: Systems) -> dict[str, int]:
                                                              if res.ok and res.key in hashes}, load_id)
             progress.add(len(batch))
     progress.finish()
-    # Every planned record this run delivered, whichever attempt wrote it, page by page.
-    ctx.clear_stage("pim_touched")
-    for page in ctx.iter_staged("pim_plan"):
-        delivered = _fingerprinted_by(ctx, "pim", "product", [p["record"]["sku"] for p in page])
-        ctx.stage_more("pim_touched", [{"sku": k} for k in sorted(delivered)])
     if ctx.task is not None:
         totals.update({k: v for k, v in ctx.hop_counts(task_only=True).get(ERP_PIM, {}).items() if k in totals})
     return totals
@@ -348,21 +343,6 @@ def _plan_batches(ctx: RunContext, size: int) -> Iterator[tuple[bool, list[dict[
             batch.append(entry)
     if batch:
         yield bool(model), batch
-
-
-def _fingerprinted_by(ctx: RunContext, system: str, entity: str, keys: Sequence[str]) -> set[str]:
-    """Those of ``keys`` whose last delivery to ``system`` was made by this run."""
-    from sqlalchemy import select
-
-    from catalog_sync.hub.models import RecordFingerprint
-
-    found: set[str] = set()
-    with session_scope(ctx.hub_url) as s:
-        for batch in chunked(list(keys), 500):
-            found.update(s.scalars(select(RecordFingerprint.record_key).where(
-                RecordFingerprint.system == system, RecordFingerprint.entity == entity,
-                RecordFingerprint.load_id == ctx.load_id, RecordFingerprint.record_key.in_(list(batch)))).all())
-    return found
 
 
 def _product_payload(record: Mapping[str, Any], current: Mapping[str, Any] | None,
