@@ -468,35 +468,30 @@ def backfill(channel_name: str, systems: Systems, client: Any, *, resend: bool =
         raise ValueError(f"{channel.name} is disabled in channels.yaml: enable it before a backfill")
     ctx = RunContext.open(BACKFILL_FLOW, load_id=steps.run_load_id(BACKFILL_FLOW, run_id), dag_id=dag_id,
                           run_id=run_id, window_start=None, window_end=datetime.now(UTC), hub_url=hub_url)
-    roots: list[str] = []
+    roots = pim_roots(systems)
     read = 0
-    if not ctx.committed("staged"):
-        with ctx.part("staged"):
-            roots = pim_roots(systems)
-            categories: set[str] = set()
+    categories: set[str] = set()
 
-            def sold() -> Any:
-                nonlocal read
-                for batch in cold._family_batches(systems, roots):
-                    for fam in batch:
-                        if channel.sells_family(fam):
-                            read += 1
-                            categories.update(c for r in [fam["parent"], *fam["rows"]]
-                                              for c in (r.get("categories") or []))
-                            yield fam
+    def sold() -> Any:
+        nonlocal read
+        for batch in cold._family_batches(systems, roots):
+            for fam in batch:
+                if channel.sells_family(fam):
+                    read += 1
+                    categories.update(c for r in [fam["parent"], *fam["rows"]] for c in (r.get("categories") or []))
+                    yield fam
 
-            ctx.stage("families", sold())
-            ctx.stage("taxonomy", [{"sku": c} for c in sorted(categories)])
-            ctx.count(cold.PIM_STOREFRONT, read=read)
-            cold.gate_channel_content(ctx.load_id)
-            ready = ctx.count_staged("families_ready")
-            ctx.count(cold.PIM_STOREFRONT, unchanged=ready)  # not this run's target
-            if resend:
-                keys = [str(f["sku"]) for page in ctx.iter_staged("families_ready", 1000) for f in page]
-                with session_scope(hub_url) as s:
-                    for batch in [keys[i:i + 1000] for i in range(0, len(keys), 1000)]:
-                        s.execute(delete(RecordFingerprint).where(RecordFingerprint.system == channel.name,
-                                                                  RecordFingerprint.record_key.in_(batch)))
+    ctx.stage("families", sold())
+    ctx.stage("taxonomy", [{"sku": c} for c in sorted(categories)])
+    ctx.count(cold.PIM_STOREFRONT, read=read)
+    cold.gate_channel_content(ctx.load_id)
+    ctx.count(cold.PIM_STOREFRONT, unchanged=ctx.count_staged("families_ready"))  # not this run's target
+    if resend:
+        for page in ctx.iter_staged("families_ready", 1000):
+            with session_scope(hub_url) as s:
+                s.execute(delete(RecordFingerprint).where(RecordFingerprint.system == channel.name,
+                                                          RecordFingerprint.record_key.in_([str(f["sku"])
+                                                                                            for f in page])))
     products = publish_channel(ctx.load_id, channel.name, systems, client)
     images = publish_channel_images(ctx.load_id, channel.name, systems, client)
     families = {"in_pim": len(roots), "sold": read}
