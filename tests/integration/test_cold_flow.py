@@ -264,6 +264,14 @@ def test_a_first_load_past_the_variant_threshold_creates_what_today_allows_and_d
     # the store already holds Shopify's 50,000 variants; 120 new ones a day stands for the real 1,000
     fresh_sandbox.settings(storefront_variants_offset=50_000, storefront_variant_daily_limit=120)
     systems.storefront.variant_daily_limit = 120
+    # the first active families (the order the plan would take them in on a tie) have nothing in stock
+    items = {str(i["sku"]): i for page in systems.erp.iter_items() for i in page.records}
+    active_roots = sorted(sku for sku, i in items.items() if not i.get("parent_sku")
+                          and i.get("lifecycle_status") == "active")[:40]
+    emptied = {sku for sku, i in items.items() if sku in active_roots or i.get("parent_sku") in active_roots}
+    levels = [lv for page in systems.erp.iter_stock() for lv in page.records if str(lv["sku"]) in emptied]
+    for level in levels:
+        assert systems.erp.set_stock(str(level["sku"]), str(level["location"]), 0).ok
     load_id, counts = whole_run("throttled-first-load", systems)
 
     with session_scope() as s:
@@ -281,3 +289,20 @@ def test_a_first_load_past_the_variant_threshold_creates_what_today_allows_and_d
     # what went first is what matters: every product created today is active
     shown = [p for page in systems.storefront.iter_products() for p in page.records]
     assert shown and all(p["status"] == "active" for p in shown)
+    # ranked active first, then in stock, then in season: what went today is a prefix of that order
+    stocked = {str(level["sku"]) for page in systems.erp.iter_stock() for level in page.records
+               if int(level.get("quantity") or 0) > 0}
+    variants: dict[str, list[str]] = {}
+    for sku, item in items.items():
+        variants.setdefault(str(item.get("parent_sku") or sku), []).append(sku)
+    season = {"active": 0, "seasonal_hold": 1}
+
+    def rank(root: str) -> tuple[bool, bool, int]:
+        lifecycle = str(items[root].get("lifecycle_status"))
+        in_stock = any(v in stocked for v in variants[root] if v != root or len(variants[root]) == 1)
+        return (lifecycle != "active", not in_stock, season.get(lifecycle, 2))
+
+    created_roots = {str(items[str(v["sku"])].get("parent_sku") or v["sku"]) for p in shown for v in p["variants"]}
+    waiting = {e.record_key for e in pending}
+    assert any(rank(r)[1] for r in waiting)  # out of stock, held back
+    assert max(rank(r) for r in created_roots) <= min(rank(r) for r in waiting)

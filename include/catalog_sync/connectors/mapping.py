@@ -7,7 +7,7 @@ without a server and the engine can show exactly what would be sent before sendi
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -486,7 +486,7 @@ def canonical_to_shopify_product(
     variants: Sequence[Mapping[str, Any]] = (),
     images: Sequence[Mapping[str, Any]] = (),
     prices: Mapping[str, float] | None = None,
-    stocked: Collection[str] | None = None,
+    stocked: Container[str] | None = None,
 ) -> dict[str, Any]:
     """A Shopify product for a configurable parent and its variants, or for a simple product (no ``variants``).
 

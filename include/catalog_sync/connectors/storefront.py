@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import requests
 
@@ -395,28 +395,36 @@ VARIANT_THROTTLE_THRESHOLD: Final = 50_000
 VARIANT_DAILY_LIMIT: Final = 1000
 
 
+_P = TypeVar("_P")
+
+
 def creation_schedule(
-    products: Sequence[Mapping[str, Any]],
+    products: Sequence[_P],
     store_variants: int,
     today: date,
     *,
-    rank: Callable[[Mapping[str, Any]], Any] | None = None,
+    rank: Callable[[_P], Any] | None = None,
+    size: Callable[[_P], int] | None = None,
     created_today: int = 0,
     threshold: int = VARIANT_THROTTLE_THRESHOLD,
     daily_limit: int = VARIANT_DAILY_LIMIT,
-) -> list[tuple[Mapping[str, Any], date | None]]:
+) -> list[tuple[_P, date | None]]:
     """The day each new product can be created under Shopify's variant creation throttle, most important first.
 
     ``rank`` orders the products (smallest first; e.g. active, in stock, in season before the rest). Until the
     store holds ``threshold`` variants, creates are free; after, each day takes ``daily_limit`` new variants and a
     product goes on the first day its variants still fit (a product with more variants than a whole day allows
-    gets None: it can never be created in one piece). ``created_today`` is what today has used already.
+    gets None: it can never be created in one piece). ``created_today`` is what today has used already. A product
+    is a mapping with its ``variants``, or anything ``size`` gives the number of variants of.
     """
+    def variants(product: Any) -> int:
+        return size(product) if size is not None else len(product.get("variants") or [])
+
     ranked = sorted(products, key=rank) if rank is not None else list(products)
     held, day, used = store_variants, today, created_today
-    out: list[tuple[Mapping[str, Any], date | None]] = []
+    out: list[tuple[_P, date | None]] = []
     for product in ranked:
-        need = max(1, len(product.get("variants") or []))
+        need = max(1, variants(product))
         if held < threshold:
             out.append((product, today))
             held += need

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from catalog_sync.connectors.pim import identifier_in
 from catalog_sync.connectors.storefront import LevelWrite, creation_schedule
 from catalog_sync.domain import STOREFRONT_STATUS, AssetStatus, LifecycleStatus, is_kit, item_type_of, ships
 from catalog_sync.engine import run as engine_run
+from catalog_sync.engine.keys import KeySet
 from catalog_sync.engine.run import RunContext, chunked, chunked_iter, json_safe, run_task
 from catalog_sync.flows import freeze, steps
 from catalog_sync.flows.systems import Systems
@@ -917,71 +918,138 @@ def _family_links(row: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(kind, v) for kind, v in links if v is not None and not (isinstance(v, float) and v != v)]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class _Create:
     """A planned product new to the storefront, in the few fields the variant creation throttle ranks it by."""
 
     position: str  # its key in the stage ``publish_plan``
     sku: str
     handle: str
-    status: str | None
-    variant_skus: tuple[str, ...]
+    status: str | None  # the storefront status it is planned with
+    lifecycle: str | None  # its family's lifecycle status in the ERP (None: unknown there)
+    variants: int
+    in_stock: bool = False  # one of its variants at least is in stock in the ERP
 
-    def stand_in(self) -> dict[str, Any]:
-        return {"handle": self.handle, "status": self.status, "variants": [{"sku": v} for v in self.variant_skus]}
+
+#: The ERP's lifecycle statuses, as the numbers a KeySet keeps; -1 is a status the ERP has and this list has not.
+_LIFECYCLES = [status.value for status in LifecycleStatus]
 
 
-def _defer_creates(ctx: RunContext, systems: Systems, creates: Sequence[_Create], erp_status: Mapping[str, Any],
+@dataclasses.dataclass
+class _LiveFacts:
+    """What the ERP says now of a run's families, read once for the whole run (hot data, owned by the ERP: a
+    publish shows it, never the PIM's copy): each family root's lifecycle status, each SKU's live price, and which
+    of the items with nothing to ship it keeps stock for. Held as KeySets: 16 bytes a SKU."""
+
+    lifecycle: KeySet
+    prices: KeySet
+    stocked: KeySet
+
+    def status(self, root: str) -> str | None:
+        """The root's ERP lifecycle status, None when the ERP has none (or one this project does not know)."""
+        code = self.lifecycle.get(root)
+        return None if code is None or code < 0 else _LIFECYCLES[int(code)]
+
+
+def _live_facts(ctx: RunContext, systems: Systems) -> _LiveFacts:
+    """Read :class:`_LiveFacts` for the families of ``families_ready``: the stage is read once for its keys, then
+    the ERP once for each kind of fact (a request a SKU for a handful, a paged scan for a catalog's worth)."""
+    from catalog_sync.flows.hot import BULK_READ_AFTER
+
+    roots, skus, unshipped = KeySet(keep=200), KeySet(keep=BULK_READ_AFTER), KeySet(keep=BULK_READ_AFTER)
+    for page in ctx.iter_staged("families_ready"):
+        for fam in page:
+            roots.add(str(fam["sku"]))
+            for row in [fam["parent"], *fam["rows"]]:
+                skus.add(str(row["sku"]))
+            for row in fam["rows"] or [fam["parent"]]:
+                if not ships(row):
+                    unshipped.add(str(row["sku"]))
+    facts = _LiveFacts(KeySet(), KeySet(), KeySet())
+
+    def code(status: Any) -> float:
+        return float(_LIFECYCLES.index(status)) if status in _LIFECYCLES else -1.0
+
+    if roots.few is not None:  # a few families: one request each
+        for sku in dict.fromkeys(roots.few):
+            item = systems.erp.get_item(sku)
+            if item:
+                facts.lifecycle.add(sku, code(item.get("lifecycle_status")))
+    else:
+        for item in _erp_scan(systems.erp.iter_items, roots):
+            facts.lifecycle.add(str(item["sku"]), code(item.get("lifecycle_status")))
+    if len(roots):
+        for price in _erp_scan(systems.erp.iter_prices, skus):
+            if price.get("price") is not None:
+                facts.prices.add(str(price["sku"]), float(price["price"]))
+    for level in _erp_scan(systems.erp.iter_stock, unshipped):
+        facts.stocked.add(str(level["sku"]))
+    return facts
+
+
+def _erp_scan(read: Callable[..., Iterable[Any]], keys: KeySet) -> Iterator[dict[str, Any]]:
+    """The records of ``read`` (an ERP stream with a per-SKU filter) whose SKU is one of ``keys``: a request a SKU
+    while ``keys`` keeps its few, else one paged scan of the whole stream (see ``flows.hot._erp_pages``)."""
+    from catalog_sync.flows.hot import _erp_pages
+
+    if keys.few == []:
+        return
+    pages = _erp_pages(read, set(keys.few)) if keys.few is not None else read()
+    for page in pages:
+        for record in page.records:
+            if str(record.get("sku")) in keys:
+                yield record
+
+
+def _defer_creates(ctx: RunContext, systems: Systems, creates: Sequence[_Create], create_variants: KeySet,
                    ) -> set[str]:
     """Shopify's variant creation throttle (past 50,000 variants, 1,000 new a day): when this run's creates would
     meet it, they are ranked (active first, then in stock, then in season) and only what today allows goes out; the
     rest is counted unchanged and audited ``pending`` with the day it can go (it is sent again on a later run,
     having no fingerprint yet). Neither a dead letter nor a failure: nothing is wrong with those products.
 
-    Judged over the whole run's creates, held as their keys and variant SKUs only; returns the plan positions of
-    the creates that wait."""
-    needed = sum(max(1, len(c.variant_skus)) for c in creates)
+    Judged over the whole run's creates, held as their keys and counts (``create_variants``: the hashes of their
+    variants' SKUs); which of them have a variant in stock is found by reading the ERP's stock once, then the plan's
+    variant SKUs a page at a time. Returns the plan positions of the creates that wait."""
+    needed = sum(max(1, c.variants) for c in creates)
     if not creates:
         return set()
     shop = systems.storefront
     held = shop.variant_count()
     if held + needed <= shop.variant_threshold:
         return set()
-    in_stock = _in_stock(systems, [v for c in creates for v in c.variant_skus])
+    in_stock = KeySet()
+    for level in _erp_scan(systems.erp.iter_stock, create_variants):
+        if int(level.get("quantity") or 0) > 0:
+            in_stock.add(str(level["sku"]))
+    by_position = {c.position: c for c in creates}
+    for page in ctx.iter_staged("publish_plan"):
+        for entry in page:
+            create = by_position.get(entry["position"])
+            if create is not None:
+                create.in_stock = any(v in in_stock for v in entry["variant_skus"])
+    del by_position, in_stock
     season = {LifecycleStatus.ACTIVE.value: 0, LifecycleStatus.SEASONAL_HOLD.value: 1}
-    by_handle = {c.handle: c for c in creates}
 
-    def rank(product: Mapping[str, Any]) -> tuple[bool, bool, int]:
-        stocked = any(str(v.get("sku")) in in_stock for v in product.get("variants") or [])
-        lifecycle = str(erp_status.get(by_handle[product["handle"]].sku))
-        return (product.get("status") != "active", not stocked, season.get(lifecycle, 2))
+    def rank(create: _Create) -> tuple[bool, bool, int]:
+        return (create.status != "active", not create.in_stock, season.get(str(create.lifecycle), 2))
 
     today = datetime.now(UTC).date()
-    plan = creation_schedule([c.stand_in() for c in creates], held, today, rank=rank,
+    plan = creation_schedule(creates, held, today, rank=rank, size=lambda c: c.variants,
                              threshold=shop.variant_threshold, daily_limit=shop.variant_daily_limit)
     waiting: set[str] = set()
-    for product, day in plan:
+    for create, day in plan:
         if day == today:
             continue
-        create = by_handle[product["handle"]]
         waiting.add(create.position)
         when = "never in one piece: more variants than a day allows" if day is None else day.isoformat()
         ctx.count(PIM_STOREFRONT, unchanged=1)
         ctx.audit("storefront", "product", create.sku, "write", "pending",
                   response={"message": f"pending: Shopify's variant creation limit; goes {when}",
                             "scheduled_for": None if day is None else day.isoformat(),
-                            "variants": len(product.get("variants") or [])})
+                            "variants": create.variants})
     ctx.flush_audit()
     return waiting
-
-
-def _in_stock(systems: Systems, skus: Sequence[str]) -> set[str]:
-    """Which of ``skus`` the ERP holds a positive quantity of, somewhere (read as the ERP's stock is paged)."""
-    from catalog_sync.flows.hot import _erp_pages
-
-    wanted = set(skus)
-    return {str(level["sku"]) for page in _erp_pages(systems.erp.iter_stock, wanted) for level in page.records
-            if level.get("sku") in wanted and int(level.get("quantity") or 0) > 0}
 
 
 def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
@@ -1040,8 +1108,14 @@ def publish_products(load_id: str, systems: Systems) -> dict[str, int]:
     for batch in chunked_iter((row["sku"] for row in published()), engine_run.STAGE_BATCH):
         owed.update(sku for sku, (_, extra) in steps.external_ids("storefront", "product", batch, ctx.hub_url).items()
                     if (extra or {}).get("opening_stock") == "owed")
-    owed_variants = {v for page in ctx.iter_staged("publish_plan") for p in page if p["sku"] in owed
-                     for v in p["variant_skus"]}
+    from catalog_sync.flows.hot import BULK_READ_AFTER
+
+    owed_variants = KeySet(keep=BULK_READ_AFTER)
+    for page in ctx.iter_staged("publish_plan"):
+        for entry in page:
+            if entry["sku"] in owed:
+                for variant in entry["variant_skus"]:
+                    owed_variants.add(variant)
     _opening_stock(ctx, systems, owed_variants)
     del owed_variants
     for batch in chunked_iter(sorted(owed), engine_run.STAGE_BATCH):
@@ -1066,28 +1140,15 @@ def _publish_plan(ctx: RunContext, systems: Systems) -> tuple[int, int]:
     and unchanged ones are counted (and the suppressed audited) here, once; each planned entry holds the product,
     its digest and its variants' SKUs. Returns (families, entries planned).
 
-    Streamed: the families are read a page at a time, twice. What needs the whole run is held as keys and small
-    values: the families' SKUs (their ERP lifecycle, read in one pass), the live price of each SKU, the creates
-    (for Shopify's variant creation throttle, judged over the whole run)."""
-    # Live prices are hot data owned by the ERP: a republish must show them, never fall back to the reference.
-    from catalog_sync.flows.hot import _erp_pages
+    Streamed: the families are read a page at a time, twice. What needs the whole run is held as hashes and small
+    values (:class:`_LiveFacts`, the creates' variant SKUs) or one small record a new product (the creates, ranked
+    over the whole run for Shopify's variant creation throttle)."""
+    from catalog_sync.flows.hot import BULK_READ_AFTER
 
-    roots: list[str] = []
-    skus: set[str] = set()
-    unshipped: list[str] = []
-    for page in ctx.iter_staged("families_ready"):
-        for fam in page:
-            roots.append(fam["sku"])
-            skus.update(str(r["sku"]) for r in [fam["parent"], *fam["rows"]])
-            unshipped.extend(str(r["sku"]) for r in (fam["rows"] or [fam["parent"]]) if not ships(r))
-    erp_status = _erp_lifecycle(systems, roots)
-    live_prices = {str(p["sku"]): float(p["price"]) for page in (_erp_pages(systems.erp.iter_prices, skus)
-                                                                 if roots else [])
-                   for p in page.records if p.get("sku") in skus and p.get("price") is not None}
-    del roots, skus
-    stocked = _stocked_skus(systems, unshipped)
+    facts = _live_facts(ctx, systems)
     bundles: list[dict[str, Any]] = []
     creates: list[_Create] = []
+    create_variants = KeySet(keep=BULK_READ_AFTER)
     families = 0
 
     def entries() -> Iterator[dict[str, Any]]:
@@ -1099,6 +1160,8 @@ def _publish_plan(ctx: RunContext, systems: Systems) -> tuple[int, int]:
             with session_scope(ctx.hub_url) as s:
                 known = repo.fingerprints(s, "storefront", "product", keys=keys)
             ids = steps.external_ids("storefront", "product", keys, ctx.hub_url)
+            prices = {sku: price for fam in page for sku in (str(r["sku"]) for r in [fam["parent"], *fam["rows"]])
+                      if (price := facts.prices.get(sku)) is not None}
             for fam in page:
                 parent = fam["parent"]
                 if parent.get("lifecycle_status") != LifecycleStatus.ACTIVE.value:
@@ -1107,11 +1170,10 @@ def _publish_plan(ctx: RunContext, systems: Systems) -> tuple[int, int]:
                               response={"message": f"suppressed: PIM lifecycle is {parent.get('lifecycle_status')}"})
                     continue
                 product = canonical_to_shopify_product({k: v for k, v in parent.items() if k != "lifecycle_status"},
-                                                       fam["rows"], prices=live_prices, stocked=stocked)
+                                                       fam["rows"], prices=prices, stocked=facts.stocked)
                 product.pop("images", None)  # images travel in their own chunked step
-                status = erp_status.get(fam["sku"])
-                product["status"] = (STOREFRONT_STATUS[LifecycleStatus(status)] if status in set(LifecycleStatus)
-                                     else "draft")
+                status = facts.status(fam["sku"])
+                product["status"] = STOREFRONT_STATUS[LifecycleStatus(status)] if status is not None else "draft"
                 # The asset links are part of what was published: a family whose gallery changed goes out again,
                 # so its images step runs (a link made by a later try of the same run would otherwise never be
                 # shown).
@@ -1136,13 +1198,15 @@ def _publish_plan(ctx: RunContext, systems: Systems) -> tuple[int, int]:
                 position += 1
                 if fam["sku"] not in ids:
                     creates.append(_Create(entry["position"], fam["sku"], product["handle"], product.get("status"),
-                                           tuple(entry["variant_skus"])))
+                                           status, len(entry["variant_skus"])))
+                    for variant in entry["variant_skus"]:
+                        create_variants.add(variant)
                 yield entry
             ctx.flush_audit()
 
     planned = ctx.stage("publish_plan", entries(), key="position")
     # Shopify's variant creation throttle: creates past what today allows wait (audited pending), counted once here
-    waiting = _defer_creates(ctx, systems, creates, erp_status)
+    waiting = _defer_creates(ctx, systems, creates, create_variants)
     ctx.drop_staged("publish_plan", waiting)
     ctx.stage("publish_bundles", bundles)
     ctx.flush_audit()
@@ -1310,22 +1374,18 @@ def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | Non
     return out
 
 
-def _opening_stock(ctx: RunContext, systems: Systems, variant_skus: Collection[str]) -> None:
+def _opening_stock(ctx: RunContext, systems: Systems, variant_skus: KeySet) -> None:
     """Stock of freshly created storefront variants, straight from the ERP (hot data never passes the PIM):
     each ERP location's quantity at the storefront location that mirrors it, as the hot path keeps it.
 
     Streamed: the levels of ``variant_skus`` are staged (``opening_levels``, one record a level) as the ERP's
     stock is read, then written a page of levels at a time with that page's storefront variants."""
-    from catalog_sync.flows.hot import _erp_pages
-
     ctx.clear_stage("opening_levels")
-    if not variant_skus:
+    if not len(variant_skus):
         return
-    wanted = set(variant_skus)
     ctx.stage_more("opening_levels", ({"key": f"{level['sku']}@{level['location']}", "sku": str(level["sku"]),
                                        "location": str(level["location"]), "quantity": level.get("quantity")}
-                                      for page in _erp_pages(systems.erp.iter_stock, wanted)
-                                      for level in page.records if level.get("sku") in wanted), key="key")
+                                      for level in _erp_scan(systems.erp.iter_stock, variant_skus)), key="key")
     mirror: dict[str, Any] | None = None
     for page in ctx.iter_staged("opening_levels"):
         variants = steps.external_ids("storefront", "variant", {level["sku"] for level in page}, ctx.hub_url)
