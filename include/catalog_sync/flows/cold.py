@@ -1521,13 +1521,14 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
     from catalog_sync.quality.batching import gate_batch_size, plan_batches
 
     ctx = RunContext.attach(load_id)
-    wanted: set[str] = set()
+    wanted = KeySet(keep=200)  # the run's SKUs, hashed (16 bytes a SKU)
 
     def records(fam: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         return [fam["parent"], *fam["rows"]]
 
     def keyed(fam: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        wanted.update(str(r["sku"]) for r in records(fam))
+        for r in records(fam):
+            wanted.add(str(r["sku"]))
         return records(fam)
 
     plan = plan_batches((keyed(fam) for page in ctx.iter_staged("families_ready") for fam in page), _family_links,
@@ -1536,7 +1537,7 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
         return {"checked": 0}
     ctx.clear_stage("consistency_erp")
     ctx.stage_more("consistency_erp", _erp_values_of(systems, wanted))
-    wanted.clear()
+    wanted = KeySet()  # let the hashes go before the batches
     gate = steps.BatchedGate(ctx, "products.l2", layer=2, entity="products", hop=None, source_system="erp",
                              target_system="pim", now=_window_end(ctx))
     checked = consistent = 0
@@ -1578,18 +1579,18 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
 _CONSISTENCY_ERP = ("sku", "lifecycle_status", "weight", "reference_price")
 
 
-def _erp_values_of(systems: Systems, skus: Collection[str]) -> Iterator[dict[str, Any]]:
+def _erp_values_of(systems: Systems, skus: KeySet) -> Iterator[dict[str, Any]]:
     """The ERP's values of ``skus`` as the ERP is read (the whole item list, keeping only these SKUs; a look-up
-    per SKU for a few of them)."""
+    per SKU while ``skus`` keeps its few)."""
     def values(item: Mapping[str, Any]) -> dict[str, Any]:
         canonical = erp_item_to_canonical(item)
         return {f: canonical.get(f) for f in _CONSISTENCY_ERP}
 
-    if len(skus) > 200:
+    if skus.few is None:
         for page in systems.erp.iter_items():
             yield from (values(i) for i in page.records if str(i.get("sku")) in skus)
         return
-    for sku in sorted(skus):
+    for sku in sorted(set(skus.few)):
         item = systems.erp.get_item(sku)
         if item:
             yield {**values(item), "sku": sku}
