@@ -970,14 +970,8 @@ def _live_facts(ctx: RunContext, systems: Systems) -> _LiveFacts:
     def code(status: Any) -> float:
         return float(_LIFECYCLES.index(status)) if status in _LIFECYCLES else -1.0
 
-    if roots.few is not None:  # a few families: one request each
-        for sku in dict.fromkeys(roots.few):
-            item = systems.erp.get_item(sku)
-            if item:
-                facts.lifecycle.add(sku, code(item.get("lifecycle_status")))
-    else:
-        for item in _erp_scan(systems.erp.iter_items, roots):
-            facts.lifecycle.add(str(item["sku"]), code(item.get("lifecycle_status")))
+    for sku, item in _erp_items(systems, roots):
+        facts.lifecycle.add(sku, code(item.get("lifecycle_status")))
     if len(roots):
         for price in _erp_scan(systems.erp.iter_prices, skus):
             if price.get("price") is not None:
@@ -985,6 +979,21 @@ def _live_facts(ctx: RunContext, systems: Systems) -> _LiveFacts:
     for level in _erp_scan(systems.erp.iter_stock, unshipped):
         facts.stocked.add(str(level["sku"]))
     return facts
+
+
+def _erp_items(systems: Systems, keys: KeySet) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(sku, item)`` for the ERP items of ``keys``: a request a SKU while ``keys`` keeps its few (the ERP's
+    item endpoint), else one paged scan of the item list keeping only these SKUs."""
+    if keys.few is not None:
+        for sku in dict.fromkeys(keys.few):
+            item = systems.erp.get_item(sku)
+            if item:
+                yield sku, item
+        return
+    for page in systems.erp.iter_items():
+        for item in page.records:
+            if str(item.get("sku")) in keys:
+                yield str(item["sku"]), item
 
 
 def _erp_scan(read: Callable[..., Iterable[Any]], keys: KeySet) -> Iterator[dict[str, Any]]:
@@ -1360,18 +1369,8 @@ PUBLISHED_FIELDS = ("status", "title", "body_html", "vendor")
 
 
 def _erp_lifecycle(systems: Systems, skus: Sequence[str]) -> dict[str, str | None]:
-    """The ERP's lifecycle status of ``skus`` (a bulk read beats one call per SKU past a few hundred)."""
-    wanted = set(skus)
-    out: dict[str, str | None] = {}
-    if len(wanted) > 200:
-        for page in systems.erp.iter_items():
-            out.update({str(i["sku"]): i.get("lifecycle_status") for i in page.records if i.get("sku") in wanted})
-    else:
-        for sku in wanted:
-            item = systems.erp.get_item(sku)
-            if item:
-                out[sku] = item.get("lifecycle_status")
-    return out
+    """The ERP's lifecycle status of ``skus`` (a request each for a few hundred, a paged scan past them)."""
+    return {sku: item.get("lifecycle_status") for sku, item in _erp_items(systems, KeySet(skus, keep=200))}
 
 
 def _opening_stock(ctx: RunContext, systems: Systems, variant_skus: KeySet) -> None:
@@ -1580,20 +1579,10 @@ _CONSISTENCY_ERP = ("sku", "lifecycle_status", "weight", "reference_price")
 
 
 def _erp_values_of(systems: Systems, skus: KeySet) -> Iterator[dict[str, Any]]:
-    """The ERP's values of ``skus`` as the ERP is read (the whole item list, keeping only these SKUs; a look-up
-    per SKU while ``skus`` keeps its few)."""
-    def values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The ERP's values of ``skus`` as the ERP is read (see :func:`_erp_items`)."""
+    for sku, item in _erp_items(systems, skus):
         canonical = erp_item_to_canonical(item)
-        return {f: canonical.get(f) for f in _CONSISTENCY_ERP}
-
-    if skus.few is None:
-        for page in systems.erp.iter_items():
-            yield from (values(i) for i in page.records if str(i.get("sku")) in skus)
-        return
-    for sku in sorted(set(skus.few)):
-        item = systems.erp.get_item(sku)
-        if item:
-            yield {**values(item), "sku": sku}
+        yield {**{f: canonical.get(f) for f in _CONSISTENCY_ERP}, "sku": sku}
 
 
 def finish(load_id: str) -> dict[str, Any]:
