@@ -16,6 +16,7 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,38 @@ def hub_side(url: str, n: int, repeat: int, profile: bool) -> dict[str, Any]:
     stage_s = best(lambda: ctx.stage("bench", records), repeat)
     ctx.cleanup_staging()
     return {"upsert_insert_s": insert_s, "upsert_update_s": update_s, "stage_s": stage_s, "profile": prof}
+
+
+def delta_rows(n: int, load_id: str) -> list[dict[str, Any]]:
+    return [{"load_id": load_id, "system": "pim", "entity": "product", "record_key": f"MH{i:08d}",
+             "field": f"f{i % 7}", "before": None, "after": {"value": f"Chaz Kangeroo Hoodie {i}"},
+             "source_system": "erp"} for i in range(n)]
+
+
+def small_batches(url: str, sizes: Sequence[int], repeat: int) -> dict[str, dict[str, float]]:
+    """ms per ``repo.record_deltas`` of k rows (a flush of the delta log) through each PostgreSQL path: the batched
+    INSERT ... ON CONFLICT and COPY into a temporary table, forced by ``repo.COPY_MIN_ROWS``. Where they cross is
+    where ``COPY_MIN_ROWS`` belongs."""
+    from catalog_sync.hub import repo
+    from catalog_sync.hub.db import session_scope
+
+    threshold = repo.COPY_MIN_ROWS
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for path, forced in (("insert", 10**9), ("copy", 1)):
+            repo.COPY_MIN_ROWS = forced
+            for k in sizes:
+                loads = iter(range(10**6))
+
+                def flush(k: int = k, tag: str = f"bench-{path}-{k}", loads: Any = loads) -> None:
+                    with session_scope(url) as s:
+                        repo.record_deltas(s, delta_rows(k, f"{tag}-{next(loads)}"))
+
+                flush()  # warm: the statement compiled, the connection open
+                out.setdefault(str(k), {})[f"{path}_ms"] = round(best(flush, repeat) * 1000, 1)
+    finally:
+        repo.COPY_MIN_ROWS = threshold
+    return out
 
 
 def sqlite_raw(path: Path, n: int, repeat: int) -> dict[str, float]:
@@ -198,6 +231,7 @@ def main() -> None:
         Base.metadata.create_all(eng)
         eng.dispose()
         hub = hub_side(pg_url, n, args.repeat, args.profile)
+        hub["small_batches"] = small_batches(pg_url, (50, 100, 200, 500, 1000), max(args.repeat, 5))
         dsn = make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False)
         raw = pg_raw(f"{dsn}?options=-csearch_path%3D{schema}", n, args.repeat)
         raw_temp = pg_raw(dsn, n, args.repeat, persistence="TEMP")
@@ -224,6 +258,8 @@ def main() -> None:
         }
         if "temp_floor" in hub:
             figures["temp_table_floor"] = hub["temp_floor"]
+        if "small_batches" in hub:
+            figures["delta_flush_ms_by_rows"] = hub["small_batches"]
         held = figures["upsert_vs_raw"] >= TARGET and figures["stage_vs_raw"] >= TARGET
         emit(Result(
             name=f"hub_writes_{dialect}", title=f"Hub bulk writes vs {raw_name} ({dialect})",
@@ -234,7 +270,8 @@ def main() -> None:
                    f"raw = {raw_name} of the same rows into a table of the same shape and keys"]
             + (["PostgreSQL: the judged floor is COPY into an ordinary (WAL-logged) table, like the hub's; "
                 "temp_table_floor is COPY into a TEMP table, which skips the write-ahead log, reported for "
-                "comparison"] if dialect == "postgresql" else []),
+                "comparison; delta_flush_ms_by_rows times one record_deltas of k rows through the batched INSERT "
+                "and through COPY (best of 5), which sets repo.COPY_MIN_ROWS"] if dialect == "postgresql" else []),
             profile=hub["profile"]))
     if pg_note:
         emit(Result(name="hub_writes_postgresql", title="Hub bulk writes (postgresql)", scale={"rows": n},

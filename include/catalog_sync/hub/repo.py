@@ -41,8 +41,10 @@ CHUNK = 500
 EXECUTEMANY_CHUNK = 10_000
 #: On PostgreSQL, batches of at least this many rows go through ``COPY`` into a temporary table and one
 #: ``INSERT ... SELECT`` (about 4x the rows per second of a batched INSERT; bench/b6_hub_writes.py). Smaller
-#: batches keep the plain statement, whose fixed cost is lower.
-COPY_MIN_ROWS = 2_000
+#: batches keep the plain statement, whose fixed cost is lower. The two cost the same near 100 rows of the delta
+#: log; at 1,000 rows (an audit flush) the batched INSERT took 2.5x as long, most of it psycopg parsing the
+#: multi-row statement on the client.
+COPY_MIN_ROWS = 200
 _temp_names = itertools.count()
 
 
