@@ -49,9 +49,11 @@ FAULTS: dict[str, Any] = {
 CLIENT = {"read_timeout": 0.8, "connect_timeout": 2.0,
           "retry": RetryPolicy(max_attempts=8, base=0.02, cap=0.2, max_retry_after=5)}
 BURST_SKUS = 120
-#: SKUs of the run in `make test` (the first Luma families, parents with their variants: nearly all of Luma,
-#: about 100 s for both worlds since the storefront and DAM are written and read in bulk); `make soak` runs 20,000.
-DEFAULT_SCALE = 2000
+#: SKUs of the run in `make test` (the first Luma families, parents with their variants). At 1,000 every kind of
+#: fault still fires far above what `judge` asks (on 2026-12-04: 533 5xx, 133 429s, 111 timeouts, 141 dropped
+#: connections) and the test took 111 s beside a benchmark; 2,000 took 260 s in CI. RELIABILITY_SCALE overrides
+#: it (RELIABILITY.md's table was measured at 2,000); `make soak` runs 20,000.
+DEFAULT_SCALE = int(os.environ.get("RELIABILITY_SCALE") or 1000)
 
 
 @dataclass
