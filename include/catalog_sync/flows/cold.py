@@ -1217,6 +1217,8 @@ def _publish_plan(ctx: RunContext, systems: Systems) -> tuple[int, int]:
     # Shopify's variant creation throttle: creates past what today allows wait (audited pending), counted once here
     waiting = _defer_creates(ctx, systems, creates, create_variants)
     ctx.drop_staged("publish_plan", waiting)
+    # the families that wait, for the consistency gate: not on the storefront yet, and nothing wrong with that
+    ctx.stage("publish_waiting", ({"sku": c.sku} for c in creates if c.position in waiting))
     ctx.stage("publish_bundles", bundles)
     ctx.flush_audit()
     return families, planned - len(waiting)
@@ -1549,6 +1551,9 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
         # family whose content did not change) — the storefront's own answer is what is compared, either way.
         published = set(ctx.staged_by_keys("published", roots)) | set(
             steps.external_ids("storefront", "product", roots, ctx.hub_url))
+        # A family waiting on Shopify's variant creation throttle (audited pending by publish_products) is not on
+        # the storefront by design: its status is not compared until it goes out.
+        waiting = set(ctx.staged_by_keys("publish_waiting", roots)) - published
         shown = systems.storefront.find_by_handles([storefront_handle(f["parent"]) for f in batch
                                                     if f["sku"] in published])
         rows = []
@@ -1562,7 +1567,8 @@ def check_consistency(load_id: str, systems: Systems) -> dict[str, int]:
                     "pim_lifecycle_status": rec.get("lifecycle_status"),
                     "erp_weight": e.get("weight"), "pim_weight": rec.get("weight"),
                     "erp_reference_price": e.get("reference_price"), "pim_reference_price": rec.get("reference_price"),
-                    "pim_status": "active" if rec.get("lifecycle_status") == "active" else "draft",
+                    "pim_status": None if fam["sku"] in waiting
+                    else "active" if rec.get("lifecycle_status") == "active" else "draft",
                     "storefront_status": (shop or {}).get("status") if shop else None,
                     "pim_name": fam["parent"].get("name") if shop else None,
                     "storefront_title": (shop or {}).get("title") if shop else None,
